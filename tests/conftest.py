@@ -1,0 +1,39 @@
+"""Shared fixtures. Material from ../shared (real BSDS500 photos, TAEF2 weights) is optional:
+tests that need it are skipped when it is absent, so the core suite runs anywhere."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("LATENTOPT_SHARED", REPO.parent / "shared"))
+BSDS_ROOT = SHARED / "data" / "BSR"
+TAEF2_DIR = SHARED / "models" / "taef2"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def bsds_root() -> Path:
+    if not (BSDS_ROOT / "BSDS500" / "data" / "images" / "test").is_dir():
+        pytest.skip(f"real BSDS500 not found at {BSDS_ROOT}")
+    return BSDS_ROOT
+
+
+@pytest.fixture(scope="session")
+def taef2_dir() -> Path:
+    if not (TAEF2_DIR / "taef2_decoder.pth").is_file():
+        pytest.skip(f"TAEF2 weights not found at {TAEF2_DIR}")
+    return TAEF2_DIR
+
+
+@pytest.fixture()
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
