@@ -1,0 +1,23 @@
+# Per-image optimization of VAE latents on BSDS500: baseline + one dataset per loss, evaluation,
+# statistics and a report. See README.md; every config key is in the schema below.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow_scripts/latentopt/config.schema.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/prepare.smk"
+include: "rules/optimize.smk"
+include: "rules/datasets.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,58 @@
+# Helpers shared by the rules: library import path, config checks, the work plan, target lists.
+import os
+import sys
+
+from snakemake.exceptions import WorkflowError
+
+LIBRARY = os.path.join(workflow.basedir, "workflow_scripts")
+sys.path.insert(0, LIBRARY)
+# Script jobs run in fresh interpreters (locally and on cluster nodes): give them the library too.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [LIBRARY, os.environ.get("PYTHONPATH")]))
+
+from latentopt import layout
+from latentopt.config import ConfigError, arm_settings, check_config, required_weights
+from latentopt.plan import build_plan
+from latentopt.weights import MissingWeightsError, require
+
+try:
+    check_config(config)
+    PLAN = build_plan(config)
+    require(required_weights(config))
+except (ConfigError, FileNotFoundError, ValueError) as exc:
+    raise WorkflowError(f"invalid configuration: {exc}")
+
+RESULTS = config["results_dir"]
+ARMS = PLAN.arms
+
+
+wildcard_constraints:
+    arm="|".join(ARMS),
+    split="|".join(PLAN.splits),
+
+
+def per_image_outputs(arm, ext):
+    """Every image's per-image output of one arm (arm may be the '{arm}' wildcard)."""
+    return [
+        str(layout.per_image(RESULTS, arm, split, e.image_id, ext))
+        for split, entries in PLAN.splits.items()
+        for e in entries
+    ]
+
+
+def dataset_targets(arm):
+    return [str(layout.dataset_file(RESULTS, arm)), str(layout.dataset_png_dir(RESULTS, arm))]
+
+
+def optimize_resources(config):
+    """GPU jobs ask for one GPU; memory and runtime grow with each retry (attempt)."""
+    uses_gpu = config["run"]["device"] != "cpu"
+    per_job_min = config["run"]["images_per_job"] * config["run"]["timeout_per_image_s"] / 60
+    return {
+        "gpu": 1 if uses_gpu else 0,
+        "mem_mb": lambda wildcards, attempt: 16000 * attempt,
+        "runtime": lambda wildcards, attempt: int(10 + per_job_min * attempt),
+    }
+
+
+def all_targets():
+    return [t for arm in ARMS for t in dataset_targets(arm)]

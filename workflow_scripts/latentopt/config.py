@@ -1,0 +1,133 @@
+"""Config access and the checks that need more than the JSON schema (pure Python, no torch).
+
+The schema (config.schema.yaml, validated by the Snakefile) rejects unknown keys and ill-typed
+values and fills defaults; :func:`check_config` then checks what a schema cannot express, so that a
+bad config fails before any job runs with a message that names the key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from . import __version__
+from .layout import BASELINE
+
+SCHEMA = Path(__file__).with_name("config.schema.yaml")
+
+MODEL_KEYS = {
+    "diffusers_kl": ("source", "subfolder", "revision"),
+    "diffusers_tiny": ("source", "subfolder", "revision"),
+    "taesd": ("encoder", "decoder", "variant"),
+    "synthetic_kl": ("seed",),
+}
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message starts with the key."""
+
+
+def load_schema() -> dict:
+    return yaml.safe_load(SCHEMA.read_text())
+
+
+def validate_config(config: dict) -> dict:
+    """Schema validation with defaults filled in (the same call the Snakefile makes)."""
+    from snakemake.utils import validate
+
+    validate(config, str(SCHEMA), set_default=True)
+    return config
+
+
+def model_spec(config: dict) -> dict:
+    model = config["model"]
+    return {"kind": model["kind"], **{k: model[k] for k in MODEL_KEYS[model["kind"]]}}
+
+
+def is_baseline(arm: str) -> bool:
+    return arm == BASELINE
+
+
+def arm_settings(config: dict, arm: str) -> dict:
+    """Everything the optimization of one arm depends on (used as rule params and fingerprint)."""
+    common = {
+        "arm": arm,
+        "model": model_spec(config),
+        "preprocess": config["preprocess"],
+        "precision": config["run"]["precision"],
+        "channels_last": config["run"]["channels_last"],
+        "library_version": __version__,
+    }
+    if is_baseline(arm):
+        return {**common, "iterations": 0}
+    return {**common, **config["losses"][arm]}
+
+
+def synthetic_parts(config: dict) -> list[str]:
+    """Which models/metric networks are random (uncalibrated); every output must say so."""
+    parts = []
+    if config["model"]["kind"] == "synthetic_kl":
+        parts.append(f"autoencoder: randomly initialised AutoencoderKL (seed {config['model']['seed']})")
+    if config["metric_networks"]["lpips_random_trunk"]:
+        parts.append("LPIPS: random AlexNet/VGG trunk (uncalibrated)")
+    if config["metric_networks"]["inception_synthetic"]:
+        parts.append("FID/KID: randomly initialised Inception (uncalibrated)")
+    return parts
+
+
+def check_config(config: dict) -> None:
+    """Raise ConfigError for values the schema cannot rule out."""
+    if synthetic_parts(config) and not config["allow_synthetic"]:
+        raise ConfigError(
+            "allow_synthetic: the config uses random models ("
+            + "; ".join(synthetic_parts(config))
+            + ") but allow_synthetic is false; set it to true to accept uncalibrated results"
+        )
+    model = config["model"]
+    if model["kind"] == "taesd":
+        for key in ("encoder", "decoder"):
+            if not model[key]:
+                raise ConfigError(f"model.{key}: required for model.kind 'taesd'")
+    for arm, spec in config["losses"].items():
+        check_loss_spec(spec["loss"], f"losses.{arm}.loss")
+    crop = config["preprocess"]["crop_box"]
+    if crop and config["preprocess"]["mode"] != "resize_crop":
+        multiple = config["preprocess"]["multiple"]
+        if min(crop) < multiple:
+            raise ConfigError(f"preprocess.crop_box: {crop} is smaller than preprocess.multiple={multiple}")
+
+
+def check_loss_spec(spec: dict, where: str) -> None:
+    """Validate a loss spec against the registry's signatures (imports losses lazily)."""
+    from . import losses
+
+    try:
+        losses.check_spec(spec)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _loss_names(spec: dict) -> list[dict]:
+    if spec.get("name") == "weighted":
+        return [t for term in spec.get("terms", []) for t in _loss_names(term)]
+    return [spec]
+
+
+def required_weights(config: dict) -> list:
+    """Every pretrained file some job of this config will need (checked before any job runs)."""
+    from . import weights
+    from .autoencoders import required_weight_files
+
+    files = list(required_weight_files(model_spec(config)))
+    nets = set()
+    for arm in config["losses"].values():
+        for spec in _loss_names(arm["loss"]):
+            if spec["name"] == "lpips" and not spec.get("random_trunk", False):
+                nets.add(spec.get("net", "alex"))
+    if not config["metric_networks"]["lpips_random_trunk"]:
+        nets.update(config["evaluation"]["lpips_nets"])
+    files += [weights.torch_hub_checkpoint(f"lpips_{net}") for net in sorted(nets)]
+    if config["evaluation"]["fid"] and not config["metric_networks"]["inception_synthetic"]:
+        files.append(weights.torch_hub_checkpoint("fid_inception"))
+    return files

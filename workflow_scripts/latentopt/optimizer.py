@@ -1,0 +1,236 @@
+"""Adam on VAE latents with per-image stopping, exact batching and resumable state.
+
+For a batch of B images the objective is the SUM of the per-image losses. Adam's update is
+element-wise and image i's loss depends only on latent i, so every image follows exactly the
+trajectory it would follow alone (a MEAN would rescale gradients by 1/B and, through Adam's eps,
+change the trajectory). An image that has stopped is removed from the batch together with its rows
+of Adam's moment estimates; the others continue unchanged.
+
+Iteration t evaluates the loss of the current latent z_t, then (unless the image stops) takes one
+Adam step. ``loss_history[t]`` is the loss of z_t; ``loss_history[0]`` is the loss of the encoder's
+latent z_0. The returned latent is the BEST one seen, not the last.
+
+Stopping rules (per image, checked after recording loss_t for t >= 1):
+  relative: improvement_t = (best_{t-1} - loss_t) / |best_{t-1}|; the image stops when
+            improvement_t < threshold for ``patience`` consecutive iterations;
+  absolute: the reference implementation's |loss_t - loss_{t-1}| < threshold (patience 1 reproduces
+            it exactly);
+  none:     run all iterations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class StopRule:
+    rule: str = "relative"
+    threshold: float = 1e-5
+    patience: int = 5
+
+
+@dataclass(frozen=True)
+class AdamSettings:
+    iterations: int = 50
+    lr: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    stopping: StopRule = field(default_factory=StopRule)
+    checkpoint_interval: int = 10
+
+    @classmethod
+    def from_config(cls, arm: dict) -> "AdamSettings":
+        stop = arm.get("stopping", {})
+        return cls(
+            iterations=int(arm["iterations"]),
+            lr=float(arm["lr"]),
+            betas=tuple(float(b) for b in arm.get("betas", (0.9, 0.999))),
+            eps=float(arm.get("eps", 1e-8)),
+            stopping=StopRule(
+                stop.get("rule", "relative"),
+                float(stop.get("threshold", 1e-5)),
+                int(stop.get("patience", 5)),
+            ),
+            checkpoint_interval=int(arm.get("checkpoint_interval", 10)),
+        )
+
+
+@dataclass
+class ImageTrack:
+    """Per-image optimization record."""
+
+    z0: torch.Tensor
+    best_z: torch.Tensor
+    best_loss: float = math.inf
+    history: list[float] = field(default_factory=list)
+    stale: int = 0
+    steps: int = 0
+    converged_at: int | None = None
+    stop_reason: str | None = None
+    time_s: float = 0.0
+
+    def update(self, loss: float, z: torch.Tensor, stop: StopRule) -> bool:
+        """Record loss of the current latent; return True when the image should stop."""
+        previous_best = self.best_loss
+        previous = self.history[-1] if self.history else None
+        self.history.append(loss)
+        if loss < self.best_loss:
+            self.best_loss = loss
+            self.best_z = z.detach().to("cpu", copy=True)
+        if previous is None or stop.rule == "none":
+            return False
+        if stop.rule == "relative":
+            improvement = (previous_best - loss) / max(abs(previous_best), 1e-12)
+            small = improvement < stop.threshold
+        else:
+            small = abs(loss - previous) < stop.threshold
+        self.stale = self.stale + 1 if small else 0
+        return self.stale >= stop.patience
+
+    def to_state(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "ImageTrack":
+        return cls(**state)
+
+
+class Timeout(RuntimeError):
+    pass
+
+
+def precision_context(precision: str, device: torch.device):
+    """Autocast for bf16 (latents, loss and Adam stay fp32); TF32 switches for tf32."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+        torch.backends.cudnn.allow_tf32 = precision == "tf32"
+    return contextlib.nullcontext()
+
+
+def _shrink_adam(opt: torch.optim.Adam, z: torch.Tensor, keep: list[int], settings: AdamSettings):
+    """A new latent tensor and Adam holding only rows ``keep``, moments carried over exactly."""
+    old_state = opt.state[z]
+    new_z = z.detach()[keep].clone().requires_grad_(True)
+    new_opt = torch.optim.Adam([new_z], lr=settings.lr, betas=settings.betas, eps=settings.eps)
+    if old_state:
+        new_opt.state[new_z] = {
+            "step": old_state["step"].clone(),
+            "exp_avg": old_state["exp_avg"][keep].clone(),
+            "exp_avg_sq": old_state["exp_avg_sq"][keep].clone(),
+        }
+    return new_z, new_opt
+
+
+def optimize_latents(
+    decode: Callable[[torch.Tensor], torch.Tensor],
+    targets: torch.Tensor,
+    z0: torch.Tensor,
+    loss_fn: LossFn,
+    settings: AdamSettings,
+    *,
+    region: tuple[slice, slice] = (slice(None), slice(None)),
+    precision: str = "fp32",
+    resume: dict | None = None,
+    on_checkpoint: Callable[[dict], None] | None = None,
+    time_limit_s: float | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> list[ImageTrack]:
+    """Optimize a batch of latents; return one ImageTrack per image (in input order).
+
+    targets: [B,3,H,W] in [0,1]; the loss compares ``decode(z)`` and ``targets`` on ``region``.
+    resume: a state previously passed to ``on_checkpoint``; the run continues exactly from it.
+    time_limit_s: wall-time budget for the batch (earlier attempts' time included); when spent,
+    the images still running stop with reason "timeout".
+    """
+    device = z0.device
+    n = z0.shape[0]
+    rows, cols = region
+    target_region = targets[:, :, rows, cols].float()
+    if resume is None:
+        tracks = [
+            ImageTrack(z0=z0[i].detach().cpu().clone(), best_z=z0[i].detach().cpu().clone())
+            for i in range(n)
+        ]
+        active = list(range(n))
+        z = z0.detach().clone().float().requires_grad_(True)
+        opt = torch.optim.Adam([z], lr=settings.lr, betas=settings.betas, eps=settings.eps)
+        it, elapsed_before = 0, 0.0
+    else:
+        tracks = [ImageTrack.from_state(s) for s in resume["tracks"]]
+        active = list(resume["active"])
+        z = resume["z"].to(device).requires_grad_(True)
+        opt = torch.optim.Adam([z], lr=settings.lr, betas=settings.betas, eps=settings.eps)
+        if resume["adam"]:
+            opt.state[z] = {k: v.to(device) for k, v in resume["adam"].items()}
+        it, elapsed_before = resume["iteration"], resume["elapsed_s"]
+    start = time.perf_counter()
+
+    def snapshot(next_iteration: int) -> dict:
+        state = opt.state[z]
+        return {
+            "iteration": next_iteration,
+            "active": list(active),
+            "z": z.detach().cpu().clone(),
+            "adam": {k: v.detach().cpu().clone() for k, v in state.items()} if state else {},
+            "tracks": [t.to_state() for t in tracks],
+            "elapsed_s": elapsed_before + time.perf_counter() - start,
+        }
+
+    while active:
+        step_start = time.perf_counter()
+        final = it >= settings.iterations
+        with torch.set_grad_enabled(not final):
+            with precision_context(precision, device):
+                decoded = decode(z)
+            losses = loss_fn(decoded[:, :, rows, cols].float(), target_region[active])
+        values = losses.detach().float().cpu().tolist()
+        stopping = []
+        for j, idx in enumerate(active):
+            if tracks[idx].update(values[j], z[j], settings.stopping):
+                tracks[idx].converged_at = it
+                tracks[idx].stop_reason = "converged"
+                stopping.append(j)
+        if not final:
+            opt.zero_grad(set_to_none=True)
+            losses.sum().backward()
+            opt.step()
+        step_time = time.perf_counter() - step_start
+        for idx in active:
+            tracks[idx].time_s += step_time / len(active)
+            if not final:
+                tracks[idx].steps += 1
+        if final:
+            for idx in active:
+                tracks[idx].stop_reason = tracks[idx].stop_reason or "max_iterations"
+            break
+        # Images that stopped at z_it did not need the step just taken: drop their rows.
+        it += 1
+        if stopping:
+            for j in stopping:
+                tracks[active[j]].steps -= 1
+            keep = [j for j in range(len(active)) if j not in stopping]
+            active = [active[j] for j in keep]
+            if not active:
+                break
+            z, opt = _shrink_adam(opt, z, keep, settings)
+        if on_step is not None:
+            on_step(it, len(active))
+        elapsed = elapsed_before + time.perf_counter() - start
+        if time_limit_s is not None and elapsed > time_limit_s:
+            for idx in active:
+                tracks[idx].stop_reason = "timeout"
+            break
+        if on_checkpoint is not None and it % settings.checkpoint_interval == 0:
+            on_checkpoint(snapshot(it))
+    return tracks

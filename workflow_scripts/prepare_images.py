@@ -1,0 +1,12 @@
+"""Snakemake script: write the preprocessed originals of one chunk (see latentopt.prepare)."""
+
+from pathlib import Path
+
+from latentopt.images import ImageEntry
+from latentopt.joblog import job_log
+from latentopt.prepare import prepare_chunk
+
+sm = snakemake  # noqa: F821 - injected by Snakemake
+with job_log(sm.log[0]) as log:
+    entries = [ImageEntry(sm.params.split, i, Path(p)) for i, p in zip(sm.params.image_ids, sm.input)]
+    prepare_chunk(entries, sm.config, log=log)
