@@ -15,6 +15,7 @@ include: "rules/common.smk"
 include: "rules/prepare.smk"
 include: "rules/optimize.smk"
 include: "rules/datasets.smk"
+include: "rules/evaluate.smk"
 
 
 rule all:

@@ -22,6 +22,7 @@ except (ConfigError, FileNotFoundError, ValueError) as exc:
     raise WorkflowError(f"invalid configuration: {exc}")
 
 RESULTS = config["results_dir"]
+EVAL = str(layout.evaluation_dir(RESULTS))
 ARMS = PLAN.arms
 
 
@@ -54,5 +55,28 @@ def optimize_resources(config):
     }
 
 
+def feature_inputs(name):
+    """Inception features are computed from the originals or from one dataset's PNGs."""
+    if name == "original":
+        return per_image_prepared()
+    return dataset_targets(name) + per_image_outputs(name, "json")
+
+
+def per_image_prepared():
+    return [
+        str(layout.prepared_record(RESULTS, split, e.image_id))
+        for split, entries in PLAN.splits.items()
+        for e in entries
+    ]
+
+
+def feature_files():
+    if not config["evaluation"]["fid"]:
+        return []
+    return expand(f"{EVAL}/features/{{name}}.npz", name=["original", *ARMS])
+
+
 def all_targets():
-    return [t for arm in ARMS for t in dataset_targets(arm)]
+    return [t for arm in ARMS for t in dataset_targets(arm)] + [
+        f"{EVAL}/cross_evaluation_matrix.json",
+    ]

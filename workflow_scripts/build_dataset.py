@@ -8,7 +8,7 @@ from latentopt.joblog import job_log
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with job_log(sm.log[0]) as log:
     meta = build_dataset(
-        sm.config, sm.wildcards.arm, [Path(p) for p in sm.input.json], [Path(p) for p in sm.input.pt],
+        sm.config, sm.params.arm, [Path(p) for p in sm.input.json], [Path(p) for p in sm.input.pt],
         Path(sm.output.png), Path(sm.output.pt),
     )
-    log(f"{sm.wildcards.arm}: {meta['n_ok']}/{meta['n_images']} images, {len(meta['failed'])} failed")
+    log(f"{sm.params.arm}: {meta['n_ok']}/{meta['n_images']} images, {len(meta['failed'])} failed")

@@ -89,6 +89,9 @@ def check_config(config: dict) -> None:
         for key in ("encoder", "decoder"):
             if not model[key]:
                 raise ConfigError(f"model.{key}: required for model.kind 'taesd'")
+    unknown = sorted(set(config.get("use_losses") or []) - set(config["losses"]))
+    if unknown:
+        raise ConfigError(f"use_losses: {unknown} not defined under losses (defined: {sorted(config['losses'])})")
     for arm, spec in config["losses"].items():
         check_loss_spec(spec["loss"], f"losses.{arm}.loss")
     crop = config["preprocess"]["crop_box"]
@@ -99,13 +102,25 @@ def check_config(config: dict) -> None:
 
 
 def check_loss_spec(spec: dict, where: str) -> None:
-    """Validate a loss spec against the registry's signatures (imports losses lazily)."""
+    """Loss name and parameter names against the registry (builds no network)."""
     from . import losses
 
-    try:
-        losses.check_spec(spec)
-    except ValueError as exc:
-        raise ConfigError(f"{where}: {exc}") from exc
+    name = spec.get("name")
+    if name not in losses.LOSSES:
+        raise ConfigError(f"{where}.name: unknown loss {name!r}; valid: {', '.join(sorted(losses.LOSSES))}")
+    valid = set(losses.LOSSES[name].params)
+    unknown = sorted(set(spec) - valid - {"name"})
+    if unknown:
+        raise ConfigError(f"{where}: unknown parameter(s) {unknown} for loss {name!r}; valid: {sorted(valid)}")
+    if name == "weighted":
+        terms = spec.get("terms")
+        if not isinstance(terms, list) or not terms:
+            raise ConfigError(f"{where}.terms: a non-empty list of loss specs with a weight is required")
+        for i, term in enumerate(terms):
+            weight = term.get("weight") if isinstance(term, dict) else None
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+                raise ConfigError(f"{where}.terms[{i}].weight: a number is required, got {weight!r}")
+            check_loss_spec({k: v for k, v in term.items() if k != "weight"}, f"{where}.terms[{i}]")
 
 
 def _loss_names(spec: dict) -> list[dict]:

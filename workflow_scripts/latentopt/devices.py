@@ -79,3 +79,10 @@ def acquire_device(requested: str, lock_dir: str | Path, n_gpus: int | None = No
     count = min(n_gpus, available) if n_gpus else available
     with gpu_lease(lock_dir, count) as index:
         yield f"cuda:{index}"
+
+
+def job_device(config: dict):
+    """acquire_device() with the run.* settings of a pipeline config."""
+    run = config["run"]
+    lock_dir = run["gpu_lock_dir"] or str(Path(config["results_dir"]) / ".gpu_locks")
+    return acquire_device(run["device"], lock_dir, run["n_gpus"])

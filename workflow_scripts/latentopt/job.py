@@ -287,7 +287,7 @@ def build_context(config: dict, arm: str, split: str, device: str, log) -> JobCo
         nets = {}
         random_trunk = config["metric_networks"]["lpips_random_trunk"]
         try:
-            nets["lpips_alex"] = lpips_network("alex", random_trunk=random_trunk, device=dev)
+            nets["alex"] = lpips_network("alex", random_trunk=random_trunk, device=dev)
         except FileNotFoundError as exc:
             log(f"LPIPS not recorded per image: {exc}")
         return model, loss_fn, nets

@@ -45,6 +45,11 @@ def make_chunks(splits: dict[str, list[ImageEntry]], images_per_job: int) -> lis
     return chunks
 
 
+def selected_losses(config: dict) -> list[str]:
+    chosen = config.get("use_losses")
+    return list(config["losses"]) if chosen is None else list(chosen)
+
+
 def build_plan(config: dict) -> Plan:
     data = config["data"]
     root = Path(data["root"])
@@ -54,5 +59,5 @@ def build_plan(config: dict) -> Plan:
         single_split_name=data["single_split_name"],
         limit_per_split=data["limit_per_split"],
     )
-    arms = [BASELINE, *config["losses"]]
+    arms = [BASELINE, *selected_losses(config)]
     return Plan(splits, make_chunks(splits, int(config["run"]["images_per_job"])), arms)

@@ -1,0 +1,58 @@
+# Cross-metric evaluation of every dataset against the originals, then aggregation and statistics.
+
+
+rule evaluate_dataset:
+    input:
+        json=per_image_outputs("{arm}", "json"),
+        dataset=lambda wildcards: dataset_targets(wildcards.arm),
+    output:
+        f"{EVAL}/per_image/{{arm}}.csv",
+    log:
+        f"{RESULTS}/logs/evaluate/{{arm}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate/{{arm}}.tsv"
+    params:
+        lpips_nets=config["evaluation"]["lpips_nets"],
+        lpips_random_trunk=config["metric_networks"]["lpips_random_trunk"],
+    resources:
+        gpu=optimize_resources(config)["gpu"],
+    script:
+        "../workflow_scripts/evaluate_dataset.py"
+
+
+rule inception_features:
+    input:
+        lambda wildcards: feature_inputs(wildcards.name),
+    output:
+        f"{EVAL}/features/{{name}}.npz",
+    wildcard_constraints:
+        name="|".join(["original", *ARMS]),
+    log:
+        f"{RESULTS}/logs/features/{{name}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/features/{{name}}.tsv"
+    params:
+        synthetic=config["metric_networks"]["inception_synthetic"],
+    resources:
+        gpu=optimize_resources(config)["gpu"],
+    script:
+        "../workflow_scripts/inception_features.py"
+
+
+rule summarize_evaluation:
+    input:
+        tables=expand(f"{EVAL}/per_image/{{arm}}.csv", arm=ARMS),
+        features=feature_files(),
+    output:
+        cross=f"{EVAL}/cross_evaluation_matrix.json",
+        stats=f"{EVAL}/statistical_analysis.json",
+        performance=f"{EVAL}/performance_summary.json",
+        table=f"{EVAL}/per_image_metrics.csv",
+    log:
+        f"{RESULTS}/logs/summarize_evaluation.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/summarize_evaluation.tsv"
+    params:
+        evaluation=config["evaluation"],
+    script:
+        "../workflow_scripts/summarize_evaluation.py"

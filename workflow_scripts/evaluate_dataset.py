@@ -1,0 +1,16 @@
+"""Snakemake script: per-image metrics of one dataset's PNGs against the originals."""
+
+from latentopt.devices import job_device
+from latentopt.evaluation import per_image_table
+from latentopt.fileio import atomic_path
+from latentopt.joblog import job_log
+from latentopt.losses import lpips_network
+from latentopt.plan import build_plan
+
+sm = snakemake  # noqa: F821 - injected by Snakemake
+with job_log(sm.log[0]) as log, job_device(sm.config) as device:
+    nets = {net: lpips_network(net, random_trunk=sm.params.lpips_random_trunk, device=device) for net in sm.params.lpips_nets}
+    table = per_image_table(sm.config, build_plan(sm.config), sm.wildcards.arm, nets)
+    with atomic_path(sm.output[0]) as tmp:
+        table.to_csv(tmp, index=False)
+    log(f"{sm.wildcards.arm}: {int((table['status'] == 'ok').sum())}/{len(table)} images evaluated")
