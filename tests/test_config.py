@@ -1,0 +1,85 @@
+"""A bad config fails before any job runs, naming the key."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+
+from latentopt.config import ConfigError, check_config, validate_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _config(**overrides):
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    for key, value in overrides.items():
+        node = cfg
+        *path, last = key.split(".")
+        for p in path:
+            node = node.setdefault(p, {})
+        node[last] = value
+    return cfg
+
+
+def test_seed_config_is_valid_and_defaults_are_filled():
+    cfg = validate_config(_config())
+    assert cfg["losses"]["lpips"]["iterations"] == 150
+    assert cfg["losses"]["ssim"]["stopping"]["threshold"] == 1e-5
+    assert cfg["run"]["failure_policy"] == "record"
+    assert cfg["preprocess"]["mode"] == "center_crop"
+
+
+@pytest.mark.parametrize(
+    "key, value, fragment",
+    [
+        ("run.batchsize", 4, "batchsize"),
+        ("losses.psnr.learning_rate", 0.1, "learning_rate"),
+        ("losses.psnr.lr", "fast", "fast"),
+        ("preprocess.mode", "stretch", "stretch"),
+        ("run.device", "gpu0", "gpu0"),
+        ("losses.psnr.iterations", 0, "0"),
+    ],
+)
+def test_schema_names_the_bad_key(key, value, fragment):
+    with pytest.raises(WorkflowError, match=fragment):
+        validate_config(_config(**{key: value}))
+
+
+def _checked(**overrides):
+    cfg = validate_config(_config(**overrides))
+    check_config(cfg)
+    return cfg
+
+
+def test_synthetic_model_needs_explicit_permission():
+    with pytest.raises(ConfigError, match="allow_synthetic"):
+        _checked(**{"model.kind": "synthetic_kl"})
+    _checked(**{"model.kind": "synthetic_kl", "allow_synthetic": True})
+
+
+@pytest.mark.parametrize(
+    "spec, fragment",
+    [
+        ({"name": "psnrr"}, "losses.psnr.loss.name: unknown loss 'psnrr'"),
+        ({"name": "improved_ssim", "window": 7}, "window"),
+        ({"name": "weighted", "terms": [{"name": "mse"}]}, r"terms\[0\].weight"),
+        ({"name": "weighted", "terms": [{"name": "mse", "weight": 1, "foo": 2}]}, "foo"),
+    ],
+)
+def test_loss_spec_errors_name_the_key(spec, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        _checked(**{"losses.psnr.loss": spec})
+
+
+def test_use_losses_must_exist():
+    with pytest.raises(ConfigError, match="use_losses"):
+        _checked(use_losses=["psnr", "nope"])
+
+
+def test_taesd_needs_paths():
+    with pytest.raises(ConfigError, match="model.encoder"):
+        _checked(**{"model.kind": "taesd"})

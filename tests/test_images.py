@@ -1,0 +1,109 @@
+"""Image discovery in the accepted layouts, robust reading, preprocessing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from latentopt.images import ImageReadError, discover_splits, model_input, preprocess, read_rgb
+
+
+def _img(path, size=(21, 13), mode="RGB"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = np.random.default_rng(0).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(arr).convert(mode).save(path)
+    return path
+
+
+@pytest.mark.parametrize("entry", ["", "BSR", "BSR/BSDS500", "BSR/BSDS500/data/images"])
+def test_official_layout_from_any_level(tmp_path, entry):
+    images = tmp_path / "BSR" / "BSDS500" / "data" / "images"
+    for split in ("train", "val", "test"):
+        _img(images / split / f"{split}1.jpg")
+        _img(images / split / f"{split}2.jpg")
+        (images / split / "Thumbs.db").write_bytes(b"junk")
+    found = discover_splits(tmp_path / entry, ["train", "val", "test"])
+    assert {s: [e.image_id for e in v] for s, v in found.items()} == {
+        s: [f"{s}1", f"{s}2"] for s in ("train", "val", "test")
+    }
+
+
+def test_plain_split_folders_and_limit(tmp_path):
+    for i in range(5):
+        _img(tmp_path / "train" / f"{i:03d}.png")
+        _img(tmp_path / "test" / f"{i:03d}.png")
+    found = discover_splits(tmp_path, ["train", "test"], limit_per_split=2)
+    assert [e.image_id for e in found["train"]] == ["000", "001"]
+
+
+def test_flat_folder_is_one_split(tmp_path):
+    _img(tmp_path / "a.jpg")
+    _img(tmp_path / "b.png")
+    (tmp_path / ".DS_Store").write_bytes(b"x")
+    found = discover_splits(tmp_path, ["train", "val", "test"], single_split_name="all")
+    assert list(found) == ["all"] and [e.image_id for e in found["all"]] == ["a", "b"]
+
+
+def test_missing_root_and_partial_splits_are_clear(tmp_path):
+    with pytest.raises(FileNotFoundError, match="data.root"):
+        discover_splits(tmp_path / "nope", ["train"])
+    _img(tmp_path / "train" / "x.jpg")
+    with pytest.raises(FileNotFoundError, match=r"not \['test'\]"):
+        discover_splits(tmp_path, ["train", "test"])
+
+
+def test_read_converts_grayscale_cmyk_palette_alpha_16bit(tmp_path):
+    for mode in ("L", "CMYK", "P", "RGBA"):
+        ext = "jpg" if mode == "CMYK" else "png"
+        arr = read_rgb(_img(tmp_path / f"{mode}.{ext}", mode=mode))
+        assert arr.shape == (13, 21, 3) and arr.dtype == np.uint8
+    gray = np.asarray(Image.open(tmp_path / "L.png"))
+    np.testing.assert_array_equal(read_rgb(tmp_path / "L.png")[..., 1], gray)
+    sixteen = (np.arange(13 * 21).reshape(13, 21) * 200).astype(np.uint16)
+    Image.fromarray(sixteen).save(tmp_path / "16.png")
+    arr = read_rgb(tmp_path / "16.png")
+    expected = np.round(sixteen.astype(np.float64) / 65535 * 255).astype(np.uint8)
+    np.testing.assert_array_equal(arr[..., 0], expected)
+
+
+def test_truncated_and_garbage_files_raise_image_read_error(tmp_path):
+    good = _img(tmp_path / "good.jpg", size=(64, 64))
+    data = good.read_bytes()
+    (tmp_path / "trunc.jpg").write_bytes(data[: len(data) // 2])
+    (tmp_path / "garbage.jpg").write_bytes(b"not an image at all")
+    for name in ("trunc.jpg", "garbage.jpg"):
+        with pytest.raises(ImageReadError, match=name):
+            read_rgb(tmp_path / name)
+
+
+def test_center_crop_keeps_orientation():
+    land = np.zeros((321, 481, 3), np.uint8)
+    port = np.zeros((481, 321, 3), np.uint8)
+    assert preprocess(land).shape == (320, 480, 3)
+    assert preprocess(port).shape == (480, 320, 3)
+
+
+def test_center_crop_is_centred():
+    arr = np.arange(11 * 19 * 3, dtype=np.uint32).reshape(11, 19, 3).astype(np.uint8)
+    out = preprocess(arr, multiple=8)
+    np.testing.assert_array_equal(out, arr[1:9, 1:17])
+
+
+def test_reflect_pad_region_recovers_original():
+    arr = np.random.default_rng(1).integers(0, 256, (321, 481, 3), dtype=np.uint8)
+    ref = preprocess(arr, "reflect_pad")
+    padded, region = model_input(ref, "reflect_pad", 8)
+    assert padded.shape == (328, 488, 3)
+    rows, cols = region.slices()
+    np.testing.assert_array_equal(padded[rows, cols], arr)
+
+
+def test_resize_crop_is_square():
+    arr = np.zeros((321, 481, 3), np.uint8)
+    assert preprocess(arr, "resize_crop", size=512).shape == (512, 512, 3)
+
+
+def test_crop_box_before_mode():
+    arr = np.zeros((321, 481, 3), np.uint8)
+    assert preprocess(arr, crop_box=(100, 150)).shape == (96, 144, 3)

@@ -1,0 +1,141 @@
+"""The job's failure protocol, proven by injected faults on real (small) models and images."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+from conftest import make_config
+
+from latentopt import layout
+from latentopt.fileio import read_json
+from latentopt.job import ImageFailure, build_context, group_by_shape, load_items, optimize_chunk, run_items
+from latentopt.plan import build_plan
+from latentopt.prepare import prepare_chunk
+
+
+@pytest.fixture()
+def prepared(tmp_path, demo_data):
+    data = tmp_path / "data"
+    shutil.copytree(demo_data, data)
+    (data / "train" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated jpeg")
+    cfg = make_config(tmp_path / "results", data, **{"losses.psnr.iterations": 4, "run.batch_size": 4})
+    plan = build_plan(cfg)
+    for entries in plan.splits.values():
+        prepare_chunk(entries, cfg, log=lambda m: None)
+    return cfg, plan
+
+
+def test_chunk_records_bad_image_and_finishes_the_others(prepared):
+    cfg, plan = prepared
+    ids = [e.image_id for e in plan.splits["train"]]
+    assert "broken" in ids
+    records = optimize_chunk(cfg, "psnr", "train", ids, "cpu", log=lambda m: None)
+    by_id = {r["image_id"]: r for r in records}
+    assert by_id["broken"]["status"] == "failed" and "preparation failed" in by_id["broken"]["reason"]
+    for image_id in set(ids) - {"broken"}:
+        rec = read_json(layout.per_image(cfg["results_dir"], "psnr", "train", image_id, "json"))
+        assert rec["status"] == "ok"
+        assert rec["final"]["psnr"] > rec["initial"]["psnr"]
+        payload = torch.load(layout.per_image(cfg["results_dir"], "psnr", "train", image_id, "pt"), weights_only=True)
+        assert payload["z"].shape == payload["z0"].shape and len(payload["loss_history"]) == 5
+    # the store of an ended job is empty: a later deletion means recomputation
+    assert not layout.checkpoint_dir(cfg["results_dir"], "psnr", "train").exists()
+
+
+class FaultyModel(torch.nn.Module):
+    """Wraps a real model; raises the fault chosen by the test."""
+
+    def __init__(self, inner, oom_above_batch=None, fail_when_white=False, oom_always=False):
+        super().__init__()
+        self.inner, self.info = inner, inner.info
+        self.oom_above_batch, self.fail_when_white, self.oom_always = oom_above_batch, fail_when_white, oom_always
+        self.batch_sizes = []
+
+    def encode(self, x):
+        self.batch_sizes.append(x.shape[0])
+        if self.oom_always or (self.oom_above_batch and x.shape[0] > self.oom_above_batch):
+            raise torch.OutOfMemoryError("injected CUDA out of memory")
+        if self.fail_when_white and bool((x.flatten(1).mean(1) > 0.99).any()):
+            raise ValueError("injected failure on the white image")
+        return self.inner.encode(x.to("cpu"))
+
+    def decode(self, z):
+        return self.inner.decode(z)
+
+
+def _ctx_and_items(cfg, split="test"):
+    ctx = build_context(cfg, "psnr", split, "cpu", log=lambda m: None)
+    ids = [e.image_id for e in build_plan(cfg).splits[split]]
+    items, _ = load_items(cfg, split, ids, log=lambda m: None)
+    return ctx, items
+
+
+def test_oom_halves_the_batch_until_it_fits(prepared):
+    cfg, _ = prepared
+    ctx, items = _ctx_and_items(cfg)
+    items = max(group_by_shape(items), key=len)
+    assert len(items) >= 2
+    ctx.model = FaultyModel(ctx.model, oom_above_batch=1)
+    results = run_items(ctx, items, batch_size=4)
+    assert [r["status"] for r in results] == ["ok"] * len(items)
+    assert all(r["batch_size"] == 1 for r in results)
+    assert ctx.model.batch_sizes[0] == len(items) and ctx.model.batch_sizes[-1] == 1
+
+
+def test_oom_at_batch_one_moves_to_cpu(prepared):
+    cfg, _ = prepared
+    ctx, items = _ctx_and_items(cfg)
+    ctx.model = FaultyModel(ctx.model, oom_always=True)
+    ctx.device = torch.device("meta")  # any non-CPU device: the fallback must leave it
+    results = run_items(ctx, items[:1], batch_size=1)
+    assert results[0]["status"] == "ok" and results[0]["device"] == "cpu"
+
+
+def test_oom_without_fallback_is_recorded(prepared):
+    cfg, _ = prepared
+    cfg["run"]["cpu_fallback"] = False
+    ctx, items = _ctx_and_items(cfg)
+    ctx.model = FaultyModel(ctx.model, oom_always=True)
+    ctx.device = torch.device("meta")
+    results = run_items(ctx, items[:1], batch_size=1)
+    assert results[0]["status"] == "failed" and "out of memory" in results[0]["reason"]
+
+
+def test_an_error_in_a_batch_fails_only_the_culprit(prepared):
+    cfg, _ = prepared
+    ctx, items = _ctx_and_items(cfg)
+    group = max(group_by_shape(items), key=len)
+    group[0].model_input = group[0].model_input * 0 + 255  # the culprit: a white image
+    ctx.model = FaultyModel(ctx.model, fail_when_white=True)
+    results = run_items(ctx, group, batch_size=4)
+    status = {r["item"].image_id: r["status"] for r in results}
+    assert status[group[0].image_id] == "failed"
+    assert all(status[i.image_id] == "ok" for i in group[1:])
+    assert "injected failure" in next(r for r in results if r["status"] == "failed")["reason"]
+
+
+def test_fatal_policy_fails_the_job(prepared):
+    cfg, plan = prepared
+    cfg["run"]["failure_policy"] = "fatal"
+    ids = [e.image_id for e in plan.splits["train"]]
+    with pytest.raises(ImageFailure, match="broken"):
+        optimize_chunk(cfg, "psnr", "train", ids, "cpu", log=lambda m: None)
+
+
+def test_timeout_is_recorded_as_failure(prepared):
+    cfg, plan = prepared
+    cfg["run"]["timeout_per_image_s"] = 1e-6
+    ids = [e.image_id for e in plan.splits["val"]]
+    records = optimize_chunk(cfg, "psnr", "val", ids, "cpu", log=lambda m: None)
+    assert all(r["status"] == "failed" and r["reason"].startswith("timeout") for r in records)
+
+
+def test_tampered_reference_is_not_trusted(prepared):
+    cfg, plan = prepared
+    image_id = plan.splits["val"][0].image_id
+    png = layout.original_png(cfg["results_dir"], "val", image_id)
+    png.write_bytes(png.read_bytes()[:-10])
+    records = optimize_chunk(cfg, "baseline", "val", [image_id], "cpu", log=lambda m: None)
+    assert records[0]["status"] == "failed" and "checksum" in records[0]["reason"]
