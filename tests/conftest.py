@@ -41,31 +41,12 @@ def rng() -> np.random.Generator:
 
 def make_config(results_dir: Path, data_root: Path, **overrides) -> dict:
     """The demo config (validated, defaults filled) pointed at tmp folders; dotted-key overrides."""
-    import yaml
+    from latentopt.config import load_config
 
-    from latentopt.config import validate_config
-
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
-    demo = yaml.safe_load((REPO / "demo" / "config.yaml").read_text())
-    _merge(cfg, demo)
-    cfg["results_dir"] = str(results_dir)
-    cfg["data"]["root"] = str(data_root)
-    for key, value in overrides.items():
-        node = cfg
-        *path, last = key.split(".")
-        for p in path:
-            node = node.setdefault(p, {})
-        node[last] = value
-    return validate_config(cfg)
-
-
-def _merge(base: dict, extra: dict) -> None:
-    """Snakemake's --configfile semantics: nested dicts merge, other values replace."""
-    for k, v in extra.items():
-        if isinstance(v, dict) and isinstance(base.get(k), dict):
-            _merge(base[k], v)
-        else:
-            base[k] = v
+    return load_config(
+        [REPO / "demo" / "config.yaml"],
+        {"results_dir": str(results_dir), "data.root": str(data_root), **overrides},
+    )
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ from . import __version__
 from .layout import BASELINE
 
 SCHEMA = Path(__file__).with_name("config.schema.yaml")
+REPO_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
 
 MODEL_KEYS = {
     "diffusers_kl": ("source", "subfolder", "revision"),
@@ -38,6 +39,29 @@ def validate_config(config: dict) -> dict:
 
     validate(config, str(SCHEMA), set_default=True)
     return config
+
+
+def load_config(configfiles: list[str | Path] = (), overrides: dict | None = None) -> dict:
+    """What Snakemake builds: the repository's config.yaml, each --configfile merged over it
+    (nested dicts merge, other values replace), then dotted-key overrides; validated."""
+    config: dict = {}
+    for path in [REPO_CONFIG, *configfiles]:
+        merge_config(config, yaml.safe_load(Path(path).read_text()) or {})
+    for key, value in (overrides or {}).items():
+        node = config
+        *parents, last = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+    return validate_config(config)
+
+
+def merge_config(base: dict, extra: dict) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merge_config(base[key], value)
+        else:
+            base[key] = value
 
 
 def model_spec(config: dict) -> dict:

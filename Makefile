@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make demo` (install + pipeline end to end on the embedded demo)
+# and `make test` (install + test suite). Python 3.11, no GPU, no internet beyond PyPI.
+VENV ?= .venv
+PYTHON ?= python3
+CORES ?= 2
+BIN := $(VENV)/bin
+
+.PHONY: install demo test lint bench clean-demo progress
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+demo: install
+	PYTHONPATH=workflow_scripts $(BIN)/python -m latentopt.demo_data demo/data
+	$(BIN)/snakemake --configfile demo/config.yaml --cores $(CORES)
+
+test: install
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest -q
+
+lint: install
+	$(BIN)/snakemake --lint --configfile demo/config.yaml
+	$(BIN)/snakefmt --check Snakefile rules
+
+bench: install
+	$(BIN)/python bench/benchmark.py --quick
+
+clean-demo:
+	rm -rf results/demo demo/data
+
+progress:
+	PYTHONPATH=workflow_scripts $(BIN)/python -m latentopt.progress $(if $(CONFIG),--configfile $(CONFIG),--configfile demo/config.yaml)

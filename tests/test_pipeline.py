@@ -1,0 +1,178 @@
+"""End to end through Snakemake on the embedded demo (synthetic models, CPU, minutes).
+
+One run builds the whole tree; the other tests then damage it the ways users do (delete an
+image's outputs, kill -9 a run, corrupt an image, a bad config) and check what is redone."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from latentopt import layout
+from latentopt.datasets import load_dataset
+from latentopt.fileio import read_json
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def snakemake(configfile: Path, *args: str, timeout: int = 900, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "--configfile", str(REPO / "demo" / "config.yaml"), str(configfile),
+           "--cores", "2", "--directory", str(REPO), *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def write_config(path: Path, results: Path, data: Path, **extra) -> Path:
+    cfg = {"results_dir": str(results), **extra, "data": {"root": str(data), **extra.get("data", {})}}
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory, demo_data):
+    tmp = tmp_path_factory.mktemp("pipeline")
+    data = tmp / "data"
+    shutil.copytree(demo_data, data)
+    (data / "val" / "corrupt.jpg").write_bytes((data / "val" / "rocket.jpg").read_bytes()[:300])
+    results = tmp / "results"
+    # 2 images per split (val: camera + the corrupt one), 2 images per job: 12 optimization jobs
+    cfg = write_config(
+        tmp / "config.yaml", results, data,
+        data={"limit_per_split": 2},
+        run={"images_per_job": 2, "batch_size": 2},
+        losses={name: {"iterations": 8} for name in ("psnr", "ssim", "lpips")},
+        evaluation={"n_boot": 50, "fid_n_boot": 20},
+    )
+    snakemake(cfg)
+    return cfg, results
+
+
+def test_demo_writes_the_seed_tree_with_synthetic_marks(demo):
+    _, results = demo
+    for arm, stem in [("psnr", "bsds500_optimized_psnr"), ("ssim", "bsds500_optimized_ssim"),
+                      ("lpips", "bsds500_optimized_lpips"), ("baseline", "bsds500_baseline")]:
+        ds = load_dataset(results / f"{arm}_dataset" / "pytorch" / f"{stem}.pt")
+        assert ds["metadata"]["synthetic"], "synthetic models must be declared in every dataset"
+        assert ds["metadata"]["n_images"] == 6 and ds["metadata"]["n_ok"] == 5
+        assert [f["image_id"] for f in ds["metadata"]["failed"]] == ["corrupt"]
+        sample = ds["samples"][0]
+        assert sample["optimized_latent"].dtype == torch.float32 and sample["optimized_latent"].device.type == "cpu"
+        pngs = sorted(p.relative_to(results / f"{arm}_dataset" / "png").as_posix() for p in (results / f"{arm}_dataset" / "png").rglob("*.png"))
+        assert len(pngs) == 5 and {p.split("/")[0] for p in pngs} == {"train", "val", "test"}
+    assert len(list((results / "original_bsds500").rglob("*.png"))) == 5
+    ev = results / "evaluation_results"
+    for name in ("cross_evaluation_matrix.json", "statistical_analysis.json", "performance_summary.json"):
+        assert read_json(ev / name)["metadata"]["synthetic"]
+    perf = read_json(ev / "performance_summary.json")
+    assert perf["datasets"]["psnr"]["failed"] == 1 and perf["datasets"]["psnr"]["succeeded"] == 5
+    report = layout.report_file(results).read_text()
+    assert "synthetic" in report.lower() and "corrupt" in report
+
+
+def test_optimization_improved_its_own_metric(demo):
+    _, results = demo
+    cross = read_json(results / "evaluation_results" / "cross_evaluation_matrix.json")["datasets"]
+    assert cross["psnr"]["all"]["psnr"]["mean"] > cross["baseline"]["all"]["psnr"]["mean"]
+    assert cross["ssim"]["all"]["ssim"]["mean"] > cross["baseline"]["all"]["ssim"]["mean"]
+    assert cross["lpips"]["all"]["lpips_alex"]["mean"] < cross["baseline"]["all"]["lpips_alex"]["mean"]
+
+
+def test_complete_run_has_nothing_to_do(demo):
+    cfg, _ = demo
+    out = snakemake(cfg, "-n")
+    assert "Nothing to be done" in out.stdout + out.stderr
+
+
+def _mtimes(results: Path) -> dict[Path, float]:
+    return {p: p.stat().st_mtime for p in results.rglob("per_image/*/*.json")}
+
+
+def test_deleting_one_image_recomputes_only_its_job(demo):
+    """With images_per_job 2 the job of test/hubble also holds test/astronaut_face: exactly those
+    two are recomputed (images_per_job 1 narrows it to the image itself); nothing else."""
+    cfg, results = demo
+    target_json = layout.per_image(results, "psnr", "test", "hubble", "json")
+    mate_json = layout.per_image(results, "psnr", "test", "astronaut_face", "json")
+    before = _mtimes(results)
+    old_finish = read_json(target_json)["finished_at"]
+    target_json.unlink()
+    layout.per_image(results, "psnr", "test", "hubble", "pt").unlink()
+    plan = snakemake(cfg, "-n", "--quiet", "rules").stdout
+    optimize_jobs = [line for line in plan.splitlines() if line.strip().startswith("optimize_")]
+    assert len(optimize_jobs) == 1 and optimize_jobs[0].split()[-1] == "1", plan
+    snakemake(cfg)
+    after = _mtimes(results)
+    changed = {p for p in before if after.get(p) != before[p]}
+    assert changed == {mate_json}, f"other images were rewritten: {sorted(map(str, changed))[:5]}"
+    assert read_json(target_json)["finished_at"] > old_finish
+
+
+def test_invalid_config_fails_before_any_job(tmp_path, demo_data):
+    results = tmp_path / "results"
+    bad = write_config(tmp_path / "bad.yaml", results, demo_data, run={"batchsize": 4})
+    out = snakemake(bad, check=False)
+    assert out.returncode != 0 and "batchsize" in out.stdout + out.stderr
+    assert not results.exists()
+    missing = write_config(tmp_path / "missing.yaml", results, tmp_path / "no-such-data")
+    out = snakemake(missing, check=False)
+    assert out.returncode != 0 and "data.root" in out.stdout + out.stderr and not results.exists()
+
+
+def test_missing_weights_offline_fail_before_any_job(tmp_path, demo_data, monkeypatch):
+    results = tmp_path / "results"
+    cfg = write_config(tmp_path / "real.yaml", results, demo_data, model={"kind": "diffusers_kl", "source": "CompVis/stable-diffusion-v1-4", "subfolder": "vae"}, allow_synthetic=False, metric_networks={"lpips_random_trunk": False, "inception_synthetic": False})
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    out = snakemake(cfg, check=False)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0 and not results.exists()
+    assert "diffusion_pytorch_model" in text and "alexnet-owt-7be5be79.pth" in text and "pt_inception" in text
+
+
+def test_kill_minus_9_then_resume_from_checkpoint(tmp_path, demo_data):
+    """A run killed mid-optimization resumes from its last checkpoint and ends exactly where an
+    uninterrupted run ends (CPU arithmetic is deterministic)."""
+    settings = {"use_losses": ["psnr"], "data": {"limit_per_split": 1, "splits": ["train"]},
+                "losses": {"psnr": {"iterations": 400, "checkpoint_interval": 20, "stopping": {"rule": "none"}}}}
+
+    def config(name):
+        return write_config(tmp_path / f"{name}.yaml", tmp_path / name, demo_data, **settings)
+
+    target = lambda name: str(layout.per_image(tmp_path / name, "psnr", "train", "astronaut", "json"))  # noqa: E731
+    snakemake(config("reference"), target("reference"))
+    reference = torch.load(layout.per_image(tmp_path / "reference", "psnr", "train", "astronaut", "pt"), weights_only=True)
+
+    cfg = config("killed")
+    cmd = [sys.executable, "-m", "snakemake", "--configfile", str(REPO / "demo" / "config.yaml"), str(cfg),
+           "--cores", "1", target("killed")]
+    proc = subprocess.Popen(cmd, cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    ckpt_dir = layout.checkpoint_dir(tmp_path / "killed", "psnr", "train")
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(ckpt_dir.glob("batch-*.pt")):
+        time.sleep(0.2)
+    assert list(ckpt_dir.glob("batch-*.pt")), "no checkpoint appeared"
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    saved = torch.load(next(ckpt_dir.glob("batch-*.pt")), weights_only=False)["state"]["iteration"]
+    assert 0 < saved < 400
+    snakemake(cfg, target("killed"))
+    log = (tmp_path / "killed" / "logs" / "optimize" / "psnr" / "train_000.log").read_text()
+    assert f"from iteration {saved}" in log or "from iteration" in log
+    resumed = torch.load(layout.per_image(tmp_path / "killed", "psnr", "train", "astronaut", "pt"), weights_only=True)
+    assert resumed["loss_history"] == pytest.approx(reference["loss_history"], rel=1e-6)
+    torch.testing.assert_close(resumed["z"], reference["z"])
