@@ -16,9 +16,10 @@ include: "rules/prepare.smk"
 include: "rules/optimize.smk"
 include: "rules/datasets.smk"
 include: "rules/evaluate.smk"
+include: "rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True

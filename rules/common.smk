@@ -6,24 +6,36 @@ from snakemake.exceptions import WorkflowError
 
 LIBRARY = os.path.join(workflow.basedir, "workflow_scripts")
 sys.path.insert(0, LIBRARY)
-# Script jobs run in fresh interpreters (locally and on cluster nodes): give them the library too.
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [LIBRARY, os.environ.get("PYTHONPATH")]))
+# (script jobs get workflow_scripts/ on sys.path from Snakemake itself: it is their directory)
 
 from latentopt import layout
 from latentopt.config import ConfigError, arm_settings, check_config, required_weights
+from latentopt.fileio import check_writable
 from latentopt.plan import build_plan
-from latentopt.weights import MissingWeightsError, require
+from latentopt.weights import require
 
 try:
     check_config(config)
     PLAN = build_plan(config)
-    require(required_weights(config))
-except (ConfigError, FileNotFoundError, ValueError) as exc:
+except (ConfigError, OSError, ValueError) as exc:
     raise WorkflowError(f"invalid configuration: {exc}")
 
 RESULTS = config["results_dir"]
 EVAL = str(layout.evaluation_dir(RESULTS))
 ARMS = PLAN.arms
+
+
+def preflight():
+    """Before the first job (not in dry runs): every weight file on disk, results dir writable."""
+    try:
+        require(required_weights(config))
+        check_writable(RESULTS)
+    except OSError as exc:
+        raise WorkflowError(f"cannot start: {exc}")
+
+
+onstart:
+    preflight()
 
 
 wildcard_constraints:
@@ -41,13 +53,18 @@ def per_image_outputs(arm, ext):
 
 
 def dataset_targets(arm):
-    return [str(layout.dataset_file(RESULTS, arm)), str(layout.dataset_png_dir(RESULTS, arm))]
+    return [
+        str(layout.dataset_file(RESULTS, arm)),
+        str(layout.dataset_png_dir(RESULTS, arm)),
+    ]
 
 
 def optimize_resources(config):
     """GPU jobs ask for one GPU; memory and runtime grow with each retry (attempt)."""
     uses_gpu = config["run"]["device"] != "cpu"
-    per_job_min = config["run"]["images_per_job"] * config["run"]["timeout_per_image_s"] / 60
+    per_job_min = (
+        config["run"]["images_per_job"] * config["run"]["timeout_per_image_s"] / 60
+    )
     return {
         "gpu": 1 if uses_gpu else 0,
         "mem_mb": lambda wildcards, attempt: 16000 * attempt,
@@ -78,5 +95,5 @@ def feature_files():
 
 def all_targets():
     return [t for arm in ARMS for t in dataset_targets(arm)] + [
-        f"{EVAL}/cross_evaluation_matrix.json",
+        str(layout.report_file(RESULTS)),
     ]

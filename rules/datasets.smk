@@ -14,6 +14,8 @@ for arm in ARMS:
             f"{RESULTS}/logs/build_dataset/{arm}.log",
         benchmark:
             f"{RESULTS}/benchmarks/build_dataset/{arm}.tsv"
+        conda:
+            "../envs/pipeline.yaml"
         params:
             arm=arm,
             settings=arm_settings(config, arm),

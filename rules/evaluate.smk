@@ -11,11 +11,13 @@ rule evaluate_dataset:
         f"{RESULTS}/logs/evaluate/{{arm}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/evaluate/{{arm}}.tsv"
+    conda:
+        "../envs/pipeline.yaml"
+    resources:
+        gpu=optimize_resources(config)["gpu"],
     params:
         lpips_nets=config["evaluation"]["lpips_nets"],
         lpips_random_trunk=config["metric_networks"]["lpips_random_trunk"],
-    resources:
-        gpu=optimize_resources(config)["gpu"],
     script:
         "../workflow_scripts/evaluate_dataset.py"
 
@@ -25,16 +27,18 @@ rule inception_features:
         lambda wildcards: feature_inputs(wildcards.name),
     output:
         f"{EVAL}/features/{{name}}.npz",
-    wildcard_constraints:
-        name="|".join(["original", *ARMS]),
     log:
         f"{RESULTS}/logs/features/{{name}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/features/{{name}}.tsv"
-    params:
-        synthetic=config["metric_networks"]["inception_synthetic"],
+    wildcard_constraints:
+        name="|".join(["original", *ARMS]),
+    conda:
+        "../envs/pipeline.yaml"
     resources:
         gpu=optimize_resources(config)["gpu"],
+    params:
+        synthetic=config["metric_networks"]["inception_synthetic"],
     script:
         "../workflow_scripts/inception_features.py"
 
@@ -52,6 +56,8 @@ rule summarize_evaluation:
         f"{RESULTS}/logs/summarize_evaluation.log",
     benchmark:
         f"{RESULTS}/benchmarks/summarize_evaluation.tsv"
+    conda:
+        "../envs/pipeline.yaml"
     params:
         evaluation=config["evaluation"],
     script:

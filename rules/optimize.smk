@@ -6,7 +6,10 @@ for chunk in PLAN.chunks:
         name:
             f"optimize_{chunk.name}"
         input:
-            [str(layout.prepared_record(RESULTS, chunk.split, i)) for i in chunk.image_ids],
+            [
+                str(layout.prepared_record(RESULTS, chunk.split, i))
+                for i in chunk.image_ids
+            ],
         output:
             json=[
                 str(layout.per_image(RESULTS, "{arm}", chunk.split, i, "json"))
@@ -20,11 +23,13 @@ for chunk in PLAN.chunks:
             f"{RESULTS}/logs/optimize/{{arm}}/{chunk.name}.log",
         benchmark:
             f"{RESULTS}/benchmarks/optimize/{{arm}}/{chunk.name}.tsv"
+        conda:
+            "../envs/pipeline.yaml"
+        resources:
+            **optimize_resources(config),
         params:
             split=chunk.split,
             image_ids=chunk.image_ids,
             settings=lambda wildcards: arm_settings(config, wildcards.arm),
-        resources:
-            **optimize_resources(config),
         script:
             "../workflow_scripts/optimize_images.py"

@@ -7,9 +7,14 @@ for chunk in PLAN.chunks:
         input:
             [str(e.path) for e in chunk.entries],
         output:
-            [str(layout.prepared_record(RESULTS, chunk.split, i)) for i in chunk.image_ids],
+            [
+                str(layout.prepared_record(RESULTS, chunk.split, i))
+                for i in chunk.image_ids
+            ],
         log:
             f"{RESULTS}/logs/prepare/{chunk.name}.log",
+        conda:
+            "../envs/pipeline.yaml"
         params:
             split=chunk.split,
             image_ids=chunk.image_ids,

@@ -35,8 +35,8 @@ def snakemake(configfile: Path, *args: str, timeout: int = 900, check: bool = Tr
     return proc
 
 
-def write_config(path: Path, results: Path, data: Path, **extra) -> Path:
-    cfg = {"results_dir": str(results), **extra, "data": {"root": str(data), **extra.get("data", {})}}
+def write_config(path: Path, results: Path, data_root: Path, **extra) -> Path:
+    cfg = {"results_dir": str(results), **extra, "data": {"root": str(data_root), **extra.get("data", {})}}
     path.write_text(yaml.safe_dump(cfg))
     return path
 
@@ -176,3 +176,14 @@ def test_kill_minus_9_then_resume_from_checkpoint(tmp_path, demo_data):
     resumed = torch.load(layout.per_image(tmp_path / "killed", "psnr", "train", "astronaut", "pt"), weights_only=True)
     assert resumed["loss_history"] == pytest.approx(reference["loss_history"], rel=1e-6)
     torch.testing.assert_close(resumed["z"], reference["z"])
+
+
+def test_seed_config_plans_every_image_of_bsds500(bsds_root, tmp_path):
+    """config.yaml against the real BSDS500: 500 baseline + 1,500 optimization image outputs."""
+    cfg = write_config(tmp_path / "bsds.yaml", tmp_path / "results", bsds_root)
+    cmd = [sys.executable, "-m", "snakemake", "--configfile", str(cfg), "--summary"]
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, check=True).stdout
+    per_image = [line.split("\t")[0] for line in out.splitlines() if "/per_image/" in line and line.split("\t")[0].endswith(".json")]
+    arms = [p.split("/per_image/")[0].rsplit("/", 1)[-1] for p in per_image]
+    assert arms.count("baseline_dataset") == 500
+    assert sum(arms.count(f"{a}_dataset") for a in ("psnr", "ssim", "lpips")) == 1500

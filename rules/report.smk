@@ -1,0 +1,22 @@
+# The Markdown report (tables, statistics, figures, provenance) from the evaluation outputs.
+
+
+rule report:
+    input:
+        cross=f"{EVAL}/cross_evaluation_matrix.json",
+        stats=f"{EVAL}/statistical_analysis.json",
+        performance=f"{EVAL}/performance_summary.json",
+        table=f"{EVAL}/per_image_metrics.csv",
+        datasets=[t for arm in ARMS for t in dataset_targets(arm)],
+        records=[f for arm in ARMS for f in per_image_outputs(arm, "json")],
+        pt=[f for arm in ARMS for f in per_image_outputs(arm, "pt")],
+        originals=per_image_prepared(),
+    output:
+        report=str(layout.report_file(RESULTS)),
+        figures=directory(f"{RESULTS}/report_figures"),
+    log:
+        f"{RESULTS}/logs/report.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report.tsv"
+    script:
+        "../workflow_scripts/make_report.py"
