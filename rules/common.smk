@@ -94,6 +94,12 @@ def feature_files():
 
 
 def all_targets():
-    return [t for arm in ARMS for t in dataset_targets(arm)] + [
-        str(layout.report_file(RESULTS)),
+    """The report, plus every per-image output: a deleted per-image file is then a missing
+    target, so its job (and what depends on it) is redone."""
+    per_image = [
+        path
+        for arm in ARMS
+        for ext in ("json", "pt")
+        for path in per_image_outputs(arm, ext)
     ]
+    return per_image + [str(layout.report_file(RESULTS))]

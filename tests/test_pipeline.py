@@ -187,3 +187,12 @@ def test_seed_config_plans_every_image_of_bsds500(bsds_root, tmp_path):
     arms = [p.split("/per_image/")[0].rsplit("/", 1)[-1] for p in per_image]
     assert arms.count("baseline_dataset") == 500
     assert sum(arms.count(f"{a}_dataset") for a in ("psnr", "ssim", "lpips")) == 1500
+
+
+def test_unwritable_results_dir_fails_before_any_job(tmp_path, demo_data):
+    (tmp_path / "a_file").write_text("not a folder")
+    cfg = write_config(tmp_path / "c.yaml", tmp_path / "a_file" / "results", demo_data)
+    out = snakemake(cfg, check=False)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0 and "results_dir: cannot write" in text
+    assert "Finished jobid" not in text

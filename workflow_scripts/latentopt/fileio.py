@@ -88,16 +88,18 @@ def link_or_copy(src: str | Path, dst: str | Path) -> None:
 def check_writable(folder: str | Path) -> None:
     """Fail early and clearly when the results folder cannot be written (read-only, full disk)."""
     folder = Path(folder)
+    probe = folder / f".write-probe-{os.getpid()}"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write-probe-{os.getpid()}"
         with open(probe, "wb") as fh:
             fh.write(b"\0" * 65536)
             fh.flush()
             os.fsync(fh.fileno())
-        probe.unlink()
     except OSError as exc:
         raise OSError(
             f"results_dir: cannot write to {folder} ({exc.strerror or exc}); "
             "check permissions and free disk space"
         ) from exc
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
