@@ -1,14 +1,19 @@
 # Per-image optimization of VAE latents on BSDS500: baseline + one dataset per loss, evaluation,
 # statistics and a report. See README.md; every config key is in the schema below.
+import os
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
 
-configfile: "config.yaml"
+configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
-validate(config, "workflow_scripts/latentopt/config.schema.yaml")
+validate(
+    config,
+    os.path.join(workflow.basedir, "workflow_scripts/latentopt/config.schema.yaml"),
+)
 
 
 include: "rules/common.smk"

@@ -16,6 +16,7 @@ from latentopt.weights import require
 
 try:
     check_config(config)
+    check_writable(config["results_dir"], probe=False)
     PLAN = build_plan(config)
 except (ConfigError, OSError, ValueError) as exc:
     raise WorkflowError(f"invalid configuration: {exc}")

@@ -85,13 +85,24 @@ def link_or_copy(src: str | Path, dst: str | Path) -> None:
             shutil.copyfile(src, tmp)
 
 
-def check_writable(folder: str | Path) -> None:
-    """Fail early and clearly when the results folder cannot be written (read-only, full disk)."""
-    folder = Path(folder)
-    probe = folder / f".write-probe-{os.getpid()}"
+def check_writable(folder: str | Path, probe: bool = True) -> None:
+    """Fail early and clearly when the results folder cannot be written (read-only, not a
+    folder, full disk). ``probe=False`` checks without creating anything (for dry runs)."""
+    folder = Path(folder).absolute()
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise OSError(
+            f"results_dir: cannot write to {folder} ({existing} is not a writable folder); "
+            "check the path and its permissions"
+        )
+    if not probe:
+        return
+    probe_file = folder / f".write-probe-{os.getpid()}"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with open(probe, "wb") as fh:
+        with open(probe_file, "wb") as fh:
             fh.write(b"\0" * 65536)
             fh.flush()
             os.fsync(fh.fileno())
@@ -102,4 +113,4 @@ def check_writable(folder: str | Path) -> None:
         ) from exc
     finally:
         with contextlib.suppress(OSError):
-            probe.unlink()
+            probe_file.unlink()
