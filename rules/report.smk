@@ -13,10 +13,16 @@ rule report:
         originals=per_image_prepared(),
     output:
         report=str(layout.report_file(RESULTS)),
-        figures=directory(f"{RESULTS}/report_figures"),
+        figures=report(
+            directory(f"{RESULTS}/report_figures"),
+            patterns=["{name}.png"],
+            category="Comparison report",
+        ),
     log:
         f"{RESULTS}/logs/report.log",
     benchmark:
         f"{RESULTS}/benchmarks/report.tsv"
+    conda:
+        "../envs/pipeline.yaml"
     script:
         "../workflow_scripts/make_report.py"

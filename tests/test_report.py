@@ -1,0 +1,265 @@
+"""Tests for the comparison report (latentopt.report, latentopt.figures, the template).
+
+A tiny fake results tree is built in tmp_path: 16x16 PNGs, per-image records and .pt files, and
+per-image metric CSVs shaped like evaluation.per_image_table's. The evaluation JSONs are then made
+by evaluation.summarize_all itself, so their shapes cannot drift from what the pipeline writes.
+The metric values are constructed so that the right answers are known: the psnr arm is best on
+PSNR/MSE/MAE, the lpips arm on both LPIPS and (deliberately, although it did not optimize it) on
+SSIM, and one psnr image failed.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from latentopt import layout, report
+from latentopt.config import synthetic_parts, validate_config
+from latentopt.evaluation import summarize_all
+
+N_IMAGES = 10
+FAILED = ("test", "img03", "CUDA out of memory (test)")
+
+
+def make_config(results: Path, *, synthetic: bool = True, fid: bool = True, arms=("psnr", "lpips")) -> dict:
+    losses = {
+        "psnr": {"loss": {"name": "psnr"}, "iterations": 5},
+        "lpips": {"loss": {"name": "lpips", "net": "alex", "random_trunk": synthetic}, "iterations": 5},
+        "ssim": {"loss": {"name": "improved_ssim", "window_size": 7, "sigma": 1.5}, "iterations": 5},
+    }
+    cfg = {
+        "results_dir": str(results),
+        "experiment_id": "report_test",
+        "model": {"kind": "synthetic_kl", "seed": 0} if synthetic else {"kind": "diffusers_kl", "source": "some/vae"},
+        "allow_synthetic": synthetic,
+        "metric_networks": {"lpips_random_trunk": synthetic, "inception_synthetic": synthetic},
+        "losses": {a: losses[a] for a in arms},
+        "evaluation": {"fid": fid, "n_boot": 10, "fid_n_boot": 10},  # schema minimum: fast
+    }
+    return validate_config(cfg)
+
+
+def _png(path: Path, arr: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+
+
+def build_tree(results: Path, config: dict, *, splits=("train", "test"), all_failed: str | None = None, fid: bool = True) -> dict:
+    """Fake outputs of every stage before the report; returns the evaluation output paths."""
+    rng = np.random.default_rng(0)
+    datasets = ["baseline", *config["losses"]]
+    ids = [(splits[i % len(splits)], f"img{i:02d}") for i in range(N_IMAGES)]
+    # Per-dataset metric offsets: psnr arm +3 dB; lpips arm lowest LPIPS and highest SSIM.
+    offsets = {
+        "baseline": {"psnr": 0.0, "ssim": 0.00, "lpips_alex": 0.00, "lpips_vgg": 0.00},
+        "psnr": {"psnr": 3.0, "ssim": 0.05, "lpips_alex": -0.02, "lpips_vgg": -0.01},
+        "lpips": {"psnr": 1.0, "ssim": 0.10, "lpips_alex": -0.08, "lpips_vgg": -0.05},
+        "ssim": {"psnr": 0.5, "ssim": 0.08, "lpips_alex": 0.01, "lpips_vgg": 0.01},
+    }
+    model = {"kind": config["model"]["kind"], "source": "fake VAE", "weights_sha256": "ab" * 32, "weight_files": {"/w/vae.safetensors": "cd" * 32}, "dtype": "float32", "device": "cpu"}
+    tables, feats = [], {}
+    base_psnr = rng.uniform(20, 30, N_IMAGES)
+    for d in datasets:
+        rows = []
+        for k, (split, image_id) in enumerate(ids):
+            failed = (d == all_failed) or (d == "psnr" and (split, image_id) == FAILED[:2])
+            ref = (np.arange(16 * 16 * 3).reshape(16, 16, 3) * (k + 1) % 256).astype(np.uint8)
+            _png(layout.original_png(results, split, image_id), ref)
+            rec = {"image_id": image_id, "split": split, "arm": d, "status": "failed" if failed else "ok", "reason": FAILED[2] if failed else None, "model": model, "device": "cpu"}
+            rec_path = layout.per_image(results, d, split, image_id, "json")
+            rec_path.parent.mkdir(parents=True, exist_ok=True)
+            rec_path.write_text(pd.Series(rec).to_json())
+            row = {"dataset": d, "split": split, "image_id": image_id, "status": rec["status"], "reason": rec["reason"]}
+            if not failed:
+                noisy = np.clip(ref.astype(int) + rng.integers(-20, 20, ref.shape), 0, 255).astype(np.uint8)
+                _png(layout.dataset_png_dir(results, d) / split / f"{image_id}.png", noisy)
+                o = offsets[d]
+                psnr = base_psnr[k] + o["psnr"] + rng.normal(0, 0.1)
+                mse = 10 ** (-psnr / 10)
+                row.update({"psnr": psnr, "ssim": 0.6 + o["ssim"] + rng.normal(0, 0.01), "mse": mse, "mae": np.sqrt(mse) * 0.8, "lpips_alex": 0.3 + o["lpips_alex"] + rng.normal(0, 0.005), "lpips_vgg": 0.35 + o["lpips_vgg"] + rng.normal(0, 0.005)})
+                iters = 0 if d == "baseline" else 5 - (k % 2)
+                row.update({"time_s": 0.05 if d == "baseline" else 1.0 + 0.1 * k, "optimization_time_s": 0.0, "iterations": iters, "converged_at": None if k % 2 == 0 else iters, "stop_reason": "max_iterations", "peak_memory_mb": 100.0, "device": "cpu", "batch_size": 2, "initial_psnr": base_psnr[k]})
+                curve = -np.linspace(20.0, 23.0 + 0.1 * k, iters + 1) if d == "psnr" else np.linspace(1.0, 0.6 - 0.01 * k, iters + 1)  # psnr loss = -PSNR
+                history = [] if d == "baseline" else [float(v) for v in curve]
+                torch.save({"loss_history": history, "status": "ok"}, layout.per_image(results, d, split, image_id, "pt"))
+            rows.append(row)
+        table = pd.DataFrame(rows)
+        if d == "lpips" and "lpips" != all_failed:
+            table.loc[1, "lpips_vgg"] = np.nan  # a missing value must be tolerated
+        path = results / "evaluation_results" / "per_image" / f"{d}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(path, index=False)
+        tables.append(path)
+        layout.dataset_file(results, d).parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"format": 1, "metadata": {"created_at": "2026-01-01T00:00:00+0000", "n_images": N_IMAGES, "n_ok": int((table["status"] == "ok").sum()), "versions": {"torch": "0.0.fake"}}, "samples": []}, layout.dataset_file(results, d))
+    features = []
+    if fid:
+        base = rng.normal(size=(N_IMAGES, 2048))
+        for name, scale in [("original", 0.0), *[(d, {"baseline": 1.0, "psnr": 0.5, "lpips": 0.3, "ssim": 0.8}[d]) for d in datasets]]:
+            keys = [f"{s}/{i}" for s, i in ids]
+            f = results / "evaluation_results" / "features" / f"{name}.npz"
+            f.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(f, keys=np.array(keys), features=base + scale * rng.normal(size=base.shape), calibrated=not config["metric_networks"]["inception_synthetic"])
+            features.append(f)
+    ev = results / "evaluation_results"
+    outputs = {"cross": ev / "cross_evaluation_matrix.json", "stats": ev / "statistical_analysis.json", "performance": ev / "performance_summary.json", "table": ev / "per_image_metrics.csv"}
+    summarize_all(config, tables, features, outputs)
+    return outputs
+
+
+def render(results: Path, config: dict, outputs: dict) -> str:
+    path = report.write_report(config, cross=outputs["cross"], stats=outputs["stats"], performance=outputs["performance"], table_csv=outputs["table"], report=layout.report_file(results), log=lambda msg: None)
+    return path.read_text()
+
+
+def md_table_after(text: str, heading: str) -> list[list[str]]:
+    """Cells of the first Markdown table after ``heading`` (header row first)."""
+    lines = text[text.index(heading):].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        if set(line.replace("|", "").strip()) <= set(":-"):
+            continue
+        rows.append([c.strip() for c in line.strip().strip("|").split(" | ")])
+    return rows
+
+
+def column(rows: list[list[str]], name_start: str) -> dict[str, str]:
+    idx = next(i for i, h in enumerate(rows[0]) if h.startswith(name_start))
+    return {r[0]: r[idx] for r in rows[1:]}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def low_dpi():
+    """Small figures keep the suite fast; layout and content are the same at any DPI."""
+    from latentopt import figures
+
+    saved, figures.DPI = figures.DPI, 50
+    yield
+    figures.DPI = saved
+
+
+@pytest.fixture(scope="module")
+def synthetic_run(tmp_path_factory):
+    results = tmp_path_factory.mktemp("synthetic")
+    config = make_config(results)
+    outputs = build_tree(results, config)
+    return results, config, render(results, config, outputs)
+
+
+def test_banner_lists_synthetic_parts(synthetic_run):
+    _, config, text = synthetic_run
+    head = text[: text.index("## Contents")]
+    assert "NOT RESEARCH RESULTS" in head
+    for part in synthetic_parts(config):
+        assert part in head
+
+
+def test_best_per_column_and_optimized_flag(synthetic_run):
+    _, _, text = synthetic_run
+    rows = md_table_after(text, "## Headline results")
+    bold = lambda cell: cell.startswith("**")  # noqa: E731
+    for metric, winner in [("PSNR", "psnr"), ("MSE", "psnr"), ("MAE", "psnr"), ("SSIM", "lpips"), ("LPIPS-alex", "lpips"), ("LPIPS-vgg", "lpips"), ("FID", "lpips")]:
+        col = column(rows, metric)
+        assert [d for d, c in col.items() if bold(c)] == [winner], (metric, col)
+    mark = report.OPTIMIZED_MARK
+    assert column(rows, "PSNR")["psnr"].endswith(mark) and column(rows, "MSE")["psnr"].endswith(mark)
+    assert column(rows, "LPIPS-alex")["lpips"].endswith(mark)
+    # SSIM was not optimized by anyone; LPIPS-vgg not by the alex-LPIPS arm.
+    assert not any(c.endswith(mark) for c in column(rows, "SSIM").values())
+    assert not any(c.endswith(mark) for c in column(rows, "LPIPS-vgg").values())
+    assert column(rows, "images ok") == {"baseline": "10/10", "psnr": "9/10", "lpips": "10/10"}
+
+
+def test_referenced_figures_exist_and_are_png(synthetic_run):
+    results, _, text = synthetic_run
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert len(links) >= 8  # distributions, convergence, time, trade-off, correlations, 3 grids
+    for link in links:
+        assert not Path(link).is_absolute() and link.startswith(report.FIGURES_DIRNAME + "/")
+        path = layout.report_file(results).parent / link
+        with Image.open(path) as im:
+            assert im.format == "PNG" and im.size[0] > 100
+            im.verify()
+
+
+def test_recommendations_name_the_best_arm(synthetic_run):
+    _, _, text = synthetic_run
+    recs = text[text.index("## Recommendations"): text.index("## Success criteria")]
+    assert "For pixel fidelity, use **psnr**" in recs
+    assert "For perceptual quality, use **lpips**" in recs
+    assert "For structural similarity, use **lpips**" in recs
+    # psnr optimized PSNR itself: the caveat is derived, and names the best on the independent MAE.
+    assert "Caveat: psnr optimized PSNR (dB) directly" in recs
+
+
+def test_failed_images_listed(synthetic_run):
+    _, _, text = synthetic_run
+    rows = md_table_after(text, "## Failed images")
+    assert rows[1:] == [["psnr", *FAILED]]
+    assert "1 failure(s) over all datasets, 1 distinct image(s)" in text
+
+
+def test_statistics_sections_present(synthetic_run):
+    _, _, text = synthetic_run
+    sig = md_table_after(text, "### PSNR (dB) ↑")
+    assert sig[0] == ["row − column", "baseline", "psnr", "lpips"]
+    assert sig[2][1].startswith("**+3.")  # psnr − baseline ≈ +3 dB, significant -> bold
+    assert "FID bias at small N" in text and "re-centred" in text
+    assert report.docstring_section(report.module_docstring("fid"), "FID confidence interval") in text
+    assert report.module_docstring("metrics") in text  # definitions quoted, not restated
+    crit = md_table_after(text, "## Success criteria")
+    assert [r[0] for r in crit[1:]] == ["psnr", "lpips"] and all(r[-1] in ("PASS", "**FAIL**") for r in crit[1:])
+    assert "`" + "ab" * 32 + "`" in text and "cd" * 32 in text  # model weight hashes
+    assert "torch 0.0.fake" in text  # build-time versions differing from report time
+    assert "```yaml" in text and "experiment_id: report_test" in text
+
+
+def test_no_banner_without_synthetic_parts(tmp_path):
+    config = make_config(tmp_path, synthetic=False, fid=False)
+    assert synthetic_parts(config) == []
+    text = render(tmp_path, config, build_tree(tmp_path, config, fid=False))
+    assert "NOT RESEARCH RESULTS" not in text and "UNCALIBRATED" not in text
+    assert "FID and KID were not computed" in text
+    rows = md_table_after(text, "## Headline results")
+    assert not any(h.startswith("FID") for h in rows[0])
+
+
+def test_all_failed_arm_single_split(tmp_path):
+    config = make_config(tmp_path, arms=("psnr", "ssim"), fid=False)
+    text = render(tmp_path, config, build_tree(tmp_path, config, splits=("test",), all_failed="ssim", fid=False))
+    rows = md_table_after(text, "## Headline results")
+    assert column(rows, "PSNR")["ssim"] == "n/a" and column(rows, "images ok")["ssim"] == "0/10"
+    assert "Only one split (`test`)" in text
+    assert "No paired tests available" in text
+    failed = md_table_after(text, "## Failed images")
+    assert sum(r[0] == "ssim" for r in failed[1:]) == N_IMAGES
+    for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text):
+        assert (tmp_path / link).is_file()
+
+
+def test_optimized_metrics_rules():
+    cfg = {"metric_networks": {"lpips_random_trunk": False}}
+    om = report.optimized_metrics
+    assert om({"name": "psnr"}, cfg) == {"psnr", "mse"}
+    assert om({"name": "improved_ssim", "window_size": 7, "sigma": 1.5}, cfg) == set()
+    assert om({"name": "improved_ssim", "window_size": 11, "sigma": 1.5}, cfg) == {"ssim"}
+    assert om({"name": "lpips", "net": "vgg"}, cfg) == {"lpips_vgg"}
+    assert om({"name": "lpips", "net": "alex", "random_trunk": True}, cfg) == set()
+    weighted = {"name": "weighted", "terms": [{"name": "l1", "weight": 1.0}, {"name": "lpips", "net": "alex", "weight": 0.1}, {"name": "mse", "weight": 0}]}
+    assert om(weighted, cfg) == {"mae", "lpips_alex"}
+
+
+def test_relative_loss_curves_pad_and_skip():
+    from latentopt.figures import relative_loss_curves
+
+    rel = relative_loss_curves([[2.0, 1.0], [-10.0, -11.0, -12.0], [0.0, 1.0], []])
+    np.testing.assert_allclose(rel, [[0.0, -0.5, -0.5], [0.0, -0.1, -0.2]])

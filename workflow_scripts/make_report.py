@@ -1,0 +1,17 @@
+"""Snakemake script: the Markdown comparison report and its figures."""
+
+from latentopt.joblog import job_log
+from latentopt.report import write_report
+
+sm = snakemake  # noqa: F821 - injected by Snakemake
+with job_log(sm.log[0]) as log:
+    write_report(
+        sm.config,
+        cross=sm.input.cross,
+        stats=sm.input.stats,
+        performance=sm.input.performance,
+        table_csv=sm.input.table,
+        report=sm.output.report,
+        fig_dir=sm.output.figures,
+        log=log,
+    )
