@@ -38,7 +38,8 @@ FID confidence interval (``fid_with_ci``)
     entirely. The reported interval is therefore the bootstrap percentile interval re-centred
     on the point estimate:
         [FID + q_0.025(FID*) - mean(FID*),  FID + q_0.975(FID*) - mean(FID*)],
-    i.e. it describes the sampling variability of FID at this N (not its bias). The raw
+    i.e. it describes the sampling variability of FID at this N (not its bias); its lower end
+    is clipped at 0, since a Frechet distance cannot be negative. The raw
     percentiles (``ci95_low_raw``/``ci95_high_raw``) and the bootstrap bias estimate
     ``boot_bias`` = mean(FID*) - FID are returned as well.
 
@@ -375,7 +376,7 @@ def fid_with_ci(ref_feats, gen_feats, *, n_boot: int = 200, seed=0,
         q_low, q_high = np.percentile(reps, [2.5, 97.5])
         boot_mean = float(reps.mean())
         out.update(
-            ci95_low=float(point + q_low - boot_mean),
+            ci95_low=float(max(0.0, point + q_low - boot_mean)),  # FID >= 0
             ci95_high=float(point + q_high - boot_mean),
             boot_mean=boot_mean, boot_bias=boot_mean - point,
             ci95_low_raw=float(q_low), ci95_high_raw=float(q_high))
