@@ -204,3 +204,18 @@ def test_unwritable_results_dir_fails_before_any_job(tmp_path, demo_data):
     text = out.stdout + out.stderr
     assert out.returncode != 0 and "results_dir: cannot write" in text
     assert "Finished jobid" not in text
+
+
+def test_adding_a_loss_evaluates_only_the_new_dataset(demo, tmp_path):
+    cfg, results = demo
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(yaml.safe_dump({"losses": {"l1": {"loss": {"name": "l1"}, "iterations": 4}}}))
+    cmd = snakemake_cmd(cfg, "-n")
+    cmd.insert(cmd.index(str(cfg)) + 1, str(extra))
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, check=True).stdout
+    counts = dict(line.split() for line in out.splitlines() if len(line.split()) == 2 and line.split()[1].isdigit())
+    assert counts == {"optimize_train_000": "1", "optimize_val_000": "1", "optimize_test_000": "1",
+                      "build_dataset_l1": "1", "evaluate_dataset": "1", "inception_features": "1",
+                      "summarize_evaluation": "1", "report": "1", "all": "1", "total": "9"}, out
+    wildcards = {line.strip() for line in out.splitlines() if line.strip().startswith("wildcards:")}
+    assert wildcards == {"wildcards: arm=l1", "wildcards: name=l1"}, wildcards

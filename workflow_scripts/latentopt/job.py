@@ -117,7 +117,7 @@ def run_batch(ctx: JobContext, items: list[Item]) -> list[dict]:
             resume=resume,
             on_checkpoint=(lambda state: ctx.store.save_batch(ids, state)) if ctx.store else None,
             time_limit_s=timeout,
-            on_step=lambda it, n: ctx.log(f"  step {it}/{settings.iterations} active {n}") if it % 10 == 0 else None,
+            on_step=_progress_logger(ctx.log, settings.iterations, ids),
         )
     best = torch.stack([t.best_z for t in tracks]).to(device)
     with torch.no_grad(), precision_context(ctx.config["run"]["precision"], device):
@@ -149,6 +149,22 @@ def run_batch(ctx: JobContext, items: list[Item]) -> list[dict]:
     if ctx.store and settings is not None:
         ctx.store.drop_batch(ids)
     return out
+
+
+def _progress_logger(log, total: int, ids: list[str], every: int = 10):
+    """Progress lines for the job log: step, images still running, rate and ETA of the batch."""
+    start, first = time.perf_counter(), None
+
+    def on_step(it: int, active: int) -> None:
+        nonlocal first
+        first = it - 1 if first is None else first
+        if it % every and it != total:
+            return
+        rate = (it - first) / max(time.perf_counter() - start, 1e-9)
+        log(f"  [{len(ids)} img] step {it}/{total} ({100 * it / total:.0f}%), {active} running, "
+            f"{rate:.2f} it/s, ETA {(total - it) / rate:.0f} s")
+
+    return on_step
 
 
 def run_items(ctx: JobContext, items: list[Item], batch_size: int) -> list[dict]:
