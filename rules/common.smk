@@ -15,7 +15,9 @@ from latentopt.plan import build_plan
 from latentopt.weights import require
 
 try:
-    check_config(config)
+    check_config(
+        config, losses=workflow.is_main_process
+    )  # jobs re-read this file: stay light
     check_writable(config["results_dir"], probe=False)
     PLAN = build_plan(config)
 except (ConfigError, OSError, ValueError) as exc:

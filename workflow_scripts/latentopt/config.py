@@ -100,8 +100,9 @@ def synthetic_parts(config: dict) -> list[str]:
     return parts
 
 
-def check_config(config: dict) -> None:
-    """Raise ConfigError for values the schema cannot rule out."""
+def check_config(config: dict, losses: bool = True) -> None:
+    """Raise ConfigError for values the schema cannot rule out. ``losses=False`` skips the loss
+    specs (checking them imports torch: the Snakefile does it once, in the main process)."""
     if synthetic_parts(config) and not config["allow_synthetic"]:
         raise ConfigError(
             "allow_synthetic: the config uses random models ("
@@ -116,7 +117,7 @@ def check_config(config: dict) -> None:
     unknown = sorted(set(config.get("use_losses") or []) - set(config["losses"]))
     if unknown:
         raise ConfigError(f"use_losses: {unknown} not defined under losses (defined: {sorted(config['losses'])})")
-    for arm, spec in config["losses"].items():
+    for arm, spec in config["losses"].items() if losses else ():
         check_loss_spec(spec["loss"], f"losses.{arm}.loss")
     crop = config["preprocess"]["crop_box"]
     if crop and config["preprocess"]["mode"] != "resize_crop":

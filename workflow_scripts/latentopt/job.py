@@ -13,6 +13,7 @@ A killed job resumes from its checkpoints (see checkpoints.py).
 
 from __future__ import annotations
 
+import os
 import resource
 import socket
 import time
@@ -250,6 +251,8 @@ def write_outputs(ctx: JobContext, result: dict) -> dict:
         "model": ctx.model.info,
         "finished_at": time.time(),
         "host": socket.gethostname(),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
     }
     payload = {"image_id": item.image_id, "split": item.split, "arm": ctx.arm, "status": result["status"]}
     if result["status"] == "ok" or "track" in result:
