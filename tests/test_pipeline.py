@@ -41,6 +41,12 @@ def snakemake(configfile: Path, *args: str, timeout: int = 900, check: bool = Tr
     return proc
 
 
+def job_counts(dry_run_output: str) -> dict[str, str]:
+    """The 'Job stats' table of a dry run: rule name -> count (and 'total')."""
+    rows = (line.split() for line in dry_run_output.splitlines())
+    return {r[0]: r[1] for r in rows if len(r) == 2 and r[1].isdigit() and not r[0].endswith(":")}
+
+
 def write_config(path: Path, results: Path, data_root: Path, **extra) -> Path:
     cfg = {"results_dir": str(results), **extra, "data": {"root": str(data_root), **extra.get("data", {})}}
     path.write_text(yaml.safe_dump(cfg))
@@ -117,7 +123,7 @@ def test_deleting_one_image_recomputes_only_its_job(demo):
     target_json.unlink()
     layout.per_image(results, "psnr", "test", "hubble", "pt").unlink()
     plan = snakemake(cfg, "-n", "--quiet", "rules").stdout
-    counts = dict(line.split() for line in plan.splitlines() if len(line.split()) == 2 and line.split()[1].isdigit())
+    counts = job_counts(plan)
     assert {rule: n for rule, n in counts.items() if rule.startswith("optimize_")} == {"optimize_test_000": "1"}, plan
     snakemake(cfg)
     after = _mtimes(results)
@@ -213,7 +219,7 @@ def test_adding_a_loss_evaluates_only_the_new_dataset(demo, tmp_path):
     cmd = snakemake_cmd(cfg, "-n")
     cmd.insert(cmd.index(str(cfg)) + 1, str(extra))
     out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, check=True).stdout
-    counts = dict(line.split() for line in out.splitlines() if len(line.split()) == 2 and line.split()[1].isdigit())
+    counts = job_counts(out)
     assert counts == {"optimize_train_000": "1", "optimize_val_000": "1", "optimize_test_000": "1",
                       "build_dataset_l1": "1", "evaluate_dataset": "1", "inception_features": "1",
                       "summarize_evaluation": "1", "report": "1", "all": "1", "total": "9"}, out
