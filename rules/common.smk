@@ -9,10 +9,9 @@ sys.path.insert(0, LIBRARY)
 # (script jobs get workflow_scripts/ on sys.path from Snakemake itself: it is their directory)
 
 from latentopt import layout
-from latentopt.config import ConfigError, arm_settings, check_config, required_weights
+from latentopt.config import ConfigError, arm_settings, check_config, ensure_weights
 from latentopt.fileio import check_writable
 from latentopt.plan import build_plan
-from latentopt.weights import require
 
 try:
     check_config(
@@ -29,9 +28,10 @@ ARMS = PLAN.arms
 
 
 def preflight():
-    """Before the first job (not in dry runs): every weight file on disk, results dir writable."""
+    """Before the first job (not in dry runs): fetch missing weights (unless offline), fail
+    naming any still missing; results dir writable."""
     try:
-        require(required_weights(config))
+        ensure_weights(config)
         check_writable(RESULTS)
     except OSError as exc:
         raise WorkflowError(f"cannot start: {exc}")

@@ -83,3 +83,39 @@ def test_use_losses_must_exist():
 def test_taesd_needs_paths():
     with pytest.raises(ConfigError, match="model.encoder"):
         _checked(**{"model.kind": "taesd"})
+
+
+def _metric_only_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    return _checked(**{"model.kind": "synthetic_kl", "allow_synthetic": True})
+
+
+def test_missing_weights_are_fetched_when_online(tmp_path, monkeypatch):
+    from latentopt import weights
+    from latentopt.config import ensure_weights
+
+    cfg = _metric_only_config(tmp_path, monkeypatch)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    fetched = []
+
+    def fake_download(url, path, timeout_s=60):
+        fetched.append(Path(path).name)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_bytes(b"weights")
+
+    monkeypatch.setattr(weights, "download_url", fake_download)
+    ensure_weights(cfg)
+    assert sorted(fetched) == ["alexnet-owt-7be5be79.pth", "pt_inception-2015-12-05-6726825d.pth", "vgg16-397923af.pth"]
+
+
+def test_offline_never_downloads_and_names_each_file(tmp_path, monkeypatch):
+    from latentopt import weights
+    from latentopt.config import ensure_weights
+
+    cfg = _metric_only_config(tmp_path, monkeypatch)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(weights, "download_url", lambda *a, **k: pytest.fail("downloaded while offline"))
+    with pytest.raises(weights.MissingWeightsError) as err:
+        ensure_weights(cfg)
+    for name in ("alexnet-owt-7be5be79.pth", "vgg16-397923af.pth", "pt_inception-2015-12-05-6726825d.pth"):
+        assert name in str(err.value) and str(tmp_path / "torch") in str(err.value)

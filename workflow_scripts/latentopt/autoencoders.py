@@ -29,8 +29,6 @@ Snakefile calls them at parse time); this module imports torch only when a model
 from __future__ import annotations
 
 import os
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -124,13 +122,6 @@ def required_weight_files(spec: dict) -> list[WeightFile]:
     return weights.diffusers_model_files(s["source"], s["subfolder"], s["revision"], what)
 
 
-def _offline_env() -> bool:
-    return any(
-        os.environ.get(v, "").strip().lower() in {"1", "true", "yes", "on"}
-        for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-    )
-
-
 def _raise_missing(files: list[WeightFile], reason: str, cause: BaseException | None = None):
     try:
         weights.require(files)
@@ -155,22 +146,16 @@ def fetch_weights(spec: dict) -> list[WeightFile]:
     kind = s["kind"]
     if kind in ("diffusers_kl", "diffusers_tiny") and not weights.is_hf_repo_id(s["source"]):
         _raise_missing(files, f"local folder {s['source']!r} is incomplete (nothing to download)")
-    if _offline_env():
+    if weights.offline():
         _raise_missing(files, "offline (HF_HUB_OFFLINE set), not downloading")
 
     if kind == "taesd":
         for f in missing:
             part = "encoder" if f.path == Path(s["encoder"]).expanduser() else "decoder"
             url = _taesd_url(s["variant"], part)
-            tmp = f.path.with_name(f.path.name + ".part")
             try:
-                f.path.parent.mkdir(parents=True, exist_ok=True)
-                with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
-                    while block := response.read(1 << 20):
-                        out.write(block)
-                os.replace(tmp, f.path)
-            except (urllib.error.URLError, OSError, ValueError) as exc:
-                tmp.unlink(missing_ok=True)
+                weights.download_url(url, f.path)
+            except (OSError, ValueError) as exc:
                 _raise_missing(files, f"download of {url} failed ({type(exc).__name__}: {exc})", exc)
         weights.require(files)
         return files

@@ -154,12 +154,10 @@ def _loss_names(spec: dict) -> list[dict]:
     return [spec]
 
 
-def required_weights(config: dict) -> list:
-    """Every pretrained file some job of this config will need (checked before any job runs)."""
+def metric_weight_files(config: dict) -> list:
+    """torch.hub checkpoints of the LPIPS trunks and the FID Inception this config needs."""
     from . import weights
-    from .autoencoders import required_weight_files
 
-    files = list(required_weight_files(model_spec(config)))
     nets = set()
     for arm in config["losses"].values():
         for spec in _loss_names(arm["loss"]):
@@ -167,7 +165,37 @@ def required_weights(config: dict) -> list:
                 nets.add(spec.get("net", "alex"))
     if not config["metric_networks"]["lpips_random_trunk"]:
         nets.update(config["evaluation"]["lpips_nets"])
-    files += [weights.torch_hub_checkpoint(f"lpips_{net}") for net in sorted(nets)]
+    files = [weights.torch_hub_checkpoint(f"lpips_{net}") for net in sorted(nets)]
     if config["evaluation"]["fid"] and not config["metric_networks"]["inception_synthetic"]:
         files.append(weights.torch_hub_checkpoint("fid_inception"))
     return files
+
+
+def required_weights(config: dict) -> list:
+    """Every pretrained file some job of this config will need (checked before any job runs)."""
+    from .autoencoders import required_weight_files
+
+    return [*required_weight_files(model_spec(config)), *metric_weight_files(config)]
+
+
+def ensure_weights(config: dict) -> None:
+    """Download what this config needs and lacks (unless offline, see weights.offline), then
+    raise MissingWeightsError naming every file still missing and where it must go."""
+    from . import weights
+    from .autoencoders import fetch_weights
+
+    files = required_weights(config)
+    if all(f.exists() for f in files):
+        return
+    if not weights.offline():
+        try:
+            fetch_weights(model_spec(config))
+        except weights.MissingWeightsError:
+            pass  # reported below together with the rest
+        for f in metric_weight_files(config):
+            if not f.exists():
+                try:
+                    weights.download_url(f.url, f.path)
+                except OSError:
+                    pass
+    weights.require(files)

@@ -51,6 +51,32 @@ class WeightFile:
         return f"{self.description}: expected at {self.path} ({how} and put it there)"
 
 
+def offline() -> bool:
+    """True when the user said there is no network (HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE or
+    LATENTOPT_OFFLINE set to 1/true/yes/on): nothing is downloaded then."""
+    return any(
+        os.environ.get(v, "").strip().lower() in {"1", "true", "yes", "on"}
+        for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "LATENTOPT_OFFLINE")
+    )
+
+
+def download_url(url: str, path: Path, timeout_s: float = 60) -> None:
+    """Download ``url`` to ``path`` (via a .part file renamed on success). Raises OSError
+    (urllib's URLError included) on any failure, leaving no partial file."""
+    import urllib.request
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".part")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response, open(tmp, "wb") as out:
+            while block := response.read(1 << 20):
+                out.write(block)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def torch_hub_dir() -> Path:
     """torch.hub.get_dir() without importing torch: $TORCH_HOME/hub, default ~/.cache/torch/hub."""
     torch_home = os.environ.get("TORCH_HOME")
