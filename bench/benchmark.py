@@ -351,20 +351,27 @@ def count_flops(decode, z, target, loss_fn, precision, device) -> dict:
     return {"step": int(step), "forward": int(counter.get_total_flops())}
 
 
-def sd_vae_reference_flops(height: int = 320, width: int = 480) -> dict:
-    """Decoder FLOPs of the full-size SD-VAE at height x width, counted on the meta device (no
-    memory, no compute): forward, and forward+backward to the latent with frozen weights."""
+def _meta_sd_vae():
+    """The full-size SD-VAE architecture on the meta device (no memory, no weights yet)."""
     import torch
     from diffusers import AutoencoderKL
-    from torch.utils.flop_counter import FlopCounterMode
 
     n = len(SD_VAE_SPEC["block_out_channels"])
     with torch.device("meta"):
-        model = AutoencoderKL(
+        return AutoencoderKL(
             down_block_types=("DownEncoderBlock2D",) * n, up_block_types=("UpDecoderBlock2D",) * n,
             block_out_channels=tuple(SD_VAE_SPEC["block_out_channels"]),
             latent_channels=SD_VAE_SPEC["latent_channels"],
             layers_per_block=SD_VAE_SPEC["layers_per_block"], norm_num_groups=SD_VAE_SPEC["norm_num_groups"])
+
+
+def sd_vae_reference_flops(height: int = 320, width: int = 480) -> dict:
+    """Decoder FLOPs of the full-size SD-VAE at height x width, counted on the meta device (no
+    memory, no compute): forward, and forward+backward to the latent with frozen weights."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = _meta_sd_vae()
     model.requires_grad_(False).eval()
     z = torch.zeros(1, 4, height // 8, width // 8, device="meta", requires_grad=True)
     with FlopCounterMode(display=False) as fwd, torch.no_grad():
@@ -384,15 +391,8 @@ def diffusers_checkpointing_check(height: int = 32, width: int = 48) -> dict:
     compared with and without checkpointing, on the CPU at a small size (device-independent facts).
     """
     import torch
-    from diffusers import AutoencoderKL
 
-    n = len(SD_VAE_SPEC["block_out_channels"])
-    with torch.device("meta"):
-        model = AutoencoderKL(
-            down_block_types=("DownEncoderBlock2D",) * n, up_block_types=("UpDecoderBlock2D",) * n,
-            block_out_channels=tuple(SD_VAE_SPEC["block_out_channels"]),
-            latent_channels=SD_VAE_SPEC["latent_channels"],
-            layers_per_block=SD_VAE_SPEC["layers_per_block"], norm_num_groups=SD_VAE_SPEC["norm_num_groups"])
+    model = _meta_sd_vae()
     model = model.to_empty(device="cpu")
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
