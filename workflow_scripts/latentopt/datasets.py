@@ -22,7 +22,6 @@ from pathlib import Path
 
 import torch
 
-from . import layout
 from .config import arm_settings, synthetic_parts
 from .fileio import atomic_path, read_json
 from .images import write_png
@@ -80,10 +79,3 @@ def load_dataset(path: str | Path) -> dict:
         raise ValueError(f"{path} is not a {FORMAT} file")
     return data
 
-
-def arm_record_paths(config: dict, plan, arm: str, ext: str) -> list[Path]:
-    return [
-        layout.per_image(config["results_dir"], arm, split, e.image_id, ext)
-        for split, entries in plan.splits.items()
-        for e in entries
-    ]

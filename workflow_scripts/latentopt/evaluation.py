@@ -24,6 +24,7 @@ import pandas as pd
 from . import layout
 from .config import synthetic_parts
 from .fileio import read_json
+from .images import read_rgb
 from .layout import BASELINE
 
 METRICS = ("psnr", "ssim", "lpips_alex", "lpips_vgg", "mse", "mae")
@@ -32,13 +33,6 @@ HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips_alex": False, "lpips_vgg"
 # which the bootstrap needs.
 FRECHET_METHOD = "exact"
 RECORD_COLUMNS = ("time_s", "optimization_time_s", "iterations", "converged_at", "stop_reason", "peak_memory_mb", "device", "batch_size")
-
-
-def _read_u8(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
 
 
 def per_image_table(config: dict, plan, arm: str, lpips_nets: dict) -> pd.DataFrame:
@@ -52,8 +46,8 @@ def per_image_table(config: dict, plan, arm: str, lpips_nets: dict) -> pd.DataFr
             record = read_json(layout.per_image(results, arm, split, entry.image_id, "json"))
             row = {"dataset": arm, "split": split, "image_id": entry.image_id, "status": record["status"], "reason": record.get("reason")}
             if record["status"] == "ok":
-                pred = _read_u8(layout.dataset_png_dir(results, arm) / split / f"{entry.image_id}.png")
-                ref = _read_u8(layout.original_png(results, split, entry.image_id))
+                pred = read_rgb(layout.dataset_png_dir(results, arm) / split / f"{entry.image_id}.png")
+                ref = read_rgb(layout.original_png(results, split, entry.image_id))
                 row.update(image_metrics(pred, ref, lpips_nets))
                 row.update({k: record.get(k) for k in RECORD_COLUMNS})
                 row["initial_psnr"] = record["initial"]["psnr"]

@@ -181,10 +181,9 @@ def _init_synthetic(model) -> None:
 
 def _load_image(item) -> np.ndarray:
     if isinstance(item, (str, Path)):
-        from PIL import Image
+        from .images import read_rgb
 
-        with Image.open(item) as img:
-            arr = np.asarray(img.convert("RGB"))
+        arr = read_rgb(item)
     else:
         arr = np.asarray(item)
         if arr.dtype != np.uint8:

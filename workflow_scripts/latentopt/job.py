@@ -19,7 +19,6 @@ import socket
 import time
 import traceback
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -28,8 +27,8 @@ import torch
 from . import layout
 from .checkpoints import CheckpointStore
 from .config import arm_settings, is_baseline, model_spec, synthetic_parts
-from .fileio import check_writable, read_json, sha256_file, sha256_json, write_json
-from .images import Region, model_input, to_uint8
+from .fileio import atomic_path, check_writable, read_json, sha256_file, sha256_json, write_json
+from .images import Region, model_input, read_rgb, to_uint8
 from .optimizer import AdamSettings, ImageTrack, optimize_latents, precision_context
 
 
@@ -205,8 +204,6 @@ def _failure(item: Item, reason: str, tb: str | None = None) -> dict:
 
 def load_items(config: dict, split: str, image_ids: list[str], log) -> tuple[list[Item], list[dict]]:
     """Read each prepared reference (verifying its checksum); return items and failures."""
-    from PIL import Image
-
     results, pre = config["results_dir"], config["preprocess"]
     items, failures = [], []
     for image_id in image_ids:
@@ -219,7 +216,7 @@ def load_items(config: dict, split: str, image_ids: list[str], log) -> tuple[lis
         if not png.is_file() or sha256_file(png) != record["sha256"]:
             failures.append(_failure(stub, f"reference {png} is missing or does not match its checksum; delete {layout.prepared_record(results, split, image_id)} to regenerate it"))
             continue
-        reference = np.asarray(Image.open(png).convert("RGB"))
+        reference = read_rgb(png)
         inp, region = model_input(reference, pre["mode"], pre["multiple"])
         items.append(Item(image_id, split, reference, inp, region, record))
     return items, failures
@@ -238,7 +235,6 @@ def write_outputs(ctx: JobContext, result: dict) -> dict:
     results = ctx.config["results_dir"]
     pt_path = layout.per_image(results, ctx.arm, item.split, item.image_id, "pt")
     json_path = layout.per_image(results, ctx.arm, item.split, item.image_id, "json")
-    from .fileio import atomic_path
 
     record = {
         "image_id": item.image_id,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 import yaml
 
@@ -47,7 +46,7 @@ def progress(config: dict, window_s: float = 600.0, now: float | None = None) ->
         remaining = total - ok - failed
         recent = [t for t in finished if now - t <= window_s]
         rate = len(recent) / (window_s / 60) if recent else 0.0
-        in_progress = sum(1 for _ in Path(results, ".checkpoints", arm).rglob("batch-*.pt")) if Path(results, ".checkpoints", arm).exists() else 0
+        in_progress = sum(len(list(layout.checkpoint_dir(results, arm, split).glob("batch-*.pt"))) for split in plan.splits)
         out[arm] = {
             "total": total, "ok": ok, "failed": failed, "remaining": remaining,
             "in_progress_batches": in_progress,

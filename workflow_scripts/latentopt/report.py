@@ -634,13 +634,9 @@ def select_examples(table_df: pd.DataFrame, arm: str) -> list[tuple[str, str, st
 
 
 def _read_png(path: Path):
-    import numpy as np
-    from PIL import Image
+    from .images import read_rgb
 
-    if not path.is_file():
-        return None
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
+    return read_rgb(path) if path.is_file() else None
 
 
 def make_figures(results: str | Path, config: Mapping, inputs: Mapping, datasets: Sequence[str], fig_dir: Path, report_dir: Path, log: Callable[[str], None]) -> dict:
