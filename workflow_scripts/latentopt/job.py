@@ -229,12 +229,15 @@ def group_by_shape(items: list[Item]) -> list[list[Item]]:
     return list(groups.values())
 
 
+def _output_paths(config: dict, arm: str, split: str, image_id: str):
+    """The image's declared outputs: (.pt, .json)."""
+    return tuple(layout.per_image(config["results_dir"], arm, split, image_id, ext) for ext in ("pt", "json"))
+
+
 def write_outputs(ctx: JobContext, result: dict) -> dict:
     """Write one image's .pt then .json (the JSON, written last, marks the image complete)."""
     item = result["item"]
-    results = ctx.config["results_dir"]
-    pt_path = layout.per_image(results, ctx.arm, item.split, item.image_id, "pt")
-    json_path = layout.per_image(results, ctx.arm, item.split, item.image_id, "json")
+    pt_path, json_path = _output_paths(ctx.config, ctx.arm, item.split, item.image_id)
 
     record = {
         "image_id": item.image_id,
@@ -323,8 +326,7 @@ def optimize_chunk(config: dict, arm: str, split: str, image_ids: list[str], dev
     records = [write_outputs(ctx, f) for f in failures]
     todo = []
     for item in items:
-        pt = layout.per_image(config["results_dir"], arm, split, item.image_id, "pt")
-        js = layout.per_image(config["results_dir"], arm, split, item.image_id, "json")
+        pt, js = _output_paths(config, arm, split, item.image_id)
         if ctx.store is not None and ctx.store.restore_done(item.image_id, pt, js):
             log(f"{item.image_id}: finished earlier in an interrupted run, restored")
             records.append(read_json(js))
