@@ -63,6 +63,7 @@ SD_VAE_SPEC = {
     "layers_per_block": 2,
     "norm_num_groups": 32,
 }
+BSDS500_SPLIT_SIZES = {"train": 200, "val": 100, "test": 200}
 SMALL_KL_SPEC = {"kind": "synthetic_kl", "seed": 0}  # latentopt's default tiny synthetic KL
 
 # Dense (no structured sparsity) peak throughput in FLOP/s, per precision.
@@ -186,6 +187,15 @@ class Config:
         if self.checkpointing:
             parts.append("ckpt")
         return " ".join(parts)
+
+
+def parse_config(text: str) -> Config:
+    """'bf16:b8:cl:compile:ckpt' -> Config(8, 'bf16', channels_last, compile, checkpointing)."""
+    precision, batch, *flags = text.strip().split(":")
+    unknown = set(flags) - {"cl", "compile", "ckpt"}
+    if precision not in ("fp32", "tf32", "bf16") or not batch.startswith("b") or unknown:
+        raise argparse.ArgumentTypeError(f"bad config {text!r}: want precision:bN[:cl][:compile][:ckpt]")
+    return Config(int(batch[1:]), precision, "cl" in flags, "compile" in flags, "ckpt" in flags)
 
 
 # --------------------------------------------------------------------------------------------
@@ -334,20 +344,22 @@ def count_flops(decode, z, target, loss_fn, precision, device) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from latentopt.optimizer import precision_context
+    from latentopt.precision import decode_precision, exact_fp32
 
     z = z.detach().clone().requires_grad_(True)
     counter = FlopCounterMode(display=False)
     with counter:
-        with precision_context(precision, device):
+        with decode_precision(precision, device):
             out = decode(z)
-        loss_fn(out.float(), target).sum().backward()
+        with exact_fp32():
+            loss_fn(out.float(), target).sum().backward()
     step = counter.get_total_flops()
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
-        with precision_context(precision, device):
+        with decode_precision(precision, device):
             out = decode(z)
-        loss_fn(out.float(), target)
+        with exact_fp32():
+            loss_fn(out.float(), target)
     return {"step": int(step), "forward": int(counter.get_total_flops())}
 
 
@@ -430,7 +442,7 @@ def saved_activation_bytes(decode, z, target, loss_fn, precision, device, params
     counted once): the activation memory the backward pass needs, measurable on any device."""
     import torch
 
-    from latentopt.optimizer import precision_context
+    from latentopt.precision import decode_precision, exact_fp32
 
     param_ptrs = {p.untyped_storage().data_ptr() for p in params}
     seen: dict[int, int] = {}
@@ -443,9 +455,10 @@ def saved_activation_bytes(decode, z, target, loss_fn, precision, device, params
 
     z = z.detach().clone().requires_grad_(True)
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        with precision_context(precision, device):
+        with decode_precision(precision, device):
             out = decode(z)
-        loss = loss_fn(out.float(), target).sum()
+        with exact_fp32():
+            loss = loss_fn(out.float(), target).sum()
     loss.backward()
     if grad_out is not None:
         grad_out.append(z.grad)
@@ -468,20 +481,14 @@ def timed_optimize(decode, targets, z0, loss_fn, iterations, lr, precision, devi
 def measure_config(cfg: Config, base, targets_all, loss_fn, nets, ctx: dict) -> dict:
     import torch
 
+    from latentopt.job import decode_exact, encode_exact
     from latentopt.metrics import tensor_metrics
-    from latentopt.optimizer import precision_context
 
     device = ctx["device"]
-    if device.type == "cuda":
-        # fp32/tf32: precision_context sets both TF32 switches; bf16 leaves them alone, so start every
-        # config from PyTorch's defaults (as a fresh pipeline job does): cuDNN TF32 on, matmul TF32 off
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cuda.matmul.allow_tf32 = False
     x = targets_all[: cfg.batch]
     model, decode, note = make_variant(base, cfg)
     row: dict[str, Any] = {"name": cfg.name, **dataclasses.asdict(cfg), "checkpointing_method": note}
-    with torch.no_grad(), precision_context(cfg.precision, device):
-        z0 = model.encode(x).float()
+    z0 = encode_exact(model, x)
     if not cfg.compile:
         saved = saved_activation_bytes(decode, z0, x, loss_fn, cfg.precision, device, model.parameters())
         row["saved_activations_per_image_mb"] = saved / cfg.batch / 2**20
@@ -509,11 +516,9 @@ def measure_config(cfg: Config, base, targets_all, loss_fn, nets, ctx: dict) -> 
     peak_flops = ctx["peak_flops"]
     row["mfu"] = row["achieved_flops_per_s"] / peak_flops[cfg.precision] if peak_flops else None
     row["mfu_vs_bf16_peak"] = row["achieved_flops_per_s"] / peak_flops["bf16"] if peak_flops else None
-    # final quality, decoded as the pipeline's job does (under the run precision)
+    # final quality, decoded as the pipeline's job does (exact fp32, whatever the run precision)
     best = torch.stack([t.best_z for t in tracks]).to(device)
-    with torch.no_grad(), precision_context(cfg.precision, device):
-        initial = model.decode(z0).float()
-        final = model.decode(best).float()
+    initial, final = decode_exact(model, z0), decode_exact(model, best)
     m0 = tensor_metrics(initial, x.float(), nets)
     m1 = tensor_metrics(final, x.float(), nets)
     lp = next((k for k in m1 if k.startswith("lpips_")), None)
@@ -581,11 +586,16 @@ def run_throughput(args, mode: dict, device, result: dict) -> None:
     from latentopt.autoencoders import load_autoencoder
     from latentopt.losses import lpips_network, lpips_weight_files
 
+    # the pipeline leaves cuDNN autotuning off (PyTorch's default): every new batch shape (the batch
+    # shrinks as images stop) would be autotuned again, which took 45-90 s per shape on an H100
+    torch.backends.cudnn.benchmark = bool(args.cudnn_benchmark)
     height, width = args.size or (mode["size_cuda"] if device.type == "cuda" else mode["size_cpu"])
     model_label, spec = choose_model(args.model, device.type)
     batches = args.batch_sizes or mode["batches"]
     configs = [Config(b) for b in batches]
-    if args.batch_sizes is None:
+    if args.configs:
+        configs = list(args.configs)
+    elif args.batch_sizes is None:
         configs += [Config(b, p, cl, comp, ck) for b, p, cl, comp, ck in mode["extra"]]
     if args.precisions:
         configs = [c for c in configs if c.precision in args.precisions or (c.precision == "fp32" and c.batch == 1)]
@@ -643,7 +653,7 @@ def run_throughput(args, mode: dict, device, result: dict) -> None:
         "iterations": ctx["iterations"], "warmup_iterations": ctx["warmup"],
         "stopping": "none (fixed iterations; the pipeline's per-image stopping only shortens runs)",
         "quality_metrics": {"lpips_net": "alex", "lpips_random_trunk": lpips_random,
-                            "decode": "best latent decoded under the config's precision, as latentopt.job does"},
+                            "decode": "best latent decoded in exact fp32 (latentopt.job.decode_exact), as the pipeline publishes it"},
         "quality_thresholds": thresholds,
     }
     result["flops"] = {
@@ -673,6 +683,9 @@ def run_throughput(args, mode: dict, device, result: dict) -> None:
                 torch.cuda.empty_cache()
             skipped.append({"name": cfg.name, "reason": f"failed: {type(exc).__name__}: {str(exc)[:300]}"})
             log(f"  {cfg.name} failed: {exc!r}")
+        # rows so far, so that a run stopped at a time limit still leaves its measurements
+        write_json({**result, "throughput_partial": {"configs": rows, "skipped": skipped}},
+                   Path(args.out).with_suffix(".partial.json"))
     by_name = {r["name"]: r for r in rows}
     baseline = by_name.get(Config(1).name)
     ref = by_name.get(reference_cfg.name)
@@ -736,11 +749,10 @@ def run_throughput(args, mode: dict, device, result: dict) -> None:
         cfg = Config(recommended["batch"], recommended["precision"], recommended["channels_last"],
                      recommended["compile"], recommended["checkpointing"])
         x = targets[: cfg.batch]
-        model, decode, _ = make_variant(base, cfg)
-        from latentopt.optimizer import precision_context
+        from latentopt.job import encode_exact
 
-        with torch.no_grad(), precision_context(cfg.precision, device):
-            z0 = model.encode(x).float()
+        model, decode, _ = make_variant(base, cfg)
+        z0 = encode_exact(model, x)
         n_it = args.loss_iterations or mode["loss_iterations"]
         for arm, a in arms.items():
             fn, used_spec, note = _loss_for_bench(a["loss"], device)
@@ -977,6 +989,7 @@ def run_orchestration(args, mode: dict, device_type: str, result: dict) -> None:
                     row = {"data": ds["name"], "images_per_job": ipj, "returncode": None, "repeat": rep,
                            "error": f"snakemake exceeded {args.snakemake_timeout} s"}
                 runs.append(row)
+                write_json({**result, "orchestration_partial": runs}, Path(args.out).with_suffix(".partial.json"))
                 if row.get("error"):
                     errors.append(f"{ds['name']} images_per_job={ipj}: {row['error'][-500:]}")
                     log(f"  failed: {row['error'][-500:]}")
@@ -1021,11 +1034,7 @@ def projection(result: dict, device_type: str, mode_name: str, args) -> dict:
 
     cfg = yaml.safe_load((REPO / "config.yaml").read_text())
     per_loss = result.get("per_loss") or []
-    splits = {"train": 200, "val": 100, "test": 200}
-    if BSDS_IMAGES.is_dir():
-        counted = {s: len(list((BSDS_IMAGES / s).glob("*.jpg"))) for s in splits}
-        if all(counted.values()):
-            splits = counted
+    splits = dict(BSDS500_SPLIT_SIZES)  # the full experiment, whatever subset of images this machine holds
     n_images = sum(splits.values())
     ipj = int(cfg["run"]["images_per_job"])
     out: dict[str, Any] = {"n_images": n_images, "images_per_job": ipj, "splits": splits}
@@ -1198,6 +1207,14 @@ def _finite(obj):
     return obj
 
 
+def write_json(result: dict, path: Path) -> None:
+    """Atomically write the (JSON-safe) result to path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(_finite(result), indent=1, allow_nan=False, default=str))
+    os.replace(tmp, path)
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_mutually_exclusive_group()
@@ -1218,6 +1235,12 @@ def parse_args(argv=None):
                    help="crop HEIGHTxWIDTH (default by mode/device)")
     p.add_argument("--batch-sizes", type=lambda s: [int(v) for v in s.split(",")], default=None,
                    help="fp32 batch sizes only (drops the precision/layout extras)")
+    p.add_argument("--configs", type=lambda s: [parse_config(v) for v in s.split(",")], default=None,
+                   help="exactly these configs, e.g. fp32:b16,tf32:b16:compile,bf16:b8:cl:ckpt "
+                        "(precision:bBATCH[:cl][:compile][:ckpt]); fp32 b1 and the fp32 quality "
+                        "reference are added")
+    p.add_argument("--cudnn-benchmark", action="store_true",
+                   help="torch.backends.cudnn.benchmark = True (autotuning; the pipeline leaves it off)")
     p.add_argument("--precisions", type=lambda s: s.split(","), default=None, help="keep only these precisions")
     p.add_argument("--iterations", type=int, default=None, help="timed Adam iterations per config")
     p.add_argument("--warmup", type=int, default=None)
@@ -1304,10 +1327,8 @@ def main(argv=None) -> int:
     result["machine"]["loadavg_end"] = _loadavg()
     result["elapsed_s"] = time.perf_counter() - started
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(_finite(result), indent=1, allow_nan=False, default=str))
-    os.replace(tmp, out)
+    write_json(result, out)
+    out.with_suffix(".partial.json").unlink(missing_ok=True)
     print(format_tables(result))
     print(f"\n(JSON: {out}; {result['elapsed_s']:.0f} s)")
     failed = result.get("orchestration", {}).get("errors")

@@ -54,14 +54,17 @@ class FaultyModel(torch.nn.Module):
         self.batch_sizes = []
 
     def encode(self, x):
-        self.batch_sizes.append(x.shape[0])
-        if self.oom_always or (self.oom_above_batch and x.shape[0] > self.oom_above_batch):
+        if self.oom_always:
             raise torch.OutOfMemoryError("injected CUDA out of memory")
         if self.fail_when_white and bool((x.flatten(1).mean(1) > 0.99).any()):
             raise ValueError("injected failure on the white image")
         return self.inner.encode(x.to("cpu"))
 
     def decode(self, z):
+        """The optimization decodes the whole batch with gradients: where real OOMs happen."""
+        self.batch_sizes.append(z.shape[0])
+        if self.oom_always or (self.oom_above_batch and z.shape[0] > self.oom_above_batch):
+            raise torch.OutOfMemoryError("injected CUDA out of memory")
         return self.inner.decode(z)
 
 

@@ -220,10 +220,12 @@ def inception_features(images: Iterable, model, device: str = "cpu",
     """
     import torch
 
+    from .precision import exact_fp32
+
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     chunks = []
-    with torch.no_grad():
+    with torch.no_grad(), exact_fp32():
         for batch in _batches(images, batch_size):
             x = torch.from_numpy(np.stack(batch)).to(device)
             x = x.permute(0, 3, 1, 2).to(torch.float32).div_(255.0)

@@ -29,7 +29,8 @@ from .checkpoints import CheckpointStore
 from .config import arm_settings, is_baseline, model_spec, synthetic_parts
 from .fileio import atomic_path, check_writable, read_json, sha256_file, sha256_json, write_json
 from .images import Region, model_input, read_rgb, to_uint8
-from .optimizer import AdamSettings, ImageTrack, optimize_latents, precision_context
+from .optimizer import AdamSettings, ImageTrack, optimize_latents
+from .precision import exact_fp32
 
 
 class ImageFailure(RuntimeError):
@@ -86,6 +87,23 @@ def _metrics(ctx: JobContext, decoded: torch.Tensor, targets: torch.Tensor, regi
     return {k: v.detach().cpu().tolist() for k, v in values.items()}
 
 
+def encode_exact(model, x: torch.Tensor) -> torch.Tensor:
+    """z0 = encode(x) in exact fp32, whatever run.precision the optimization uses: the baseline
+    and the starting point do not depend on the speed setting. One image at a time, as
+    :func:`decode_exact`."""
+    with torch.no_grad(), exact_fp32():
+        return torch.cat([model.encode(x[i : i + 1]).float() for i in range(x.shape[0])])
+
+
+def decode_exact(model, z: torch.Tensor) -> torch.Tensor:
+    """The published decode of latents: exact fp32 whatever run.precision the optimization used,
+    so outputs and metrics depend on the latent alone. One image at a time: on an H100, cuDNN's
+    default fp32 convolution choice for the SD-VAE was measured 5-8x slower at batch 2-4 than at
+    batch 1 or 8, and the last batch of a job is often that small."""
+    with torch.no_grad(), exact_fp32():
+        return torch.cat([model.decode(z[i : i + 1]).float() for i in range(z.shape[0])])
+
+
 def run_batch(ctx: JobContext, items: list[Item]) -> list[dict]:
     """Encode, optimize and decode one batch of same-shape images; return per-image results."""
     device = ctx.device
@@ -95,8 +113,7 @@ def run_batch(ctx: JobContext, items: list[Item]) -> list[dict]:
     region = items[0].region
     ids = [it.image_id for it in items]
     start = time.perf_counter()
-    with torch.no_grad(), precision_context(ctx.config["run"]["precision"], device):
-        z0 = ctx.model.encode(targets).float()
+    z0 = encode_exact(ctx.model, targets)
     encode_s = time.perf_counter() - start
     settings = ctx.settings
     if settings is None:
@@ -120,9 +137,7 @@ def run_batch(ctx: JobContext, items: list[Item]) -> list[dict]:
             on_step=_progress_logger(ctx.log, settings.iterations, ids),
         )
     best = torch.stack([t.best_z for t in tracks]).to(device)
-    with torch.no_grad(), precision_context(ctx.config["run"]["precision"], device):
-        initial = ctx.model.decode(z0).float()
-        final = ctx.model.decode(best).float()
+    initial, final = decode_exact(ctx.model, z0), decode_exact(ctx.model, best)
     m0 = _metrics(ctx, initial, targets, region)
     m1 = _metrics(ctx, final, targets, region)
     rows, cols = region.slices()

@@ -34,6 +34,7 @@ from torch import Tensor
 
 from . import losses
 from . import ssim as _ssim
+from .precision import exact_fp32
 
 METRIC_NAMES = ("psnr", "ssim", "mse", "mae")
 
@@ -50,7 +51,7 @@ def tensor_metrics(
             f"expected two [B, C, H, W] tensors of equal shape, got {tuple(pred.shape)} "
             f"and {tuple(target.shape)}"
         )
-    with torch.no_grad():
+    with torch.no_grad(), exact_fp32():
         mse = losses.mse(pred, target)
         out = {
             "psnr": -10.0 * torch.log10(mse),  # log10(0) = -inf -> psnr = +inf

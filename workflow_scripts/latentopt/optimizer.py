@@ -20,13 +20,14 @@ Stopping rules (per image, checked after recording loss_t for t >= 1):
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
+
+from .precision import decode_precision, exact_fp32
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -108,16 +109,6 @@ class Timeout(RuntimeError):
     pass
 
 
-def precision_context(precision: str, device: torch.device):
-    """Autocast for bf16 (latents, loss and Adam stay fp32); TF32 switches for tf32."""
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
-        torch.backends.cudnn.allow_tf32 = precision == "tf32"
-    return contextlib.nullcontext()
-
-
 def _shrink_adam(opt: torch.optim.Adam, z: torch.Tensor, keep: list[int], settings: AdamSettings):
     """A new latent tensor and Adam holding only rows ``keep``, moments carried over exactly."""
     old_state = opt.state[z]
@@ -191,9 +182,10 @@ def optimize_latents(
         step_start = time.perf_counter()
         final = it >= settings.iterations
         with torch.set_grad_enabled(not final):
-            with precision_context(precision, device):
+            with decode_precision(precision, device):
                 decoded = decode(z)
-            losses = loss_fn(decoded[:, :, rows, cols].float(), target_region[active])
+            with exact_fp32():
+                losses = loss_fn(decoded[:, :, rows, cols].float(), target_region[active])
         values = losses.detach().float().cpu().tolist()
         stopping = []
         for j, idx in enumerate(active):
