@@ -771,6 +771,7 @@ def build_context(config: Mapping, inputs: Mapping, figures: Mapping, *, report_
         "versions": table(["package", "version"], [[k, v or "not installed"] for k, v in report_versions.items()], ["l", "l"]),
         "hardware": hardware,
         "devices": devices,
+        "precision": config["run"]["precision"],
     }
 
 
