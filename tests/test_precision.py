@@ -125,3 +125,11 @@ def test_baseline_of_a_bf16_run_equals_the_fp32_run(tmp_path, demo_data):
         final[precision] = [r["final"] for r in records]
     assert initial["fp32"] and initial["fp32"] == initial["bf16"] == initial["tf32"]
     assert final["tf32"] == final["fp32"] and final["bf16"] != final["fp32"]
+
+
+def test_changing_precision_reruns_the_loss_arms_but_not_the_baseline(tmp_path, demo_data):
+    from latentopt.config import arm_settings
+
+    fp32, bf16 = (make_config(tmp_path, demo_data, **{"run.precision": p}) for p in ("fp32", "bf16"))
+    assert arm_settings(fp32, "baseline") == arm_settings(bf16, "baseline")
+    assert arm_settings(fp32, "psnr") != arm_settings(bf16, "psnr")

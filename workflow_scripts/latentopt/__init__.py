@@ -7,4 +7,4 @@ The library behind the Snakemake pipeline. Each module holds one concern:
 ``evaluation``/``fid``/``statistics`` and ``report``.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -79,13 +79,12 @@ def arm_settings(config: dict, arm: str) -> dict:
         "arm": arm,
         "model": model_spec(config),
         "preprocess": config["preprocess"],
-        "precision": config["run"]["precision"],
         "channels_last": config["run"]["channels_last"],
         "library_version": __version__,
     }
-    if is_baseline(arm):
+    if is_baseline(arm):  # encode and decode are exact fp32: run.precision does not change it
         return {**common, "iterations": 0}
-    return {**common, **config["losses"][arm]}
+    return {**common, "precision": config["run"]["precision"], **config["losses"][arm]}
 
 
 def synthetic_parts(config: dict) -> list[str]:
