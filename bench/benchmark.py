@@ -191,9 +191,11 @@ class Config:
 
 def parse_config(text: str) -> Config:
     """'bf16:b8:cl:compile:ckpt' -> Config(8, 'bf16', channels_last, compile, checkpointing)."""
+    from latentopt.precision import PRECISIONS
+
     precision, batch, *flags = text.strip().split(":")
     unknown = set(flags) - {"cl", "compile", "ckpt"}
-    if precision not in ("fp32", "tf32", "bf16") or not batch.startswith("b") or unknown:
+    if precision not in PRECISIONS or not batch.startswith("b") or not batch[1:].isdigit() or unknown:
         raise argparse.ArgumentTypeError(f"bad config {text!r}: want precision:bN[:cl][:compile][:ckpt]")
     return Config(int(batch[1:]), precision, "cl" in flags, "compile" in flags, "ckpt" in flags)
 
@@ -587,7 +589,7 @@ def run_throughput(args, mode: dict, device, result: dict) -> None:
     from latentopt.losses import lpips_network, lpips_weight_files
 
     # the pipeline leaves cuDNN autotuning off (PyTorch's default): every new batch shape (the batch
-    # shrinks as images stop) would be autotuned again, which took 45-90 s per shape on an H100
+    # shrinks as images stop) would be autotuned again: 21-91 s per new shape on an H100
     torch.backends.cudnn.benchmark = bool(args.cudnn_benchmark)
     height, width = args.size or (mode["size_cuda"] if device.type == "cuda" else mode["size_cpu"])
     model_label, spec = choose_model(args.model, device.type)

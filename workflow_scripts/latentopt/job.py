@@ -87,21 +87,24 @@ def _metrics(ctx: JobContext, decoded: torch.Tensor, targets: torch.Tensor, regi
     return {k: v.detach().cpu().tolist() for k, v in values.items()}
 
 
+def _exact_one_by_one(fn, batch: torch.Tensor) -> torch.Tensor:
+    """``fn`` applied to each image of ``batch`` alone, in exact fp32, without gradients. One at a
+    time: on an H100, cuDNN's default fp32 convolution choice for the SD-VAE was measured 4-7x
+    slower at batch 2-4 than at batch 1, and the last batch of a job is often that small."""
+    with torch.no_grad(), exact_fp32():
+        return torch.cat([fn(batch[i : i + 1]).float() for i in range(batch.shape[0])])
+
+
 def encode_exact(model, x: torch.Tensor) -> torch.Tensor:
     """z0 = encode(x) in exact fp32, whatever run.precision the optimization uses: the baseline
-    and the starting point do not depend on the speed setting. One image at a time, as
-    :func:`decode_exact`."""
-    with torch.no_grad(), exact_fp32():
-        return torch.cat([model.encode(x[i : i + 1]).float() for i in range(x.shape[0])])
+    and the starting point do not depend on the speed setting."""
+    return _exact_one_by_one(model.encode, x)
 
 
 def decode_exact(model, z: torch.Tensor) -> torch.Tensor:
-    """The published decode of latents: exact fp32 whatever run.precision the optimization used,
-    so outputs and metrics depend on the latent alone. One image at a time: on an H100, cuDNN's
-    default fp32 convolution choice for the SD-VAE was measured 5-8x slower at batch 2-4 than at
-    batch 1 or 8, and the last batch of a job is often that small."""
-    with torch.no_grad(), exact_fp32():
-        return torch.cat([model.decode(z[i : i + 1]).float() for i in range(z.shape[0])])
+    """The published decode of latents, in exact fp32 whatever run.precision the optimization
+    used: outputs and metrics depend on the latent alone."""
+    return _exact_one_by_one(model.decode, z)
 
 
 def run_batch(ctx: JobContext, items: list[Item]) -> list[dict]:
