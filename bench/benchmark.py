@@ -896,7 +896,7 @@ def run_orchestration_once(ds: dict, ipj: int, args, mode: dict, device_type: st
     cmd = _snakemake_cmd() + targets + ["-s", str(snakefile), "--cores", str(args.snakemake_cores),
                                         "--nolock", "--retries", "0"]
     if device_type == "cuda":
-        cmd += ["--resources", "gpu=1"]
+        cmd += ["--resources", f"gpu={args.gpu_jobs}"]
     cmd += ["--quiet", "all", "--configfile", *map(str, ds["configfiles"]), str(cfg_file)]
     run_dir = workdir / f"wd_{ds['name']}_ipj{ipj}_r{repeat}"
     run_dir.mkdir(exist_ok=True)
@@ -905,6 +905,7 @@ def run_orchestration_once(ds: dict, ipj: int, args, mode: dict, device_type: st
     proc = subprocess.run(cmd, cwd=run_dir, capture_output=True, text=True, timeout=args.snakemake_timeout)
     wall = time.perf_counter() - t0
     row: dict[str, Any] = {"data": ds["name"], "images_per_job": ipj, "repeat": repeat, "arms": arms,
+                           "gpu_jobs": args.gpu_jobs if device_type == "cuda" else None,
                            "n_images": plan.n_images, "loadavg_before": _loadavg(),
                            "pipeline": {"model": config["model"]["kind"], "precision": config["run"]["precision"],
                                         "batch_size": config["run"]["batch_size"],
@@ -1267,6 +1268,9 @@ def parse_args(argv=None):
                         "run split into --sections throughput and --sections orchestration)")
     p.add_argument("--snakefile", default=None)
     p.add_argument("--snakemake-cores", type=int, default=1)
+    p.add_argument("--gpu-jobs", type=int, default=1,
+                   help="--resources gpu=N of the GPU pipeline runs: 2 per GPU lets the next job start "
+                        "up while the current one computes (the GPU lease keeps one computing)")
     p.add_argument("--snakemake-timeout", type=int, default=1800)
     p.add_argument("--keep-results", action="store_true")
     args = p.parse_args(argv)

@@ -142,3 +142,34 @@ def test_tampered_reference_is_not_trusted(prepared):
     png.write_bytes(png.read_bytes()[:-10])
     records = optimize_chunk(cfg, "baseline", "val", [image_id], "cpu", log=lambda m: None)
     assert records[0]["status"] == "failed" and "checksum" in records[0]["reason"]
+
+
+def test_the_device_lease_is_entered_after_the_cpu_side_start_up(prepared, monkeypatch):
+    """With more concurrent jobs than GPUs, a job loads its model and reads its images before it
+    waits for a GPU, and loads the model once (moved, not loaded again, once leased)."""
+    import contextlib
+
+    from latentopt import autoencoders
+
+    cfg, plan = prepared
+    events = []
+    real_load = autoencoders.load_autoencoder
+
+    def load(*args, **kwargs):
+        events.append("model loaded")
+        return real_load(*args, **kwargs)
+
+    @contextlib.contextmanager
+    def lease():
+        events.append("lease")
+        yield "cpu"
+        events.append("lease released")
+
+    monkeypatch.setattr(autoencoders, "load_autoencoder", load)
+    ids = [e.image_id for e in plan.splits["val"]]
+    records = optimize_chunk(cfg, "psnr", "val", ids, lease(), log=events.append)
+    assert [r["status"] for r in records] == ["ok"] * len(ids)
+    assert events.count("model loaded") == 1
+    assert events.index("model loaded") < events.index("lease") and events[-1] == "lease released"
+    startup = next(e for e in events if "start-up:" in e)
+    assert events.index("lease") < events.index(startup) and "waiting for the device" in startup

@@ -13,6 +13,7 @@ A killed job resumes from its checkpoints (see checkpoints.py).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import socket
@@ -311,12 +312,14 @@ def job_fingerprint(config: dict, arm: str, weights_sha256: str) -> str:
     return sha256_json({"settings": arm_settings(config, arm), "weights": weights_sha256})
 
 
-def build_context(config: dict, arm: str, split: str, device: str, log) -> JobContext:
+def build_context(config: dict, arm: str, split: str, device: str, log, model=None) -> JobContext:
+    """Everything a job computes with, on ``device``; ``model``: the autoencoder already loaded
+    (on the CPU), moved instead of loaded again."""
     from .autoencoders import load_autoencoder
     from .losses import build_loss, lpips_network
 
-    def make(dev: torch.device):
-        model = load_autoencoder(model_spec(config), device=dev)
+    def make(dev: torch.device, model=None):
+        model = model.to(dev) if model is not None else load_autoencoder(model_spec(config), device=dev)
         if config["run"]["channels_last"]:
             model = model.to(memory_format=torch.channels_last)
         loss_fn = None if is_baseline(arm) else build_loss(config["losses"][arm]["loss"], device=dev)
@@ -329,18 +332,58 @@ def build_context(config: dict, arm: str, split: str, device: str, log) -> JobCo
         return model, loss_fn, nets
 
     dev = torch.device(device)
-    model, loss_fn, nets = make(dev)
+    model, loss_fn, nets = make(dev, model)
     fingerprint = job_fingerprint(config, arm, model.info["weights_sha256"])
     store = None if is_baseline(arm) else CheckpointStore(layout.checkpoint_dir(config["results_dir"], arm, split), fingerprint)
     return JobContext(config, arm, model, dev, loss_fn, nets, store, fingerprint, log, lambda: make(torch.device("cpu")))
 
 
-def optimize_chunk(config: dict, arm: str, split: str, image_ids: list[str], device: str, log=print) -> list[dict]:
-    """Run one job; return the per-image records written."""
+def optimize_chunk(config: dict, arm: str, split: str, image_ids: list[str], device, log=print) -> list[dict]:
+    """Run one job; return the per-image records written.
+
+    ``device`` is a device string or a context manager yielding one (the GPU lease of
+    :func:`latentopt.devices.job_device`). It is entered only after the CPU-side start-up (imports,
+    model weights loaded into memory, prepared images read), so with more concurrent jobs than
+    GPUs (``--resources gpu=2`` per GPU) the next job starts up while the current one computes,
+    and the lease still lets one job at a time compute on each GPU.
+    """
+    from .autoencoders import load_autoencoder
+
     check_writable(config["results_dir"])
-    ctx = build_context(config, arm, split, device, log)
-    log(f"{arm}/{split}: {len(image_ids)} images on {device}; model {ctx.model.info.get('source')}")
+    start = time.perf_counter()
+    model = load_autoencoder(model_spec(config), device="cpu")
     items, failures = load_items(config, split, image_ids, log)
+    ready = time.perf_counter()
+    lease = contextlib.nullcontext(device) if isinstance(device, str) else device
+    with lease as dev:
+        leased = time.perf_counter()
+        ctx = build_context(config, arm, split, dev, log, model=model)
+        log(f"{arm}/{split}: {len(image_ids)} images on {dev}; model {ctx.model.info.get('source')}; "
+            f"start-up: {_before(start)} process start and imports, "
+            f"{ready - start:.1f} s model load and image reading on the CPU, {leased - ready:.1f} s "
+            f"waiting for the device, {time.perf_counter() - leased:.1f} s setting up on it")
+        return _optimize_items(ctx, config, arm, split, image_ids, items, failures, log)
+
+
+def _process_age_s() -> float | None:
+    """Seconds since this process started (Linux /proc), or None where that is unknown."""
+    try:
+        with open("/proc/self/stat") as fh:  # field 22 = start time in clock ticks after boot
+            start_ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as fh:
+            uptime = float(fh.read().split()[0])
+        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _before(start: float) -> str:
+    """How long the process ran before ``start`` (a perf_counter reading), as text."""
+    age = _process_age_s()
+    return "?" if age is None else f"{age - (time.perf_counter() - start):.1f} s"
+
+
+def _optimize_items(ctx: JobContext, config: dict, arm: str, split: str, image_ids: list[str], items, failures, log) -> list[dict]:
     records = [write_outputs(ctx, f) for f in failures]
     todo = []
     for item in items:
