@@ -586,6 +586,7 @@ def run_throughput(args, mode: dict, device, result: dict) -> None:
     import torch
 
     from latentopt.autoencoders import load_autoencoder
+    from latentopt.job import encode_exact
     from latentopt.losses import lpips_network, lpips_weight_files
 
     # the pipeline leaves cuDNN autotuning off (PyTorch's default): every new batch shape (the batch
@@ -637,8 +638,7 @@ def run_throughput(args, mode: dict, device, result: dict) -> None:
     base = load_autoencoder(spec, device=device)
     load_s = time.perf_counter() - t0
     # FLOPs per image, counted for this model and size (batch 1, plain fp32 decode = model FLOPs)
-    with torch.no_grad():
-        z1 = base.encode(targets[:1]).float()
+    z1 = encode_exact(base, targets[:1])
     flops = count_flops(base.decode, z1, targets[:1], loss_fn, "fp32", device)
     gpu_name = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     peak_key, peak = gpu_peak(gpu_name)
@@ -686,8 +686,7 @@ def run_throughput(args, mode: dict, device, result: dict) -> None:
             skipped.append({"name": cfg.name, "reason": f"failed: {type(exc).__name__}: {str(exc)[:300]}"})
             log(f"  {cfg.name} failed: {exc!r}")
         # rows so far, so that a run stopped at a time limit still leaves its measurements
-        write_json({**result, "throughput_partial": {"configs": rows, "skipped": skipped}},
-                   Path(args.out).with_suffix(".partial.json"))
+        write_json({**result, "throughput_partial": {"configs": rows, "skipped": skipped}}, partial_path(args.out))
     by_name = {r["name"]: r for r in rows}
     baseline = by_name.get(Config(1).name)
     ref = by_name.get(reference_cfg.name)
@@ -751,8 +750,6 @@ def run_throughput(args, mode: dict, device, result: dict) -> None:
         cfg = Config(recommended["batch"], recommended["precision"], recommended["channels_last"],
                      recommended["compile"], recommended["checkpointing"])
         x = targets[: cfg.batch]
-        from latentopt.job import encode_exact
-
         model, decode, _ = make_variant(base, cfg)
         z0 = encode_exact(model, x)
         n_it = args.loss_iterations or mode["loss_iterations"]
@@ -992,7 +989,7 @@ def run_orchestration(args, mode: dict, device_type: str, result: dict) -> None:
                     row = {"data": ds["name"], "images_per_job": ipj, "returncode": None, "repeat": rep,
                            "error": f"snakemake exceeded {args.snakemake_timeout} s"}
                 runs.append(row)
-                write_json({**result, "orchestration_partial": runs}, Path(args.out).with_suffix(".partial.json"))
+                write_json({**result, "orchestration_partial": runs}, partial_path(args.out))
                 if row.get("error"):
                     errors.append(f"{ds['name']} images_per_job={ipj}: {row['error'][-500:]}")
                     log(f"  failed: {row['error'][-500:]}")
@@ -1218,6 +1215,11 @@ def write_json(result: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def partial_path(out) -> Path:
+    """Where a run writes what it has measured so far (removed once the full JSON is written)."""
+    return Path(out).with_suffix(".partial.json")
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_mutually_exclusive_group()
@@ -1334,7 +1336,7 @@ def main(argv=None) -> int:
     result["elapsed_s"] = time.perf_counter() - started
     out = Path(args.out)
     write_json(result, out)
-    out.with_suffix(".partial.json").unlink(missing_ok=True)
+    partial_path(out).unlink(missing_ok=True)
     print(format_tables(result))
     print(f"\n(JSON: {out}; {result['elapsed_s']:.0f} s)")
     failed = result.get("orchestration", {}).get("errors")

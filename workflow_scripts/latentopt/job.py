@@ -362,7 +362,7 @@ def optimize_chunk(config: dict, arm: str, split: str, image_ids: list[str], dev
             f"start-up: {_before(start)} process start and imports, "
             f"{ready - start:.1f} s model load and image reading on the CPU, {leased - ready:.1f} s "
             f"waiting for the device, {time.perf_counter() - leased:.1f} s setting up on it")
-        return _optimize_items(ctx, config, arm, split, image_ids, items, failures, log)
+        return _optimize_items(ctx, split, image_ids, items, failures)
 
 
 def _process_age_s() -> float | None:
@@ -383,7 +383,10 @@ def _before(start: float) -> str:
     return "?" if age is None else f"{age - (time.perf_counter() - start):.1f} s"
 
 
-def _optimize_items(ctx: JobContext, config: dict, arm: str, split: str, image_ids: list[str], items, failures, log) -> list[dict]:
+def _optimize_items(ctx: JobContext, split: str, image_ids: list[str], items, failures) -> list[dict]:
+    """The job's work once its context is on the device: failures recorded, finished images
+    restored from an interrupted run, the rest optimized batch by batch."""
+    config, arm, log = ctx.config, ctx.arm, ctx.log
     records = [write_outputs(ctx, f) for f in failures]
     todo = []
     for item in items:
