@@ -144,7 +144,7 @@ def test_tampered_reference_is_not_trusted(prepared):
     assert records[0]["status"] == "failed" and "checksum" in records[0]["reason"]
 
 
-def test_the_device_lease_is_entered_after_the_cpu_side_start_up(prepared, monkeypatch):
+def test_the_device_lease_is_entered_after_the_cpu_side_start_up(prepared, monkeypatch, tmp_path):
     """With more concurrent jobs than GPUs, a job loads its model and reads its images before it
     waits for a GPU, and loads the model once (moved, not loaded again, once leased)."""
     import contextlib
@@ -167,9 +167,22 @@ def test_the_device_lease_is_entered_after_the_cpu_side_start_up(prepared, monke
 
     monkeypatch.setattr(autoencoders, "load_autoencoder", load)
     ids = [e.image_id for e in plan.splits["val"]]
-    records = optimize_chunk(cfg, "psnr", "val", ids, lease(), log=events.append)
+    stages_path = tmp_path / "logs" / "job.stages.json"
+    records = optimize_chunk(cfg, "psnr", "val", ids, lease(), log=events.append, stages_path=stages_path)
     assert [r["status"] for r in records] == ["ok"] * len(ids)
     assert events.count("model loaded") == 1
     assert events.index("model loaded") < events.index("lease") and events[-1] == "lease released"
     startup = next(e for e in events if "start-up:" in e)
     assert events.index("lease") < events.index(startup) and "waiting for the device" in startup
+    # the wall-time split, machine-readable: every stage named, adding up to the wall time
+    split = read_json(stages_path)
+    stages = split["stages_s"]
+    for name in ("model_load", "image_reading", "waiting_for_device", "device_setup", "encode",
+                 "optimization", "exact_decodes", "metrics", "writes", "other"):
+        assert stages[name] >= 0, name
+    assert "imports" in stages or "python_start_and_imports" in stages
+    assert sum(stages.values()) == pytest.approx(split["wall_s"])
+    assert split["outside_adam_loop_s"] == pytest.approx(split["wall_s"] - stages["optimization"])
+    # the optimization stage holds the per-image optimization times (and only the Adam loop)
+    assert stages["optimization"] >= sum(r["optimization_time_s"] for r in records) - 1e-6
+    assert split["images"] == len(ids) and split["arm"] == "psnr"
