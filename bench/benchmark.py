@@ -40,6 +40,7 @@ if __package__ in (None, ""):  # run as a script: make the bench package importa
 
 from bench.common import REPO, SCHEMA_VERSION, _cpu_model, _git, _loadavg, partial_path, write_json  # noqa: E402
 from bench.configs import MODES, Config, parse_config  # noqa: E402,F401 - re-exported for tests
+from bench.end_to_end import format_end_to_end, run_end_to_end  # noqa: E402
 from bench.flops import PEAK_FLOPS, gpu_peak, sd_vae_reference_flops  # noqa: E402,F401
 from bench.orchestration import _fit, overhead_model, run_orchestration  # noqa: E402,F401
 from bench.projection import projection  # noqa: E402
@@ -57,7 +58,8 @@ def parse_args(argv=None):
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     p.add_argument("--out", default=str(REPO / "bench" / "out" / "benchmark.json"))
     p.add_argument("--machine", default=None, help="how to name the machine in the output (default: detected)")
-    p.add_argument("--sections", default="throughput,orchestration", help="comma list: throughput, orchestration")
+    p.add_argument("--sections", default="throughput,orchestration",
+                   help="comma list: throughput, orchestration, end_to_end")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads for the throughput section (default on CPU: 1, as the "
                         "pipeline's jobs run: Snakemake sets OMP_NUM_THREADS to the rule's threads = 1; "
@@ -69,9 +71,10 @@ def parse_args(argv=None):
     p.add_argument("--batch-sizes", type=lambda s: [int(v) for v in s.split(",")], default=None,
                    help="fp32 batch sizes only (drops the precision/layout extras)")
     p.add_argument("--configs", type=lambda s: [parse_config(v) for v in s.split(",")], default=None,
-                   help="exactly these configs, e.g. fp32:b16,tf32:b16:compile,bf16:b8:cl:ckpt "
-                        "(precision:bBATCH[:cl][:compile][:ckpt]); fp32 b1 and the fp32 quality "
-                        "reference are added")
+                   help="exactly these configs, e.g. fp32:b16,tf32:b8:compile,fp16:b8:compile:last10,tf32:b8:cg "
+                        "(precision:bBATCH[:cl][:compile][:cg][:ckpt][:lastK]: cl channels_last, cg CUDA graphs "
+                        "= compile mode reduce-overhead, lastK the last K steps in fp32); fp32 b1 and the fp32 "
+                        "quality reference are added")
     p.add_argument("--cudnn-benchmark", action="store_true",
                    help="torch.backends.cudnn.benchmark = True (autotuning; the pipeline leaves it off)")
     p.add_argument("--precisions", type=lambda s: s.split(","), default=None, help="keep only these precisions")
@@ -90,7 +93,7 @@ def parse_args(argv=None):
     p.add_argument("--orch-iterations", type=int, default=None, help="override every loss's iterations")
     p.add_argument("--orch-baseline", action="store_true", help="also run the baseline arm")
     p.add_argument("--orch-repeats", type=int, default=1, help="rounds over the images_per_job values (median reported)")
-    p.add_argument("--orch-precision", choices=["fp32", "tf32", "bf16"], default=None,
+    p.add_argument("--orch-precision", choices=["fp32", "tf32", "bf16", "fp16"], default=None,
                    help="run.precision of the pipeline runs (default: config.yaml's)")
     p.add_argument("--orch-batch-size", type=int, default=None, help="run.batch_size of the pipeline runs")
     p.add_argument("--merge", default=None,
@@ -102,9 +105,27 @@ def parse_args(argv=None):
                    help="--resources gpu=N of the GPU pipeline runs: 2 per GPU lets the next job start "
                         "up while the current one computes (the GPU lease keeps one computing)")
     p.add_argument("--snakemake-timeout", type=int, default=1800)
+    e = p.add_argument_group("end_to_end section (the real pipeline: every arm, evaluation, report)")
+    e.add_argument("--e2e-images", type=int, default=None, help="images (default: 16 on CUDA, 4 on the CPU)")
+    e.add_argument("--e2e-split", default="test", help="the one BSDS500 split they come from")
+    e.add_argument("--e2e-images-per-job", type=int, default=100)
+    e.add_argument("--e2e-batch-size", type=int, default=8)
+    e.add_argument("--e2e-precision", choices=["fp32", "tf32", "bf16", "fp16"], default="tf32")
+    e.add_argument("--e2e-final-steps", type=int, default=0, help="run.final_precision_steps")
+    e.add_argument("--e2e-compile", action="store_true", help="run.compile.enabled")
+    e.add_argument("--e2e-compile-mode", default="default", help="run.compile.mode")
+    e.add_argument("--e2e-iterations", type=int, default=None, help="override every loss's iterations")
+    e.add_argument("--e2e-timeout", type=float, default=1800, help="seconds for both snakemake commands")
+    e.add_argument("--e2e-dir", default=None, help="work folder (kept); default a temporary one")
+    p.add_argument("--inductor-cache", default=None,
+                   help="Inductor on-disk cache for every compilation of this run, the pipeline's jobs "
+                        "included (sets TORCHINDUCTOR_CACHE_DIR); default: torch's own")
     p.add_argument("--keep-results", action="store_true")
     args = p.parse_args(argv)
     args.mode = args.mode or "quick"
+    if args.inductor_cache:
+        args.inductor_cache = str(Path(args.inductor_cache).absolute())
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = args.inductor_cache  # before any compilation
     return args
 
 
@@ -151,10 +172,15 @@ def main(argv=None) -> int:
         run_throughput(args, mode, device, result)
     if "orchestration" in sections:
         run_orchestration(args, mode, device.type, result)
+    if "end_to_end" in sections:
+        args.e2e_images = args.e2e_images or (16 if device.type == "cuda" else 4)
+        _, peak = gpu_peak(gpu)
+        flops = sd_vae_reference_flops(320, 480)["decoder_forward_backward_frozen"] if device.type == "cuda" else None
+        run_end_to_end(args, device.type, result, flops, peak)
     if args.merge:
         earlier = json.loads(Path(args.merge).read_text())
         taken = [k for k in ("setup", "flops", "peak_flops", "checkpointing_check", "throughput", "per_loss",
-                             "orchestration") if k not in result and k in earlier]
+                             "orchestration", "end_to_end") if k not in result and k in earlier]
         for k in taken:
             result[k] = earlier[k]
         result["merged_from"] = {"path": str(args.merge), "sections": taken, "created": earlier.get("created"),
@@ -166,9 +192,12 @@ def main(argv=None) -> int:
     write_json(result, out)
     partial_path(out).unlink(missing_ok=True)
     print(format_tables(result))
+    if result.get("end_to_end"):
+        print("\n".join(format_end_to_end(result["end_to_end"])))
     print(f"\n(JSON: {out}; {result['elapsed_s']:.0f} s)")
     failed = result.get("orchestration", {}).get("errors")
-    return 1 if failed else 0
+    e2e_failed = any(ph.get("returncode") != 0 for ph in result.get("end_to_end", {}).get("phases", {}).values())
+    return 1 if failed or e2e_failed else 0
 
 
 if __name__ == "__main__":

@@ -41,6 +41,8 @@ class Config:
     channels_last: bool = False
     compile: bool = False
     checkpointing: bool = False
+    final_steps: int = 0  # precision schedule: the last K Adam steps (and the final evaluation) in fp32
+    compile_mode: str = "default"  # torch.compile mode; "reduce-overhead" = CUDA graphs
 
     @property
     def name(self) -> str:
@@ -48,19 +50,35 @@ class Config:
         if self.channels_last:
             parts.append("channels_last")
         if self.compile:
-            parts.append("compile")
+            parts.append("compile" if self.compile_mode == "default" else f"compile[{self.compile_mode}]")
         if self.checkpointing:
             parts.append("ckpt")
+        if self.final_steps:
+            parts.append(f"last{self.final_steps}-fp32")
         return " ".join(parts)
+
+    def step(self):
+        """The pipeline's decoder step for this config (latentopt.decoder_step.DecoderStep)."""
+        from latentopt.decoder_step import DecoderStep
+
+        return DecoderStep(precision=self.precision, final_precision="fp32", final_precision_steps=self.final_steps,
+                           compile=self.compile, compile_mode=self.compile_mode)
+
+
+CONFIG_SYNTAX = "precision:bN[:cl][:compile][:cg][:ckpt][:lastK]"
 
 
 def parse_config(text: str) -> Config:
-    """'bf16:b8:cl:compile:ckpt' -> Config(8, 'bf16', channels_last, compile, checkpointing)."""
+    """'fp16:b8:compile:last10' -> Config(8, 'fp16', compile=True, final_steps=10). Flags: cl
+    (channels_last), compile, cg (compile with mode reduce-overhead: CUDA graphs), ckpt (gradient
+    checkpointing), lastK (the last K steps in fp32)."""
     from latentopt.precision import PRECISIONS
 
     precision, batch, *flags = text.strip().split(":")
-    unknown = set(flags) - {"cl", "compile", "ckpt"}
-    if precision not in PRECISIONS or not batch.startswith("b") or not batch[1:].isdigit() or unknown:
-        raise argparse.ArgumentTypeError(f"bad config {text!r}: want precision:bN[:cl][:compile][:ckpt]")
-    return Config(int(batch[1:]), precision, "cl" in flags, "compile" in flags, "ckpt" in flags)
+    last = [f for f in flags if f.startswith("last") and f[4:].isdigit()]
+    unknown = set(flags) - {"cl", "compile", "cg", "ckpt"} - set(last)
+    if precision not in PRECISIONS or not batch.startswith("b") or not batch[1:].isdigit() or unknown or len(last) > 1:
+        raise argparse.ArgumentTypeError(f"bad config {text!r}: want {CONFIG_SYNTAX}")
+    return Config(int(batch[1:]), precision, "cl" in flags, "compile" in flags or "cg" in flags, "ckpt" in flags,
+                  int(last[0][4:]) if last else 0, "reduce-overhead" if "cg" in flags else "default")
 

@@ -15,12 +15,13 @@ from .models import SD_VAE_SPEC
 #  * A100 (SXM4 and PCIe): https://www.nvidia.com/content/dam/en-zz/Solutions/Data-Center/a100/pdf/
 #    nvidia-a100-datasheet-us-nvidia-1758950-r4-web.pdf : FP32 19.5 TF, TF32 156 TF (312*),
 #    BF16 312 TF (624*).
+#  FP16 tensor-core peaks equal the BF16 ones in each of these datasheets.
 # NVL variants (different clocks/power) are not in the table: MFU is then reported as null.
 PEAK_FLOPS = {
-    "H100 SXM": {"fp32": 66.9e12, "tf32": 494.7e12, "bf16": 989.4e12},
-    "H100 PCIe": {"fp32": 51.2e12, "tf32": 378.0e12, "bf16": 756.0e12},
-    "H200 SXM": {"fp32": 66.9e12, "tf32": 494.7e12, "bf16": 989.4e12},
-    "A100": {"fp32": 19.5e12, "tf32": 156.0e12, "bf16": 312.0e12},
+    "H100 SXM": {"fp32": 66.9e12, "tf32": 494.7e12, "bf16": 989.4e12, "fp16": 989.4e12},
+    "H100 PCIe": {"fp32": 51.2e12, "tf32": 378.0e12, "bf16": 756.0e12, "fp16": 756.0e12},
+    "H200 SXM": {"fp32": 66.9e12, "tf32": 494.7e12, "bf16": 989.4e12, "fp16": 989.4e12},
+    "A100": {"fp32": 19.5e12, "tf32": 156.0e12, "bf16": 312.0e12, "fp16": 312.0e12},
 }
 
 

@@ -142,6 +142,8 @@ def make_variant(base, cfg: Config):
         else:
             decode = _checkpointed_taesd_decode(model)
             note = "torch.utils.checkpoint (non-reentrant) around each TAESD residual block"
-    if cfg.compile:
-        decode = torch.compile(decode)
+    if cfg.compile:  # what the pipeline runs: latentopt.decoder_step (padded batches, dynamic=False)
+        if decode != model.decode:
+            raise ValueError("compile with per-block checkpointing of a TAESD model is not supported")
+        decode = cfg.step().decode(model, cfg.batch)
     return model, decode, note

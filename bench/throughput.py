@@ -13,15 +13,17 @@ from .flops import count_flops, diffusers_checkpointing_check, gpu_peak, saved_a
 from .models import choose_model, load_images, make_variant
 from .quality import quality_deltas
 
-def timed_optimize(decode, targets, z0, loss_fn, iterations, lr, precision, device):
-    """One optimize_latents call with a fixed number of iterations (stopping rule 'none');
-    returns (tracks, wall seconds, process CPU seconds)."""
+def timed_optimize(decode, targets, z0, loss_fn, iterations, lr, step, device):
+    """One optimize_latents call with a fixed number of iterations (stopping rule 'none') and the
+    pipeline's decoder step ``step`` (latentopt.decoder_step.DecoderStep: precision, schedule,
+    gradient scaling); returns (tracks, wall seconds, process CPU seconds)."""
     from latentopt.optimizer import AdamSettings, StopRule, optimize_latents
 
     settings = AdamSettings(iterations=iterations, lr=lr, stopping=StopRule("none"), checkpoint_interval=10**9)
     _sync(device)
     t0, c0 = time.perf_counter(), time.process_time()
-    tracks = optimize_latents(decode, targets, z0, loss_fn, settings, precision=precision)
+    tracks = optimize_latents(decode, targets, z0, loss_fn, settings, precision=step.schedule(iterations),
+                              grad_scaler=step.grad_scaler(device))
     _sync(device)
     return tracks, time.perf_counter() - t0, time.process_time() - c0
 
@@ -42,13 +44,18 @@ def measure_config(cfg: Config, base, targets_all, loss_fn, nets, ctx: dict) -> 
         row["saved_activations_per_image_mb"] = saved / cfg.batch / 2**20
     else:
         row["saved_activations_per_image_mb"] = None
+    step = cfg.step()
+    warm = time.perf_counter()
+    if cfg.compile:  # compiled for every precision of the schedule, as a job does before its Adam loop
+        step.warm_up(model, z0, ctx["iterations"])
     if ctx["warmup"]:
-        timed_optimize(decode, x, z0, loss_fn, ctx["warmup"], ctx["lr"], cfg.precision, device)
+        timed_optimize(decode, x, z0, loss_fn, ctx["warmup"], ctx["lr"], step, device)
+    row["warmup_s"] = time.perf_counter() - warm  # includes the compilation (cold or from the cache)
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
         before = torch.cuda.memory_allocated(device)
-    tracks, wall, cpu = timed_optimize(decode, x, z0, loss_fn, ctx["iterations"], ctx["lr"], cfg.precision, device)
+    tracks, wall, cpu = timed_optimize(decode, x, z0, loss_fn, ctx["iterations"], ctx["lr"], step, device)
     if device.type == "cuda":
         peak_mem = torch.cuda.max_memory_allocated(device)
         row["peak_memory_mb"] = peak_mem / 2**20
@@ -77,6 +84,10 @@ def measure_config(cfg: Config, base, targets_all, loss_fn, nets, ctx: dict) -> 
         "lpips": m1[lp].cpu().tolist() if lp else None,
     }
     del model, decode, tracks, best
+    if cfg.compile:
+        from latentopt.decoder_step import clear_compiled
+
+        clear_compiled()  # the compiled decoder holds this config's copy of the model
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return row
@@ -247,8 +258,11 @@ def run_throughput(args, mode: dict, device, result: dict) -> None:
                                   f"x{r['image_iterations_per_s'] / twin['image_iterations_per_s']:.2f} vs {twin['name']}")
     # precision defaults: a reduced precision is a default only if every measured config matches fp32
     verdicts = {}
-    for prec in ("tf32", "bf16"):
-        mine = [r for r in rows if r["precision"] == prec and r["quality"]]
+    groups = {p: [r for r in rows if r["precision"] == p and not r["final_steps"]] for p in ("tf32", "bf16", "fp16")}
+    groups["compile"] = [r for r in rows if r["compile"]]
+    groups["precision schedule"] = [r for r in rows if r["final_steps"]]
+    for prec, group in groups.items():
+        mine = [r for r in group if r["quality"]]
         if mine:
             verdicts[prec] = {
                 "all_match_fp32": all(r["quality"]["matches_fp32"] for r in mine),
@@ -272,7 +286,8 @@ def run_throughput(args, mode: dict, device, result: dict) -> None:
     per_loss = []
     if recommended:
         cfg = Config(recommended["batch"], recommended["precision"], recommended["channels_last"],
-                     recommended["compile"], recommended["checkpointing"])
+                     recommended["compile"], recommended["checkpointing"], recommended["final_steps"],
+                     recommended["compile_mode"])
         x = targets[: cfg.batch]
         model, decode, _ = make_variant(base, cfg)
         z0 = encode_exact(model, x)
@@ -280,8 +295,8 @@ def run_throughput(args, mode: dict, device, result: dict) -> None:
         for arm, a in arms.items():
             fn, used_spec, note = _loss_for_bench(a["loss"], device)
             log(f"per-loss throughput: {arm} at {cfg.name}")
-            timed_optimize(decode, x, z0, fn, 1, a["lr"], cfg.precision, device)
-            _, wall, _ = timed_optimize(decode, x, z0, fn, n_it, a["lr"], cfg.precision, device)
+            timed_optimize(decode, x, z0, fn, 1, a["lr"], cfg.step(), device)
+            _, wall, _ = timed_optimize(decode, x, z0, fn, n_it, a["lr"], cfg.step(), device)
             per_loss.append({"arm": arm, "loss": used_spec, "note": note, "config": cfg.name,
                              "experiment_iterations": a["iterations"], "measured_iterations": n_it,
                              "image_iterations_per_s": cfg.batch * n_it / wall})

@@ -21,10 +21,11 @@ Settings (``run.*`` in the config; see the README):
   GroupNorm+SiLU"; there is no hand-written kernel. Details:
 
   - compiled once per process and model (:func:`compiled_decode` keeps it); ``dynamic=False``
-    specialises on shapes, so every batch is **padded** with zero latents to the size it started
-    with (images that stop early keep their slot; padded rows get no gradient and do not change
-    the real rows, since the decoder treats each image independently). Shapes compiled per job:
-    one per (batch size at the start of a batch, image shape, decoder precision);
+    specialises on shapes, so every batch is **padded** with zero latents to ``run.batch_size``
+    (the last, smaller batch of a job and images that stop early keep full-size batches; padded
+    rows get no gradient and do not change the real rows, since the decoder treats each image
+    independently; an out-of-memory retry pads to its halved size). Shapes compiled: one per
+    (image shape, decoder precision), e.g. landscape and portrait BSDS500 images;
   - the forward-only final evaluation of the last latent runs eager (an inference graph would be
     one more compilation);
   - Inductor's on-disk caches (FX graph + AOTAutograd) live in ``compile.cache_dir`` (default
@@ -100,8 +101,8 @@ class DecoderStep:
         """Dynamic loss scaling for fp16; None otherwise."""
         return torch.amp.GradScaler(device.type) if self.precision == "fp16" else None
 
-    def warm_up(self, model, z0: torch.Tensor, iterations: int) -> bool:
-        """Compile the decoder for a batch starting as ``z0`` before the Adam loop, so that the
+    def warm_up(self, model, z0: torch.Tensor, iterations: int, batch_size: int | None = None) -> bool:
+        """Compile the decoder for ``z0``'s batch (padded to ``batch_size``) before the Adam loop, so that the
         compilation is not counted as optimization time: one forward+backward on a copy of ``z0``
         under each precision of the schedule, once per process, model, shape and precision.
         Returns False when nothing is compiled (compile off)."""
@@ -111,9 +112,10 @@ class DecoderStep:
 
         schedule = self.schedule(iterations)
         precisions = {schedule} if isinstance(schedule, str) else {schedule(0), schedule(iterations)}
-        decode = self.decode(model, z0.shape[0])
+        rows = max(z0.shape[0], batch_size or 0)
+        decode = self.decode(model, rows)
         for precision in sorted(precisions):
-            key = (id(model), self.compile_mode, tuple(z0.shape), str(z0.device), precision)
+            key = (id(model), self.compile_mode, rows, tuple(z0.shape[1:]), str(z0.device), precision)
             if key in _WARM:
                 continue
             z = z0.detach().clone().requires_grad_(True)

@@ -114,8 +114,9 @@ def decode_exact(model, z: torch.Tensor) -> torch.Tensor:
     return _exact_one_by_one(model.decode, z)
 
 
-def run_batch(ctx: JobContext, items: list[Item]) -> list[dict]:
-    """Encode, optimize and decode one batch of same-shape images; return per-image results."""
+def run_batch(ctx: JobContext, items: list[Item], batch_size: int | None = None) -> list[dict]:
+    """Encode, optimize and decode one batch of same-shape images; return per-image results.
+    ``batch_size``: the batch size in force (a compiled decoder pads the batch to it)."""
     device = ctx.device
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -136,10 +137,10 @@ def run_batch(ctx: JobContext, items: list[Item]) -> list[dict]:
         timeout = ctx.config["run"]["timeout_per_image_s"] * len(items)
         step = DecoderStep.from_config(ctx.config)
         with ctx.stage("compile"):
-            step.warm_up(ctx.model, z0, settings.iterations)
+            step.warm_up(ctx.model, z0, settings.iterations, batch_size)
         with ctx.stage("optimization"):
             tracks = optimize_latents(
-                step.decode(ctx.model, len(items)),
+                step.decode(ctx.model, max(len(items), batch_size or 0)),
                 targets,
                 z0,
                 ctx.loss_fn,
@@ -206,7 +207,7 @@ def run_items(ctx: JobContext, items: list[Item], batch_size: int) -> list[dict]
     for start in range(0, len(items), batch_size):
         batch = items[start : start + batch_size]
         try:
-            results.extend(run_batch(ctx, batch))
+            results.extend(run_batch(ctx, batch, batch_size))
         except torch.OutOfMemoryError:
             if ctx.device.type == "cuda":
                 torch.cuda.empty_cache()
