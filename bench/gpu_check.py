@@ -7,9 +7,10 @@ others' time; each leaves its JSON, or the ``.partial.json`` of what it measured
 
 1. ``taef2_quality`` -- TAEF2 (real pretrained weights), BSDS500 crops 480x320, psnr loss, 50
    iterations: every candidate against fp32 on the same images (PSNR/SSIM/LPIPS deltas).
-2. ``sd_vae_throughput`` -- the full-size SD-VAE architecture (random weights), same crops: img-it/s,
-   MFU, peak memory and the quality deltas of every candidate against fp32 batch 8. Compiled
-   graphs land in the shared Inductor cache (``<out>/inductor_cache``), which step 3 reuses.
+2. ``sd_vae_throughput`` -- the full-size SD-VAE architecture (random weights), same crops, 20
+   iterations: img-it/s, MFU, peak memory and the quality deltas of every candidate against fp32
+   batch 8. Compiled graphs land in the shared Inductor cache (``<work-dir>/inductor_cache``),
+   which step 3's pipeline jobs reuse.
 3. ``end_to_end`` -- the real pipeline (baseline + psnr + ssim + lpips, evaluation, report) on N
    BSDS500 images of the test split with the **fastest candidate that matched fp32 in steps 1 and
    2** (else today's default, tf32 eager), ``--resources gpu=2`` (the next job's start-up overlaps
@@ -24,7 +25,8 @@ candidate (-0.19 dB on TAEF2 on 2026-11-22).
     python bench/gpu_check.py --out-dir "$OUT/issue12"            # on the GPU machine (~9.5 min)
     python bench/gpu_check.py --cpu-check --out-dir /tmp/gpu_check # the same steps, tiny, on a CPU
 
-Writes ``summary.json`` (+ ``summary.txt``) and each step's JSON and log into ``--out-dir``.
+Writes ``summary.json``, ``summary.txt`` and each step's JSON and log into ``--out-dir`` (8 files,
+what the device tool brings back from $OUT); the end-to-end results folder stays in ``--work-dir``.
 """
 
 from __future__ import annotations
@@ -137,7 +139,10 @@ def choose(taef2: dict, sd: dict, batch_taef2: int, batch_sd: int, candidates=CA
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out-dir", default=None, help="default: $OUT/issue12 when $OUT is set, else bench/out/gpu_check")
-    p.add_argument("--budget-s", type=float, default=560, help="wall seconds for all steps together")
+    p.add_argument("--work-dir", default="/tmp/latentopt_gpu_check",
+                   help="the shared Inductor cache and the end-to-end run's results (many files: kept out "
+                        "of --out-dir, which holds 8 files)")
+    p.add_argument("--budget-s", type=float, default=540, help="wall seconds for all steps together")
     p.add_argument("--cpu-check", action="store_true",
                    help="prove the script on a CPU: tiny sizes, few iterations (numbers mean nothing)")
     p.add_argument("--e2e-images", type=int, default=None, help="images of the end-to-end run (GPU default 16)")
@@ -145,7 +150,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     out_dir = Path(args.out_dir or (Path(os.environ["OUT"]) / "issue12" if os.environ.get("OUT") else REPO / "bench" / "out" / "gpu_check"))
     out_dir.mkdir(parents=True, exist_ok=True)
-    cache = out_dir / "inductor_cache"
+    work = Path(args.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    cache = work / "inductor_cache"
     env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(cache.absolute()), "PYTHONUNBUFFERED": "1"}
     start = time.perf_counter()
     deadline = start + args.budget_s
@@ -196,7 +203,7 @@ def main(argv=None) -> int:
     flags = E2E_FLAGS.get(chosen, ["--e2e-precision", chosen])
     print(f"[gpu_check] end-to-end candidate: {chosen} ({' '.join(flags)})", flush=True)
     steps["end_to_end"] = run_step(
-        "end_to_end", e2e + flags + ["--sections", "end_to_end", "--e2e-dir", str(out_dir / "e2e"),
+        "end_to_end", e2e + flags + ["--sections", "end_to_end", "--e2e-dir", str(work / "e2e"),
                                      "--e2e-timeout", str(max(30.0, deadline - time.perf_counter() - 20))],
         deadline - time.perf_counter(), out_dir, env)
 
