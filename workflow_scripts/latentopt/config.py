@@ -93,9 +93,9 @@ def decoder_numerics(config: dict) -> dict:
     fingerprint and rule params."""
     run, out = config["run"], {}
     if run.get("final_precision_steps"):
-        out.update(final_precision=run["final_precision"], final_precision_steps=run["final_precision_steps"])
+        out.update(final_precision=run.get("final_precision", "fp32"), final_precision_steps=run["final_precision_steps"])
     if (run.get("compile") or {}).get("enabled"):
-        out["compile"] = run["compile"]["mode"]
+        out["compile"] = run["compile"].get("mode", "default")
     return out
 
 

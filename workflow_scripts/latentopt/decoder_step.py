@@ -125,7 +125,7 @@ class DecoderStep:
         return True
 
     def decode(self, model, batch_size: int) -> Callable[[torch.Tensor], torch.Tensor]:
-        """The decoder the Adam loop calls for a batch that starts with ``batch_size`` images."""
+        """The decoder the Adam loop calls; compiled, it pads every batch to ``batch_size`` rows."""
         if not self.compile:
             return model.decode
         return padded(compiled_decode(model, self.compile_mode, self.cache_dir), model.decode, batch_size)
