@@ -186,3 +186,26 @@ def test_the_device_lease_is_entered_after_the_cpu_side_start_up(prepared, monke
     # the optimization stage holds the per-image optimization times (and only the Adam loop)
     assert stages["optimization"] >= sum(r["optimization_time_s"] for r in records) - 1e-6
     assert split["images"] == len(ids) and split["arm"] == "psnr"
+
+
+def test_the_decoder_step_settings_reach_the_adam_loop(prepared, monkeypatch):
+    """run.precision fp16 and a precision schedule configured -> the job's Adam loop gets the
+    schedule (fp16, then fp32 for the last 2 of 4 iterations) and a gradient scaler."""
+    from latentopt import job
+
+    cfg, plan = prepared
+    cfg["run"].update(precision="fp16", final_precision_steps=2, final_precision="fp32")
+    seen = []
+    real = job.optimize_latents
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(job, "optimize_latents", spy)
+    ids = [e.image_id for e in plan.splits["val"]]
+    records = optimize_chunk(cfg, "psnr", "val", ids, "cpu", log=lambda m: None)
+    assert [r["status"] for r in records] == ["ok"] * len(ids)
+    schedule = seen[0]["precision"]
+    assert [schedule(t) for t in range(5)] == ["fp16", "fp16", "fp32", "fp32", "fp32"]
+    assert seen[0]["grad_scaler"] is not None and seen[0]["grad_scaler"].get_scale() > 1
