@@ -181,3 +181,39 @@ def test_compiled_decoder_matches_eager_and_fills_the_cache(small, tmp_path, mon
     finally:
         decoder_step.clear_compiled()
         torch._dynamo.reset()
+
+
+def test_fp16_initial_scale_skips_no_step_where_the_default_did(taef2_dir):
+    """TAEF2 (real weights), psnr loss, a 32x48 photo crop: GradScaler's default initial scale
+    (2**16) overflows the first backward passes and skips those Adam steps; the pipeline's scale
+    (decoder_step.FP16_INIT_SCALE) skips none and follows fp32 closely."""
+    import numpy as np
+    import skimage.data
+
+    model = load_autoencoder({"kind": "taesd", "encoder": str(taef2_dir / "taef2_encoder.pth"),
+                              "decoder": str(taef2_dir / "taef2_decoder.pth"), "variant": "taef2"})
+    img = np.asarray(skimage.data.astronaut())[100:132, 200:248]
+    x = torch.from_numpy(img.astype(np.float32) / 255).permute(2, 0, 1)[None].contiguous()
+    z0 = encode_exact(model, x)
+    loss = build_loss({"name": "psnr"})
+    settings = AdamSettings(iterations=6, lr=0.05, stopping=StopRule("none"))
+
+    def run(scaler):
+        scales = []
+        update = scaler.update
+
+        def record(*a, **k):
+            update(*a, **k)
+            scales.append(scaler.get_scale())
+
+        scaler.update = record
+        track = optimize_latents(model.decode, x, z0, loss, settings, precision="fp16", grad_scaler=scaler)[0]
+        return track, scales
+
+    ours, ours_scales = run(DecoderStep(precision="fp16").grad_scaler(CPU))
+    default, default_scales = run(torch.amp.GradScaler("cpu"))
+    fp32 = optimize_latents(model.decode, x, z0, loss, settings, precision="fp32")[0]
+    assert ours_scales == [decoder_step.FP16_INIT_SCALE] * 6  # never halved: no step skipped
+    assert min(default_scales) < 2.0**16  # halved: steps skipped
+    assert ours.best_loss == pytest.approx(fp32.best_loss, abs=0.05)
+    assert default.best_loss > ours.best_loss
