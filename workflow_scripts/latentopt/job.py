@@ -398,7 +398,8 @@ def optimize_chunk(config: dict, arm: str, split: str, image_ids: list[str], dev
             log("wall-time split: " + ", ".join(f"{k} {v:.1f} s" for k, v in summary["stages_s"].items())
                 + f"; {summary['outside_adam_loop_s']:.1f} s of {summary['wall_s']:.1f} s outside the Adam loop")
             if stages_path is not None:
-                write_json(stages_path, summary)
+                with contextlib.suppress(OSError):  # never hide the job's own outcome
+                    write_json(stages_path, summary)
 
 
 def _optimize_items(ctx: JobContext, split: str, image_ids: list[str], items, failures) -> list[dict]:
