@@ -374,7 +374,7 @@ def optimize_chunk(config: dict, arm: str, split: str, image_ids: list[str], dev
         items, failures = load_items(config, split, image_ids, log)
     with clock.stage("cuda_driver_init"):
         if config["run"]["device"] != "cpu" and torch.cuda.is_available():
-            torch.cuda.init()  # driver and runtime, no memory on any GPU yet
+            torch.cuda.init()  # the CUDA runtime (device count, allocator) before the lease; unverified on a GPU
     lease = contextlib.nullcontext(device) if isinstance(device, str) else device
     waiting = time.perf_counter()
     with lease as dev:
