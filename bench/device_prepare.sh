@@ -6,13 +6,13 @@
 # Then call the device with carry [".whl", ".device_shared"] and the command in bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SHARED=${LATENTOPT_SHARED:-../shared}
+SHARED=${LATENTOPT_SHARED:-../shared}  # PYTHON: an interpreter with pip (default python3)
 exclude=$(git rev-parse --git-path info/exclude)
 for d in /.whl/ /.device_shared/; do grep -qxF "$d" "$exclude" || echo "$d" >>"$exclude"; done
 mkdir -p .whl
 grep -v '^#' bench/device_wheels.txt | grep . | while read -r pkg; do
   ls .whl | grep -qi "^$(echo "${pkg%%==*}" | tr '-' '_')-${pkg##*==}-" && continue
-  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+  "${PYTHON:-python3}" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     --platform any -d .whl "$pkg"
 done
