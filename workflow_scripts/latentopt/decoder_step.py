@@ -162,7 +162,8 @@ def compiled_decode(model, mode: str = "default", cache_dir: str | None = None) 
         use_inductor_cache(cache_dir)
         import torch._dynamo.config as dynamo_config
 
-        dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, RECOMPILE_LIMIT)
+        name = "recompile_limit" if hasattr(dynamo_config, "recompile_limit") else "cache_size_limit"  # older torch
+        setattr(dynamo_config, name, max(getattr(dynamo_config, name), RECOMPILE_LIMIT))
         _COMPILED[key] = torch.compile(model.decode, dynamic=False, mode=mode)
     return _COMPILED[key]
 
