@@ -121,3 +121,69 @@ def test_smoke_run_fields_and_values(smoke):
     proj = result["projection"]
     assert proj["n_images"] > 0 and proj["total_s"] > proj["optimization_s"] > 0
     assert "Throughput" in stdout and "Orchestration" in stdout
+
+
+def test_config_flags_for_the_decoder_step(bench):
+    cfg = bench.parse_config("fp16:b8:compile:last5")
+    assert (cfg.batch, cfg.precision, cfg.compile, cfg.final_steps, cfg.compile_mode) == (8, "fp16", True, 5, "default")
+    assert cfg.name == "fp16 b8 compile last5-fp32"
+    step = cfg.step()
+    assert step.compile and step.final_precision_steps == 5 and step.schedule(50)(45) == "fp32"
+    assert step.schedule(50)(44) == "fp16"
+    cg = bench.parse_config("tf32:b8:cg")
+    assert cg.compile and cg.compile_mode == "reduce-overhead" and cg.step().compile_mode == "reduce-overhead"
+    for bad in ("fp16:b8:last", "fp8:b8", "tf32:b8:fast", "tf32:b8:last2:last3"):
+        with pytest.raises(Exception, match="bad config"):
+            bench.parse_config(bad)
+
+
+def _gpu_check():
+    spec = importlib.util.spec_from_file_location("latentopt_gpu_check", REPO / "bench" / "gpu_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _row(name, speed, dpsnr):
+    return {"name": name, "image_iterations_per_s": speed, "mfu": None, "warmup_s": 1.0,
+            "quality": {"matches_fp32": abs(dpsnr) <= 0.05, "delta_psnr_mean": dpsnr, "delta_ssim_mean": 0.0,
+                        "delta_lpips_mean": 0.0}}
+
+
+def test_gpu_check_picks_the_fastest_candidate_that_matches_fp32_on_both_models(bench):
+    gc = _gpu_check()
+    taef2 = {"tf32 b16": _row("tf32 b16", 300, 0.003), "fp16 b16": _row("fp16 b16", 450, -0.01),
+             "fp16 b16 compile": _row("fp16 b16 compile", 600, -0.2)}
+    sd = {"tf32 b8": _row("tf32 b8", 40, 0.0), "fp16 b8": _row("fp16 b8", 60, 0.01),
+          "fp16 b8 compile": _row("fp16 b8 compile", 120, 0.01)}  # fails on TAEF2: not chosen
+    chosen, table = gc.choose(taef2, sd, 16, 8)
+    assert chosen == "fp16"
+    by = {r["candidate"]: r for r in table}
+    assert by["fp16+compile"]["qualifies"] is False and by["tf32"]["qualifies"] is True
+    assert not by["tf32+cudagraphs"]["qualifies"]  # not measured: never chosen
+    assert gc.choose({}, {}, 16, 8)[0] == "tf32"  # nothing measured: today's default
+
+
+def test_end_to_end_summary_and_projection_from_constructed_records(bench):
+    from bench.end_to_end import project, summarize
+
+    jobs = [{"images": 4, "wall_s": 30.0, "outside_adam_loop_s": 20.0,
+             "stages_s": {"imports": 5.0, "model_load": 3.0, "encode": 0.4, "optimization": 10.0,
+                          "exact_decodes": 0.8, "metrics": 0.4, "writes": 0.4, "other": 10.0}}] * 4
+    row = {"n_images": 4, "arms": ["baseline", "psnr", "ssim", "lpips"], "run": {"precision": "tf32"},
+           "phases": {"optimize": {"wall_s": 100.0, "returncode": 0},
+                      "evaluate_and_report": {"wall_s": 20.0, "returncode": 0}},
+           "optimize_jobs": jobs}
+    records = [{"status": "ok", "arm": arm, "optimization_time_s": 2.0, "iterations": 40}
+               for arm in ("psnr", "ssim", "lpips") for _ in range(4)]
+    summarize(row, records, flops=1e12, peak={"tf32": 1e14, "bf16": 2e14})
+    assert row["optimization_time_sum_s"] == 24.0 and row["efficiency"] == pytest.approx(24.0 / 120.0)
+    assert row["efficiency_optimize_phase"] == pytest.approx(0.24)
+    assert row["per_loss"]["psnr"]["image_iterations_per_s"] == pytest.approx(20.0)
+    assert row["mfu_in_adam_loop"]["mfu"] == pytest.approx(12 * 40 * 1e12 / 24.0 / 1e14)
+    assert row["job_overlap"] == pytest.approx(1.2)
+    pj = project(row, {"run": {"images_per_job": 100}})
+    assert pj["optimize_jobs"] == 4 * 5 and pj["per_job_fixed_s"] == pytest.approx(18.0)
+    assert pj["per_image_s"] == pytest.approx(2.0 / 4)
+    expected = 3 * 500 * 40 / 20.0 + 20 * 18.0 + 0.5 * 500 * 4 + 20.0 * 125
+    assert pj["total_s"] == pytest.approx(expected)

@@ -144,7 +144,7 @@ def test_tampered_reference_is_not_trusted(prepared):
     assert records[0]["status"] == "failed" and "checksum" in records[0]["reason"]
 
 
-def test_the_device_lease_is_entered_after_the_cpu_side_start_up(prepared, monkeypatch):
+def test_the_device_lease_is_entered_after_the_cpu_side_start_up(prepared, monkeypatch, tmp_path):
     """With more concurrent jobs than GPUs, a job loads its model and reads its images before it
     waits for a GPU, and loads the model once (moved, not loaded again, once leased)."""
     import contextlib
@@ -167,9 +167,45 @@ def test_the_device_lease_is_entered_after_the_cpu_side_start_up(prepared, monke
 
     monkeypatch.setattr(autoencoders, "load_autoencoder", load)
     ids = [e.image_id for e in plan.splits["val"]]
-    records = optimize_chunk(cfg, "psnr", "val", ids, lease(), log=events.append)
+    stages_path = tmp_path / "logs" / "job.stages.json"
+    records = optimize_chunk(cfg, "psnr", "val", ids, lease(), log=events.append, stages_path=stages_path)
     assert [r["status"] for r in records] == ["ok"] * len(ids)
     assert events.count("model loaded") == 1
     assert events.index("model loaded") < events.index("lease") and events[-1] == "lease released"
     startup = next(e for e in events if "start-up:" in e)
     assert events.index("lease") < events.index(startup) and "waiting for the device" in startup
+    # the wall-time split, machine-readable: every stage named, adding up to the wall time
+    split = read_json(stages_path)
+    stages = split["stages_s"]
+    for name in ("model_load", "image_reading", "waiting_for_device", "device_setup", "encode",
+                 "optimization", "exact_decodes", "metrics", "writes", "other"):
+        assert stages[name] >= 0, name
+    assert "imports" in stages or "python_start_and_imports" in stages
+    assert sum(stages.values()) == pytest.approx(split["wall_s"])
+    assert split["outside_adam_loop_s"] == pytest.approx(split["wall_s"] - stages["optimization"])
+    # the optimization stage holds the per-image optimization times (and only the Adam loop)
+    assert stages["optimization"] >= sum(r["optimization_time_s"] for r in records) - 1e-6
+    assert split["images"] == len(ids) and split["arm"] == "psnr"
+
+
+def test_the_decoder_step_settings_reach_the_adam_loop(prepared, monkeypatch):
+    """run.precision fp16 and a precision schedule configured -> the job's Adam loop gets the
+    schedule (fp16, then fp32 for the last 2 of 4 iterations) and a gradient scaler."""
+    from latentopt import job
+
+    cfg, plan = prepared
+    cfg["run"].update(precision="fp16", final_precision_steps=2, final_precision="fp32")
+    seen = []
+    real = job.optimize_latents
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(job, "optimize_latents", spy)
+    ids = [e.image_id for e in plan.splits["val"]]
+    records = optimize_chunk(cfg, "psnr", "val", ids, "cpu", log=lambda m: None)
+    assert [r["status"] for r in records] == ["ok"] * len(ids)
+    schedule = seen[0]["precision"]
+    assert [schedule(t) for t in range(5)] == ["fp16", "fp16", "fp32", "fp32", "fp32"]
+    assert seen[0]["grad_scaler"] is not None and seen[0]["grad_scaler"].get_scale() > 1

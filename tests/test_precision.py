@@ -56,8 +56,8 @@ def test_bf16_autocasts_the_decoder_and_exact_fp32_undoes_it():
 
 
 def test_unknown_precision_is_named():
-    with pytest.raises(ValueError, match="fp16"):
-        with decode_precision("fp16", CPU):
+    with pytest.raises(ValueError, match="fp8"):
+        with decode_precision("fp8", CPU):
             pass
 
 

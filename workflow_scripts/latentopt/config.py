@@ -84,7 +84,19 @@ def arm_settings(config: dict, arm: str) -> dict:
     }
     if is_baseline(arm):  # encode and decode are exact fp32: run.precision does not change it
         return {**common, "iterations": 0}
-    return {**common, "precision": config["run"]["precision"], **config["losses"][arm]}
+    return {**common, "precision": config["run"]["precision"], **decoder_numerics(config), **config["losses"][arm]}
+
+
+def decoder_numerics(config: dict) -> dict:
+    """The run.* settings of the Adam loop's decoder that change results beyond run.precision
+    (latentopt.decoder_step), only those not at their default: a default config keeps its
+    fingerprint and rule params."""
+    run, out = config["run"], {}
+    if run.get("final_precision_steps"):
+        out.update(final_precision=run.get("final_precision", "fp32"), final_precision_steps=run["final_precision_steps"])
+    if (run.get("compile") or {}).get("enabled"):
+        out["compile"] = run["compile"].get("mode", "default")
+    return out
 
 
 def synthetic_parts(config: dict) -> list[str]:

@@ -28,10 +28,12 @@ import torch
 from . import layout
 from .checkpoints import CheckpointStore
 from .config import arm_settings, is_baseline, model_spec, synthetic_parts
+from .decoder_step import DecoderStep
 from .fileio import atomic_path, check_writable, read_json, sha256_file, sha256_json, write_json
 from .images import Region, model_input, read_rgb, to_uint8
 from .optimizer import AdamSettings, ImageTrack, optimize_latents
 from .precision import exact_fp32
+from .stage_times import StageClock
 
 
 class ImageFailure(RuntimeError):
@@ -62,6 +64,10 @@ class JobContext:
     fingerprint: str
     log: Callable[[str], None] = print
     cpu_model_factory: Callable[[], tuple] | None = None
+    clock: StageClock | None = None  # where the job's wall time goes (stage_times)
+
+    def stage(self, name: str):
+        return self.clock.stage(name) if self.clock is not None else contextlib.nullcontext()
 
     @property
     def settings(self) -> AdamSettings | None:
@@ -108,8 +114,9 @@ def decode_exact(model, z: torch.Tensor) -> torch.Tensor:
     return _exact_one_by_one(model.decode, z)
 
 
-def run_batch(ctx: JobContext, items: list[Item]) -> list[dict]:
-    """Encode, optimize and decode one batch of same-shape images; return per-image results."""
+def run_batch(ctx: JobContext, items: list[Item], batch_size: int | None = None) -> list[dict]:
+    """Encode, optimize and decode one batch of same-shape images; return per-image results.
+    ``batch_size``: the batch size in force (a compiled decoder pads the batch to it)."""
     device = ctx.device
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -117,7 +124,8 @@ def run_batch(ctx: JobContext, items: list[Item]) -> list[dict]:
     region = items[0].region
     ids = [it.image_id for it in items]
     start = time.perf_counter()
-    z0 = encode_exact(ctx.model, targets)
+    with ctx.stage("encode"):
+        z0 = encode_exact(ctx.model, targets)
     encode_s = time.perf_counter() - start
     settings = ctx.settings
     if settings is None:
@@ -127,23 +135,30 @@ def run_batch(ctx: JobContext, items: list[Item]) -> list[dict]:
         if resume is not None:
             ctx.log(f"resuming {ids} from iteration {resume['iteration']}")
         timeout = ctx.config["run"]["timeout_per_image_s"] * len(items)
-        tracks = optimize_latents(
-            ctx.model.decode,
-            targets,
-            z0,
-            ctx.loss_fn,
-            settings,
-            region=region.slices(),
-            precision=ctx.config["run"]["precision"],
-            resume=resume,
-            on_checkpoint=(lambda state: ctx.store.save_batch(ids, state)) if ctx.store else None,
-            time_limit_s=timeout,
-            on_step=_progress_logger(ctx.log, settings.iterations, ids),
-        )
+        step = DecoderStep.from_config(ctx.config)
+        with ctx.stage("compile"):
+            step.warm_up(ctx.model, z0, settings.iterations, batch_size)
+        with ctx.stage("optimization"):
+            tracks = optimize_latents(
+                step.decode(ctx.model, max(len(items), batch_size or 0)),
+                targets,
+                z0,
+                ctx.loss_fn,
+                settings,
+                region=region.slices(),
+                precision=step.schedule(settings.iterations),
+                grad_scaler=step.grad_scaler(device),
+                resume=resume,
+                on_checkpoint=(lambda state: ctx.store.save_batch(ids, state)) if ctx.store else None,
+                time_limit_s=timeout,
+                on_step=_progress_logger(ctx.log, settings.iterations, ids),
+            )
     best = torch.stack([t.best_z for t in tracks]).to(device)
-    initial, final = decode_exact(ctx.model, z0), decode_exact(ctx.model, best)
-    m0 = _metrics(ctx, initial, targets, region)
-    m1 = _metrics(ctx, final, targets, region)
+    with ctx.stage("exact_decodes"):
+        initial, final = decode_exact(ctx.model, z0), decode_exact(ctx.model, best)
+    with ctx.stage("metrics"):
+        m0 = _metrics(ctx, initial, targets, region)
+        m1 = _metrics(ctx, final, targets, region)
     rows, cols = region.slices()
     decoded_u8 = [to_uint8(final[i, :, rows, cols].permute(1, 2, 0).cpu().numpy()) for i in range(len(items))]
     peak = _peak_memory_mb(device)
@@ -192,7 +207,7 @@ def run_items(ctx: JobContext, items: list[Item], batch_size: int) -> list[dict]
     for start in range(0, len(items), batch_size):
         batch = items[start : start + batch_size]
         try:
-            results.extend(run_batch(ctx, batch))
+            results.extend(run_batch(ctx, batch, batch_size))
         except torch.OutOfMemoryError:
             if ctx.device.type == "cuda":
                 torch.cuda.empty_cache()
@@ -338,49 +353,53 @@ def build_context(config: dict, arm: str, split: str, device: str, log, model=No
     return JobContext(config, arm, model, dev, loss_fn, nets, store, fingerprint, log, lambda: make(torch.device("cpu")))
 
 
-def optimize_chunk(config: dict, arm: str, split: str, image_ids: list[str], device, log=print) -> list[dict]:
+def optimize_chunk(config: dict, arm: str, split: str, image_ids: list[str], device, log=print,
+                   stages_path=None) -> list[dict]:
     """Run one job; return the per-image records written.
 
     ``device`` is a device string or a context manager yielding one (the GPU lease of
     :func:`latentopt.devices.job_device`). It is entered only after the CPU-side start-up (imports,
-    model weights loaded into memory, prepared images read), so with more concurrent jobs than
-    GPUs (``--resources gpu=2`` per GPU) the next job starts up while the current one computes,
-    and the lease still lets one job at a time compute on each GPU.
+    model weights loaded into memory, prepared images read, CUDA driver initialised), so with more
+    concurrent jobs than GPUs (``--resources gpu=2`` per GPU) the next job starts up while the
+    current one computes, and the lease still lets one job at a time compute on each GPU.
+    ``stages_path``: where to write the job's wall-time split (:mod:`latentopt.stage_times`).
     """
     from .autoencoders import load_autoencoder
 
+    clock = StageClock()
     check_writable(config["results_dir"])
-    start = time.perf_counter()
-    model = load_autoencoder(model_spec(config), device="cpu")
-    items, failures = load_items(config, split, image_ids, log)
-    ready = time.perf_counter()
+    with clock.stage("model_load"):
+        model = load_autoencoder(model_spec(config), device="cpu")
+    with clock.stage("image_reading"):
+        items, failures = load_items(config, split, image_ids, log)
+    with clock.stage("cuda_driver_init"):
+        if config["run"]["device"] != "cpu" and torch.cuda.is_available():
+            torch.cuda.init()  # the CUDA runtime (device count, allocator) before the lease; unverified on a GPU
     lease = contextlib.nullcontext(device) if isinstance(device, str) else device
+    waiting = time.perf_counter()
     with lease as dev:
-        leased = time.perf_counter()
-        ctx = build_context(config, arm, split, dev, log, model=model)
-        log(f"{arm}/{split}: {len(image_ids)} images on {dev}; model {ctx.model.info.get('source')}; "
-            f"start-up: {_before(start)} process start and imports, "
-            f"{ready - start:.1f} s model load and image reading on the CPU, {leased - ready:.1f} s "
-            f"waiting for the device, {time.perf_counter() - leased:.1f} s setting up on it")
-        return _optimize_items(ctx, split, image_ids, items, failures)
-
-
-def _process_age_s() -> float | None:
-    """Seconds since this process started (Linux /proc), or None where that is unknown."""
-    try:
-        with open("/proc/self/stat") as fh:  # field 22 = start time in clock ticks after boot
-            start_ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
-        with open("/proc/uptime") as fh:
-            uptime = float(fh.read().split()[0])
-        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _before(start: float) -> str:
-    """How long the process ran before ``start`` (a perf_counter reading), as text."""
-    age = _process_age_s()
-    return "?" if age is None else f"{age - (time.perf_counter() - start):.1f} s"
+        clock.add("waiting_for_device", time.perf_counter() - waiting)
+        dev = torch.device(dev)
+        if dev.type == "cuda":
+            with clock.stage("cuda_context"):
+                torch.zeros(1, device=dev)
+            clock.sync = lambda: torch.cuda.synchronize(dev)
+        with clock.stage("device_setup"):
+            ctx = build_context(config, arm, split, str(dev), log, model=model)
+        ctx.clock = clock
+        log(f"{arm}/{split}: {len(image_ids)} images on {dev}; model {ctx.model.info.get('source')}; start-up: "
+            + ", ".join(f"{v:.1f} s {k.replace('_', ' ')}" for k, v in clock.summary()["stages_s"].items() if k != "other")
+            + " (waiting for the device: while another job computes on it)")
+        try:
+            return _optimize_items(ctx, split, image_ids, items, failures)
+        finally:
+            summary = clock.summary(arm=arm, split=split, images=len(image_ids), device=str(dev),
+                                    batch_size=config["run"]["batch_size"])
+            log("wall-time split: " + ", ".join(f"{k} {v:.1f} s" for k, v in summary["stages_s"].items())
+                + f"; {summary['outside_adam_loop_s']:.1f} s of {summary['wall_s']:.1f} s outside the Adam loop")
+            if stages_path is not None:
+                with contextlib.suppress(OSError):  # never hide the job's own outcome
+                    write_json(stages_path, summary)
 
 
 def _optimize_items(ctx: JobContext, split: str, image_ids: list[str], items, failures) -> list[dict]:
@@ -401,7 +420,8 @@ def _optimize_items(ctx: JobContext, split: str, image_ids: list[str], items, fa
     for group in group_by_shape(todo):
         for start in range(0, len(group), batch_size):
             for result in run_items(ctx, group[start : start + batch_size], batch_size):
-                records.append(write_outputs(ctx, result))
+                with ctx.stage("writes"):
+                    records.append(write_outputs(ctx, result))
                 done += 1
                 rec = records[-1]
                 final = rec.get("final", {})

@@ -131,7 +131,8 @@ def optimize_latents(
     settings: AdamSettings,
     *,
     region: tuple[slice, slice] = (slice(None), slice(None)),
-    precision: str = "fp32",
+    precision: str | Callable[[int], str] = "fp32",
+    grad_scaler: torch.amp.GradScaler | None = None,
     resume: dict | None = None,
     on_checkpoint: Callable[[dict], None] | None = None,
     time_limit_s: float | None = None,
@@ -143,6 +144,10 @@ def optimize_latents(
     resume: a state previously passed to ``on_checkpoint``; the run continues exactly from it.
     time_limit_s: wall-time budget for the batch (earlier attempts' time included); when spent,
     the images still running stop with reason "timeout".
+    precision: the decoder's math (:func:`decode_precision`), or a function of the iteration
+    returning it (a precision schedule, :mod:`latentopt.decoder_step`).
+    grad_scaler: scales the summed loss before backward (fp16); a step whose gradient overflows
+    is skipped for the whole batch.
     """
     device = z0.device
     n = z0.shape[0]
@@ -164,6 +169,8 @@ def optimize_latents(
         opt = torch.optim.Adam([z], lr=settings.lr, betas=settings.betas, eps=settings.eps)
         if resume["adam"]:
             opt.state[z] = {k: v.to(device) for k, v in resume["adam"].items()}
+        if grad_scaler is not None and resume.get("grad_scaler"):
+            grad_scaler.load_state_dict(resume["grad_scaler"])
         it, elapsed_before = resume["iteration"], resume["elapsed_s"]
     start = time.perf_counter()
 
@@ -176,13 +183,14 @@ def optimize_latents(
             "adam": {k: v.detach().cpu().clone() for k, v in state.items()} if state else {},
             "tracks": [t.to_state() for t in tracks],
             "elapsed_s": elapsed_before + time.perf_counter() - start,
+            "grad_scaler": grad_scaler.state_dict() if grad_scaler is not None else None,
         }
 
     while active:
         step_start = time.perf_counter()
         final = it >= settings.iterations
         with torch.set_grad_enabled(not final):
-            with decode_precision(precision, device):
+            with decode_precision(precision(it) if callable(precision) else precision, device):
                 decoded = decode(z)
             with exact_fp32():
                 losses = loss_fn(decoded[:, :, rows, cols].float(), target_region[active])
@@ -195,8 +203,13 @@ def optimize_latents(
                 stopping.append(j)
         if not final:
             opt.zero_grad(set_to_none=True)
-            losses.sum().backward()
-            opt.step()
+            if grad_scaler is None:
+                losses.sum().backward()
+                opt.step()
+            else:
+                grad_scaler.scale(losses.sum()).backward()
+                grad_scaler.step(opt)
+                grad_scaler.update()
         step_time = time.perf_counter() - step_start
         for idx in active:
             tracks[idx].time_s += step_time / len(active)

@@ -1,7 +1,7 @@
 """Numeric precision of the math: the optimization's decoder runs at ``run.precision``; everything
 that is measured or published runs in exact fp32.
 
-``run.precision`` (fp32, tf32 or bf16) only speeds up the decoder inside the Adam loop. The loss,
+``run.precision`` (fp32, tf32, bf16 or fp16) only speeds up the decoder inside the Adam loop. The loss,
 the encode of z0, the final decode of the best latent and every metric run under
 :func:`exact_fp32`: no TF32 tensor-core rounding (PyTorch enables TF32 for cuDNN convolutions by
 default), no autocast. This matters: SSIM subtracts nearly equal moments (E[x^2] - E[x]^2), and
@@ -16,7 +16,8 @@ from typing import Iterator
 
 import torch
 
-PRECISIONS = ("fp32", "tf32", "bf16")
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @contextlib.contextmanager
@@ -41,12 +42,13 @@ def exact_fp32() -> Iterator[None]:
 @contextlib.contextmanager
 def decode_precision(precision: str, device: torch.device) -> Iterator[None]:
     """The optimization's decoder math: fp32 exact; tf32 = fp32 storage, TF32 tensor cores for
-    convolutions and matmuls (CUDA only; the CPU has no TF32); bf16 = autocast to bfloat16 (the
-    latent, the loss and Adam stay fp32)."""
+    convolutions and matmuls (CUDA only; the CPU has no TF32); bf16 / fp16 = autocast to bfloat16 /
+    float16 (the latent, the loss and Adam stay fp32; fp16 needs gradient scaling, see
+    :mod:`latentopt.decoder_step`)."""
     if precision not in PRECISIONS:
         raise ValueError(f"run.precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision == "bf16":
-        with _tf32(False), torch.autocast(device_type=device.type, dtype=torch.bfloat16):
+    if precision in AUTOCAST_DTYPES:
+        with _tf32(False), torch.autocast(device_type=device.type, dtype=AUTOCAST_DTYPES[precision]):
             yield
     else:
         with _tf32(precision == "tf32"):
