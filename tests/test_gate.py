@@ -164,3 +164,42 @@ def test_gate_on_taef2_and_real_bsds500(tmp_path, bsds_root, taef2_model):
     for r in records:
         assert r["retry"]["first_attempt"]["lr"] == 1e4 and r["retry"]["lr"] == pytest.approx(1e3)
         assert r["retry"]["iterations"] == 20
+
+
+@pytest.mark.slow
+def test_stop_mode_stops_one_loss_and_the_others_go_on(tmp_path, demo_data):
+    """Through Snakemake (keep-going, as the default profile): psnr with an absurdly small lr fails
+    its gate; its other jobs never run, ssim finishes; the verdict is in the run output and the job
+    log. Then mode warn lets psnr continue, with the failure recorded."""
+    from test_pipeline import snakemake, write_config
+
+    from latentopt import layout
+    from latentopt.fileio import read_json
+
+    results = tmp_path / "results"
+    cfg = write_config(tmp_path / "c.yaml", results, demo_data, use_losses=["psnr", "ssim"],
+                       data={"limit_per_split": 1}, quality_gate={"images_per_loss": 1},
+                       losses={"psnr": {"lr": 1e-9, "iterations": 3}, "ssim": {"iterations": 3}})
+    targets = [str(layout.per_image(results, arm, split, image, "json"))
+               for arm in ("psnr", "ssim") for split, image in (("val", "camera"), ("test", "astronaut_face"))]
+    out = snakemake(cfg, "--keep-going", *targets, check=False)
+    text = out.stdout + out.stderr
+    print(text[-6000:])
+    assert out.returncode != 0
+    assert "quality gate STOPPED for loss 'psnr'" in text and "(threshold +0.1 dB, mode stop)" in text
+    assert "quality_gate" in text and "arm=psnr" in text  # Snakemake names the failed job
+    assert not layout.gate_file(results, "psnr").exists()
+    assert '"passed": false' in (results / "logs" / "quality_gate" / "psnr.log").read_text()
+    assert read_json(layout.gate_file(results, "ssim"))["passed"]
+    for split, image in (("val", "camera"), ("test", "astronaut_face")):
+        assert not layout.per_image(results, "psnr", split, image, "json").exists()
+        assert layout.per_image(results, "ssim", split, image, "json").exists()  # the other loss went on
+
+    warn = write_config(tmp_path / "w.yaml", results, demo_data, use_losses=["psnr", "ssim"],
+                        data={"limit_per_split": 1}, quality_gate={"images_per_loss": 1, "mode": "warn"},
+                        losses={"psnr": {"lr": 1e-9, "iterations": 3}, "ssim": {"iterations": 3}})
+    target = str(layout.per_image(results, "psnr", "val", "camera", "json"))
+    out = snakemake(warn, target)
+    assert "WARNING: quality gate FAILED for loss 'psnr'" in out.stdout + out.stderr
+    assert read_json(layout.gate_file(results, "psnr"))["decision"] == "failed, continued (warn)"
+    assert layout.per_image(results, "psnr", "val", "camera", "json").exists()

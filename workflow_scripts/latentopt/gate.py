@@ -128,7 +128,8 @@ def _num(value, unit: str = "") -> str:
 def gate_message(result: Mapping) -> str:
     """One line for the log and the run output."""
     r = result
-    what = (f"quality gate {r['decision'].upper()} for loss '{r['arm']}': mean {r['metric']} improvement "
+    verdict = "PASSED" if r["passed"] else "STOPPED" if r["mode"] == "stop" else "FAILED"
+    what = (f"quality gate {verdict} for loss '{r['arm']}': mean {r['metric']} improvement "
             f"{_num(r['mean_improvement'], r['unit'])} over {r['n_measured']} of {r['n_images']} gate images "
             f"(threshold {_num(r['threshold'], r['unit'])}, mode {r['mode']})")
     if r["passed"]:
