@@ -157,3 +157,35 @@ def test_reference_rule_is_bit_identical_to_the_original_on_taef2(taef2_crop):
     track, convergence = assert_same_as_original(model.decode, target, z0, loss_fn, 16, 0.05, threshold)
     assert convergence is not None and convergence < 15
     assert math.isfinite(track.final_loss)
+
+
+def test_job_runs_the_reference_rule_at_batch_size_1_and_records_it(tmp_path, demo_data):
+    """Through the job code (synthetic autoencoder, no ../shared): run.batch_size 3 is overridden
+    to 1, and each image's saved latent and final loss are the original loop's, bit for bit."""
+    from conftest import make_config
+
+    from latentopt.autoencoders import load_autoencoder
+    from latentopt.config import model_spec
+    from latentopt.images import read_rgb
+    from latentopt.job import encode_exact, optimize_chunk
+    from latentopt.layout import original_png, per_image
+    from latentopt.plan import build_plan
+    from latentopt.prepare import prepare_chunk
+
+    cfg = make_config(tmp_path / "results", demo_data, **{
+        "data.splits": ["train"], "data.limit_per_split": 2, "preprocess.crop_box": [32, 48],
+        "run.batch_size": 3, "losses.psnr.iterations": 6, "losses.psnr.lr": 0.05,
+        "losses.psnr.stopping": {"rule": "reference", "threshold": 1e-5}})
+    entries = build_plan(cfg).splits["train"]
+    prepare_chunk(entries, cfg, log=lambda m: None)
+    records = optimize_chunk(cfg, "psnr", "train", [e.image_id for e in entries], "cpu", log=lambda m: None)
+    model = load_autoencoder(model_spec(cfg))
+    loss_fn = build_loss({"name": "psnr"})
+    for rec in records:
+        assert rec["batch_size"] == 1 and rec["returned_latent"] == "last" and rec["retry"] is None
+        img = read_rgb(original_png(cfg["results_dir"], "train", rec["image_id"]))
+        target = torch.from_numpy(img.astype(np.float32) / 255).permute(2, 0, 1)[None].contiguous()
+        z_ref, losses, _ = original_loop(model.decode, target, encode_exact(model, target), loss_fn, 6, 0.05, 1e-5)
+        saved = torch.load(per_image(cfg["results_dir"], "psnr", "train", rec["image_id"], "pt"), weights_only=True)
+        assert torch.equal(saved["z"], z_ref[0]) and saved["loss_history"] == losses
+        assert rec["final_loss"] == losses[-1] and rec["iterations"] == len(losses) and rec["best_loss"] is None
