@@ -132,6 +132,8 @@ def gate_message(result: Mapping) -> str:
     what = (f"quality gate {verdict} for loss '{r['arm']}': mean {r['metric']} improvement "
             f"{_num(r['mean_improvement'], r['unit'])} over {r['n_measured']} of {r['n_images']} gate images "
             f"(threshold {_num(r['threshold'], r['unit'])}, mode {r['mode']})")
+    if r["n_retried"]:
+        what += f"; {r['n_retried']} of them needed the non-convergence retry (losses.{r['arm']}.retry)"
     if r["passed"]:
         return what
     if r["mode"] == "stop":
