@@ -203,3 +203,35 @@ def test_stop_mode_stops_one_loss_and_the_others_go_on(tmp_path, demo_data):
     assert "WARNING: quality gate FAILED for loss 'psnr'" in out.stdout + out.stderr
     assert read_json(layout.gate_file(results, "psnr"))["decision"] == "failed, continued (warn)"
     assert layout.per_image(results, "psnr", "val", "camera", "json").exists()
+
+
+def test_report_shows_the_gate_table(tmp_path):
+    """The report's "Quality gate" table: one row per loss, its decision and numbers from the
+    gate JSON; without a gate the section says so."""
+    from test_report import build_tree, md_table_after
+    from test_report import make_config as report_config
+
+    from latentopt import layout, report
+    from latentopt.fileio import write_json
+
+    config = report_config(tmp_path)
+    config["quality_gate"] = {**GATE, "mode": "warn"}
+    outputs = build_tree(tmp_path, config)
+    records = [_record("a", 20.0, 21.0), _record("b", 25.0, 25.5)]
+    strict = {**config["quality_gate"], "min_improvement": {**GATE["min_improvement"], "psnr": 1.0}}
+    gates = [evaluate_gate("psnr", {"name": "psnr"}, records, strict), evaluate_gate("lpips", {"name": "lpips"}, records, GATE)]
+    paths = []
+    for g in gates:
+        paths.append(layout.gate_file(tmp_path, g["arm"]))
+        write_json(paths[-1], g)
+    kwargs = dict(cross=outputs["cross"], stats=outputs["stats"], performance=outputs["performance"], table_csv=outputs["table"],
+                  report=layout.report_file(tmp_path), log=lambda m: None)
+    text = report.write_report(config, gates=paths, **kwargs).read_text()
+    rows = md_table_after(text, "### Quality gate")
+    assert rows[0][0] == "loss" and [r[0] for r in rows[1:]] == ["psnr", "lpips"]
+    psnr = dict(zip(rows[0], rows[1]))
+    assert psnr["result"] == "failed, continued (warn)" and psnr["threshold"] == "+1" and psnr["mean improvement (95% CI)"].startswith("+0.75")
+    lpips = dict(zip(rows[0], rows[2]))
+    assert lpips["own metric"] == "loss (relative)" and lpips["result"] == "passed"
+    text = report.write_report(config, gates=(), **kwargs).read_text()
+    assert "No quality gate ran" in text
