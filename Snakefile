@@ -19,6 +19,7 @@ validate(
 include: "rules/common.smk"
 include: "rules/prepare.smk"
 include: "rules/optimize.smk"
+include: "rules/gate.smk"
 include: "rules/datasets.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"

@@ -55,6 +55,33 @@ def per_image_outputs(arm, ext):
     ]
 
 
+def gate_files():
+    """The quality gate's result per loss (none when quality_gate.images_per_loss is 0)."""
+    if not PLAN.gate_entries:
+        return []
+    return [str(layout.gate_file(RESULTS, a)) for a in ARMS if a != layout.BASELINE]
+
+
+def gate_records(arm):
+    return [
+        str(layout.per_image(RESULTS, arm, e.split, e.image_id, "json"))
+        for e in PLAN.gate_entries
+    ]
+
+
+def gate_input(chunk):
+    """A loss's jobs after its gate wait for the gate's result. ancient(): a re-evaluated gate
+    (e.g. a new threshold) does not redo finished images; kept in every mode, so that switching
+    quality_gate.mode does not change the jobs' inputs (Snakemake's input trigger)."""
+
+    def inputs(wildcards):
+        if chunk.gate or wildcards.arm == layout.BASELINE or not PLAN.gate_entries:
+            return []
+        return [ancient(str(layout.gate_file(RESULTS, wildcards.arm)))]
+
+    return inputs
+
+
 def dataset_targets(arm):
     return [
         str(layout.dataset_file(RESULTS, arm)),
@@ -105,4 +132,4 @@ def all_targets():
         for ext in ("json", "pt")
         for path in per_image_outputs(arm, ext)
     ]
-    return per_image + [str(layout.report_file(RESULTS))]
+    return per_image + gate_files() + [str(layout.report_file(RESULTS))]

@@ -11,6 +11,7 @@ rule report:
         records=[f for arm in ARMS for f in per_image_outputs(arm, "json")],
         pt=[f for arm in ARMS for f in per_image_outputs(arm, "pt")],
         originals=per_image_prepared(),
+        gates=gate_files(),
     output:
         report=str(layout.report_file(RESULTS)),
         figures=report(

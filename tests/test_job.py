@@ -191,18 +191,18 @@ def test_the_device_lease_is_entered_after_the_cpu_side_start_up(prepared, monke
 def test_the_decoder_step_settings_reach_the_adam_loop(prepared, monkeypatch):
     """run.precision fp16 and a precision schedule configured -> the job's Adam loop gets the
     schedule (fp16, then fp32 for the last 2 of 4 iterations) and a gradient scaler."""
-    from latentopt import job
+    from latentopt import optimizer
 
     cfg, plan = prepared
     cfg["run"].update(precision="fp16", final_precision_steps=2, final_precision="fp32")
     seen = []
-    real = job.optimize_latents
+    real = optimizer.optimize_latents  # the job calls it through optimize_with_retry
 
     def spy(*args, **kwargs):
         seen.append(kwargs)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(job, "optimize_latents", spy)
+    monkeypatch.setattr(optimizer, "optimize_latents", spy)
     ids = [e.image_id for e in plan.splits["val"]]
     records = optimize_chunk(cfg, "psnr", "val", ids, "cpu", log=lambda m: None)
     assert [r["status"] for r in records] == ["ok"] * len(ids)

@@ -157,7 +157,7 @@ def test_missing_weights_offline_fail_before_any_job(tmp_path, demo_data, monkey
 def test_kill_minus_9_then_resume_from_checkpoint(tmp_path, demo_data):
     """A run killed mid-optimization resumes from its last checkpoint and ends exactly where an
     uninterrupted run ends (CPU arithmetic is deterministic)."""
-    settings = {"use_losses": ["psnr"], "data": {"limit_per_split": 1, "splits": ["train"]},
+    settings = {"use_losses": ["psnr"], "data": {"limit_per_split": 1, "splits": ["train"]}, "quality_gate": {"images_per_loss": 0},
                 "losses": {"psnr": {"iterations": 400, "checkpoint_interval": 20, "stopping": {"rule": "none"}}}}
 
     def config(name):
@@ -220,8 +220,8 @@ def test_adding_a_loss_evaluates_only_the_new_dataset(demo, tmp_path):
     cmd.insert(cmd.index(str(cfg)) + 1, str(extra))
     out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, check=True).stdout
     counts = job_counts(out)
-    assert counts == {"optimize_train_000": "1", "optimize_val_000": "1", "optimize_test_000": "1",
-                      "build_dataset_l1": "1", "evaluate_dataset": "1", "inception_features": "1",
-                      "summarize_evaluation": "1", "report": "1", "all": "1", "total": "9"}, out
+    assert counts == {"optimize_gate_train_000": "1", "optimize_val_000": "1", "optimize_test_000": "1",
+                      "quality_gate": "1", "build_dataset_l1": "1", "evaluate_dataset": "1", "inception_features": "1",
+                      "summarize_evaluation": "1", "report": "1", "all": "1", "total": "10"}, out
     wildcards = {line.strip() for line in out.splitlines() if line.strip().startswith("wildcards:")}
     assert wildcards == {"wildcards: arm=l1", "wildcards: name=l1"}, wildcards

@@ -13,5 +13,6 @@ with job_log(sm.log[0]) as log:
         table_csv=sm.input.table,
         report=sm.output.report,
         fig_dir=sm.output.figures,
+        gates=sm.input.gates,
         log=log,
     )

@@ -31,7 +31,7 @@ from .config import arm_settings, is_baseline, model_spec, synthetic_parts
 from .decoder_step import DecoderStep
 from .fileio import atomic_path, check_writable, read_json, sha256_file, sha256_json, write_json
 from .images import Region, model_input, read_rgb, to_uint8
-from .optimizer import AdamSettings, ImageTrack, optimize_latents
+from .optimizer import AdamSettings, ImageTrack, optimize_with_retry
 from .precision import exact_fp32
 from .stage_times import StageClock
 
@@ -139,7 +139,7 @@ def run_batch(ctx: JobContext, items: list[Item], batch_size: int | None = None)
         with ctx.stage("compile"):
             step.warm_up(ctx.model, z0, settings.iterations, batch_size)
         with ctx.stage("optimization"):
-            tracks = optimize_latents(
+            tracks = optimize_with_retry(
                 step.decode(ctx.model, max(len(items), batch_size or 0)),
                 targets,
                 z0,
@@ -152,6 +152,7 @@ def run_batch(ctx: JobContext, items: list[Item], batch_size: int | None = None)
                 on_checkpoint=(lambda state: ctx.store.save_batch(ids, state)) if ctx.store else None,
                 time_limit_s=timeout,
                 on_step=_progress_logger(ctx.log, settings.iterations, ids),
+                log=ctx.log,
             )
     best = torch.stack([t.best_z for t in tracks]).to(device)
     with ctx.stage("exact_decodes"):
@@ -304,7 +305,10 @@ def write_outputs(ctx: JobContext, result: dict) -> dict:
             converged_at=track.converged_at,
             stop_reason=track.stop_reason,
             initial_loss=track.history[0] if track.history else None,
-            best_loss=track.best_loss if track.history else None,
+            best_loss=track.best_loss if track.history and track.returned == "best" else None,
+            final_loss=track.final_loss,
+            returned_latent=track.returned,
+            retry=track.retry,
             time_s=track.time_s + result["encode_s"],
             optimization_time_s=track.time_s,
             peak_memory_mb=result["peak_memory_mb"],
@@ -415,7 +419,8 @@ def _optimize_items(ctx: JobContext, split: str, image_ids: list[str], items, fa
             records.append(read_json(js))
         else:
             todo.append(item)
-    batch_size = config["run"]["batch_size"]
+    settings = ctx.settings  # stopping.rule reference runs at batch size 1, as the original
+    batch_size = 1 if settings is not None and settings.reference else config["run"]["batch_size"]
     done = 0
     for group in group_by_shape(todo):
         for start in range(0, len(group), batch_size):

@@ -8,6 +8,7 @@ results_dir/
   {arm}_dataset/pytorch/bsds500_{optimized_<arm>|baseline}.pt   the per-loss dataset
   {arm}_dataset/png/{split}/{image}.png        decoded images (8-bit, rounded)
   evaluation_results/...                       metrics, statistics, performance
+  quality_gate/{loss}.json                     the quality gate's result per loss
   FULL_BSDS500_COMPARISON_REPORT.md            the report (figures in report_figures/)
   .checkpoints/{arm}/{split}/                  resumable in-progress state (removed when a job ends)
   logs/, benchmarks/                           per-job logs and Snakemake benchmarks
@@ -51,6 +52,10 @@ def checkpoint_dir(results: str | Path, arm: str, split: str) -> Path:
 
 def evaluation_dir(results: str | Path) -> Path:
     return Path(results) / "evaluation_results"
+
+
+def gate_file(results: str | Path, arm: str) -> Path:
+    return Path(results) / "quality_gate" / f"{arm}.json"
 
 
 def report_file(results: str | Path) -> Path:

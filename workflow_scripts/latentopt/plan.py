@@ -16,10 +16,11 @@ class Chunk:
     split: str
     index: int
     entries: tuple[ImageEntry, ...]
+    gate: bool = False  # one of the quality gate's chunks (the plan's first images)
 
     @property
     def name(self) -> str:
-        return f"{self.split}_{self.index:03d}"
+        return f"{'gate_' if self.gate else ''}{self.split}_{self.index:03d}"
 
     @property
     def image_ids(self) -> list[str]:
@@ -36,12 +37,22 @@ class Plan:
     def n_images(self) -> int:
         return sum(len(v) for v in self.splits.values())
 
+    @property
+    def gate_entries(self) -> list[ImageEntry]:
+        return [e for c in self.chunks if c.gate for e in c.entries]
 
-def make_chunks(splits: dict[str, list[ImageEntry]], images_per_job: int) -> list[Chunk]:
-    chunks = []
+
+def make_chunks(splits: dict[str, list[ImageEntry]], images_per_job: int, gate_images: int = 0) -> list[Chunk]:
+    """Chunks of at most ``images_per_job`` images of one split. The plan's first ``gate_images``
+    images (splits in order) form chunks of their own, the quality gate's; the rest follow."""
+    chunks, left = [], gate_images
     for split, entries in splits.items():
-        for start in range(0, len(entries), images_per_job):
-            chunks.append(Chunk(split, start // images_per_job, tuple(entries[start : start + images_per_job])))
+        n_gate, index = min(left, len(entries)), 0
+        left -= n_gate
+        for part, gate in ((entries[:n_gate], True), (entries[n_gate:], False)):
+            for start in range(0, len(part), images_per_job):
+                chunks.append(Chunk(split, index, tuple(part[start : start + images_per_job]), gate))
+                index += 1
     return chunks
 
 
@@ -60,4 +71,5 @@ def build_plan(config: dict) -> Plan:
         limit_per_split=data["limit_per_split"],
     )
     arms = [BASELINE, *selected_losses(config)]
-    return Plan(splits, make_chunks(splits, int(config["run"]["images_per_job"])), arms)
+    gate = int(config["quality_gate"]["images_per_loss"])
+    return Plan(splits, make_chunks(splits, int(config["run"]["images_per_job"]), gate), arms)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import yaml
@@ -37,6 +37,7 @@ from .conclusions import PURPOSES, _cost_lines, _vs_baseline, recommendations, s
 from .definitions import definitions, docstring_section, docstring_until, module_docstring  # noqa: F401
 from .figures import _losses_histories, _read_png, make_figures, select_examples  # noqa: F401
 from .formatting import FORMATS, METRIC_LABELS, OPTIMIZED_MARK, _cell, _finite, fmt, fmt_p, interval, mean_ci, metric_label, table  # noqa: F401
+from .gate import gate_section, load_gates
 from .inputs import _datasets, _get, _pair_row, _splits, best_datasets, load_inputs, oriented  # noqa: F401
 from .provenance import REPORT_PACKAGES, _dataset_meta, _version, dataset_metadata, metric_networks, model_provenance  # noqa: F401
 from .tables import failed_images, fid_tables, metric_table, performance_table, significance_matrix
@@ -100,6 +101,8 @@ def build_context(config: Mapping, inputs: Mapping, figures: Mapping, *, report_
         "fid_enabled": bool(config["evaluation"]["fid"]),
         "performance": performance_table(perf, datasets),
         "success": success_table(stats),
+        "quality_gate": gate_section(inputs.get("gates", [])),
+        "gate_images": _get(config, "quality_gate", "images_per_loss"),
         "failed": failed_images(perf, datasets),
         "n_failed": sum(int(_get(perf, "datasets", d, "failed", default=0) or 0) for d in datasets),
         "n_failed_distinct": len({(f.get("split"), f.get("image_id")) for d in datasets for f in _get(perf, "datasets", d, "failed_images", default=[]) or []}),
@@ -131,11 +134,12 @@ def render(context: Mapping) -> str:
     return env.get_template(TEMPLATE).render(**context)
 
 
-def write_report(config: Mapping, *, cross: str | Path, stats: str | Path, performance: str | Path, table_csv: str | Path, report: str | Path, fig_dir: str | Path | None = None, log: Callable[[str], None] = print) -> Path:
-    """Render the report and its figures from the evaluation outputs; returns the report path."""
+def write_report(config: Mapping, *, cross: str | Path, stats: str | Path, performance: str | Path, table_csv: str | Path, report: str | Path, fig_dir: str | Path | None = None, gates: Sequence[str | Path] = (), log: Callable[[str], None] = print) -> Path:
+    """Render the report and its figures from the evaluation outputs (and the quality gate's
+    results, ``gates``); returns the report path."""
     report = Path(report)
     fig_dir = Path(fig_dir) if fig_dir is not None else report.parent / FIGURES_DIRNAME
-    inputs = load_inputs(cross, stats, performance, table_csv)
+    inputs = {**load_inputs(cross, stats, performance, table_csv), "gates": load_gates(gates)}
     datasets = _datasets(inputs["cross"])
     figs = make_figures(config["results_dir"], config, inputs, datasets, fig_dir, report.parent, log)
     text = render(build_context(config, inputs, figs))

@@ -1,0 +1,20 @@
+# The quality gate: each loss's first images (the gate chunks) are checked before its other jobs run.
+
+
+rule quality_gate:
+    input:
+        records=gate_records("{arm}"),
+    output:
+        str(layout.gate_file(RESULTS, "{arm}")),
+    log:
+        f"{RESULTS}/logs/quality_gate/{{arm}}.log",
+    wildcard_constraints:
+        arm="|".join(a for a in ARMS if a != layout.BASELINE),
+    retries: 0  # a failed gate is a verdict, not a transient failure
+    conda:
+        "../envs/pipeline.yaml"
+    params:
+        gate=config["quality_gate"],
+        loss=lambda wildcards: config["losses"][wildcards.arm]["loss"],
+    script:
+        "../workflow_scripts/check_quality_gate.py"
