@@ -18,6 +18,7 @@ validate(
 
 include: "rules/common.smk"
 include: "rules/prepare.smk"
+include: "rules/demo_model.smk"
 include: "rules/optimize.smk"
 include: "rules/datasets.smk"
 include: "rules/evaluate.smk"

@@ -6,10 +6,11 @@ for chunk in PLAN.chunks:
         name:
             f"optimize_{chunk.name}"
         input:
-            [
+            prepared=[
                 str(layout.prepared_record(RESULTS, chunk.split, i))
                 for i in chunk.image_ids
             ],
+            model=model_inputs(),
         output:
             json=[
                 str(layout.per_image(RESULTS, "{arm}", chunk.split, i, "json"))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from . import __version__
+from . import __version__, layout
 from .layout import BASELINE
 
 SCHEMA = Path(__file__).with_name("config.schema.yaml")
@@ -22,6 +22,7 @@ MODEL_KEYS = {
     "diffusers_tiny": ("source", "subfolder", "revision"),
     "taesd": ("encoder", "decoder", "variant"),
     "synthetic_kl": ("seed",),
+    "demo_trained": (),  # + weights, a path under results_dir (demo_model_weights)
 }
 
 
@@ -66,7 +67,43 @@ def merge_config(base: dict, extra: dict) -> None:
 
 def model_spec(config: dict) -> dict:
     model = config["model"]
-    return {"kind": model["kind"], **{k: model[k] for k in MODEL_KEYS[model["kind"]]}}
+    spec = {"kind": model["kind"], **{k: model[k] for k in MODEL_KEYS[model["kind"]]}}
+    if model["kind"] == "demo_trained":
+        spec["weights"] = str(demo_model_weights(config))
+    return spec
+
+
+def demo_model_weights(config: dict) -> Path:
+    """Where the train_demo_model rule writes the demo autoencoder (kind demo_trained)."""
+    from .demo_model import WEIGHTS_NAME
+
+    return layout.demo_model_dir(config["results_dir"]) / WEIGHTS_NAME
+
+
+def demo_model_summary(config: dict) -> Path:
+    """The training summary (JSON) written next to :func:`demo_model_weights`."""
+    from .demo_model import SUMMARY_NAME
+
+    return layout.demo_model_dir(config["results_dir"]) / SUMMARY_NAME
+
+
+def demo_model_settings(config: dict):
+    """The demo autoencoder's training settings: model.seed and model.train_steps, the rest fixed."""
+    from .demo_model import TrainSettings
+
+    return TrainSettings(seed=config["model"]["seed"], steps=config["model"]["train_steps"])
+
+
+def demo_model_label(config: dict) -> str:
+    """"autoencoder trained for the demo on N crops in T s — not SD-VAE", from the training
+    summary once the model is trained (before: the planned number of crops, no time)."""
+    from .demo_model import describe, read_summary
+
+    summary = read_summary(demo_model_summary(config))
+    if summary is None:
+        n = demo_model_settings(config).n_crops
+        return f"autoencoder trained for the demo on {n} crops (not trained yet) — not SD-VAE"
+    return describe(summary["n_crops"], summary["train_time_s"])
 
 
 def is_baseline(arm: str) -> bool:
@@ -88,10 +125,12 @@ def arm_settings(config: dict, arm: str) -> dict:
 
 
 def synthetic_parts(config: dict) -> list[str]:
-    """Which models/metric networks are random (uncalibrated); every output must say so."""
+    """Which models/metric networks are random (uncalibrated) or demo-only; every output must say so."""
     parts = []
     if config["model"]["kind"] == "synthetic_kl":
         parts.append(f"autoencoder: randomly initialised AutoencoderKL (seed {config['model']['seed']})")
+    if config["model"]["kind"] == "demo_trained":
+        parts.append(demo_model_label(config))
     if config["metric_networks"]["lpips_random_trunk"]:
         parts.append("LPIPS: random AlexNet/VGG trunk (uncalibrated)")
     if config["metric_networks"]["inception_synthetic"]:
@@ -104,7 +143,7 @@ def check_config(config: dict, losses: bool = True) -> None:
     specs (checking them imports torch: the Snakefile does it once, in the main process)."""
     if synthetic_parts(config) and not config["allow_synthetic"]:
         raise ConfigError(
-            "allow_synthetic: the config uses random models ("
+            "allow_synthetic: the config uses random or demo-only models ("
             + "; ".join(synthetic_parts(config))
             + ") but allow_synthetic is false; set it to true to accept uncalibrated results"
         )

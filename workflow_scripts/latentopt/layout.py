@@ -9,6 +9,7 @@ results_dir/
   {arm}_dataset/png/{split}/{image}.png        decoded images (8-bit, rounded)
   evaluation_results/...                       metrics, statistics, performance
   FULL_BSDS500_COMPARISON_REPORT.md            the report (figures in report_figures/)
+  demo_model/demo_autoencoder.{pt,json}        the demo's own autoencoder (model.kind demo_trained)
   .checkpoints/{arm}/{split}/                  resumable in-progress state (removed when a job ends)
   logs/, benchmarks/                           per-job logs and Snakemake benchmarks
 """
@@ -43,6 +44,10 @@ def dataset_file(results: str | Path, arm: str) -> Path:
 
 def dataset_png_dir(results: str | Path, arm: str) -> Path:
     return arm_dir(results, arm) / "png"
+
+
+def demo_model_dir(results: str | Path) -> Path:
+    return Path(results) / "demo_model"
 
 
 def checkpoint_dir(results: str | Path, arm: str, split: str) -> Path:
