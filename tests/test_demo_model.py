@@ -11,7 +11,16 @@ import torch
 from conftest import make_config
 from latentopt.autoencoders import load_autoencoder, state_dict_sha256
 from latentopt.config import ConfigError, check_config, demo_model_summary, demo_model_weights, synthetic_parts
-from latentopt.demo_model import TrainSettings, build_network, main, random_crops, save, train, training_photos
+from latentopt.demo_model import (
+    TrainSettings,
+    build_network,
+    main,
+    normalise_latent,
+    random_crops,
+    save,
+    train,
+    training_photos,
+)
 
 STEPS = 40
 
@@ -58,6 +67,22 @@ def test_training_improves_reconstruction_of_unseen_crops(trained):
         untrained = build_network()
     before, after = _psnr(untrained, x), _psnr(net, x)
     assert after > before + 2.0, (before, after)
+
+
+def test_latent_normalisation_keeps_the_reconstruction(trained):
+    net = build_network()
+    x = torch.from_numpy(random_crops(training_photos(), np.random.default_rng(7), 16, 48))
+    with torch.no_grad():
+        before = net.decoder(net.encoder(x))
+    scale = normalise_latent(net, x)
+    with torch.no_grad():
+        z = net.encoder(x)
+        after = net.decoder(z)
+    assert scale > 0 and abs(float(z.std()) - 1) < 1e-4
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-5)
+    trained_net, summary = trained  # the trained model is normalised on other crops: std near 1 here
+    with torch.no_grad():
+        assert 0.7 < float(trained_net.encoder(x).std()) < 1.4, summary["latent_std_before_normalisation"]
 
 
 def test_loads_behind_the_autoencoder_interface(weights_file, trained):
