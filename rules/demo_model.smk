@@ -10,9 +10,9 @@ rule train_demo_model:
         f"{RESULTS}/logs/train_demo_model.log",
     benchmark:
         f"{RESULTS}/benchmarks/train_demo_model.tsv"
-    threads: 1
     conda:
         "../envs/pipeline.yaml"
+    threads: 1
     params:
         settings=asdict(demo_model_settings(config)),
     script:

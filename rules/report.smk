@@ -12,7 +12,7 @@ rule report:
         pt=[f for arm in ARMS for f in per_image_outputs(arm, "pt")],
         originals=per_image_prepared(),
     output:
-        report=str(layout.report_file(RESULTS)),
+        report=report(str(layout.report_file(RESULTS)), category="Comparison report"),
         figures=report(
             directory(f"{RESULTS}/report_figures"),
             patterns=["{name}.png"],

@@ -232,3 +232,17 @@ def test_adding_a_loss_evaluates_only_the_new_dataset(demo, tmp_path):
                       "summarize_evaluation": "1", "report": "1", "all": "1", "total": "9"}, out
     wildcards = {line.strip() for line in out.splitlines() if line.strip().startswith("wildcards:")}
     assert wildcards == {"wildcards: arm=l1", "wildcards: name=l1"}, wildcards
+
+
+def test_html_report_of_the_demo(demo, tmp_path):
+    """The README's `snakemake --configfile demo/config.yaml --report <file>.html`, on this demo
+    tree (its config file added, the HTML written to a scratch folder)."""
+    from test_readme import REPORT_COMMAND, readme_commands
+
+    assert any(REPORT_COMMAND.search(c) for c in readme_commands())
+    cfg, _ = demo
+    html = tmp_path / "report.html"
+    snakemake(cfg, "--report", str(html))
+    text = html.read_text(errors="replace")
+    for name in ("examples_best.png", "examples_median.png", "examples_worst.png", "FULL_BSDS500_COMPARISON_REPORT.md"):
+        assert name in text, name
