@@ -1,15 +1,24 @@
 # Per-image optimization of VAE latents on BSDS500: baseline + one dataset per loss, evaluation,
 # statistics and a report. See README.md; every config key is in the schema below.
 import os
+import sys
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
+sys.path.insert(0, os.path.join(workflow.basedir, "workflow_scripts"))
+
+from latentopt.config import ConfigError, coerce_config
 
 
 configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
+try:  # --config hands nested values over as strings: give them the schema's types
+    coerce_config(config)
+except ConfigError as exc:
+    raise WorkflowError(f"invalid configuration: {exc}")
 validate(
     config,
     os.path.join(workflow.basedir, "workflow_scripts/latentopt/config.schema.yaml"),
@@ -18,6 +27,7 @@ validate(
 
 include: "rules/common.smk"
 include: "rules/prepare.smk"
+include: "rules/demo_model.smk"
 include: "rules/optimize.smk"
 include: "rules/gate.smk"
 include: "rules/datasets.smk"

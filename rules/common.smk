@@ -1,6 +1,7 @@
 # Helpers shared by the rules: library import path, config checks, the work plan, target lists.
 import os
 import sys
+from dataclasses import asdict
 
 from snakemake.exceptions import WorkflowError
 
@@ -9,7 +10,15 @@ sys.path.insert(0, LIBRARY)
 # (script jobs get workflow_scripts/ on sys.path from Snakemake itself: it is their directory)
 
 from latentopt import layout
-from latentopt.config import ConfigError, arm_settings, check_config, ensure_weights
+from latentopt.config import (
+    ConfigError,
+    arm_settings,
+    check_config,
+    demo_model_settings,
+    demo_model_summary,
+    demo_model_weights,
+    ensure_weights,
+)
 from latentopt.fileio import check_writable
 from latentopt.plan import build_plan
 
@@ -44,6 +53,13 @@ onstart:
 wildcard_constraints:
     arm="|".join(ARMS),
     split="|".join(PLAN.splits),
+
+
+def model_inputs():
+    """Files the optimization jobs load the autoencoder from that the pipeline makes itself."""
+    if config["model"]["kind"] == "demo_trained":
+        return [str(demo_model_weights(config))]
+    return []
 
 
 def per_image_outputs(arm, ext):

@@ -11,6 +11,7 @@ for chunk in PLAN.chunks:
                 for i in chunk.image_ids
             ],
             gate=gate_input(chunk),
+            model=model_inputs(),
         output:
             json=[
                 str(layout.per_image(RESULTS, "{arm}", chunk.split, i, "json"))

@@ -13,7 +13,7 @@ rule report:
         originals=per_image_prepared(),
         gates=gate_files(),
     output:
-        report=str(layout.report_file(RESULTS)),
+        report=report(str(layout.report_file(RESULTS)), category="Comparison report"),
         figures=report(
             directory(f"{RESULTS}/report_figures"),
             patterns=["{name}.png"],

@@ -40,12 +40,14 @@ def rng() -> np.random.Generator:
 
 
 def make_config(results_dir: Path, data_root: Path, **overrides) -> dict:
-    """The demo config (validated, defaults filled) pointed at tmp folders; dotted-key overrides."""
+    """The demo config (validated, defaults filled) pointed at tmp folders; dotted-key overrides.
+    The autoencoder is the random ``synthetic_kl`` unless overridden: the demo's trained one would
+    have to be trained first (tests/test_demo_model.py covers it)."""
     from latentopt.config import load_config
 
     return load_config(
         [REPO / "demo" / "config.yaml"],
-        {"results_dir": str(results_dir), "data.root": str(data_root), **overrides},
+        {"results_dir": str(results_dir), "data.root": str(data_root), "model.kind": "synthetic_kl", **overrides},
     )
 
 

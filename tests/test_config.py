@@ -119,3 +119,65 @@ def test_offline_never_downloads_and_names_each_file(tmp_path, monkeypatch):
         ensure_weights(cfg)
     for name in ("alexnet-owt-7be5be79.pth", "vgg16-397923af.pth", "pt_inception-2015-12-05-6726825d.pth"):
         assert name in str(err.value) and str(tmp_path / "torch") in str(err.value)
+
+
+def _from_command_line(*entries: str) -> dict:
+    """The config as Snakemake builds it from config.yaml plus `--config` entries (its own parser:
+    nested values arrive as strings)."""
+    from snakemake.cli import parse_config
+
+    from latentopt.config import merge_config
+
+    cfg = _config()
+    merge_config(cfg, parse_config(list(entries)))
+    return cfg
+
+
+def test_nested_command_line_values_get_the_schema_types():
+    from latentopt.config import coerce_config
+
+    entries = ("use_losses=[psnr]", "data={root: /data/BSR, limit_per_split: 10}",
+               "run={images_per_job: 1, cpu_fallback: false, n_gpus: null}",
+               "preprocess={crop_box: [64, 96]}", "model={source: 2024, subfolder: null}",
+               "losses={psnr: {loss: {name: improved_ssim, window_size: 7, sigma: 1.5}, lr: 1e-3, betas: [0.9, 0.99]}}")
+    raw = _from_command_line(*entries)
+    assert raw["data"]["limit_per_split"] == "10"  # what Snakemake hands over
+    with pytest.raises(WorkflowError, match="is not of type 'integer'"):
+        validate_config(copy.deepcopy(raw))
+    cfg = validate_config(coerce_config(raw))
+    assert cfg["data"] == {"root": "/data/BSR", "limit_per_split": 10, "splits": ["train", "val", "test"], "single_split_name": "all"}
+    assert cfg["use_losses"] == ["psnr"]
+    assert (cfg["run"]["images_per_job"], cfg["run"]["cpu_fallback"], cfg["run"]["n_gpus"]) == (1, False, None)
+    assert cfg["preprocess"]["crop_box"] == [64, 96]
+    assert cfg["model"]["source"] == "2024" and cfg["model"]["subfolder"] is None  # strings stay strings
+    psnr = cfg["losses"]["psnr"]
+    assert psnr["loss"] == {"name": "improved_ssim", "window_size": 7, "sigma": 1.5}  # free-form: YAML's reading
+    assert psnr["lr"] == 1e-3 and psnr["betas"] == [0.9, 0.99]
+    check_config(cfg)
+
+
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ("data={limit_per_split: ten}", "data.limit_per_split: 'ten' is not an integer or null"),
+        ("run={batch_size: 4.5}", "run.batch_size: '4.5' is not an integer"),
+        ("losses={psnr: {lr: fast}}", "losses.psnr.lr: 'fast' is not a number"),
+        ("preprocess={crop_box: [64, wide]}", "preprocess.crop_box[1]: 'wide' is not an integer"),
+        ("run={channels_last: maybe}", "run.channels_last: 'maybe' is not a boolean"),
+    ],
+)
+def test_uncoercible_command_line_values_name_the_key(entry, message):
+    from latentopt.config import coerce_config
+
+    with pytest.raises(ConfigError) as err:
+        coerce_config(_from_command_line(entry))
+    assert str(err.value) == message
+
+
+def test_typed_values_are_left_to_the_validation():
+    from latentopt.config import coerce_config
+
+    cfg = coerce_config(_config(**{"run.batch_size": 4.5, "data.limit_per_split": 3}))
+    assert cfg["run"]["batch_size"] == 4.5 and cfg["data"]["limit_per_split"] == 3
+    with pytest.raises(WorkflowError, match="batch_size"):
+        validate_config(cfg)

@@ -1,4 +1,5 @@
-"""End to end through Snakemake on the embedded demo (synthetic models, CPU, minutes).
+"""End to end through Snakemake on the embedded demo (the demo's own autoencoder trained with a tiny
+budget, or the random synthetic_kl; random metric networks; CPU, minutes).
 
 One run builds the whole tree; the other tests then damage it the ways users do (delete an
 image's outputs, kill -9 a run, corrupt an image, a bad config) and check what is redone."""
@@ -60,9 +61,11 @@ def demo(tmp_path_factory, demo_data):
     shutil.copytree(demo_data, data)
     (data / "val" / "corrupt.jpg").write_bytes((data / "val" / "rocket.jpg").read_bytes()[:300])
     results = tmp / "results"
-    # 2 images per split (val: camera + the corrupt one), 2 images per job: 12 optimization jobs
+    # 2 images per split (val: camera + the corrupt one), 2 images per job: 12 optimization jobs,
+    # after the demo autoencoder's training (40 steps here)
     cfg = write_config(
         tmp / "config.yaml", results, data,
+        model={"kind": "demo_trained", "train_steps": 40},
         data={"limit_per_split": 2},
         run={"images_per_job": 2, "batch_size": 2},
         losses={name: {"iterations": 8} for name in ("psnr", "ssim", "lpips")},
@@ -74,10 +77,14 @@ def demo(tmp_path_factory, demo_data):
 
 def test_demo_writes_the_seed_tree_with_synthetic_marks(demo):
     _, results = demo
+    label = read_json(results / "demo_model" / "demo_autoencoder.json")["description"]
+    assert label.startswith("autoencoder trained for the demo on 640 crops in ") and label.endswith("not SD-VAE")
+    record = read_json(layout.per_image(results, "psnr", "train", "astronaut", "json"))
+    assert label in record["synthetic"] and record["model"]["kind"] == "demo_trained"
     for arm, stem in [("psnr", "bsds500_optimized_psnr"), ("ssim", "bsds500_optimized_ssim"),
                       ("lpips", "bsds500_optimized_lpips"), ("baseline", "bsds500_baseline")]:
         ds = load_dataset(results / f"{arm}_dataset" / "pytorch" / f"{stem}.pt")
-        assert ds["metadata"]["synthetic"], "synthetic models must be declared in every dataset"
+        assert label in ds["metadata"]["synthetic"], "the demo model must be declared in every dataset"
         assert ds["metadata"]["n_images"] == 6 and ds["metadata"]["n_ok"] == 5
         assert [f["image_id"] for f in ds["metadata"]["failed"]] == ["corrupt"]
         sample = ds["samples"][0]
@@ -87,11 +94,11 @@ def test_demo_writes_the_seed_tree_with_synthetic_marks(demo):
     assert len(list((results / "original_bsds500").rglob("*.png"))) == 5
     ev = results / "evaluation_results"
     for name in ("cross_evaluation_matrix.json", "statistical_analysis.json", "performance_summary.json"):
-        assert read_json(ev / name)["metadata"]["synthetic"]
+        assert label in read_json(ev / name)["metadata"]["synthetic"]
     perf = read_json(ev / "performance_summary.json")
     assert perf["datasets"]["psnr"]["failed"] == 1 and perf["datasets"]["psnr"]["succeeded"] == 5
     report = layout.report_file(results).read_text()
-    assert "synthetic" in report.lower() and "corrupt" in report
+    assert "synthetic" in report.lower() and "corrupt" in report and label in report
 
 
 def test_optimization_improved_its_own_metric(demo):
@@ -157,7 +164,7 @@ def test_missing_weights_offline_fail_before_any_job(tmp_path, demo_data, monkey
 def test_kill_minus_9_then_resume_from_checkpoint(tmp_path, demo_data):
     """A run killed mid-optimization resumes from its last checkpoint and ends exactly where an
     uninterrupted run ends (CPU arithmetic is deterministic)."""
-    settings = {"use_losses": ["psnr"], "data": {"limit_per_split": 1, "splits": ["train"]}, "quality_gate": {"images_per_loss": 0},
+    settings = {"use_losses": ["psnr"], "data": {"limit_per_split": 1, "splits": ["train"]}, "quality_gate": {"images_per_loss": 0}, "model": {"kind": "synthetic_kl"},
                 "losses": {"psnr": {"iterations": 400, "checkpoint_interval": 20, "stopping": {"rule": "none"}}}}
 
     def config(name):
@@ -225,3 +232,17 @@ def test_adding_a_loss_evaluates_only_the_new_dataset(demo, tmp_path):
                       "summarize_evaluation": "1", "report": "1", "all": "1", "total": "10"}, out
     wildcards = {line.strip() for line in out.splitlines() if line.strip().startswith("wildcards:")}
     assert wildcards == {"wildcards: arm=l1", "wildcards: name=l1"}, wildcards
+
+
+def test_html_report_of_the_demo(demo, tmp_path):
+    """The README's `snakemake --configfile demo/config.yaml --report <file>.html`, on this demo
+    tree (its config file added, the HTML written to a scratch folder)."""
+    from test_readme import REPORT_COMMAND, readme_commands
+
+    assert any(REPORT_COMMAND.search(c) for c in readme_commands())
+    cfg, _ = demo
+    html = tmp_path / "report.html"
+    snakemake(cfg, "--report", str(html))
+    text = html.read_text(errors="replace")
+    for name in ("examples_best.png", "examples_median.png", "examples_worst.png", "FULL_BSDS500_COMPARISON_REPORT.md"):
+        assert name in text, name

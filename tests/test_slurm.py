@@ -186,6 +186,7 @@ def env(tmp_path_factory):
     # Two splits, one image each: 2 chunks x 2 arms = 4 optimize jobs for 2 GPUs.
     config["data"] = {**config.get("data", {}), "root": str(base / "data"), "splits": ["train", "test"], "limit_per_split": 1}
     config["use_losses"] = [ARM]
+    config["model"] = {"kind": "synthetic_kl", "seed": 0}  # no training job: the counts below are optimize jobs
     for loss in config["losses"].values():
         loss["iterations"] = 3
     config["run"] = {**config["run"], "device": "auto"}  # request GPUs; CPU where no CUDA

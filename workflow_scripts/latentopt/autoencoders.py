@@ -20,6 +20,10 @@ Specs (dicts, e.g. from the pipeline config; unknown kinds or keys raise ``Value
   "latent_channels": 4, "layers_per_block": 1, "norm_num_groups": 8}``
   a randomly initialised (under ``torch.manual_seed(seed)``) small ``AutoencoderKL`` for tests and
   dry runs; same convention as ``diffusers_kl``.
+* ``{"kind": "demo_trained", "weights": <demo_autoencoder.pt>}``
+  the demo's tiny autoencoder, trained by the project itself (:mod:`latentopt.demo_model`; the
+  pipeline's ``train_demo_model`` rule writes the file); latent = ``encoder(x)`` for x in [0, 1]
+  (4 channels at 1/8), decode = ``decoder(z).clamp(0, 1)``.
 
 :func:`required_weight_files` and :func:`normalize_spec` import neither torch nor diffusers (the
 Snakefile calls them at parse time); this module imports torch only when a model is built, and
@@ -46,12 +50,14 @@ SPEC_DEFAULTS: dict[str, dict[str, Any]] = {
         "layers_per_block": 1,
         "norm_num_groups": 8,
     },
+    "demo_trained": {"weights": None},
 }
 REQUIRED_KEYS = {
     "diffusers_kl": ("source",),
     "diffusers_tiny": ("source",),
     "taesd": ("encoder", "decoder"),
     "synthetic_kl": (),
+    "demo_trained": ("weights",),
 }
 TAESD_VARIANTS = {"taesd": 4, "taef1": 16, "taef2": 32}  # latent channels (mirrors taesd.VARIANTS)
 TAESD_REPO = "https://github.com/madebyollin/taesd"
@@ -104,10 +110,12 @@ def _taesd_url(variant: str, part: str) -> str:
 
 
 def required_weight_files(spec: dict) -> list[WeightFile]:
-    """What must be on disk to load ``spec`` (torch-free). Synthetic models need nothing."""
+    """The pretrained files that must be on disk to load ``spec`` (torch-free). Synthetic models
+    need nothing; a ``demo_trained`` model's weights are made by the pipeline itself (rule
+    ``train_demo_model``), so they are not a prerequisite either."""
     s = normalize_spec(spec)
     kind = s["kind"]
-    if kind == "synthetic_kl":
+    if kind in ("synthetic_kl", "demo_trained"):
         return []
     if kind == "taesd":
         return [
@@ -202,6 +210,8 @@ _CONVENTIONS = {
     "taesd": "latent z = TAESD encoder(x) for x in [0,1] (raw: no scaling, no uint8 "
     "quantisation); decode(z) = decoder(z).clamp(0, 1), the decoder starting with the soft clamp "
     "tanh(z/3)*3.",
+    "demo": "latent z = encoder(x) for x in [0,1] (the demo autoencoder, latentopt.demo_model); "
+    "decode(z) = decoder(z).clamp(0, 1).",
 }
 
 _AUTOENCODER_CLASS = None
@@ -217,7 +227,8 @@ def _autoencoder_class():
     class Autoencoder(torch.nn.Module):
         """A frozen autoencoder: ``encode`` [0,1] images -> latents, ``decode`` latents -> [0,1].
 
-        ``model`` is the wrapped network; ``convention`` is ``"kl"``, ``"tiny"`` or ``"taesd"``;
+        ``model`` is the wrapped network; ``convention`` is ``"kl"``, ``"tiny"``, ``"taesd"`` or
+        ``"demo"``;
         ``info`` describes it (kind, source, weights_sha256, synthetic, latent_channels,
         downsample_factor, latent_convention, dtype, ...). ``train()`` is a no-op: the model stays
         in eval mode.
@@ -258,7 +269,7 @@ def _autoencoder_class():
                 raise ValueError(f"expected images [B,3,H,W], got {tuple(x.shape)}")
             self.latent_shape(x.shape[-2], x.shape[-1])
             x = x.to(self.dtype)
-            if self.convention == "taesd":
+            if self.convention in ("taesd", "demo"):
                 return self.model.encoder(x)
             if self.convention == "tiny":
                 return self.model.encode(x * 2 - 1).latents
@@ -271,7 +282,7 @@ def _autoencoder_class():
                     f"expected latents [B,{self.latent_channels},h,w], got {tuple(z.shape)}"
                 )
             z = z.to(self.dtype)
-            if self.convention == "taesd":
+            if self.convention in ("taesd", "demo"):
                 return self.model.decoder(z).clamp(0, 1)
             return (self.model.decode(z).sample / 2 + 0.5).clamp(0, 1)
 
@@ -365,6 +376,22 @@ def load_autoencoder(spec: dict, device="cpu", dtype=None):
         info["weights_sha256"] = state_dict_sha256(model)  # of the float32 initialisation
         info["weight_files"] = {}
         convention = "kl"
+    elif kind == "demo_trained":
+        from latentopt.demo_model import load_network
+
+        path = Path(s["weights"]).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"demo autoencoder weights {path} not found: the pipeline's train_demo_model rule "
+                f"writes them, or run `PYTHONPATH=workflow_scripts python -m latentopt.demo_model {path.parent}`"
+            )
+        model, summary = load_network(path)
+        info["source"] = f"{path}: {summary['description']}"
+        info["trained_for_demo"] = summary["description"]
+        info["training"] = {k: v for k, v in summary.items() if k not in ("versions", "psnr_history")}
+        info["weights_sha256"] = state_dict_sha256(model)  # of the weights alone, not the file
+        info["weight_files"] = weights.sha256_files([path])[1]
+        convention = "demo"
     elif kind == "taesd":
         from latentopt.taesd import TAESD
 
@@ -401,7 +428,7 @@ def load_autoencoder(spec: dict, device="cpu", dtype=None):
     if next(model.parameters()).dtype != dtype:
         model = model.to(dtype=dtype)
     model = model.eval().requires_grad_(False)
-    if convention == "taesd":
+    if convention in ("taesd", "demo"):
         latent_channels, factor = model.latent_channels, 8
     elif convention == "tiny":
         latent_channels = model.config.latent_channels
@@ -409,7 +436,7 @@ def load_autoencoder(spec: dict, device="cpu", dtype=None):
     else:
         latent_channels = model.config.latent_channels
         factor = 2 ** (len(model.config.block_out_channels) - 1)
-    sf = getattr(model.config, "scaling_factor", None) if convention != "taesd" else None
+    sf = getattr(model.config, "scaling_factor", None) if convention not in ("taesd", "demo") else None
     info.update(
         latent_channels=int(latent_channels),
         downsample_factor=int(factor),

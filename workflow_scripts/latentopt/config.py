@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from . import __version__
+from . import __version__, layout
 from .layout import BASELINE
 
 SCHEMA = Path(__file__).with_name("config.schema.yaml")
@@ -22,6 +22,7 @@ MODEL_KEYS = {
     "diffusers_tiny": ("source", "subfolder", "revision"),
     "taesd": ("encoder", "decoder", "variant"),
     "synthetic_kl": ("seed",),
+    "demo_trained": (),  # + weights, a path under results_dir (demo_model_weights)
 }
 
 
@@ -31,6 +32,107 @@ class ConfigError(ValueError):
 
 def load_schema() -> dict:
     return yaml.safe_load(SCHEMA.read_text())
+
+
+NULL_WORDS = ("null", "Null", "NULL", "~")
+
+
+def coerce_config(config: dict, schema: dict | None = None) -> dict:
+    """Give string values the types the schema asks for, in place; return ``config``.
+
+    Snakemake's ``--config key=value`` reads nested values with YAML's BaseLoader, so every scalar
+    in ``data='{root: /data/BSR, limit_per_split: 10}'`` arrives as a string ('10'). Here such a
+    string becomes what the same YAML in a config file would give: an integer, number, boolean,
+    null, list or mapping, as the schema's ``type`` for that key allows (a key that allows strings
+    keeps the string, except a null word where null is allowed too). Free-form mappings (loss
+    specs) get YAML's reading of each string, numbers included. A string that fits none of the
+    key's types raises ConfigError naming the key (e.g. ``data.limit_per_split: 'ten' is not an
+    integer or null``). Values that are not strings are left for the schema validation.
+    """
+    return _coerce(config, load_schema() if schema is None else schema, "")
+
+
+def _join(where: str, key) -> str:
+    return f"{where}[{key}]" if isinstance(key, int) else (f"{where}.{key}" if where else str(key))
+
+
+def _coerce(value, schema: dict, where: str):
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        extra = schema.get("additionalProperties")
+        free = not props and not isinstance(extra, dict) and extra is not False
+        for key in list(value):
+            sub = props.get(key, extra if isinstance(extra, dict) else None)
+            if sub is not None:
+                value[key] = _coerce(value[key], sub, _join(where, key))
+            elif free:
+                value[key] = _yaml_value(value[key])
+        return value
+    if isinstance(value, list):
+        items = schema.get("items")
+        return [_coerce(v, items, _join(where, i)) for i, v in enumerate(value)] if isinstance(items, dict) else value
+    if isinstance(value, str):
+        return _coerce_string(value, schema, where)
+    return value
+
+
+def _yaml_value(value):
+    """What YAML would make of the strings in a free-form value (numbers like 1e-5 included)."""
+    if isinstance(value, dict):
+        return {k: _yaml_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_yaml_value(v) for v in value]
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if text in NULL_WORDS:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return float(text) if _is_float(text) else value
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return text.strip().lower() not in ("nan", "inf", "-inf", "+inf", "infinity", "-infinity", "+infinity")
+
+
+def _coerce_string(value: str, schema: dict, where: str):
+    types = schema.get("type")
+    if types is None:  # enums and untyped keys: left to the validation
+        return value
+    types = [types] if isinstance(types, str) else list(types)
+    if "string" in types:
+        return None if "null" in types and value in NULL_WORDS else value
+    text = value.strip()
+    for t in types:
+        if t == "null" and text in (*NULL_WORDS, ""):
+            return None
+        if t == "boolean" and text.lower() in ("true", "false", "yes", "no", "on", "off"):
+            return text.lower() in ("true", "yes", "on")
+        if t == "integer":
+            try:
+                return int(text)
+            except ValueError:
+                pass
+        if t == "number" and _is_float(text):
+            return float(text)
+        if t in ("array", "object"):
+            try:
+                parsed = yaml.safe_load(text)
+            except yaml.YAMLError:
+                continue
+            if isinstance(parsed, list if t == "array" else dict):
+                return _coerce(parsed, schema, where)
+    article = {"integer": "an integer", "array": "a list", "object": "a mapping", "null": "null"}
+    wanted = " or ".join(article.get(t, f"a {t}") for t in types)
+    raise ConfigError(f"{where}: {value!r} is not {wanted}")
 
 
 def validate_config(config: dict) -> dict:
@@ -43,7 +145,8 @@ def validate_config(config: dict) -> dict:
 
 def load_config(configfiles: list[str | Path] = (), overrides: dict | None = None) -> dict:
     """What Snakemake builds: the repository's config.yaml, each --configfile merged over it
-    (nested dicts merge, other values replace), then dotted-key overrides; validated."""
+    (nested dicts merge, other values replace), then dotted-key overrides; coerced by the
+    schema's types and validated, as the Snakefile does."""
     config: dict = {}
     for path in [REPO_CONFIG, *configfiles]:
         merge_config(config, yaml.safe_load(Path(path).read_text()) or {})
@@ -53,7 +156,7 @@ def load_config(configfiles: list[str | Path] = (), overrides: dict | None = Non
         for p in parents:
             node = node.setdefault(p, {})
         node[last] = value
-    return validate_config(config)
+    return validate_config(coerce_config(config))
 
 
 def merge_config(base: dict, extra: dict) -> None:
@@ -66,7 +169,43 @@ def merge_config(base: dict, extra: dict) -> None:
 
 def model_spec(config: dict) -> dict:
     model = config["model"]
-    return {"kind": model["kind"], **{k: model[k] for k in MODEL_KEYS[model["kind"]]}}
+    spec = {"kind": model["kind"], **{k: model[k] for k in MODEL_KEYS[model["kind"]]}}
+    if model["kind"] == "demo_trained":
+        spec["weights"] = str(demo_model_weights(config))
+    return spec
+
+
+def demo_model_weights(config: dict) -> Path:
+    """Where the train_demo_model rule writes the demo autoencoder (kind demo_trained)."""
+    from .demo_model import WEIGHTS_NAME
+
+    return layout.demo_model_dir(config["results_dir"]) / WEIGHTS_NAME
+
+
+def demo_model_summary(config: dict) -> Path:
+    """The training summary (JSON) written next to :func:`demo_model_weights`."""
+    from .demo_model import SUMMARY_NAME
+
+    return layout.demo_model_dir(config["results_dir"]) / SUMMARY_NAME
+
+
+def demo_model_settings(config: dict):
+    """The demo autoencoder's training settings: model.seed and model.train_steps, the rest fixed."""
+    from .demo_model import TrainSettings
+
+    return TrainSettings(seed=config["model"]["seed"], steps=config["model"]["train_steps"])
+
+
+def demo_model_label(config: dict) -> str:
+    """"autoencoder trained for the demo on N crops in T s — not SD-VAE", from the training
+    summary once the model is trained (before: the planned number of crops, no time)."""
+    from .demo_model import describe, read_summary
+
+    summary = read_summary(demo_model_summary(config))
+    if summary is None:
+        n = demo_model_settings(config).n_crops
+        return f"autoencoder trained for the demo on {n} crops (not trained yet) — not SD-VAE"
+    return describe(summary["n_crops"], summary["train_time_s"])
 
 
 def is_baseline(arm: str) -> bool:
@@ -100,10 +239,12 @@ def decoder_numerics(config: dict) -> dict:
 
 
 def synthetic_parts(config: dict) -> list[str]:
-    """Which models/metric networks are random (uncalibrated); every output must say so."""
+    """Which models/metric networks are random (uncalibrated) or demo-only; every output must say so."""
     parts = []
     if config["model"]["kind"] == "synthetic_kl":
         parts.append(f"autoencoder: randomly initialised AutoencoderKL (seed {config['model']['seed']})")
+    if config["model"]["kind"] == "demo_trained":
+        parts.append(demo_model_label(config))
     if config["metric_networks"]["lpips_random_trunk"]:
         parts.append("LPIPS: random AlexNet/VGG trunk (uncalibrated)")
     if config["metric_networks"]["inception_synthetic"]:
@@ -116,7 +257,7 @@ def check_config(config: dict, losses: bool = True) -> None:
     specs (checking them imports torch: the Snakefile does it once, in the main process)."""
     if synthetic_parts(config) and not config["allow_synthetic"]:
         raise ConfigError(
-            "allow_synthetic: the config uses random models ("
+            "allow_synthetic: the config uses random or demo-only models ("
             + "; ".join(synthetic_parts(config))
             + ") but allow_synthetic is false; set it to true to accept uncalibrated results"
         )

@@ -10,6 +10,7 @@ results_dir/
   evaluation_results/...                       metrics, statistics, performance
   quality_gate/{loss}.json                     the quality gate's result per loss
   FULL_BSDS500_COMPARISON_REPORT.md            the report (figures in report_figures/)
+  demo_model/demo_autoencoder.{pt,json}        the demo's own autoencoder (model.kind demo_trained)
   .checkpoints/{arm}/{split}/                  resumable in-progress state (removed when a job ends)
   logs/, benchmarks/                           per-job logs and Snakemake benchmarks
 """
@@ -44,6 +45,10 @@ def dataset_file(results: str | Path, arm: str) -> Path:
 
 def dataset_png_dir(results: str | Path, arm: str) -> Path:
     return arm_dir(results, arm) / "png"
+
+
+def demo_model_dir(results: str | Path) -> Path:
+    return Path(results) / "demo_model"
 
 
 def checkpoint_dir(results: str | Path, arm: str, split: str) -> Path:
