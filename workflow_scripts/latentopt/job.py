@@ -108,6 +108,29 @@ def decode_exact(model, z: torch.Tensor) -> torch.Tensor:
     return _exact_one_by_one(model.decode, z)
 
 
+class _BatchClock:
+    """Cost of one batch (encode + optimization steps) with the clock that fits the device:
+    CUDA events on a GPU (device time, not host waits), process CPU time on a CPU (all threads
+    of this process; other processes on a loaded machine do not inflate it), plus wall time."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        if self.cuda:
+            self.events = (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+            self.events[0].record()
+        self.cpu0, self.wall0 = time.process_time(), time.perf_counter()
+
+    def stop(self, batch_id: str, images: int, image_iterations: int) -> dict:
+        if self.cuda:
+            self.events[1].record()
+            self.events[1].synchronize()
+            compute_s, clock = self.events[0].elapsed_time(self.events[1]) / 1000.0, "cuda_events"
+        else:
+            compute_s, clock = time.process_time() - self.cpu0, "process_cpu_time"
+        return {"id": batch_id, "images": images, "image_iterations": int(image_iterations), "clock": clock,
+                "compute_s": compute_s, "wall_s": time.perf_counter() - self.wall0}
+
+
 def run_batch(ctx: JobContext, items: list[Item]) -> list[dict]:
     """Encode, optimize and decode one batch of same-shape images; return per-image results."""
     device = ctx.device
@@ -116,6 +139,7 @@ def run_batch(ctx: JobContext, items: list[Item]) -> list[dict]:
     targets = _to_tensor([it.model_input for it in items], device)
     region = items[0].region
     ids = [it.image_id for it in items]
+    clock = _BatchClock(device)
     start = time.perf_counter()
     z0 = encode_exact(ctx.model, targets)
     encode_s = time.perf_counter() - start
@@ -140,6 +164,7 @@ def run_batch(ctx: JobContext, items: list[Item]) -> list[dict]:
             time_limit_s=timeout,
             on_step=_progress_logger(ctx.log, settings.iterations, ids),
         )
+    batch = clock.stop(f"{items[0].split}/{ids[0]}", len(items), sum(t.steps for t in tracks))
     best = torch.stack([t.best_z for t in tracks]).to(device)
     initial, final = decode_exact(ctx.model, z0), decode_exact(ctx.model, best)
     m0 = _metrics(ctx, initial, targets, region)
@@ -160,6 +185,7 @@ def run_batch(ctx: JobContext, items: list[Item]) -> list[dict]:
                 "encode_s": encode_s / len(items),
                 "peak_memory_mb": peak,
                 "batch_size": len(items),
+                "batch": batch,
                 "device": str(device),
                 "status": "failed" if failed else "ok",
                 "reason": f"timeout after {track.time_s:.0f} s" if failed else None,
@@ -295,6 +321,7 @@ def write_outputs(ctx: JobContext, result: dict) -> dict:
             peak_memory_mb=result["peak_memory_mb"],
             device=result["device"],
             batch_size=result["batch_size"],
+            batch=result.get("batch"),
             size=list(item.reference.shape[:2]),
         )
     else:
