@@ -231,7 +231,8 @@ def _correlations(table: pd.DataFrame, arms: list[str]) -> dict:
         for m in METRICS:
             if m in joined and f"{m}_base" in joined:
                 cols[f"{m}_improvement"] = (joined[m] - joined[f"{m}_base"]).to_numpy(dtype=float) * (1 if HIGHER_IS_BETTER[m] else -1)
-        cols["time_s"] = joined["time_s"].to_numpy(dtype=float)
+        if "time_s" in joined:
+            cols["time_s"] = joined["time_s"].to_numpy(dtype=float)
         if len(joined) >= 3:
             out[arm] = spearman_matrix(cols)
     return out
