@@ -5,12 +5,17 @@ LPIPS-vgg (definitions in metrics.py). Per dataset: FID and KID against the orig
 overall and per split. Aggregation writes the seed's three JSON files:
 
   cross_evaluation_matrix.json  dataset x split x metric -> mean, std, median, 95% CI, n
-                                (+ FID with its bootstrap CI, KID)
+                                (+ FID with its bootstrap CI, paired KID and standard KID)
   statistical_analysis.json     every pair of datasets, per metric and split: paired Wilcoxon and
-                                t-test (Holm-corrected), effect sizes, bootstrap CI of the mean
-                                difference; FID differences with paired-bootstrap CIs; Spearman
-                                correlations of per-image improvements and time; success criteria
-  performance_summary.json      per loss: images ok/failed, times, iterations, convergence, memory
+                                t-test (Holm-corrected, with the smallest attainable p), effect
+                                sizes, bootstrap CI of the mean difference; FID differences with
+                                paired-bootstrap CIs; FID/KID direction agreement; Spearman
+                                correlations of per-image improvements and time; success
+                                criteria, each a test with a decision rule (RULES)
+  performance_summary.json      per loss: images ok/failed, times, iterations, convergence, memory,
+                                batch-level costs and noise-gated cost comparisons
+Every bootstrap over images draws from the sorted (split, image id) order, so the same images
+and seed give the same replicates in every file.
 and per_image_metrics.csv with one row per (dataset, image).
 """
 
