@@ -269,3 +269,22 @@ def test_relative_loss_curves_pad_and_skip():
 
     rel = relative_loss_curves([[2.0, 1.0], [-10.0, -11.0, -12.0], [0.0, 1.0], []])
     np.testing.assert_allclose(rel, [[0.0, -0.5, -0.5], [0.0, -0.1, -0.2]])
+
+
+def test_small_split_cells_and_report_consistency(synthetic_run):
+    """Per-split cells below the minimum n say so (no number, no bold); the criteria table and
+    the recommendations agree on which losses meet every criterion; every test family is listed
+    with its smallest attainable p."""
+    _, _, text = synthetic_run
+    split = md_table_after(text, "### Split `test`")
+    psnr_row = next(r for r in split[1:] if r[0] == "psnr")  # 4 of its 5 test images succeeded
+    assert psnr_row[1] == "4/5"
+    assert all(c.startswith("n too small (n = 4 < 5)") for c in psnr_row[2:]), psnr_row
+    crit = md_table_after(text, "## Success criteria")
+    passing = sorted(r[0] for r in crit[1:] if r[-1] == "PASS")
+    recs = text[text.index("## Recommendations"): text.index("## Success criteria")]
+    line = next(ln for ln in recs.splitlines() if "meeting every success criterion" in ln)
+    assert line.split(": ", 1)[1].split(";")[0].rstrip(".") == (", ".join(passing) or "none")
+    families = md_table_after(text, "### Test families")
+    assert {r[1] for r in families[1:]} == {"all", "train", "test"}
+    assert all(r[6].startswith("**no**") for r in families[1:] if r[1] == "test")
