@@ -338,3 +338,6 @@ def test_standard_kid_beside_paired_kid_and_disagreement_flagged(config):
     t = tables.fid_tables(cross, {"fid_kid_agreement": agreement}, ["baseline", "psnr"])
     assert t["disagree"] == ["psnr"] and "**disagree**" in t["table"]["rows"][1][-1]
     assert any("paired KID" in h for h in t["table"]["header"]) and any("standard KID" in h for h in t["table"]["header"])
+    stats = {"fid_kid_agreement": agreement, "fid_differences": {"all": [fid_row("baseline", "psnr", 10.0, 9.0, -3.0, 5.0)]}}
+    (line,) = [r for r in conclusions.recommendations(cross, stats, {}, ["baseline", "psnr"], {}, 0.05) if "distribution-level" in r]
+    assert "FID and paired KID disagree in direction vs the baseline for psnr" in line

@@ -202,6 +202,10 @@ def _decision(purpose: str, best: str, metric: str, ranked: Sequence[str], stats
                 text += " (n too small for the test to reach α)"
             elif not (_finite(p) and p < alpha):
                 text += " (not significant)"
+    if metric == "fid":
+        flagged = sorted(a for a, r in (_get(stats, "fid_kid_agreement", default={}) or {}).items() if not r.get("agree", True))
+        if flagged:
+            text += f"; FID and paired KID disagree in direction vs the baseline for {', '.join(flagged)}"
     if objective != metric and not disagreed:
         text += f"; {metric_label(objective, False)}, the objective metric, names the same best loss"
     return text + "."
