@@ -293,6 +293,8 @@ def test_cost_ranking_only_beyond_batch_to_batch_noise():
     perf = {"datasets": {"a": {"batch_costs": noisy_a}, "b": {"batch_costs": noisy_b}}, "cost_comparisons": [by[("a", "b")]]}
     (line,) = conclusions._cost_lines(perf, ["a", "b"])
     assert "No cost ranking is claimed" in line and "cheaper" not in line
+    small = {"datasets": {"a": {"batch_costs": costs([1.0, 1.1, 0.9])}}, "cost_comparisons": []}
+    assert "a n too small (3 batches)" in conclusions._cost_lines(small, ["a"])[0]  # no mean quoted
 
 
 def test_the_batch_is_the_unit_of_cost_analysis():

@@ -345,8 +345,8 @@ def success_criteria(config: dict, table: pd.DataFrame, arms: list[str], cross: 
         for t, p_adj in zip(scanned, adjusted):
             t["p_holm"] = p_adj
             t["significant"] = bool(np.isfinite(p_adj) and p_adj < alpha)
-        n = min((t["n_nonzero"] for t in scanned), default=0)
-        floor = min(1.0, m * min_attainable_p(n)) if m else None
+        n_nonzero = min((t["n_nonzero"] for t in scanned), default=0)
+        floor = min(1.0, m * min_attainable_p(n_nonzero)) if m else None
         held_out = [t["metric"] for t in scanned if t["significant"] and t["better"] and not t["own_objective"]]
         worse = [t["metric"] for t in scanned if t["significant"] and not t["better"]]
         own_better = [t["metric"] for t in scanned if t["significant"] and t["better"] and t["own_objective"]]
@@ -358,7 +358,7 @@ def success_criteria(config: dict, table: pd.DataFrame, arms: list[str], cross: 
             verdict = "n too small"
         else:
             verdict = "fail"
-        entry["significance"] = {"value": held_out, "deteriorations": worse, "own_objective_better": own_better, "threshold": alpha, "m_tests": m, "n": n, "p_holm_min": floor, "detail": scanned, "verdict": verdict, "pass": verdict == "pass", "rule": RULES["significance"]}
+        entry["significance"] = {"value": held_out, "deteriorations": worse, "own_objective_better": own_better, "threshold": alpha, "m_tests": m, "n": max((t["n"] for t in scanned), default=0), "n_nonzero": n_nonzero, "p_holm_min": floor, "detail": scanned, "verdict": verdict, "pass": verdict == "pass", "rule": RULES["significance"]}
 
         batches = batch_table(rows)
         if len(batches) and n_full:

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 
 from ..evaluation import HIGHER_IS_BETTER
 from ..layout import BASELINE
+from ..statistics import MIN_N_INTERVAL
 from .formatting import _finite, fmt, fmt_p, fmt_p_boot, interval, metric_label, table
 from .inputs import _get, _pair_row, oriented
 
@@ -60,7 +61,8 @@ def _criterion_cell(key: str, e: Mapping) -> str:
         if e.get("own_objective_better"):
             text += f"; own objective only: {', '.join(metric_label(m, False) for m in e['own_objective_better'])}"
         text += f"; significantly worse on: {', '.join(metric_label(m, False) for m in e.get('deteriorations') or []) or 'none'}"
-        return text + f" (n = {e.get('n')}, Holm over {e.get('m_tests')} metrics, smallest attainable p = {fmt_p(e.get('p_holm_min'))})"
+        nonzero = f", fewest nonzero differences {e['n_nonzero']}" if e.get("n_nonzero") is not None and e["n_nonzero"] != e.get("n") else ""
+        return text + f" (n = {e.get('n')}{nonzero}, Holm over {e.get('m_tests')} metrics, smallest attainable p = {fmt_p(e.get('p_holm_min'))})"
     if key == "time_budget":
         if not _finite(e.get("value")):
             return f"{v}: {e.get('basis', 'n/a')}"
@@ -249,7 +251,8 @@ def _cost_lines(perf: Mapping, arms: Sequence[str]) -> list[str]:
     comps = [c for c in (perf.get("cost_comparisons") or []) if c["a"] in costs and c["b"] in costs]
     claimed = [c for c in comps if c.get("claimed")]
     clock = ", ".join(sorted({k for c in costs.values() for k in c.get("clock") or []}))
-    means = ", ".join(f"{a} {costs[a]['compute_per_image_s']['mean']:.3g} s ({costs[a]['n_batches']} batches)" for a in sorted(costs, key=lambda a: costs[a]["compute_per_image_s"]["mean"]))
+    order = sorted(costs, key=lambda a: costs[a]["compute_per_image_s"]["mean"])
+    means = ", ".join(f"{a} {costs[a]['compute_per_image_s']['mean']:.3g} s ({costs[a]['n_batches']} batches)" if costs[a]["n_batches"] >= MIN_N_INTERVAL else f"{a} n too small ({costs[a]['n_batches']} batches)" for a in order)
     line = f"Cost (compute per image on the device clock, {clock}; the batch is the unit): {means}"
     if not claimed:
         return [line + ". No cost ranking is claimed: no difference exceeds the batch-to-batch noise with a 95 % Welch interval excluding 0 (needs ≥ 5 batches per loss)."]

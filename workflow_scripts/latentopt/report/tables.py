@@ -176,7 +176,7 @@ def performance_table(perf: Mapping, datasets: Sequence[str]) -> dict:
             ", ".join(bc.get("clock") or []) or "not recorded",
             mean_ci(bc.get("compute_per_image_s"), "time_s") if bc else "n/a",
             (mean_ci(bc.get("compute_per_image_iteration_s"), "time_iter") if bc and _finite(_get(bc, "compute_per_image_iteration_s", "mean")) else "n/a"),
-            f"{100 * noise:.0f} %" if _finite(noise) else "n/a",
+            (f"{100 * noise:.0f} %" if bc.get("n_batches", 0) >= MIN_N_INTERVAL else too_small(bc.get("n_batches"))) if _finite(noise) else "n/a",
             fmt(t.get("mean"), "time_s"),
             f"{p['total_time_s'] / 3600:.3f}" if _finite(p.get("total_time_s")) else "n/a",
             fmt(it.get("mean")) if it else "n/a",
