@@ -153,6 +153,8 @@ def test_time_budget_is_judged_on_the_projection_to_the_full_plan(tmp_path):
         assert "500 images" in crit["basis"] and "6 batches" in crit["basis"]
     few = ev.success_criteria(config, batches_table("psnr", per_image_s[:3]), ["psnr"], {}, {})["psnr"]["time_budget"]
     assert few["verdict"] == "n too small" and not few["pass"]
+    cell = conclusions._criterion_cell("time_budget", few)
+    assert cell.startswith("n too small") and f"{few['value']:.3g}" not in cell
 
 
 # --------------------------------------------------------------------------- recommendations

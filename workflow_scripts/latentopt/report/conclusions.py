@@ -66,6 +66,8 @@ def _criterion_cell(key: str, e: Mapping) -> str:
     if key == "time_budget":
         if not _finite(e.get("value")):
             return f"{v}: {e.get('basis', 'n/a')}"
+        if e.get("verdict") == "n too small":
+            return f"{v} ({e.get('n_batches')} batches < {MIN_N_INTERVAL}; projection to {e.get('full_plan_images')} images not quoted)"
         ci = f" [{e['ci95_low']:.3g}, {e['ci95_high']:.3g}]" if _finite(e.get("ci95_low")) else ""
         return f"{v}: {e['value']:.3g}{ci} ({e.get('n_batches')} batches, {e.get('full_plan_images')} images)"
     return v
