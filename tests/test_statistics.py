@@ -159,3 +159,64 @@ def test_spearman_matrix_matches_scipy(rng):
     assert len(res["pairs"]) == 3
     const = st.spearman_matrix({"x": x, "c": np.ones(50)})
     assert math.isnan(const["rho"]["x"]["c"])
+
+
+# ---------------------------------------------------------------------------- small samples
+
+
+def test_docstring_wilcoxon_null_matches_installed_scipy():
+    """The module docstring's account of scipy's method='auto' holds for the installed scipy:
+    ties or zeros at n <= 13 give the exact all-sign-flip permutation p (not the normal
+    approximation), no ties give the exact signed-rank p, ties above 13 the normal one."""
+    import itertools
+
+    doc = st.__doc__
+    assert "exact permutation test over all 2^n" in doc and "normal approximation" in doc
+    d = np.array([1.0, 1.0, 2.0, -3.0, 4.0, 5.0, 6.0, -7.0])  # ties, n = 8
+    ranks = sst.rankdata(np.abs(d))
+    observed = ranks[d > 0].sum()
+    flips = [sum(r for r, s in zip(ranks, signs) if s) for signs in itertools.product([0, 1], repeat=d.size)]
+    centre = ranks.sum() / 2
+    p_perm = np.mean([abs(w - centre) >= abs(observed - centre) - 1e-12 for w in flips])
+    assert st.paired_comparison(d, np.zeros_like(d))["p_wilcoxon"] == pytest.approx(p_perm, rel=1e-12)
+    assert p_perm != pytest.approx(sst.wilcoxon(d, method="asymptotic").pvalue, rel=1e-3)
+    big = np.concatenate([np.arange(1.0, 16.0), [3.0]])  # ties, n = 16 > 13: normal approximation
+    assert sst.wilcoxon(big).pvalue == pytest.approx(sst.wilcoxon(big, method="asymptotic").pvalue)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 8, 20, 50, 60])
+def test_min_attainable_p_is_what_scipy_returns_at_the_extreme(n):
+    """The smallest p: all n differences of one sign (distinct magnitudes)."""
+    expected = 1.0 if n == 1 else sst.wilcoxon(np.arange(1.0, n + 1)).pvalue
+    assert st.min_attainable_p(n) == pytest.approx(expected, rel=1e-9)
+    # no other sign pattern does better (checked exhaustively for small n)
+    if n <= 8:
+        import itertools
+
+        ps = [sst.wilcoxon(np.arange(1.0, n + 1) * np.array(s)).pvalue for s in itertools.product([1, -1], repeat=n)] if n > 1 else [1.0]
+        assert min(ps) == pytest.approx(st.min_attainable_p(n))
+
+
+def test_holm_family_floor_and_min_n():
+    """With 8 images and 6 pairs every Holm p is at least 6 * 2/2^8 = 0.047: the floor is
+    reported with each row, and min_n_for_alpha says which n can reach alpha."""
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=8)
+    table = {k: base + 10 * i for i, k in enumerate("abcd")}  # every pair differs on every image
+    rows = st.pairwise_tests(table, n_boot=50)
+    for r in rows:
+        assert r["m_tests"] == 6 and r["n_pos"] + r["n_neg"] == 8
+        assert r["p_wilcoxon_holm_min"] == pytest.approx(6 * 2 / 2**8)
+        assert r["p_wilcoxon_holm"] >= r["p_wilcoxon_holm_min"] - 1e-15
+    assert st.min_n_for_alpha(0.05, 1) == 6 and st.min_n_for_alpha(0.05, 6) == 8 and st.min_n_for_alpha(0.05, 3) == 7
+    assert 6 * st.min_attainable_p(8) >= 0.01  # n = 8, 6 pairs cannot reach 0.01
+
+
+def test_no_interval_below_minimum_n():
+    x = [1.0, 2.0, 3.0, 4.0]
+    assert st.MIN_N_INTERVAL == 5
+    s = st.summarize(x)
+    assert s["ci95_low"] is None and s["std"] == pytest.approx(np.std(x, ddof=1))
+    assert st.summarize(x + [5.0])["ci95_low"] is not None
+    r = st.paired_comparison(x, [0.0] * 4, n_boot=20)
+    assert r["ci95_low"] is None and r["mean_diff"] == pytest.approx(2.5)

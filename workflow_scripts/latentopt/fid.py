@@ -34,12 +34,15 @@ FID confidence interval (``fid_with_ci``)
     to ~1e-12 (tests/test_fid.py); the two therefore differ negligibly.
     Resampling with replacement repeats images (about 37 % of the n draws are duplicates),
     which lowers the effective N and therefore inflates every replicate by the same small-N
-    bias as above: the raw bootstrap distribution sits above the point estimate, often
-    entirely. The reported interval is therefore the bootstrap percentile interval re-centred
+    bias as above: the raw bootstrap distribution usually sits above the point estimate, often
+    entirely (not always: at very small N, or with uninformative features, the replicates can
+    sit below it; ``boot_bias`` < 0 then, and the report shows it). The reported interval is therefore the bootstrap percentile interval re-centred
     on the point estimate:
         [FID + q_0.025(FID*) - mean(FID*),  FID + q_0.975(FID*) - mean(FID*)],
     i.e. it describes the sampling variability of FID at this N (not its bias); its lower end
-    is clipped at 0, since a Frechet distance cannot be negative. The raw
+    is clipped at 0, since a Frechet distance cannot be negative (the evaluation keeps the
+    unclipped bound, ``ci95_low_unclipped``, and the report prints it marked as outside the
+    range). The raw
     percentiles (``ci95_low_raw``/``ci95_high_raw``) and the bootstrap bias estimate
     ``boot_bias`` = mean(FID*) - FID are returned as well.
 

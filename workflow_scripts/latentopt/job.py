@@ -114,6 +114,29 @@ def decode_exact(model, z: torch.Tensor) -> torch.Tensor:
     return _exact_one_by_one(model.decode, z)
 
 
+class _BatchClock:
+    """Cost of one batch (encode + optimization steps) with the clock that fits the device:
+    CUDA events on a GPU (device time, not host waits), process CPU time on a CPU (all threads
+    of this process; other processes on a loaded machine do not inflate it), plus wall time."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        if self.cuda:
+            self.events = (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+            self.events[0].record()
+        self.cpu0, self.wall0 = time.process_time(), time.perf_counter()
+
+    def stop(self, batch_id: str, images: int, image_iterations: int) -> dict:
+        if self.cuda:
+            self.events[1].record()
+            self.events[1].synchronize()
+            compute_s, clock = self.events[0].elapsed_time(self.events[1]) / 1000.0, "cuda_events"
+        else:
+            compute_s, clock = time.process_time() - self.cpu0, "process_cpu_time"
+        return {"id": batch_id, "images": images, "image_iterations": int(image_iterations), "clock": clock,
+                "compute_s": compute_s, "wall_s": time.perf_counter() - self.wall0}
+
+
 def run_batch(ctx: JobContext, items: list[Item], batch_size: int | None = None) -> list[dict]:
     """Encode, optimize and decode one batch of same-shape images; return per-image results.
     ``batch_size``: the batch size in force (a compiled decoder pads the batch to it)."""
@@ -123,6 +146,7 @@ def run_batch(ctx: JobContext, items: list[Item], batch_size: int | None = None)
     targets = _to_tensor([it.model_input for it in items], device)
     region = items[0].region
     ids = [it.image_id for it in items]
+    clock = _BatchClock(device)
     start = time.perf_counter()
     with ctx.stage("encode"):
         z0 = encode_exact(ctx.model, targets)
@@ -154,6 +178,7 @@ def run_batch(ctx: JobContext, items: list[Item], batch_size: int | None = None)
                 on_step=_progress_logger(ctx.log, settings.iterations, ids),
                 log=ctx.log,
             )
+    batch = clock.stop(f"{items[0].split}/{ids[0]}", len(items), sum(t.steps + ((t.retry or {}).get("first_attempt") or {}).get("steps", 0) for t in tracks))
     best = torch.stack([t.best_z for t in tracks]).to(device)
     with ctx.stage("exact_decodes"):
         initial, final = decode_exact(ctx.model, z0), decode_exact(ctx.model, best)
@@ -176,6 +201,7 @@ def run_batch(ctx: JobContext, items: list[Item], batch_size: int | None = None)
                 "encode_s": encode_s / len(items),
                 "peak_memory_mb": peak,
                 "batch_size": len(items),
+                "batch": batch,
                 "device": str(device),
                 "status": "failed" if failed else "ok",
                 "reason": f"timeout after {track.time_s:.0f} s" if failed else None,
@@ -314,6 +340,7 @@ def write_outputs(ctx: JobContext, result: dict) -> dict:
             peak_memory_mb=result["peak_memory_mb"],
             device=result["device"],
             batch_size=result["batch_size"],
+            batch=result.get("batch"),
             size=list(item.reference.shape[:2]),
         )
     else:

@@ -14,8 +14,18 @@ Missing values
     sqrt(sum (x_i - mean)^2 / (n - 1)); ``median`` = sample median; ``ci95_low``/``ci95_high`` =
     two-sided 95 % Student-t confidence interval for the mean,
     mean -+ t_{0.975, n-1} * std / sqrt(n) (identical to ``scipy.stats.t.interval(0.95, n-1,
-    loc=mean, scale=std/sqrt(n))``). For n < 2 the interval (and std) are ``None``; for n = 0
-    mean and median are NaN.
+    loc=mean, scale=std/sqrt(n))``). For n < 2 the std and for n < MIN_N_INTERVAL the
+    interval are ``None``; for n = 0 mean and median are NaN.
+
+Minimum sample sizes (below them a cell of the report says "n too small", never a number)
+    ``MIN_N_INTERVAL`` = 5 for every 95 % interval (Student-t of a mean, bootstrap of a mean
+    difference, bootstrap of FID/KID): n values have C(2n-1, n) distinct bootstrap resamples,
+    126 at n = 5 but 35 at n = 4, fewer than the 40 needed for a 2.5 % tail to hold more
+    than one resample; and t_{0.975, n-1} > 2.78 below n = 5, so a t-interval of 2-4 values
+    rests on a normality assumption they cannot check (at n = 2 it is often wider than the
+    metric's range). A test family of m Holm-corrected Wilcoxon tests can reject at alpha only
+    when m * 2 / 2^n < alpha (``min_n_for_alpha(alpha, m)``: n = 6 for one test at 0.05, 8 for
+    6 pairs); below that its cells say "n too small" for the test.
 
 ``paired_comparison(a, b)``
     d_i = a_i - b_i over the n complete pairs.
@@ -23,12 +33,23 @@ Missing values
     ``ci95_low``/``ci95_high``: percentile bootstrap 95 % CI of mean(d): ``n_boot`` resamples of
     the n differences drawn with replacement by ``numpy.random.default_rng(seed)``; the bounds
     are the 2.5th and 97.5th percentiles (numpy default linear interpolation) of the resampled
-    means. ``None`` for n < 2.
+    means. ``None`` for n < MIN_N_INTERVAL. The resample draws depend only on (n, seed) and the
+    order of the pairs; callers pass pairs sorted by image id, so every output file that
+    resamples the same images with the same seed draws the same images. (Means use the
+    Student-t interval, differences this bootstrap interval: two methods, each named where
+    it is shown.)
     ``wilcoxon_stat``/``p_wilcoxon``: ``scipy.stats.wilcoxon(d)`` with its defaults
-    (two-sided, zero_method='wilcox' i.e. zero differences are discarded, method='auto': exact
-    null distribution for small samples without ties/zeros, normal approximation otherwise);
-    the statistic is scipy's two-sided statistic min(R+, R-). If every difference is zero the
-    test is undefined and we report statistic 0 and p = 1.
+    (two-sided, zero_method='wilcox' i.e. zero differences are discarded). With method='auto'
+    the installed scipy (1.17) chooses the null distribution as follows (checked by
+    tests/test_statistics.py): n <= 50 without ties or zeros: exact distribution of the
+    signed-rank statistic; ties or zeros and n <= 13: an exact permutation test over all 2^n
+    sign flips (``scipy.stats.PermutationMethod``, deterministic); n > 50, or ties/zeros with
+    n > 13: normal approximation with continuity correction. The statistic is scipy's
+    two-sided statistic min(R+, R-). If every difference is zero the test is undefined and we
+    report statistic 0 and p = 1. ``n_pos``/``n_neg``: how many differences are > 0 / < 0.
+    ``p_wilcoxon_min``: the smallest two-sided p the test can return at this number of nonzero
+    differences k (``min_attainable_p(k)``: 2 / 2^k exactly for k <= 50, e.g. 0.0078 at k = 8;
+    1 for k <= 1) -- at small n a large p is what the design allows, not evidence of no effect.
     ``t_stat``/``p_ttest``: paired Student t test ``scipy.stats.ttest_rel(a, b)`` (two-sided),
     t = mean(d) / (sd(d)/sqrt(n)), df = n - 1. If sd(d) = 0 exactly: t = 0, p = 1 when
     mean(d) = 0, otherwise t = +-inf, p = 0.
@@ -38,7 +59,7 @@ Missing values
     sums of the positive and of the negative differences; r = (R+ - R-) / (R+ + R-), in
     [-1, 1] (+1: every nonzero difference positive). 0 when every difference is zero.
     ``n_zero`` counts the zero differences (discarded by the Wilcoxon test and by r).
-    All quantities that need n >= 2 are NaN (CI: None) below that.
+    All quantities that need n >= 2 are NaN below that; the CI is None below MIN_N_INTERVAL.
 
 ``holm(p)``
     Holm-Bonferroni step-down adjusted p-values. With the m finite p-values sorted ascending,
@@ -50,8 +71,10 @@ Missing values
     ``paired_comparison(table[a], table[b])`` for every unordered pair {a, b} of the named
     samples (in the order of ``itertools.combinations`` over the table's key order; d = a - b),
     plus ``p_wilcoxon_holm`` / ``p_ttest_holm`` = ``holm`` applied across all the pairs of that
-    one call (separately for the Wilcoxon and the t p-values), and ``significant`` =
-    p_wilcoxon_holm < 0.05.
+    one call (separately for the Wilcoxon and the t p-values), ``significant`` =
+    p_wilcoxon_holm < 0.05, ``m_tests`` = the number of pairs in the family and
+    ``p_wilcoxon_holm_min`` = min(1, m_tests * p_wilcoxon_min): the smallest Holm-adjusted
+    p that row can reach.
 
 ``spearman_matrix(columns)``
     For every pair of columns, Spearman's rank correlation rho and its two-sided p-value from
@@ -69,7 +92,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy import stats
 
-__all__ = ["summarize", "paired_comparison", "holm", "pairwise_tests", "spearman_matrix"]
+__all__ = ["summarize", "paired_comparison", "holm", "pairwise_tests", "spearman_matrix",
+           "min_attainable_p", "min_n_for_alpha", "MIN_N_INTERVAL"]
+
+MIN_N_INTERVAL = 5
 
 _NAN = float("nan")
 
@@ -104,6 +130,9 @@ def summarize(x) -> dict:
         return {"mean": mean, "std": None, "median": median, "ci95_low": None,
                 "ci95_high": None, "n": n}
     std = float(arr.std(ddof=1))
+    if n < MIN_N_INTERVAL:
+        return {"mean": mean, "std": std, "median": median, "ci95_low": None,
+                "ci95_high": None, "n": n}
     half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
     return {"mean": mean, "std": std, "median": median, "ci95_low": mean - half,
             "ci95_high": mean + half, "n": n}
@@ -121,6 +150,29 @@ def _bootstrap_mean_ci(d: np.ndarray, n_boot: int, seed) -> tuple[float, float]:
         means[start:stop] = d[idx].mean(axis=1)
     low, high = np.percentile(means, [2.5, 97.5])
     return float(low), float(high)
+
+
+def min_attainable_p(k: int) -> float:
+    """Smallest two-sided p of ``scipy.stats.wilcoxon`` (method='auto') with k nonzero
+    differences: 2 / 2^k for 1 <= k <= 50 (exact or all-sign-flip permutation null), the
+    normal approximation's value for all-positive differences above 50; 1 for k <= 1."""
+    k = int(k)
+    if k <= 1:
+        return 1.0
+    if k <= 50:
+        return min(1.0, 2.0 ** (1 - k))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(stats.wilcoxon(np.arange(1.0, k + 1.0)).pvalue)
+
+
+def min_n_for_alpha(alpha: float, m: int = 1) -> int:
+    """Smallest n at which m Holm-corrected Wilcoxon tests can reach p < alpha
+    (m * min_attainable_p(n) < alpha)."""
+    n = 1
+    while m * min_attainable_p(n) >= alpha:
+        n += 1
+    return n
 
 
 def _rank_biserial(d: np.ndarray) -> float:
@@ -146,6 +198,8 @@ def paired_comparison(a, b, *, n_boot: int = 2000, seed=0) -> dict:
         "t_stat": _NAN, "p_ttest": _NAN,
         "cohens_dz": _NAN, "rank_biserial": _NAN,
         "n_zero": int(np.count_nonzero(d == 0)),
+        "n_pos": int(np.count_nonzero(d > 0)), "n_neg": int(np.count_nonzero(d < 0)),
+        "p_wilcoxon_min": min_attainable_p(int(np.count_nonzero(d != 0))),
         "n_boot": int(n_boot), "seed": seed,
     }
     if n == 0:
@@ -172,7 +226,8 @@ def paired_comparison(a, b, *, n_boot: int = 2000, seed=0) -> dict:
 
     sd = float(d.std(ddof=1))
     out["sd_diff"] = sd
-    out["ci95_low"], out["ci95_high"] = _bootstrap_mean_ci(d, int(n_boot), seed)
+    if n >= MIN_N_INTERVAL:
+        out["ci95_low"], out["ci95_high"] = _bootstrap_mean_ci(d, int(n_boot), seed)
     if sd == 0.0:
         if mean == 0.0:
             out["t_stat"], out["p_ttest"], out["cohens_dz"] = 0.0, 1.0, 0.0
@@ -222,6 +277,8 @@ def pairwise_tests(table: Mapping[str, Sequence[float]], *, n_boot: int = 2000,
         row["p_wilcoxon_holm"] = pw
         row["p_ttest_holm"] = pt
         row["significant"] = bool(pw < 0.05)
+        row["m_tests"] = len(rows)
+        row["p_wilcoxon_holm_min"] = min(1.0, len(rows) * row["p_wilcoxon_min"])
     return rows
 
 

@@ -31,16 +31,18 @@ from ..config import synthetic_parts
 from ..evaluation import METRICS
 from ..fileio import atomic_path
 from ..layout import BASELINE
+from ..objectives import arm_objectives
+from ..statistics import MIN_N_INTERVAL
 # Every name of the former single-module report.py stays importable from latentopt.report.
 from .arms import loss_description, optimized_metrics
-from .conclusions import PURPOSES, _cost_lines, _vs_baseline, recommendations, success_table  # noqa: F401
+from .conclusions import PURPOSES, _cost_lines, _vs_baseline, criteria_rules, recommendations, success_table  # noqa: F401
 from .definitions import definitions, docstring_section, docstring_until, module_docstring  # noqa: F401
 from .figures import _losses_histories, _read_png, make_figures, select_examples  # noqa: F401
-from .formatting import FORMATS, METRIC_LABELS, OPTIMIZED_MARK, _cell, _finite, fmt, fmt_p, interval, mean_ci, metric_label, table  # noqa: F401
+from .formatting import FORMATS, METRIC_LABELS, OPTIMIZED_MARK, RANGE_MARK, _cell, _finite, fmt, fmt_p, interval, mean_ci, metric_label, table  # noqa: F401
 from .gate import gate_section, load_gates
 from .inputs import _datasets, _get, _pair_row, _splits, best_datasets, load_inputs, oriented  # noqa: F401
 from .provenance import REPORT_PACKAGES, _dataset_meta, _version, dataset_metadata, metric_networks, model_provenance  # noqa: F401
-from .tables import failed_images, fid_tables, metric_table, performance_table, significance_matrix
+from .tables import failed_images, fid_tables, metric_table, performance_table, significance_matrix, test_families
 
 TEMPLATE = "report.md.j2"
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -56,7 +58,7 @@ def build_context(config: Mapping, inputs: Mapping, figures: Mapping, *, report_
     arms = [d for d in datasets if d != BASELINE]
     metrics = [m for m in METRICS if m in cross.get("metrics", [])]
     alpha = config["evaluation"]["success_criteria"]["alpha"]
-    optimized = {a: optimized_metrics(config["losses"][a]["loss"], config) for a in arms if a in config["losses"]}
+    optimized = arm_objectives(config, arms)
     splits = _splits(cross)
     report_versions = dict(report_versions or provenance.versions())
     for name in REPORT_PACKAGES:  # what renders the report, beyond provenance.PACKAGES
@@ -103,6 +105,10 @@ def build_context(config: Mapping, inputs: Mapping, figures: Mapping, *, report_
         "success": success_table(stats),
         "quality_gate": gate_section(inputs.get("gates", [])),
         "gate_images": _get(config, "quality_gate", "images_per_loss"),
+        "criteria_rules": criteria_rules(stats),
+        "test_families": test_families(tests, stats, alpha),
+        "min_n": MIN_N_INTERVAL,
+        "range_mark": RANGE_MARK,
         "failed": failed_images(perf, datasets),
         "n_failed": sum(int(_get(perf, "datasets", d, "failed", default=0) or 0) for d in datasets),
         "n_failed_distinct": len({(f.get("split"), f.get("image_id")) for d in datasets for f in _get(perf, "datasets", d, "failed_images", default=[]) or []}),

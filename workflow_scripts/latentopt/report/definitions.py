@@ -48,7 +48,7 @@ def definitions() -> dict[str, str]:
         "fid_difference": docstring_section(fid_doc, "FID difference"),
         "kid": docstring_section(fid_doc, "KID"),
         "statistics": "\n\n".join(
-            s for s in (docstring_section(stats_doc, h) for h in ("Missing values", "``summarize", "``paired_comparison", "``holm", "``pairwise_tests", "``spearman_matrix")) if s
+            s for s in (docstring_section(stats_doc, h) for h in ("Missing values", "Minimum sample sizes", "``summarize", "``paired_comparison", "``holm", "``pairwise_tests", "``spearman_matrix")) if s
         ),
     }
 

@@ -7,7 +7,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..evaluation import HIGHER_IS_BETTER
+from ..evaluation import HIGHER_IS_BETTER, METRIC_RANGES
+from ..statistics import MIN_N_INTERVAL
 
 METRIC_LABELS = {
     "psnr": "PSNR (dB)",
@@ -21,9 +22,11 @@ METRIC_LABELS = {
     "kid": "KID",
 }
 # Display precision per metric (the JSON files keep full precision).
-FORMATS = {"psnr": ".2f", "ssim": ".4f", "lpips_alex": ".4f", "lpips_vgg": ".4f", "mse": ".3e", "mae": ".4f", "time_s": ".2f", "fid": ".2f", "kid": ".4f"}
-# What the recommendations are about: (purpose, metric), first present metric of each is used.
+FORMATS = {"psnr": ".2f", "ssim": ".4f", "lpips_alex": ".4f", "lpips_vgg": ".4f", "mse": ".3e", "mae": ".4f", "time_s": ".2f", "time_ms": ".1f", "fid": ".2f", "kid": ".4f"}
 OPTIMIZED_MARK = "†"
+# Marks a 95 % interval with a bound outside the metric's possible range (printed unclipped).
+RANGE_MARK = "‡"
+TOO_SMALL = "n too small"
 
 
 def metric_label(metric: str, arrow: bool = True) -> str:
@@ -41,6 +44,8 @@ def _finite(v: Any) -> bool:
 def fmt(v: Any, metric: str = "", signed: bool = False) -> str:
     if not _finite(v):
         return "n/a"
+    if metric == "time_iter":  # seconds shown as milliseconds
+        v, metric = 1000.0 * v, "time_ms"
     spec = FORMATS.get(metric, ".4g")
     return format(v, ("+" if signed else "") + spec)
 
@@ -53,13 +58,34 @@ def fmt_p(p: Any) -> str:
     return f"{p:.3f}" if p < 0.1 else f"{p:.2f}"
 
 
+def fmt_p_boot(p: Any, n_boot: Any) -> str:
+    """A bootstrap p: below its resolution (p = 0 with n_boot replicates) it is "< 1/n_boot"."""
+    if _finite(p) and p == 0 and _finite(n_boot) and n_boot > 0:
+        return f"< 1/{int(n_boot)}"
+    return fmt_p(p)
+
+
+def outside_range(lo: Any, hi: Any, metric: str) -> bool:
+    """Whether an interval [lo, hi] of ``metric`` extends beyond the metric's possible range."""
+    low, high = METRIC_RANGES.get(metric, (-math.inf, math.inf))
+    return (_finite(lo) and lo < low) or (_finite(hi) and hi > high)
+
+
+def too_small(n: Any, n_min: int = MIN_N_INTERVAL) -> str:
+    return f"{TOO_SMALL} (n = {n if n is not None else 0} < {n_min})"
+
+
 def mean_ci(cell: Mapping | None, metric: str) -> str:
-    """'mean ± half-width of the 95 % t-interval' (the interval is symmetric)."""
+    """'mean ± half-width of the 95 % t-interval' (the interval is symmetric); "n too small"
+    below MIN_N_INTERVAL values; RANGE_MARK when the interval leaves the metric's range."""
     if not cell or not _finite(cell.get("mean")):
         return "n/a"
+    if (cell.get("n") or 0) < MIN_N_INTERVAL:
+        return too_small(cell.get("n"))
     lo, hi = cell.get("ci95_low"), cell.get("ci95_high")
     if _finite(lo) and _finite(hi):
-        return f"{fmt(cell['mean'], metric)} ± {fmt((hi - lo) / 2, metric)}"
+        mark = f" {RANGE_MARK}" if outside_range(lo, hi, metric) else ""
+        return f"{fmt(cell['mean'], metric)} ± {fmt((hi - lo) / 2, metric)}{mark}"
     return fmt(cell["mean"], metric)
 
 

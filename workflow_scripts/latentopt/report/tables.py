@@ -7,8 +7,21 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from .formatting import OPTIMIZED_MARK, _finite, fmt, fmt_p, interval, mean_ci, metric_label, table
+from ..statistics import MIN_N_INTERVAL
+from .formatting import OPTIMIZED_MARK, RANGE_MARK, _finite, fmt, fmt_p, fmt_p_boot, interval, mean_ci, metric_label, outside_range, table, too_small
 from .inputs import _get, _pair_row, best_datasets, oriented
+
+
+def fid_cell(cell: Mapping | None) -> str:
+    """FID [95 % CI]; the re-centred lower bound is printed unclipped and marked when below 0."""
+    if not cell or not _finite(cell.get("fid")):
+        return "n/a"
+    if cell.get("n_too_small") or (cell.get("n") or 0) < MIN_N_INTERVAL:
+        return too_small(cell.get("n"))
+    lo = cell.get("ci95_low_unclipped", cell.get("ci95_low"))
+    hi = cell.get("ci95_high")
+    mark = f" {RANGE_MARK}" if outside_range(lo, hi, "fid") else ""
+    return f"{fmt(cell['fid'], 'fid')} {interval(lo, hi, 'fid')}{mark}".strip()
 
 
 def metric_table(cross: Mapping, split: str, datasets: Sequence[str], metrics: Sequence[str], optimized: Mapping[str, set], table_df: pd.DataFrame) -> dict:
@@ -19,7 +32,8 @@ def metric_table(cross: Mapping, split: str, datasets: Sequence[str], metrics: S
     best = {}
     for m in cols:
         key = "fid" if m == "fid" else "mean"
-        best[m] = best_datasets({d: _get(cross["datasets"], d, split, m, key) for d in datasets}, m)
+        # no bold for a value whose n is below the minimum: it is not shown
+        best[m] = best_datasets({d: _get(cross["datasets"], d, split, m, key) for d in datasets if (_get(cross["datasets"], d, split, m, "n") or 0) >= MIN_N_INTERVAL}, m)
     rows = []
     sub = table_df if split == "all" else table_df[table_df["split"] == split]
     for d in datasets:
@@ -27,11 +41,8 @@ def metric_table(cross: Mapping, split: str, datasets: Sequence[str], metrics: S
         row = [d, f"{int((rows_d['status'] == 'ok').sum())}/{len(rows_d)}"]
         for m in cols:
             cell = _get(cross["datasets"], d, split, m)
-            if m == "fid":
-                text = "n/a" if not cell or not _finite(cell.get("fid")) else f"{fmt(cell['fid'], 'fid')} {interval(cell.get('ci95_low'), cell.get('ci95_high'), 'fid')}".strip()
-            else:
-                text = mean_ci(cell, m)
-            if d in best[m] and text != "n/a":
+            text = fid_cell(cell) if m == "fid" else mean_ci(cell, m)
+            if d in best[m] and text != "n/a" and not text.startswith("n too small"):
                 text = f"**{text}**"
             if m in optimized.get(d, set()):
                 text += f" {OPTIMIZED_MARK}"
@@ -43,10 +54,16 @@ def metric_table(cross: Mapping, split: str, datasets: Sequence[str], metrics: S
 
 def significance_matrix(tests: Mapping, metric: str, datasets: Sequence[str], alpha: float) -> dict | None:
     """Cell (row A, column B): mean of A − B over the paired images, [bootstrap 95 % CI], Holm-
-    corrected Wilcoxon p; bold when p_holm < alpha."""
+    corrected Wilcoxon p and how many images had A − B > 0; bold when p_holm < alpha. The
+    heading gives n, the number of tests in the Holm family and the smallest p it can reach;
+    when that floor is >= alpha the test cells say "n too small" instead of a p."""
     rows_all = _get(tests, metric, "all")
     if not rows_all:
         return None
+    n = max((r.get("n", 0) for r in rows_all), default=0)
+    m = len(rows_all)
+    floor = min((r["p_wilcoxon_holm_min"] for r in rows_all if _finite(r.get("p_wilcoxon_holm_min"))), default=None)
+    can_reach = floor is not None and floor < alpha
     rows = []
     for a in datasets:
         row = [f"**{a}**"]
@@ -58,58 +75,116 @@ def significance_matrix(tests: Mapping, metric: str, datasets: Sequence[str], al
             if r is None:
                 row.append("n/a")
                 continue
+            if (r.get("n") or 0) < MIN_N_INTERVAL:
+                row.append(too_small(r.get("n")))
+                continue
             d, lo, hi = oriented(r, a)
             p = r.get("p_wilcoxon_holm")
-            text = f"{fmt(d, metric, True)} {interval(lo, hi, metric, True)} p={fmt_p(p)}"
+            pos = r.get("n_pos") if r.get("a") == a else r.get("n_neg")
+            count = f" ({pos}/{r.get('n')} > 0)" if pos is not None else ""
+            if not can_reach:
+                row.append(f"{fmt(d, metric, True)} {interval(lo, hi, metric, True)}{count}, test: n too small")
+                continue
+            text = f"{fmt(d, metric, True)} {interval(lo, hi, metric, True)} p={fmt_p(p)}{count}"
             row.append(f"**{text}**" if _finite(p) and p < alpha else text)
         rows.append(row)
-    n = max((r.get("n", 0) for r in rows_all), default=0)
-    return {"metric": metric, "label": metric_label(metric), "n": n, "table": table(["row − column", *datasets], rows, ["l"] + ["r"] * len(datasets))}
+    return {"metric": metric, "label": metric_label(metric), "n": n, "m_tests": m, "p_floor": fmt_p(floor), "can_reach": can_reach, "table": table(["row − column", *datasets], rows, ["l"] + ["r"] * len(datasets))}
+
+
+def test_families(tests: Mapping, stats: Mapping, alpha: float) -> dict | None:
+    """Every test family of statistical_analysis.json: n, number of tests, smallest attainable
+    p, and whether a test of the family can reach alpha at all."""
+    rows = []
+    for metric, by_split in (tests or {}).items():
+        for split, family in by_split.items():
+            if not family:
+                continue
+            n = max(r.get("n", 0) for r in family)
+            floor = min((r.get("p_wilcoxon_holm_min") for r in family if _finite(r.get("p_wilcoxon_holm_min"))), default=None)
+            reach = "yes" if floor is not None and floor < alpha else f"**no**: {too_small(n) if n < MIN_N_INTERVAL else 'n too small for this many tests'}"
+            rows.append([metric_label(metric, False), split, n, len(family), "Wilcoxon signed-rank, Holm over the pairs", fmt_p(floor), reach])
+    for split, family in (_get(stats, "fid_differences", default={}) or {}).items():
+        if not family:
+            continue
+        n = max(r.get("n", 0) for r in family)
+        n_boot = max((r.get("n_boot") or 0) for r in family)
+        small = any(r.get("n_too_small") for r in family)
+        rows.append(["FID difference", split, n, len(family), "paired bootstrap, uncorrected", f"1/{n_boot}" if n_boot else "n/a", f"**no**: {too_small(n)}" if small else "yes (uncorrected)"])
+    if not rows:
+        return None
+    return table(["metric", "split", "n (images)", "tests", "test", "smallest attainable p", f"can reach α = {alpha}?"], rows, ["l", "l", "r", "r", "l", "r", "l"])
+
+
+def _kid_text(k: Mapping, n_f) -> str:
+    if not k or not _finite(k.get("kid_mean")):
+        return "n/a"
+    if k.get("n_too_small"):
+        return too_small(k.get("n"))
+    text = fmt(k.get("kid_mean"), "kid")
+    if k.get("subset_size") and n_f and k["subset_size"] < n_f:
+        text += f" ± {fmt(k.get('kid_std'), 'kid')} (std over {k.get('n_subsets')} subsets of {k.get('subset_size')})"
+    else:
+        text += f" (one subset of all {k.get('subset_size')} images: no spread)"
+    return text
 
 
 def fid_tables(cross: Mapping, stats: Mapping, datasets: Sequence[str]) -> dict | None:
+    """FID with its CI per dataset, paired KID (the estimator of this design) beside the
+    standard unpaired KID (torchmetrics' definition), a flag where FID and paired KID move in
+    opposite directions vs the baseline, and the paired FID differences."""
     if "fid" not in cross.get("metrics", []):
         return None
+    agreement = _get(stats, "fid_kid_agreement", default={}) or {}
     rows = []
     for d in datasets:
         f = _get(cross["datasets"], d, "all", "fid") or {}
         k = _get(cross["datasets"], d, "all", "kid") or {}
-        kid_text = fmt(k.get("kid_mean"), "kid")
-        if _finite(k.get("kid_mean")):
-            n_f = f.get("n")
-            if k.get("subset_size") and n_f and k["subset_size"] < n_f:
-                kid_text += f" ± {fmt(k.get('kid_std'), 'kid')} (std over {k.get('n_subsets')} subsets of {k.get('subset_size')})"
-            else:
-                kid_text += f" (one subset of all {k.get('subset_size')} images: no spread)"
-        rows.append([d, f.get("n", "n/a"), fmt(f.get("fid"), "fid"), interval(f.get("ci95_low"), f.get("ci95_high"), "fid") or "n/a", fmt(f.get("boot_bias"), "fid", True), f.get("n_boot", "n/a"), kid_text])
-    main = table(["dataset", "N images", "FID ↓", "95% CI (re-centred bootstrap)", "bootstrap bias", "replicates", "KID ↓ (paired, unbiased)"], rows)
+        ku = _get(cross["datasets"], d, "all", "kid_unpaired") or {}
+        agree = agreement.get(d)
+        flag = "—" if agree is None else ("same direction" if agree["agree"] else f"**disagree**: FID {fmt(agree['fid_diff'], 'fid', True)}, paired KID {fmt(agree['kid_diff'], 'kid', True)}")
+        small = f.get("n_too_small") or (f.get("n") or 0) < MIN_N_INTERVAL
+        lo = f.get("ci95_low_unclipped", f.get("ci95_low"))
+        ci = too_small(f.get("n")) if small else ((interval(lo, f.get("ci95_high"), "fid") + (f" {RANGE_MARK}" if outside_range(lo, f.get("ci95_high"), "fid") else "")) or "n/a")
+        rows.append([d, f.get("n", "n/a"), fmt(f.get("fid"), "fid") if not small else too_small(f.get("n")), ci, fmt(f.get("boot_bias"), "fid", True) if not small else "—", f.get("n_boot", "n/a"), _kid_text(k, f.get("n")), _kid_text(ku, f.get("n")), flag])
+    main = table(["dataset", "N images", "FID ↓", "95% CI (re-centred bootstrap)", "bootstrap bias", "replicates", "paired KID ↓ (unbiased, same-image terms left out)", "standard KID ↓ (unpaired, torchmetrics' definition)", "FID vs paired KID direction (vs baseline)"], rows)
     diff_rows = []
     for r in _get(stats, "fid_differences", "all", default=[]) or []:
-        diff_rows.append([r["a"], r["b"], fmt(r.get("fid_a"), "fid"), fmt(r.get("fid_b"), "fid"), fmt(r.get("diff"), "fid", True), interval(r.get("ci95_low"), r.get("ci95_high"), "fid", True) or "n/a", fmt_p(r.get("p_boot")), r.get("n", "n/a")])
+        if r.get("n_too_small"):
+            diff_rows.append([r["a"], r["b"], fmt(r.get("fid_a"), "fid"), fmt(r.get("fid_b"), "fid"), too_small(r.get("n")), "—", "—", r.get("n", "n/a")])
+            continue
+        diff_rows.append([r["a"], r["b"], fmt(r.get("fid_a"), "fid"), fmt(r.get("fid_b"), "fid"), fmt(r.get("diff"), "fid", True), interval(r.get("ci95_low"), r.get("ci95_high"), "fid", True) or "n/a", fmt_p_boot(r.get("p_boot"), r.get("n_boot")), r.get("n", "n/a")])
     diffs = table(["A", "B", "FID(A)", "FID(B)", "FID(A) − FID(B)", "95% CI", "p (bootstrap)", "N"], diff_rows, ["l", "l"] + ["r"] * 6) if diff_rows else None
-    return {"table": main, "differences": diffs}
+    return {"table": main, "differences": diffs, "disagree": [d for d, a in agreement.items() if not a["agree"]]}
 
 
 def performance_table(perf: Mapping, datasets: Sequence[str]) -> dict:
+    """Per dataset: images, batch-level cost (the batch is the unit: its compute time on the
+    device clock divided by its images / image-iterations, mean ± t-interval over batches),
+    batch-to-batch noise, the per-image share of wall time, iterations, memory."""
     rows = []
     for d in datasets:
         p = _get(perf, "datasets", d) or {}
         t = p.get("time_per_image_s") or {}
         it = p.get("iterations") or {}
+        bc = p.get("batch_costs") or {}
         conv = p.get("converged_fraction")
+        noise = bc.get("noise_cv")
         rows.append([
             d,
             f"{p.get('succeeded', 0)}/{p.get('images', 0)}",
-            mean_ci(t, "time_s"),
-            fmt(t.get("median"), "time_s"),
+            bc.get("n_batches", "n/a"),
+            ", ".join(bc.get("clock") or []) or "not recorded",
+            mean_ci(bc.get("compute_per_image_s"), "time_s") if bc else "n/a",
+            (mean_ci(bc.get("compute_per_image_iteration_s"), "time_iter") if bc and _finite(_get(bc, "compute_per_image_iteration_s", "mean")) else "n/a"),
+            (f"{100 * noise:.0f} %" if bc.get("n_batches", 0) >= MIN_N_INTERVAL else too_small(bc.get("n_batches"))) if _finite(noise) else "n/a",
+            fmt(t.get("mean"), "time_s"),
             f"{p['total_time_s'] / 3600:.3f}" if _finite(p.get("total_time_s")) else "n/a",
             fmt(it.get("mean")) if it else "n/a",
             f"{100 * conv:.0f} %" if _finite(conv) else "n/a",
             f"{p['peak_memory_mb']:.0f}" if _finite(p.get("peak_memory_mb")) else "n/a",
             ", ".join(p.get("devices") or []) or "n/a",
-            f"{p['throughput_images_per_hour']:.0f}" if _finite(p.get("throughput_images_per_hour")) else "n/a",
         ])
-    return table(["dataset", "ok/images", "time/image (s), mean ± 95% CI", "median (s)", "total (h)", "iterations (mean)", "stopped early", "peak memory (MB)", "devices", "images/hour"], rows)
+    return table(["dataset", "ok/images", "batches", "clock", "compute/image (s), mean ± 95% CI over batches", "compute/image-iteration (ms), mean ± 95% CI", "batch-to-batch CV", "wall time/image (s), per-image share", "total wall (h)", "iterations (mean)", "stopped early", "peak memory (MB)", "devices"], rows)
 
 
 def failed_images(perf: Mapping, datasets: Sequence[str]) -> dict | None:

@@ -1,0 +1,347 @@
+"""Behaviour tests of every decision rule behind the report's conclusions (issue 9), each on
+constructed data whose right answer is known by construction: success criteria as tests with
+their uncertainty, recommendations on held-out metrics, small-sample honesty, order-independent
+resampling, batch-level costs, paired vs standard KID."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import make_config
+from latentopt import evaluation as ev
+from latentopt import statistics as st
+from latentopt.report import conclusions, formatting, tables
+
+ARMS = ["baseline", "psnr", "ssim", "lpips"]  # demo config: psnr, ssim (11/1.5), lpips (alex)
+
+
+@pytest.fixture()
+def config(tmp_path):
+    return make_config(tmp_path / "results", tmp_path / "data")
+
+
+def per_image(values: dict[str, dict[str, np.ndarray]], n: int) -> pd.DataFrame:
+    """Long per-image table: values[arm][metric] is a length-n vector (missing metrics: 0.5)."""
+    rows = []
+    for arm in values:
+        for i in range(n):
+            row = {"dataset": arm, "split": "test", "image_id": f"img{i:03d}", "status": "ok"}
+            for m in ev.METRICS:
+                row[m] = float(values[arm].get(m, np.full(n, 0.5))[i])
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def wilcoxon_families(table: pd.DataFrame, arms) -> dict:
+    out = {}
+    for m in ev.METRICS:
+        wide = table.pivot_table(index=["split", "image_id"], columns="dataset", values=m)
+        out[m] = {"all": st.pairwise_tests({a: wide[a].to_numpy() for a in arms}, n_boot=200)}
+    return out
+
+
+def fid_row(a: str, b: str, fid_a: float, fid_b: float, lo: float, hi: float, n: int = 50, p=0.2, **kw) -> dict:
+    return {"a": a, "b": b, "fid_a": fid_a, "fid_b": fid_b, "diff": fid_a - fid_b, "ci95_low": lo, "ci95_high": hi, "p_boot": p, "n": n, "n_boot": 500, "n_too_small": False, **kw}
+
+
+# --------------------------------------------------------------------------- FID criterion
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi", "verdict"),
+    [(-25.0, 5.0, "not shown"),  # gain of 10 % whose CI spans 0: never PASS
+     (-18.0, -2.0, "not shown"),  # CI excludes 0 but straddles the 10 % threshold
+     (-30.0, -12.0, "pass"),  # whole CI beyond 10 %
+     (-8.0, 4.0, "fail")],  # whole CI below 10 %
+)
+def test_fid_improvement_passes_only_when_the_ci_clears_the_threshold(config, lo, hi, verdict):
+    n = 12
+    table = per_image({a: {} for a in ARMS[:2]}, n)
+    diffs = {"all": [fid_row("baseline", "psnr", 100.0, 90.0, -hi, -lo)]}  # baseline − psnr
+    crit = ev.success_criteria(config, table, ARMS[:2], {}, {}, diffs)["psnr"]["fid_improvement"]
+    assert crit["value"] == pytest.approx(0.10)
+    assert crit["ci95_low"] == pytest.approx(-hi / 100.0) and crit["ci95_high"] == pytest.approx(-lo / 100.0)
+    assert crit["verdict"] == verdict and crit["pass"] is (verdict == "pass")
+    cell = conclusions.success_table({"success_criteria": {"psnr": {"fid_improvement": crit}}})["rows"][0][2]
+    assert cell.startswith({"pass": "PASS", "fail": "**FAIL**", "not shown": "not shown"}[verdict])
+
+
+def test_fid_gain_with_ci_spanning_zero_is_not_shown_in_criteria_nor_recommended(config):
+    """The demo's contradiction: 'meets every criterion' next to 'not shown to beat baseline'."""
+    n = 12
+    table = per_image({a: {} for a in ARMS[:2]}, n)
+    diffs = {"all": [fid_row("baseline", "psnr", 100.0, 80.0, -3.0, 40.0, p=0.16)]}
+    stats = {"fid_differences": diffs, "tests": {}, "success_criteria": ev.success_criteria(config, table, ARMS[:2], {}, {}, diffs)}
+    cross = {"metrics": ["fid"], "datasets": {"baseline": {"all": {"fid": {"fid": 100.0, "n": n}}}, "psnr": {"all": {"fid": {"fid": 80.0, "n": n}}}}}
+    recs = conclusions.recommendations(cross, stats, {}, ARMS[:2], {"psnr": {"psnr", "mse"}}, 0.05)
+    fid_line = next(r for r in recs if "distribution-level" in r)
+    assert "no loss is shown to beat the baseline" in fid_line and "use **" not in fid_line
+    assert "psnr" not in recs[-1].split("not met")[0]  # not among the losses meeting every criterion
+    assert "fid_improvement (not shown)" in recs[-1]
+
+
+# --------------------------------------------------------------------------- significance criterion
+
+
+def test_significance_needs_a_held_out_metric_and_lists_deteriorations(config, rng):
+    """An arm significantly better only on its own objective does not pass, and a significant
+    deterioration on another metric always appears."""
+    n = 20
+    base = {m: rng.uniform(0.3, 0.6, n) for m in ev.METRICS}
+    arm = {m: v + rng.normal(0, 0.01, n) for m, v in base.items()}  # noise on most metrics
+    arm["psnr"] = base["psnr"] + 3.0 + rng.normal(0, 0.1, n)  # own objective: better
+    arm["mse"] = base["mse"] - 0.01 - np.abs(rng.normal(0, 0.001, n))  # own objective: better
+    arm["lpips_vgg"] = base["lpips_vgg"] + 0.05 + np.abs(rng.normal(0, 0.01, n))  # worse (↓ metric)
+    table = per_image({"baseline": base, "psnr": arm}, n)
+    crit = ev.success_criteria(config, table, ARMS[:2], {}, wilcoxon_families(table, ARMS[:2]))["psnr"]["significance"]
+    assert crit["own_objective_better"] == ["psnr", "mse"]
+    assert crit["value"] == [] and crit["verdict"] == "fail" and not crit["pass"]
+    assert crit["deteriorations"] == ["lpips_vgg"]
+    cell = conclusions._criterion_cell("significance", crit)
+    assert "significantly worse on: LPIPS-vgg" in cell and "own objective only: PSNR (dB), MSE" in cell
+
+    arm["ssim"] = base["ssim"] + 0.05 + np.abs(rng.normal(0, 0.01, n))  # held-out gain
+    table = per_image({"baseline": base, "psnr": arm}, n)
+    crit = ev.success_criteria(config, table, ARMS[:2], {}, wilcoxon_families(table, ARMS[:2]))["psnr"]["significance"]
+    assert crit["value"] == ["ssim"] and crit["pass"] and crit["deteriorations"] == ["lpips_vgg"]
+
+
+def test_significance_is_holm_corrected_over_every_scanned_metric(config):
+    """n = 6, all differences positive: raw Wilcoxon p = 2/2^6 = 0.031 < 0.05 on each metric,
+    but Holm over the 6 metrics scanned gives 0.19: not significant, and since no test of this
+    family can reach alpha the verdict is 'n too small', not FAIL."""
+    n = 6
+    base = {m: np.linspace(0.3, 0.4, n) for m in ev.METRICS}
+    arm = {m: v - np.arange(1, n + 1) * 1e-3 for m, v in base.items()}  # lower = better on ↓, worse on ↑
+    arm["ssim"] = base["ssim"] + np.arange(1, n + 1) * 1e-3
+    table = per_image({"baseline": base, "psnr": arm}, n)
+    crit = ev.success_criteria(config, table, ARMS[:2], {}, wilcoxon_families(table, ARMS[:2]))["psnr"]["significance"]
+    assert all(t["p"] == pytest.approx(2 / 2**6) for t in crit["detail"])
+    assert crit["m_tests"] == 6 and all(t["p_holm"] >= 0.05 for t in crit["detail"])
+    assert crit["p_holm_min"] == pytest.approx(6 * 2 / 2**6)
+    assert crit["verdict"] == "n too small" and crit["value"] == [] and crit["deteriorations"] == []
+
+
+# --------------------------------------------------------------------------- time budget
+
+
+def batches_table(arm: str, per_image_s: np.ndarray, images: int = 4) -> pd.DataFrame:
+    rows = []
+    for b, t in enumerate(per_image_s):
+        for i in range(images):
+            rows.append({"dataset": arm, "split": "test", "image_id": f"b{b}i{i}", "status": "ok", "device": "cpu", "batch_id": f"test/b{b}i0", "batch_images": images,
+                         "batch_image_iterations": 50 * images, "batch_clock": "process_cpu_time", "batch_compute_s": t * images, "batch_wall_s": t * images})
+    return pd.DataFrame(rows)
+
+
+def test_time_budget_is_judged_on_the_projection_to_the_full_plan(tmp_path):
+    """12 images run of 500 (limit_per_split): the budget is judged on 500 x the per-image cost
+    measured per batch, with its CI; the basis says so."""
+    config = make_config(tmp_path, tmp_path, **{"data.limit_per_split": 4, "data.splits": ["train", "val", "test"]})
+    per_image_s = np.array([300.0, 310.0, 295.0, 305.0, 290.0, 315.0])  # 5 min/image
+    table = batches_table("psnr", per_image_s)
+    hours = 500 * per_image_s.mean() / 3600  # ≈ 42 h for the plan, 2 h for the 24 images run
+    for budget, verdict in [(50.0, "pass"), (30.0, "fail"), (42.0, "not shown")]:
+        config["evaluation"]["success_criteria"]["time_budget_hours"] = budget
+        crit = ev.success_criteria(config, table, ["psnr"], {}, {})["psnr"]["time_budget"]
+        assert crit["value"] == pytest.approx(hours) and crit["full_plan_images"] == 500
+        assert crit["verdict"] == verdict, (budget, crit)
+        assert "500 images" in crit["basis"] and "6 batches" in crit["basis"]
+    few = ev.success_criteria(config, batches_table("psnr", per_image_s[:3]), ["psnr"], {}, {})["psnr"]["time_budget"]
+    assert few["verdict"] == "n too small" and not few["pass"]
+    cell = conclusions._criterion_cell("time_budget", few)
+    assert cell.startswith("n too small") and f"{few['value']:.3g}" not in cell
+
+
+# --------------------------------------------------------------------------- recommendations
+
+
+def test_recommendation_follows_the_held_out_metric_and_says_when_objective_disagrees(rng):
+    """lpips (AlexNet) is best on LPIPS-alex, its own objective; psnr is best on the held-out
+    LPIPS-vgg. The recommendation follows LPIPS-vgg, names it, and says so first."""
+    n = 20
+    base = {"lpips_alex": rng.uniform(0.3, 0.4, n), "lpips_vgg": rng.uniform(0.3, 0.4, n)}
+    values = {
+        "baseline": base,
+        "psnr": {"lpips_alex": base["lpips_alex"] - 0.02 - np.abs(rng.normal(0, 0.002, n)), "lpips_vgg": base["lpips_vgg"] - 0.05 - np.abs(rng.normal(0, 0.002, n))},
+        "lpips": {"lpips_alex": base["lpips_alex"] - 0.10 - np.abs(rng.normal(0, 0.002, n)), "lpips_vgg": base["lpips_vgg"] - 0.01 - np.abs(rng.normal(0, 0.002, n))},
+    }
+    table = per_image(values, n)
+    arms = ["baseline", "psnr", "lpips"]
+    cross = {"metrics": ["lpips_alex", "lpips_vgg"], "datasets": {a: {"all": {m: st.summarize(values[a][m]) for m in values[a]}} for a in arms}}
+    stats = {"tests": wilcoxon_families(table, arms)}
+    optimized = {"psnr": {"psnr", "mse"}, "lpips": {"lpips_alex"}}
+    (line,) = [r for r in conclusions.recommendations(cross, stats, {}, arms, optimized, 0.05) if "perceptual" in r]
+    first = line.split(". ")[0]
+    assert "disagree" in first and "LPIPS-alex, own objective of lpips" in first and "held-out LPIPS-vgg" in first
+    assert "use **psnr**" in line and "evidence metric: LPIPS-vgg, held out (no loss optimized it)" in line
+    assert "use **lpips**" not in line
+
+    # When both metrics agree, no disagreement is claimed.
+    values["lpips"]["lpips_vgg"] = base["lpips_vgg"] - 0.09 - np.abs(rng.normal(0, 0.002, n))
+    table = per_image(values, n)
+    cross["datasets"]["lpips"]["all"]["lpips_vgg"] = st.summarize(values["lpips"]["lpips_vgg"])
+    (line,) = [r for r in conclusions.recommendations(cross, {"tests": wilcoxon_families(table, arms)}, {}, arms, optimized, 0.05) if "perceptual" in r]
+    assert "disagree" not in line and line.startswith("For perceptual quality, use **lpips**")
+
+
+def test_recommendation_says_n_too_small_when_no_test_can_reach_alpha(rng):
+    """n = 4 images improving on every one: the best possible Holm p with 3 pairs is 0.375;
+    the sentence says n is too small rather than 'no effect'."""
+    n = 4
+    base = rng.uniform(20, 30, n)
+    values = {"baseline": {"mae": base * 0.001}, "psnr": {"mae": base * 0.0008}, "lpips": {"mae": base * 0.0009}}
+    table = per_image(values, n)
+    arms = ["baseline", "psnr", "lpips"]
+    cross = {"metrics": ["mae"], "datasets": {a: {"all": {"mae": st.summarize(values[a]["mae"])}} for a in arms}}
+    (line,) = [r for r in conclusions.recommendations(cross, {"tests": wilcoxon_families(table, arms)}, {}, arms, {}, 0.05) if "pixel" in r]
+    assert "n is too small to show" in line and "0.38" in line and "use **" not in line
+
+
+# --------------------------------------------------------------------------- small samples, ranges
+
+
+def test_cells_below_minimum_n_say_n_too_small_and_are_never_bold():
+    cross = {"metrics": ["psnr"], "datasets": {
+        "baseline": {"s": {"psnr": {"mean": 20.0, "ci95_low": 18.0, "ci95_high": 22.0, "n": 8}}},
+        "psnr": {"s": {"psnr": {"mean": 35.0, "ci95_low": None, "ci95_high": None, "n": 3}}}}}
+    df = pd.DataFrame({"dataset": ["baseline", "psnr"], "split": ["s", "s"], "status": ["ok", "ok"]})
+    rows = tables.metric_table(cross, "s", ["baseline", "psnr"], ["psnr"], {}, df)["rows"]
+    assert rows[1][2] == "n too small (n = 3 < 5)"  # no number although it is the highest mean
+    assert rows[0][2].startswith("**20.00")  # the best value among the cells that are shown
+    sig = tables.significance_matrix({"psnr": {"all": [{"a": "baseline", "b": "psnr", "n": 3, "mean_diff": -1.0, "p_wilcoxon_holm": 0.25, "p_wilcoxon_holm_min": 0.25}]}}, "psnr", ["baseline", "psnr"], 0.05)
+    assert sig["table"]["rows"][0][2] == "n too small (n = 3 < 5)" and not sig["can_reach"]
+
+
+def test_bounds_outside_the_range_are_marked_not_clipped():
+    text = formatting.mean_ci({"mean": 0.01, "ci95_low": -0.02, "ci95_high": 0.04, "n": 6}, "lpips_alex")
+    assert text == f"0.0100 ± 0.0300 {formatting.RANGE_MARK}"
+    assert formatting.RANGE_MARK not in formatting.mean_ci({"mean": 0.1, "ci95_low": 0.05, "ci95_high": 0.15, "n": 6}, "lpips_alex")
+    fid = tables.fid_cell({"fid": 1.5, "ci95_low": 0.0, "ci95_low_unclipped": -0.7, "ci95_high": 3.7, "n": 20})
+    assert "[-0.70, 3.70]" in fid and fid.endswith(formatting.RANGE_MARK)
+
+
+def test_bootstrap_p_below_resolution_is_written_as_a_bound():
+    assert formatting.fmt_p_boot(0.0, 500) == "< 1/500"
+    assert formatting.fmt_p_boot(0.004, 500) == "0.004"
+    assert "0.0e+00" not in formatting.fmt_p_boot(0.0, 50)
+
+
+def test_fid_below_minimum_n_has_no_interval():
+    cell = ev._fid_cell({"fid": 3.0, "n": 3, "ci95_low": 0.0, "ci95_high": 9.0, "ci95_low_raw": 1.0, "boot_bias": 2.0})
+    assert cell["n_too_small"] and cell["ci95_low"] is None and cell["ci95_high"] is None
+    ok = ev._fid_cell({"fid": 3.0, "n": 8, "ci95_low": 0.0, "ci95_high": 9.0, "ci95_low_raw": 1.0, "boot_bias": 2.0})
+    assert ok["ci95_low_unclipped"] == pytest.approx(-1.0) and not ok["n_too_small"]
+
+
+# --------------------------------------------------------------------------- reproducible resampling
+
+
+def features_and_table(n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    keys = [("test" if i % 2 else "train", f"img{i:03d}") for i in range(n)]
+    base = rng.normal(size=(n, 16))
+    feats = {"original": base}
+    rows = []
+    for arm, scale in [("baseline", 1.0), ("psnr", 0.5)]:
+        feats[arm] = base + scale * rng.normal(size=base.shape)
+        for s, i in keys:
+            rows.append({"dataset": arm, "split": s, "image_id": i, "status": "ok", **{m: float(rng.uniform()) for m in ev.METRICS}})
+    f = {name: {"keys": np.array([f"{s}/{i}" for s, i in keys]), "features": v} for name, v in feats.items()}
+    return f, pd.DataFrame(rows)
+
+
+def test_resampling_is_keyed_on_image_ids_not_on_table_order(config):
+    """The same images and seed give the same FID CI in cross_evaluation_matrix.json whatever
+    the order of the per-image table, and the FID difference uses the same sorted order."""
+    config["evaluation"]["fid_n_boot"] = 30
+    config["evaluation"]["n_boot"] = 50
+    feats, table = features_and_table(12)
+    arms = ["baseline", "psnr"]
+    shuffled = table.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    a = ev.cross_evaluation(config, table, feats, arms, {})
+    b = ev.cross_evaluation(config, shuffled, feats, arms, {})
+    for arm in arms:
+        for key in ("fid", "ci95_low", "ci95_high", "boot_bias"):
+            assert a["datasets"][arm]["all"]["fid"][key] == b["datasets"][arm]["all"]["fid"][key]
+    sa = ev.statistical_analysis(config, table, feats, arms, a, {})
+    sb = ev.statistical_analysis(config, shuffled, feats, arms, b, {})
+    assert sa["fid_differences"] == sb["fid_differences"]
+    assert sa["tests"] == sb["tests"]
+    row = sa["fid_differences"]["all"][0]
+    assert row["fid_b"] == pytest.approx(a["datasets"]["psnr"]["all"]["fid"]["fid"])
+
+
+# --------------------------------------------------------------------------- costs
+
+
+def costs(values) -> dict:
+    return ev._batch_costs(batches_table("x", np.asarray(values, dtype=float)))
+
+
+def test_cost_ranking_only_beyond_batch_to_batch_noise():
+    noisy_a = costs([1.0, 1.4, 0.7, 1.2, 0.9, 1.3])
+    noisy_b = costs([1.1, 1.5, 0.8, 1.2, 1.0, 1.4])  # 7 % slower on average: inside the noise
+    clear = costs([3.0, 3.1, 2.9, 3.05, 2.95, 3.0])
+    comps = ev.cost_comparisons({"a": noisy_a, "b": noisy_b, "c": clear})
+    by = {(c["a"], c["b"]): c for c in comps}
+    assert not by[("a", "b")]["claimed"] and by[("a", "c")]["claimed"] and by[("b", "c")]["claimed"]
+    few = ev.cost_comparisons({"a": costs([1.0, 1.0, 1.0]), "c": costs([3.0, 3.0, 3.0])})
+    assert not few[0]["claimed"]  # 3 batches: below the minimum, no ranking whatever the means
+    perf = {"datasets": {"a": {"batch_costs": noisy_a}, "b": {"batch_costs": noisy_b}}, "cost_comparisons": [by[("a", "b")]]}
+    (line,) = conclusions._cost_lines(perf, ["a", "b"])
+    assert "No cost ranking is claimed" in line and "cheaper" not in line
+    small = {"datasets": {"a": {"batch_costs": costs([1.0, 1.1, 0.9])}}, "cost_comparisons": []}
+    assert "a n too small (3 batches)" in conclusions._cost_lines(small, ["a"])[0]  # no mean quoted
+
+
+def test_the_batch_is_the_unit_of_cost_analysis():
+    c = costs([1.0, 2.0, 3.0, 4.0, 5.0])  # 5 batches of 4 images: n = 5, not 20
+    assert c["n_batches"] == 5 and c["compute_per_image_s"]["n"] == 5
+    assert c["compute_per_image_iteration_s"]["mean"] == pytest.approx(np.mean([1.0, 2.0, 3.0, 4.0, 5.0]) / 50)
+
+
+def test_cpu_batch_clock_counts_compute_not_waiting():
+    """On a CPU the batch clock is process CPU time: time spent waiting (as when other
+    processes hold the cores) does not count, while wall time does."""
+    import torch
+
+    from latentopt.job import _BatchClock
+
+    clock = _BatchClock(torch.device("cpu"))
+    time.sleep(0.3)
+    rec = clock.stop("test/x", 2, 10)
+    assert rec["clock"] == "process_cpu_time" and rec["wall_s"] >= 0.3 and rec["compute_s"] < 0.1
+    assert rec["images"] == 2 and rec["image_iterations"] == 10
+
+
+# --------------------------------------------------------------------------- KID
+
+
+def test_standard_kid_beside_paired_kid_and_disagreement_flagged(config):
+    from latentopt.fid import kid
+
+    config["evaluation"]["fid_n_boot"] = 20
+    feats, table = features_and_table(12)
+    cross = ev.cross_evaluation(config, table, feats, ["baseline", "psnr"], {})
+    cell = cross["datasets"]["psnr"]["all"]
+    keys = sorted(feats["psnr"]["keys"].tolist(), key=lambda k: tuple(k.split("/")))
+    idx = [feats["psnr"]["keys"].tolist().index(k) for k in keys]
+    ref = kid(feats["original"]["features"][idx], feats["psnr"]["features"][idx], seed=config["evaluation"]["seed"], paired=False)
+    assert cell["kid_unpaired"]["kid_mean"] == pytest.approx(ref["kid_mean"]) and cell["kid"]["paired"] and not cell["kid_unpaired"]["paired"]
+
+    # FID lower (better) but paired KID higher (worse) than the baseline: flagged.
+    cross["datasets"]["psnr"]["all"]["fid"]["fid"] = cross["datasets"]["baseline"]["all"]["fid"]["fid"] - 1.0
+    cross["datasets"]["psnr"]["all"]["kid"]["kid_mean"] = cross["datasets"]["baseline"]["all"]["kid"]["kid_mean"] + 0.01
+    agreement = ev._fid_kid_agreement(cross, ["baseline", "psnr"])
+    assert agreement["psnr"]["agree"] is False
+    t = tables.fid_tables(cross, {"fid_kid_agreement": agreement}, ["baseline", "psnr"])
+    assert t["disagree"] == ["psnr"] and "**disagree**" in t["table"]["rows"][1][-1]
+    assert any("paired KID" in h for h in t["table"]["header"]) and any("standard KID" in h for h in t["table"]["header"])
+    stats = {"fid_kid_agreement": agreement, "fid_differences": {"all": [fid_row("baseline", "psnr", 10.0, 9.0, -3.0, 5.0)]}}
+    (line,) = [r for r in conclusions.recommendations(cross, stats, {}, ["baseline", "psnr"], {}, 0.05) if "distribution-level" in r]
+    assert "FID and paired KID disagree in direction vs the baseline for psnr" in line
