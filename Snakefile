@@ -21,6 +21,7 @@ include: "rules/prepare.smk"
 include: "rules/optimize.smk"
 include: "rules/datasets.smk"
 include: "rules/evaluate.smk"
+include: "rules/analysis.smk"
 include: "rules/report.smk"
 
 

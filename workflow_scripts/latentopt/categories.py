@@ -260,3 +260,35 @@ def category_analysis(per_image: pd.DataFrame, groups: pd.DataFrame, meta: Mappi
         "metadata": {"experiment_id": config["experiment_id"], "synthetic": synthetic_parts(config), "alpha": alpha, "min_n_for_test": min_n, "metrics": [m for m in settings["metrics"] if m in per_image.columns], **meta},
         "groupings": {g: {**meta["groupings"].get(g, {}), **v} for g, v in gains.items()},
     }
+
+
+def originals_of(config: Mapping, plan) -> tuple[pd.DataFrame, dict]:
+    """(split, image_id, path of the preprocessed PNG) of every successfully prepared image, and
+    the BSDS500 groundTruth file of each that has one."""
+    from . import layout
+    from .fileio import read_json
+
+    rows, gt = [], {}
+    for split, entries in plan.splits.items():
+        for e in entries:
+            if read_json(layout.prepared_record(config["results_dir"], split, e.image_id))["status"] != "ok":
+                continue
+            rows.append({"split": split, "image_id": e.image_id, "path": layout.original_png(config["results_dir"], split, e.image_id)})
+            mat = ground_truth_file(Path(e.path).parent.parent, Path(e.path).parent.name, e.image_id)
+            if mat.is_file():
+                gt[(split, e.image_id)] = mat
+    return pd.DataFrame(rows, columns=["split", "image_id", "path"]), gt
+
+
+def write_category_analysis(config: Mapping, plan, per_image_csv: str | Path, out_csv: str | Path, out_json: str | Path) -> dict:
+    """image_categories.csv (descriptors and groups per original) and category_analysis.json."""
+    from .fileio import atomic_path, write_json
+
+    originals, gt = originals_of(config, plan)
+    groups, meta = categorize(originals, config["analysis"]["categories"], gt, config["preprocess"])
+    per_image = pd.read_csv(per_image_csv, dtype={"split": str, "image_id": str, "dataset": str})
+    result = category_analysis(per_image, groups, meta, config)
+    with atomic_path(out_csv) as tmp:
+        groups.to_csv(tmp, index=False)
+    write_json(out_json, result)
+    return result

@@ -161,3 +161,12 @@ def hypothesis_analysis(cross: Mapping, per_image: pd.DataFrame, config: Mapping
         "arm_points": points,
         "arm_correlations": arm_correlations(points, alpha, config["evaluation"]["seed"]),
     }
+
+
+def write_hypothesis_analysis(config: Mapping, cross_json, per_image_csv, out_json) -> dict:
+    from .fileio import read_json, write_json
+
+    per_image = pd.read_csv(per_image_csv, dtype={"split": str, "image_id": str, "dataset": str})
+    result = hypothesis_analysis(read_json(cross_json), per_image, config)
+    write_json(out_json, result)
+    return result
