@@ -138,7 +138,7 @@ def category_figure(analysis: Mapping, path: str | Path) -> Path | None:
         return None
     fig = F.Figure(figsize=(3.3 * len(metrics), 2.7 * len(groupings)), layout="constrained")
     axes = fig.subplots(len(groupings), len(metrics), squeeze=False)
-    arms = sorted({t["arm"] for g in groupings for m in metrics for t in analysis["groupings"][g]["tests"].get(m, [])})
+    arms = list(dict.fromkeys(t["arm"] for g in groupings for m in metrics for t in analysis["groupings"][g]["tests"].get(m, [])))  # pipeline order: same colours as elsewhere
     colors = F.dataset_colors(["baseline", *arms])
     for i, g in enumerate(groupings):
         entry = analysis["groupings"][g]
@@ -223,8 +223,8 @@ def make_figures(table_df: pd.DataFrame, datasets: Sequence[str], categories: Ma
             out["categories"] = rel(path)
     corr = (hypotheses or {}).get("arm_correlations") or {}
     if len(corr.get("names", [])) >= 2:
-        title = f"datasets as points (n = {corr['n_points']})"
-        out["arm_correlations"] = rel(F.spearman_heatmaps({title: corr}, IMPROVEMENT_LABELS, fig_dir / "arm_correlations.png"))
+        title = f"Spearman rho across datasets (n = {corr['n_points']} datasets as points)"
+        out["arm_correlations"] = rel(F.spearman_heatmaps({"datasets": corr}, IMPROVEMENT_LABELS, fig_dir / "arm_correlations.png", titles={"datasets": title}))
     return out
 
 

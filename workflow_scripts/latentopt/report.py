@@ -29,7 +29,7 @@ import yaml
 
 from . import layout
 from .config import synthetic_parts
-from .evaluation import HIGHER_IS_BETTER, METRICS
+from .evaluation import EVALUATED_METRICS, HIGHER_IS_BETTER, METRICS
 from .fileio import atomic_path, read_json
 from .layout import BASELINE
 
@@ -58,6 +58,16 @@ PURPOSES = (
     ("distribution-level fidelity", ("fid",)),
 )
 OPTIMIZED_MARK = "†"
+
+
+def _add_visual_labels() -> None:
+    from .analysis_report import VISUAL_FORMATS, VISUAL_LABELS
+
+    METRIC_LABELS.update(VISUAL_LABELS)
+    FORMATS.update(VISUAL_FORMATS)
+
+
+_add_visual_labels()
 
 
 REPORT_PACKAGES = ("matplotlib", "jinja2", "pyyaml")
@@ -704,7 +714,7 @@ def make_figures(results: str | Path, config: Mapping, inputs: Mapping, datasets
 # context and rendering
 
 
-def build_context(config: Mapping, inputs: Mapping, figures: Mapping, *, report_versions: Mapping | None = None, hardware: Mapping | None = None) -> dict:
+def build_context(config: Mapping, inputs: Mapping, figures: Mapping, *, report_versions: Mapping | None = None, hardware: Mapping | None = None, analysis: str = "") -> dict:
     from . import provenance
 
     cross, stats, perf, table_df = inputs["cross"], inputs["stats"], inputs["performance"], inputs["table"]
@@ -735,7 +745,7 @@ def build_context(config: Mapping, inputs: Mapping, figures: Mapping, *, report_
     devices = sorted({dev for d in datasets for dev in (_get(perf, "datasets", d, "devices", default=[]) or [])})
 
     tests = stats.get("tests") or {}
-    sig_metrics = [m for m in (*METRICS, "time_s") if m in tests]
+    sig_metrics = [m for m in (*EVALUATED_METRICS, "time_s") if m in tests]
     defs = definitions()
     config_plain = json.loads(json.dumps(dict(config), default=str))
     return {
@@ -772,6 +782,7 @@ def build_context(config: Mapping, inputs: Mapping, figures: Mapping, *, report_
         "hardware": hardware,
         "devices": devices,
         "precision": config["run"]["precision"],
+        "analysis": analysis,
     }
 
 
@@ -789,14 +800,19 @@ def render(context: Mapping) -> str:
     return env.get_template(TEMPLATE).render(**context)
 
 
-def write_report(config: Mapping, *, cross: str | Path, stats: str | Path, performance: str | Path, table_csv: str | Path, report: str | Path, fig_dir: str | Path | None = None, log: Callable[[str], None] = print) -> Path:
-    """Render the report and its figures from the evaluation outputs; returns the report path."""
+def write_report(config: Mapping, *, cross: str | Path, stats: str | Path, performance: str | Path, table_csv: str | Path, report: str | Path, fig_dir: str | Path | None = None, categories: str | Path | None = None, hypotheses: str | Path | None = None, log: Callable[[str], None] = print) -> Path:
+    """Render the report and its figures from the evaluation outputs; returns the report path.
+    ``categories``/``hypotheses``: category_analysis.json / hypothesis_analysis.json (optional)."""
+    from .analysis_report import load_optional, render_sections
+
     report = Path(report)
     fig_dir = Path(fig_dir) if fig_dir is not None else report.parent / FIGURES_DIRNAME
     inputs = load_inputs(cross, stats, performance, table_csv)
     datasets = _datasets(inputs["cross"])
     figs = make_figures(config["results_dir"], config, inputs, datasets, fig_dir, report.parent, log)
-    text = render(build_context(config, inputs, figs))
+    analysis = render_sections(inputs["cross"], datasets, inputs["table"], load_optional(categories), load_optional(hypotheses), fig_dir, report.parent)
+    log("analysis sections: visual quality, categories, hypotheses")
+    text = render(build_context(config, inputs, figs, analysis=analysis))
     with atomic_path(report) as tmp:
         tmp.write_text(text)
     log(f"report written: {report}")
