@@ -91,3 +91,19 @@ def test_fid_absent_is_left_out():
     corr = H.arm_correlations(points, alpha=0.05)
     assert "fid" not in corr["names"] and "psnr_improvement" in corr["names"]
     assert np.isnan(corr["rho"]["psnr_improvement"]["psnr_improvement"]) or corr["rho"]["psnr_improvement"]["psnr_improvement"] == 1.0
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ({"analysis.categories.metrics": ["sharpness_ratio"]}, "analysis.categories.metrics"),
+    ({"analysis.categories.metrics": ["lpips_vgg"], "evaluation.lpips_nets": ["alex"]}, "analysis.categories.metrics"),
+    ({"analysis.categories.csv": "/nonexistent/cats.csv"}, "analysis.categories.csv"),
+    ({"analysis.hypotheses.expected_fid": {"psnr": {"low": 30, "high": 20, "tolerance": 1}}}, "analysis.hypotheses.expected_fid.psnr"),
+])
+def test_analysis_config_errors_name_the_key(override, fragment):
+    from pathlib import Path
+
+    from latentopt.config import ConfigError, check_config, load_config
+
+    config = load_config([Path(__file__).resolve().parents[1] / "demo" / "config.yaml"], override)
+    with pytest.raises(ConfigError, match=fragment):
+        check_config(config, losses=False)
