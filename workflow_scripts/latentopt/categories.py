@@ -9,7 +9,8 @@ Descriptors (per preprocessed original PNG, the evaluation reference; luma Y = B
     scikit-image's default hysteresis thresholds (0.1 and 0.2 of the float range). Source
     ``bsds_boundaries``: the BSDS500 human boundary maps (``groundTruth/{split}/{id}.mat``, one
     map per annotator, next to the ``images`` folder), each cropped exactly like the image
-    (``preprocess``; for ``resize_crop`` resized bilinearly and thresholded at 0.5), the fraction
+    (``images.preprocess``; for ``resize_crop`` resized bicubically like the image and
+    thresholded at one half), the fraction
     of boundary pixels averaged over the annotators. Human maps are used only when every image
     has one (a mix of the two sources would not be comparable); the source is recorded.
 ``texture_energy``
