@@ -175,3 +175,17 @@ def test_flat_original_gives_nan_ratio_and_bad_input_is_named():
         vq.visual_metrics(flat.astype(float), flat)
     with pytest.raises(ValueError, match="shapes differ"):
         vq.visual_metrics(flat, flat[:8])
+
+
+def test_success_criteria_use_directional_visual_metrics_only():
+    import pandas as pd
+
+    from latentopt.evaluation import success_criteria
+
+    config = {"evaluation": {"success_criteria": {"min_success_rate": 0.9, "min_fid_improvement": 0.1, "alpha": 0.05, "time_budget_hours": 1}}}
+    table = pd.DataFrame([{"dataset": d, "status": "ok", "time_s": 1.0} for d in ("baseline", "psnr")])
+    cross = {"datasets": {d: {"all": {}} for d in ("baseline", "psnr")}}
+    row = {"a": "psnr", "b": "baseline", "p_wilcoxon_holm": 0.01}
+    tests = {"gmsd": {"all": [{**row, "mean_diff": -0.02}]}, "sharpness_ratio": {"all": [{**row, "mean_diff": 0.3}]}}
+    sig = success_criteria(config, table, ["baseline", "psnr"], cross, tests)["psnr"]["significance"]
+    assert sig["value"] == ["gmsd"] and [d["metric"] for d in sig["detail"]] == ["gmsd"]
