@@ -177,7 +177,24 @@ def test_group_gains_small_n_and_tests():
     assert high["mean_gain"] == pytest.approx(gains[:8].mean())
     assert high["p_wilcoxon"] == pytest.approx(stats.wilcoxon(gains[:8]).pvalue)
     assert high["p_holm"] == pytest.approx(high["p_wilcoxon"])  # the only testable row of its family
-    assert high["significant"]
+    assert high["significant"] and high["n_too_small_reason"] is None and rows["low"]["n_too_small_reason"] == "exact test"
+
     # gmsd is lower-is-better: its gain is baseline - loss = g / 100 > 0
     g_high = {r["group"]: r for r in out["x"]["tests"]["gmsd"]}["high"]
     assert g_high["mean_gain"] == pytest.approx(gains[:8].mean() / 100)
+
+
+def test_group_gains_holm_family_too_small():
+    """Three groups of 6 images, all gains positive: each exact p = 2/64 = 0.031 < 0.05, but Holm
+    over the 3 tests makes the smallest 0.094: every row is 'n too small' for Holm."""
+    gains = np.linspace(0.5, 1.6, 18)
+    per_image = _per_image(gains)
+    groups = pd.DataFrame({"split": "test", "image_id": [str(i) for i in range(18)], "group_x": ["low"] * 6 + ["medium"] * 6 + ["high"] * 6})
+    rows = C.group_gains(per_image, groups, ["psnr"], {"psnr": True}, alpha=0.05, n_boot=50, seed=0)["x"]["tests"]["psnr"]
+    assert all(r["n_too_small"] and r["n_too_small_reason"] == "Holm over 3 tests" and r["p_holm"] is None for r in rows)
+    assert all(r["p_wilcoxon"] == pytest.approx(2 / 64) for r in rows)
+    # at n = 7 per group the family can: 3 * 2/128 = 0.047 < 0.05
+    per7 = _per_image(np.linspace(0.5, 1.6, 21))
+    g7 = pd.DataFrame({"split": "test", "image_id": [str(i) for i in range(21)], "group_x": ["low"] * 7 + ["medium"] * 7 + ["high"] * 7})
+    rows7 = C.group_gains(per7, g7, ["psnr"], {"psnr": True}, alpha=0.05, n_boot=50, seed=0)["x"]["tests"]["psnr"]
+    assert all(not r["n_too_small"] and r["p_holm"] == pytest.approx(3 * 2 / 128) and r["significant"] for r in rows7)

@@ -92,7 +92,8 @@ def _gain_cell(row: Mapping, metric: str) -> str:
     if _finite(row.get("ci95_low")) and _finite(row.get("ci95_high")):
         text += f" [{_fmt(row['ci95_low'], metric, True)}, {_fmt(row['ci95_high'], metric, True)}]"
     if row.get("n_too_small"):
-        return f"{text} n={row.get('n')}, n too small"
+        reason = row.get("n_too_small_reason")
+        return f"{text} n={row.get('n')}, n too small" + (f" for {reason}" if reason and reason.startswith("Holm") else "")
     text += f" n={row.get('n')} p={_r().fmt_p(row.get('p_holm'))}"
     return f"**{text}**" if row.get("significant") else text
 

@@ -39,7 +39,10 @@ Per-group gains
     all groups x losses of one grouping and metric.
     Small n: a two-sided exact Wilcoxon test on n nonzero differences cannot give p below
     2 / 2^n, so with 2 / 2^n >= alpha (n <= 5 at alpha 0.05) no p-value is reported and the
-    test is marked "n too small".
+    test is marked "n too small" (reason "exact test"). Holm multiplies the smallest p of a
+    family of m tests by m, so when m x (smallest attainable p among them) >= alpha none of them
+    can reach alpha either: they are marked "n too small" too (reason "Holm over m tests"; their
+    uncorrected p stays in ``p_wilcoxon``). At alpha 0.05 three groups x one loss need n >= 7.
 """
 
 from __future__ import annotations
@@ -238,7 +241,14 @@ def group_gains(per_image: pd.DataFrame, groups: pd.DataFrame, metrics: Sequence
                     n_nonzero = r["n"] - r["n_zero"]
                     too_small = min_wilcoxon_p(n_nonzero) >= alpha
                     rows.append({"group": g, "arm": arm, "n": r["n"], "mean_gain": r["mean_diff"], "ci95_low": r["ci95_low"], "ci95_high": r["ci95_high"], "p_wilcoxon": None if too_small else r["p_wilcoxon"], "n_too_small": bool(too_small), "min_attainable_p": min_wilcoxon_p(n_nonzero)})
-            adjusted = holm([r["p_wilcoxon"] if r["p_wilcoxon"] is not None else float("nan") for r in rows])
+            for r in rows:
+                r["n_too_small_reason"] = "exact test" if r["n_too_small"] else None
+            testable = [r for r in rows if not r["n_too_small"]]
+            # Holm multiplies the smallest p by m: no row can reach alpha when m * min p >= alpha
+            if testable and len(testable) * min(r["min_attainable_p"] for r in testable) >= alpha:
+                for r in testable:
+                    r["n_too_small"], r["n_too_small_reason"] = True, f"Holm over {len(testable)} tests"
+            adjusted = holm([r["p_wilcoxon"] if not r["n_too_small"] and r["p_wilcoxon"] is not None else float("nan") for r in rows])
             for r, p in zip(rows, adjusted):
                 r["p_holm"] = None if r["n_too_small"] or not np.isfinite(p) else p
                 r["significant"] = bool(r["p_holm"] is not None and r["p_holm"] < alpha)
