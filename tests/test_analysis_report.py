@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from latentopt import analysis_report as A
+from latentopt.report import analysis as A
 from latentopt import categories as C
 from latentopt import hypotheses as H
 from latentopt.evaluation import HIGHER_IS_BETTER

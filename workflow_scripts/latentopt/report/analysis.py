@@ -15,14 +15,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from .visual_quality import TARGET_VALUE, VISUAL_METRICS
+from ..visual_quality import TARGET_VALUE, VISUAL_METRICS
+from . import formatting as r
+from .definitions import module_docstring
 
 TEMPLATE = "analysis.md.j2"
-VISUAL_LABELS = {"gmsd": "GMSD", "delta_e00": "ΔE00 (CIEDE2000)", "sharpness_ratio": "sharpness ratio"}
-VISUAL_FORMATS = {"gmsd": ".4f", "delta_e00": ".2f", "sharpness_ratio": ".3f"}
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 IMPROVEMENT_LABELS = {"fid": "FID", "psnr_improvement": "PSNR gain (dB)", "ssim_improvement": "SSIM gain", "lpips_alex_improvement": "LPIPS-alex gain", "lpips_vgg_improvement": "LPIPS-vgg gain", "time_s": "time/image (s)"}
 
 
@@ -30,31 +30,13 @@ def _finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _r():
-    from . import report
-
-    return report
-
-
 def label(metric: str) -> str:
-    r = _r()
-    if metric in VISUAL_LABELS:
-        return VISUAL_LABELS[metric] + (" → 1" if metric in TARGET_VALUE else " ↓" if not r.HIGHER_IS_BETTER.get(metric, True) else " ↑")
-    return r.metric_label(metric)
+    """The report's metric label; the sharpness ratio's target is shown as '→ 1'."""
+    return r.metric_label(metric) + (" → 1" if metric in TARGET_VALUE else "")
 
 
 def _fmt(v: Any, metric: str, signed: bool = False) -> str:
-    if metric in VISUAL_FORMATS:
-        return format(v, ("+" if signed else "") + VISUAL_FORMATS[metric]) if _finite(v) else "n/a"
-    return _r().fmt(v, metric, signed)
-
-
-def _mean_ci(cell: Mapping | None, metric: str) -> str:
-    if not cell or not _finite(cell.get("mean")):
-        return "n/a"
-    lo, hi = cell.get("ci95_low"), cell.get("ci95_high")
-    text = _fmt(cell["mean"], metric)
-    return f"{text} ± {_fmt((hi - lo) / 2, metric)}" if _finite(lo) and _finite(hi) else text
+    return r.fmt(v, metric, signed)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -64,7 +46,6 @@ def _mean_ci(cell: Mapping | None, metric: str) -> str:
 def visual_quality_table(cross: Mapping, datasets: Sequence[str]) -> dict | None:
     """Rows = datasets, columns = the visual-quality metrics (mean ± 95 % CI half-width); bold:
     best (lowest GMSD/ΔE00, sharpness ratio closest to 1)."""
-    r = _r()
     metrics = [m for m in VISUAL_METRICS if m in cross.get("metrics", [])]
     if not metrics:
         return None
@@ -77,7 +58,7 @@ def visual_quality_table(cross: Mapping, datasets: Sequence[str]) -> dict | None
     for d in datasets:
         row = [d]
         for m in metrics:
-            text = _mean_ci(((cross["datasets"].get(d) or {}).get("all") or {}).get(m), m)
+            text = r.mean_ci(((cross["datasets"].get(d) or {}).get("all") or {}).get(m), m)
             row.append(f"**{text}**" if d in best[m] and text != "n/a" else text)
         rows.append(row)
     return r.table(["dataset", *[label(m) for m in metrics]], rows)
@@ -94,7 +75,7 @@ def _gain_cell(row: Mapping, metric: str) -> str:
     if row.get("n_too_small"):
         reason = row.get("n_too_small_reason")
         return f"{text} n={row.get('n')}, n too small" + (f" for {reason}" if reason and reason.startswith("Holm") else "")
-    text += f" n={row.get('n')} p={_r().fmt_p(row.get('p_holm'))}"
+    text += f" n={row.get('n')} p={r.fmt_p(row.get('p_holm'))}"
     return f"**{text}**" if row.get("significant") else text
 
 
@@ -103,7 +84,6 @@ def category_tables(analysis: Mapping | None) -> list[dict]:
     metrics, cell = mean gain [bootstrap 95 % CI] n p_holm (or "n too small")."""
     if not analysis:
         return []
-    r = _r()
     meta = analysis.get("metadata") or {}
     out = []
     for grouping, g in (analysis.get("groupings") or {}).items():
@@ -131,7 +111,7 @@ def category_tables(analysis: Mapping | None) -> list[dict]:
 def category_figure(analysis: Mapping, path: str | Path) -> Path | None:
     """Mean gain over the baseline with its bootstrap 95 % CI per group (x) and loss (colour), one
     panel per grouping (rows) and metric (columns); hollow markers: n too small to test."""
-    from . import figures as F
+    from .. import figures as F
 
     groupings = list((analysis or {}).get("groupings") or {})
     metrics = (analysis or {}).get("metadata", {}).get("metrics", [])
@@ -179,7 +159,6 @@ def category_figure(analysis: Mapping, path: str | Path) -> Path | None:
 def hypothesis_tables(analysis: Mapping | None) -> dict | None:
     if not analysis:
         return None
-    r = _r()
     rows = []
     for h in analysis.get("expected_fid", []):
         measured = "n/a" if not _finite(h.get("fid")) else f"{r.fmt(h['fid'], 'fid')} {r.interval(h.get('ci95_low'), h.get('ci95_high'), 'fid')}".strip()
@@ -211,7 +190,7 @@ def hypothesis_tables(analysis: Mapping | None) -> dict | None:
 
 
 def make_figures(table_df: pd.DataFrame, datasets: Sequence[str], categories: Mapping | None, hypotheses: Mapping | None, fig_dir: Path, report_dir: Path) -> dict:
-    from . import figures as F
+    from .. import figures as F
 
     rel = lambda p: Path(os.path.relpath(p, report_dir)).as_posix()  # noqa: E731
     out: dict = {}
@@ -230,16 +209,12 @@ def make_figures(table_df: pd.DataFrame, datasets: Sequence[str], categories: Ma
 
 
 def definitions() -> dict[str, str]:
-    from .report import module_docstring
-
     return {m: module_docstring(m) for m in ("visual_quality", "categories", "hypotheses")}
 
 
 def render_sections(cross: Mapping, datasets: Sequence[str], table_df: pd.DataFrame, categories: Mapping | None, hypotheses: Mapping | None, fig_dir: Path, report_dir: Path) -> str:
     """The Markdown of the three analysis sections (figures written to ``fig_dir``)."""
     import jinja2
-
-    from .report import TEMPLATES
 
     context = {
         "visual": visual_quality_table(cross, datasets),
@@ -254,9 +229,7 @@ def render_sections(cross: Mapping, datasets: Sequence[str], table_df: pd.DataFr
 
 
 def load_optional(path: str | Path | None) -> dict | None:
-    from .fileio import read_json
+    from ..fileio import read_json
 
     return read_json(path) if path and Path(path).is_file() else None
 
-
-__all__ = ["visual_quality_table", "category_tables", "category_figure", "hypothesis_tables", "make_figures", "render_sections", "np"]
