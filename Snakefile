@@ -32,6 +32,7 @@ include: "rules/optimize.smk"
 include: "rules/gate.smk"
 include: "rules/datasets.smk"
 include: "rules/evaluate.smk"
+include: "rules/analysis.smk"
 include: "rules/report.smk"
 
 

@@ -7,6 +7,8 @@ rule report:
         stats=f"{EVAL}/statistical_analysis.json",
         performance=f"{EVAL}/performance_summary.json",
         table=f"{EVAL}/per_image_metrics.csv",
+        categories=f"{EVAL}/category_analysis.json",
+        hypotheses=f"{EVAL}/hypothesis_analysis.json",
         datasets=[t for arm in ARMS for t in dataset_targets(arm)],
         records=[f for arm in ARMS for f in per_image_outputs(arm, "json")],
         pt=[f for arm in ARMS for f in per_image_outputs(arm, "pt")],

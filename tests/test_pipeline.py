@@ -101,6 +101,27 @@ def test_demo_writes_the_seed_tree_with_synthetic_marks(demo):
     assert "synthetic" in report.lower() and "corrupt" in report and label in report
 
 
+def test_analysis_outputs_and_report_sections(demo):
+    """Visual-quality metrics per image, categories of the 5 readable originals, hypotheses."""
+    import pandas as pd
+
+    _, results = demo
+    ev = results / "evaluation_results"
+    table = pd.read_csv(ev / "per_image_metrics.csv")
+    ok = table[table["status"] == "ok"]
+    assert ok[["gmsd", "delta_e00", "sharpness_ratio"]].notna().all().all() and len(ok) == 20
+    cats = pd.read_csv(ev / "image_categories.csv", dtype={"image_id": str})
+    assert len(cats) == 5 and "corrupt" not in set(cats["image_id"])
+    analysis = read_json(ev / "category_analysis.json")
+    rows = analysis["groupings"]["edge_density"]["tests"]["psnr"]
+    assert all(r["n_too_small"] and r["p_holm"] is None for r in rows)  # at most 2 images per group
+    hyp = read_json(ev / "hypothesis_analysis.json")
+    assert {r["verdict"] for r in hyp["expected_fid"]} == {"not comparable"}
+    report = layout.report_file(results).read_text()
+    for heading in ("## Visual quality", "## Image categories", "## Hypotheses", "The comparison is meaningless in this run"):
+        assert heading in report
+
+
 def test_optimization_improved_its_own_metric(demo):
     _, results = demo
     cross = read_json(results / "evaluation_results" / "cross_evaluation_matrix.json")["datasets"]

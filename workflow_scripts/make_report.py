@@ -11,6 +11,8 @@ with job_log(sm.log[0]) as log:
         stats=sm.input.stats,
         performance=sm.input.performance,
         table_csv=sm.input.table,
+        categories=sm.input.categories,
+        hypotheses=sm.input.hypotheses,
         report=sm.output.report,
         fig_dir=sm.output.figures,
         gates=sm.input.gates,

@@ -276,6 +276,25 @@ def check_config(config: dict, losses: bool = True) -> None:
         multiple = config["preprocess"]["multiple"]
         if min(crop) < multiple:
             raise ConfigError(f"preprocess.crop_box: {crop} is smaller than preprocess.multiple={multiple}")
+    check_analysis(config)
+
+
+# per-image metrics with a direction of "better" (the category gains need one); lpips_<net>
+# counts when evaluation.lpips_nets scores <net>. Kept here (no import of evaluation: stay light).
+DIRECTIONAL_METRICS = ("psnr", "ssim", "mse", "mae", "gmsd", "delta_e00")
+
+
+def check_analysis(config: dict) -> None:
+    cats = config["analysis"]["categories"]
+    valid = [*DIRECTIONAL_METRICS, *(f"lpips_{n}" for n in config["evaluation"]["lpips_nets"])]
+    bad = [m for m in cats["metrics"] if m not in valid]
+    if bad:
+        raise ConfigError(f"analysis.categories.metrics: {bad} not scored per image with a direction of 'better'; valid: {valid}")
+    if cats["csv"] and not Path(cats["csv"]).is_file():
+        raise ConfigError(f"analysis.categories.csv: file {cats['csv']} does not exist")
+    for arm, e in config["analysis"]["hypotheses"]["expected_fid"].items():
+        if e["low"] > e["high"]:
+            raise ConfigError(f"analysis.hypotheses.expected_fid.{arm}: low {e['low']} > high {e['high']}")
 
 
 def check_loss_spec(spec: dict, where: str) -> None:

@@ -1,7 +1,8 @@
 """Evaluation of every dataset against the preprocessed originals, and its aggregation.
 
 Per image (on the published 8-bit PNGs, float64 in [0,1]): PSNR, SSIM, MSE, MAE, LPIPS-alex and
-LPIPS-vgg (definitions in metrics.py). Per dataset: FID and KID against the originals (fid.py),
+LPIPS-vgg (definitions in metrics.py), and the visual-quality metrics GMSD, mean CIEDE2000 and the
+Laplacian-variance sharpness ratio (visual_quality.py). Per dataset: FID and KID against the originals (fid.py),
 overall and per split. Aggregation writes the seed's three JSON files:
 
   cross_evaluation_matrix.json  dataset x split x metric -> mean, std, median, 95% CI, n
@@ -31,9 +32,14 @@ from .config import synthetic_parts
 from .fileio import read_json
 from .images import read_rgb
 from .layout import BASELINE
+from .visual_quality import HIGHER_IS_BETTER as _VISUAL_HIGHER_IS_BETTER
+from .visual_quality import VISUAL_METRICS
 
 METRICS = ("psnr", "ssim", "lpips_alex", "lpips_vgg", "mse", "mae")
-HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips_alex": False, "lpips_vgg": False, "mse": False, "mae": False, "time_s": False, "fid": False, "kid": False}
+# Every per-image metric summarised and tested (the visual-quality ones after the seed's).
+EVALUATED_METRICS = (*METRICS, *VISUAL_METRICS)
+# sharpness_ratio has no "better" direction (its target is 1) and is therefore not listed.
+HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips_alex": False, "lpips_vgg": False, "mse": False, "mae": False, "time_s": False, "fid": False, "kid": False, **_VISUAL_HIGHER_IS_BETTER}
 # The eigenvalue route gives pytorch-fid's number (to 1e-5 relative, tests/test_fid.py) far faster,
 # which the bootstrap needs.
 FRECHET_METHOD = "exact"
@@ -48,6 +54,7 @@ RECORD_COLUMNS = ("time_s", "optimization_time_s", "iterations", "converged_at",
 def per_image_table(config: dict, plan, arm: str, lpips_nets: dict) -> pd.DataFrame:
     """One row per image of ``arm``: status, metrics of its PNG vs the original, job records."""
     from .metrics import image_metrics
+    from .visual_quality import visual_metrics
 
     results = config["results_dir"]
     rows = []
@@ -59,6 +66,7 @@ def per_image_table(config: dict, plan, arm: str, lpips_nets: dict) -> pd.DataFr
                 pred = read_rgb(layout.dataset_png_dir(results, arm) / split / f"{entry.image_id}.png")
                 ref = read_rgb(layout.original_png(results, split, entry.image_id))
                 row.update(image_metrics(pred, ref, lpips_nets))
+                row.update(visual_metrics(pred, ref))
                 row.update({k: record.get(k) for k in RECORD_COLUMNS})
                 row.update({f"batch_{k}": v for k, v in (record.get("batch") or {}).items()})
                 row["initial_psnr"] = record["initial"]["psnr"]
@@ -119,7 +127,7 @@ def cross_evaluation(config: dict, table: pd.DataFrame, features: dict, arms: li
     ev = config["evaluation"]
     # Time is not summarized per image: images of one batch share its time (the batch is the
     # unit of cost analysis, performance_summary's batch_costs).
-    metrics = [m for m in METRICS if m in table.columns]
+    metrics = [m for m in EVALUATED_METRICS if m in table.columns]
     out = {}
     for arm in arms:
         ok = table[(table["dataset"] == arm) & (table["status"] == "ok")]
@@ -188,7 +196,7 @@ def statistical_analysis(config: dict, table: pd.DataFrame, features: dict, arms
     ev = config["evaluation"]
     paired = _complete_images(table, arms)
     tests, fid_diffs = {}, {}
-    for metric in [m for m in METRICS if m in paired.columns]:  # no per-image time tests (batch is the unit)
+    for metric in [m for m in EVALUATED_METRICS if m in paired.columns]:  # no per-image time tests (batch is the unit)
         tests[metric] = {}
         for split in _splits(paired):
             sub = _subset(paired, split)
@@ -335,7 +343,7 @@ def success_criteria(config: dict, table: pd.DataFrame, arms: list[str], cross: 
 
         scanned = []
         for metric, by_split in tests.items():
-            if metric == "time_s":
+            if metric not in HIGHER_IS_BETTER or metric == "time_s":  # time: batch costs; sharpness ratio: no direction
                 continue
             for r in by_split.get("all", []):
                 if {r["a"], r["b"]} == {arm, BASELINE}:

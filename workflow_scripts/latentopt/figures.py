@@ -216,9 +216,10 @@ def tradeoff(table: pd.DataFrame, datasets: Sequence[str], x: str, y: str, label
 # correlations
 
 
-def spearman_heatmaps(correlations: Mapping[str, Mapping], labels: Mapping[str, str], path: str | Path) -> Path:
+def spearman_heatmaps(correlations: Mapping[str, Mapping], labels: Mapping[str, str], path: str | Path, titles: Mapping[str, str] | None = None) -> Path:
     """Spearman rho matrices (statistical_analysis.json "correlations"), one panel per loss arm;
-    annotated with rho, grey where rho is undefined."""
+    annotated with rho, grey where rho is undefined. ``titles``: panel titles replacing
+    'loss arm: <name> (n = N images)'."""
     arms = list(correlations)
     rows, cols = _grid(len(arms), 2)
     n_names = max((len(correlations[a]["names"]) for a in arms), default=1)
@@ -239,7 +240,7 @@ def spearman_heatmaps(correlations: Mapping[str, Mapping], labels: Mapping[str, 
                 v = rho[i, j]
                 ax.text(j, i, "n/a" if not np.isfinite(v) else f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if np.isfinite(v) and abs(v) > 0.6 else "black")
         n = _max_n(correlations[arm].get("n"))
-        ax.set_title(f"loss arm: {arm}" + (f" (n = {n} images)" if n else ""), fontsize=10)
+        ax.set_title((titles or {}).get(arm) or f"loss arm: {arm}" + (f" (n = {n} images)" if n else ""), fontsize=10)
     for ax in axes[len(arms):]:
         ax.set_visible(False)
     if image is not None:

@@ -14,7 +14,8 @@ Rendering: :func:`build_context` turns the inputs into plain strings/rows, the J
 Modules, one concern each: formatting (labels, numbers, table dicts), inputs (reading and looking
 up the JSON files), arms (what each loss optimizes), definitions (docstrings quoted), tables
 (result tables), conclusions (every decision rule: success criteria, recommendations), provenance,
-figures (figure wiring). Adding a section: one function returning a table dict (tables.py, or a
+figures (figure wiring), analysis (the visual-quality, image-category and hypothesis sections,
+rendered by their own template and placed as one block). Adding a section: one function returning a table dict (tables.py, or a
 new module), one entry in :func:`build_context`, and its place in the template.
 """
 
@@ -28,7 +29,7 @@ from pathlib import Path
 import yaml
 
 from ..config import synthetic_parts
-from ..evaluation import METRICS
+from ..evaluation import EVALUATED_METRICS, METRICS
 from ..fileio import atomic_path
 from ..layout import BASELINE
 from ..objectives import arm_objectives
@@ -49,7 +50,7 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 FIGURES_DIRNAME = "report_figures"
 
 
-def build_context(config: Mapping, inputs: Mapping, figures: Mapping, *, report_versions: Mapping | None = None, hardware: Mapping | None = None) -> dict:
+def build_context(config: Mapping, inputs: Mapping, figures: Mapping, *, report_versions: Mapping | None = None, hardware: Mapping | None = None, analysis: str = "") -> dict:
     from .. import provenance
 
     cross, stats, perf, table_df = inputs["cross"], inputs["stats"], inputs["performance"], inputs["table"]
@@ -80,7 +81,7 @@ def build_context(config: Mapping, inputs: Mapping, figures: Mapping, *, report_
     devices = sorted({dev for d in datasets for dev in (_get(perf, "datasets", d, "devices", default=[]) or [])})
 
     tests = stats.get("tests") or {}
-    sig_metrics = [m for m in (*METRICS, "time_s") if m in tests]
+    sig_metrics = [m for m in (*EVALUATED_METRICS, "time_s") if m in tests]
     defs = definitions()
     config_plain = json.loads(json.dumps(dict(config), default=str))
     return {
@@ -123,6 +124,7 @@ def build_context(config: Mapping, inputs: Mapping, figures: Mapping, *, report_
         "hardware": hardware,
         "devices": devices,
         "precision": config["run"]["precision"],
+        "analysis": analysis,
     }
 
 
@@ -140,15 +142,20 @@ def render(context: Mapping) -> str:
     return env.get_template(TEMPLATE).render(**context)
 
 
-def write_report(config: Mapping, *, cross: str | Path, stats: str | Path, performance: str | Path, table_csv: str | Path, report: str | Path, fig_dir: str | Path | None = None, gates: Sequence[str | Path] = (), log: Callable[[str], None] = print) -> Path:
-    """Render the report and its figures from the evaluation outputs (and the quality gate's
-    results, ``gates``); returns the report path."""
+def write_report(config: Mapping, *, cross: str | Path, stats: str | Path, performance: str | Path, table_csv: str | Path, report: str | Path, fig_dir: str | Path | None = None, gates: Sequence[str | Path] = (), categories: str | Path | None = None, hypotheses: str | Path | None = None, log: Callable[[str], None] = print) -> Path:
+    """Render the report and its figures from the evaluation outputs; returns the report path.
+    ``gates``: the quality gate's results; ``categories``/``hypotheses``: category_analysis.json /
+    hypothesis_analysis.json (optional)."""
+    from .analysis import load_optional, render_sections
+
     report = Path(report)
     fig_dir = Path(fig_dir) if fig_dir is not None else report.parent / FIGURES_DIRNAME
     inputs = {**load_inputs(cross, stats, performance, table_csv), "gates": load_gates(gates)}
     datasets = _datasets(inputs["cross"])
     figs = make_figures(config["results_dir"], config, inputs, datasets, fig_dir, report.parent, log)
-    text = render(build_context(config, inputs, figs))
+    analysis = render_sections(inputs["cross"], datasets, inputs["table"], load_optional(categories), load_optional(hypotheses), fig_dir, report.parent)
+    log("analysis sections: visual quality, categories, hypotheses")
+    text = render(build_context(config, inputs, figs, analysis=analysis))
     with atomic_path(report) as tmp:
         tmp.write_text(text)
     log(f"report written: {report}")

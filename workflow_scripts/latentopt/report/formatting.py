@@ -20,9 +20,12 @@ METRIC_LABELS = {
     "time_s": "time/image (s)",
     "fid": "FID",
     "kid": "KID",
+    "gmsd": "GMSD",
+    "delta_e00": "ΔE00 (CIEDE2000)",
+    "sharpness_ratio": "sharpness ratio",
 }
 # Display precision per metric (the JSON files keep full precision).
-FORMATS = {"psnr": ".2f", "ssim": ".4f", "lpips_alex": ".4f", "lpips_vgg": ".4f", "mse": ".3e", "mae": ".4f", "time_s": ".2f", "time_ms": ".1f", "fid": ".2f", "kid": ".4f"}
+FORMATS = {"psnr": ".2f", "ssim": ".4f", "lpips_alex": ".4f", "lpips_vgg": ".4f", "mse": ".3e", "mae": ".4f", "time_s": ".2f", "time_ms": ".1f", "fid": ".2f", "kid": ".4f", "gmsd": ".4f", "delta_e00": ".2f", "sharpness_ratio": ".3f"}
 OPTIMIZED_MARK = "†"
 # Marks a 95 % interval with a bound outside the metric's possible range (printed unclipped).
 RANGE_MARK = "‡"

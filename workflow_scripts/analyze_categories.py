@@ -1,0 +1,10 @@
+"""Snakemake script: image descriptors, category groups and per-group gains."""
+
+from latentopt.categories import write_category_analysis
+from latentopt.joblog import job_log
+from latentopt.plan import build_plan
+
+sm = snakemake  # noqa: F821 - injected by Snakemake
+with job_log(sm.log[0]) as log:
+    result = write_category_analysis(sm.config, build_plan(sm.config), sm.input.table, sm.output.table, sm.output.analysis)
+    log(f"categories: edge density from {result['metadata']['edge_density_source']}, groupings {list(result['groupings'])}")

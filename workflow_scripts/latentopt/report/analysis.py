@@ -1,0 +1,235 @@
+"""The report's analysis sections: visual quality, image categories, the seed's hypotheses.
+
+Inputs are cross_evaluation_matrix.json, per_image_metrics.csv, category_analysis.json
+(categories.py) and hypothesis_analysis.json (hypotheses.py); nothing here computes a statistic.
+Tables are the ``report.table`` dicts; figures are PNGs in the report's figure folder. The
+sections are rendered with ``templates/analysis.md.j2`` into one Markdown string that the main
+report template places as is.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..visual_quality import TARGET_VALUE, VISUAL_METRICS
+from . import formatting as r
+from .definitions import module_docstring
+
+TEMPLATE = "analysis.md.j2"
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+IMPROVEMENT_LABELS = {"fid": "FID", "psnr_improvement": "PSNR gain (dB)", "ssim_improvement": "SSIM gain", "lpips_alex_improvement": "LPIPS-alex gain", "lpips_vgg_improvement": "LPIPS-vgg gain", "time_s": "time/image (s)"}
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def label(metric: str) -> str:
+    """The report's metric label; the sharpness ratio's target is shown as '→ 1'."""
+    return r.metric_label(metric) + (" → 1" if metric in TARGET_VALUE else "")
+
+
+def _fmt(v: Any, metric: str, signed: bool = False) -> str:
+    return r.fmt(v, metric, signed)
+
+
+# ---------------------------------------------------------------------------------------------
+# visual quality
+
+
+def visual_quality_table(cross: Mapping, datasets: Sequence[str]) -> dict | None:
+    """Rows = datasets, columns = the visual-quality metrics (mean ± 95 % CI half-width); bold:
+    best (lowest GMSD/ΔE00, sharpness ratio closest to 1)."""
+    metrics = [m for m in VISUAL_METRICS if m in cross.get("metrics", [])]
+    if not metrics:
+        return None
+    best = {}
+    for m in metrics:
+        means = {d: (((cross["datasets"].get(d) or {}).get("all") or {}).get(m) or {}).get("mean") for d in datasets}
+        score = {d: (abs(v - TARGET_VALUE[m]) if m in TARGET_VALUE else v) for d, v in means.items() if _finite(v)}
+        best[m] = {d for d, v in score.items() if v == min(score.values())} if score else set()
+    rows = []
+    for d in datasets:
+        row = [d]
+        for m in metrics:
+            text = r.mean_ci(((cross["datasets"].get(d) or {}).get("all") or {}).get(m), m)
+            row.append(f"**{text}**" if d in best[m] and text != "n/a" else text)
+        rows.append(row)
+    return r.table(["dataset", *[label(m) for m in metrics]], rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# categories
+
+
+def _gain_cell(row: Mapping, metric: str) -> str:
+    text = _fmt(row.get("mean_gain"), metric, True)
+    if _finite(row.get("ci95_low")) and _finite(row.get("ci95_high")):
+        text += f" [{_fmt(row['ci95_low'], metric, True)}, {_fmt(row['ci95_high'], metric, True)}]"
+    if row.get("n_too_small"):
+        reason = row.get("n_too_small_reason")
+        return f"{text} n={row.get('n')}, n too small" + (f" for {reason}" if reason and reason.startswith("Holm") else "")
+    text += f" n={row.get('n')} p={r.fmt_p(row.get('p_holm'))}"
+    return f"**{text}**" if row.get("significant") else text
+
+
+def category_tables(analysis: Mapping | None) -> list[dict]:
+    """One entry per grouping: its description and a table rows = (group, loss), columns =
+    metrics, cell = mean gain [bootstrap 95 % CI] n p_holm (or "n too small")."""
+    if not analysis:
+        return []
+    meta = analysis.get("metadata") or {}
+    out = []
+    for grouping, g in (analysis.get("groupings") or {}).items():
+        metrics = [m for m in meta.get("metrics", []) if m in (g.get("tests") or {})]
+        names = g.get("names") or {}
+        counts = {x["group"]: x["n_images"] for x in g.get("groups", [])}
+        rows = []
+        for group in counts:
+            arms = [t["arm"] for t in (g["tests"][metrics[0]] if metrics else []) if t["group"] == group]
+            for arm in arms:
+                row = [f"{group}: {names.get(group, group)}" if names else group, arm]
+                for m in metrics:
+                    t = next(t for t in g["tests"][m] if t["group"] == group and t["arm"] == arm)
+                    row.append(_gain_cell(t, m))
+                rows.append(row)
+        cut = g.get("cut_points")
+        if g.get("descriptor"):
+            what = f"descriptor `{g['descriptor']}`" + (f" (edge density from {meta.get('edge_density_source')})" if g["descriptor"] == "edge_density" else "") + (f", cut points q1 = {cut[0]:.4g}, q2 = {cut[1]:.4g}" if cut and all(_finite(c) for c in cut) else "")
+        else:
+            what = f"user categories from `{g.get('source')}`"
+        out.append({"grouping": grouping, "what": what, "counts": ", ".join(f"{k}: {v}" for k, v in counts.items()), "table": r.table(["group", "loss", *[f"{label(m)} gain" for m in metrics]], rows, ["l", "l"] + ["r"] * len(metrics)) if rows else None})
+    return out
+
+
+def category_figure(analysis: Mapping, path: str | Path) -> Path | None:
+    """Mean gain over the baseline with its bootstrap 95 % CI per group (x) and loss (colour), one
+    panel per grouping (rows) and metric (columns); hollow markers: n too small to test."""
+    from .. import figures as F
+
+    groupings = list((analysis or {}).get("groupings") or {})
+    metrics = (analysis or {}).get("metadata", {}).get("metrics", [])
+    if not groupings or not metrics:
+        return None
+    fig = F.Figure(figsize=(3.3 * len(metrics), 2.7 * len(groupings)), layout="constrained")
+    axes = fig.subplots(len(groupings), len(metrics), squeeze=False)
+    arms = list(dict.fromkeys(t["arm"] for g in groupings for m in metrics for t in analysis["groupings"][g]["tests"].get(m, [])))  # pipeline order: same colours as elsewhere
+    colors = F.dataset_colors(["baseline", *arms])
+    for i, g in enumerate(groupings):
+        entry = analysis["groupings"][g]
+        groups = [x["group"] for x in entry["groups"]]
+        for j, m in enumerate(metrics):
+            ax = axes[i, j]
+            rows = entry["tests"].get(m, [])
+            if not rows:
+                F._no_data(ax)
+                continue
+            width = 0.7 / max(1, len(arms))
+            for k, arm in enumerate(arms):
+                for t in (t for t in rows if t["arm"] == arm):
+                    x = groups.index(t["group"]) + (k - (len(arms) - 1) / 2) * width
+                    y = t["mean_gain"]
+                    if not _finite(y):
+                        continue
+                    err = [[y - t["ci95_low"]], [t["ci95_high"] - y]] if _finite(t.get("ci95_low")) and _finite(t.get("ci95_high")) else None
+                    ax.errorbar(x, y, yerr=err, fmt="o", ms=5, color=colors[arm], mfc="white" if t["n_too_small"] else colors[arm], capsize=2, label=arm if (i, j, t["group"]) == (0, 0, groups[0]) else None)
+            ax.axhline(0, color="0.5", lw=0.8, ls=":")
+            ax.set_xticks(range(len(groups)), [f"{x}\n(n={n['n_images']})" for x, n in zip(groups, entry["groups"])], fontsize=7)
+            ax.tick_params(axis="y", labelsize=7)
+            if i == 0:
+                ax.set_title(f"{label(m)} gain", fontsize=9)
+            if j == 0:
+                ax.set_ylabel(g, fontsize=9)
+            ax.grid(axis="y", alpha=0.3)
+    axes[0, 0].legend(fontsize=7, loc="best")
+    fig.suptitle("Gain over the baseline per image group (positive = better; hollow: n too small to test)", fontsize=10)
+    return F._save(fig, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# hypotheses
+
+
+def hypothesis_tables(analysis: Mapping | None) -> dict | None:
+    if not analysis:
+        return None
+    rows = []
+    for h in analysis.get("expected_fid", []):
+        measured = "n/a" if not _finite(h.get("fid")) else f"{r.fmt(h['fid'], 'fid')} {r.interval(h.get('ci95_low'), h.get('ci95_high'), 'fid')}".strip()
+        verdict = h["verdict"] if h["verdict"] != "not comparable" else f"not comparable (CI would be {h['interval_relation']})"
+        rows.append([h["arm"], f"{h['expected_low']:g}–{h['expected_high']:g} ± {h['tolerance']:g}", f"[{h['accepted_low']:g}, {h['accepted_high']:g}]", measured, h.get("n", "n/a"), verdict])
+    corr = analysis.get("arm_correlations") or {}
+    names = corr.get("names", [])
+    points = [[p["dataset"], *[_fmt(p.get(k), "fid" if k == "fid" else "time_s" if k == "time_s" else k.replace("_improvement", ""), k != "fid" and k != "time_s") for k in names]] for p in analysis.get("arm_points", [])]
+    pairs = []
+    for p in corr.get("pairs", []):
+        pval = "n too small" if p.get("n_too_small") else r.fmt_p(p.get("p_exact"))
+        pairs.append([IMPROVEMENT_LABELS.get(p["a"], p["a"]), IMPROVEMENT_LABELS.get(p["b"], p["b"]), f"{p['rho']:+.2f}" if _finite(p.get("rho")) else "n/a", p.get("n"), pval])
+    meta = analysis.get("metadata") or {}
+    return {
+        "expected": r.table(["loss", "seed's expected FID", "accepted range", "measured FID [95% CI]", "N", "verdict"], rows) if rows else None,
+        "not_comparable": meta.get("not_comparable_reason"),
+        "seed_setting": meta.get("seed_setting"),
+        "model_kind": meta.get("model_kind"),
+        "points": r.table(["dataset", *[IMPROVEMENT_LABELS.get(k, k) for k in names]], points) if points else None,
+        "pairs": r.table(["A", "B", "Spearman ρ", "n (datasets)", "exact permutation p"], pairs, ["l", "l", "r", "r", "r"]) if pairs else None,
+        "n_points": corr.get("n_points"),
+        "n_too_small": corr.get("n_too_small"),
+        "alpha": meta.get("alpha"),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# figures and rendering
+
+
+def make_figures(table_df: pd.DataFrame, datasets: Sequence[str], categories: Mapping | None, hypotheses: Mapping | None, fig_dir: Path, report_dir: Path) -> dict:
+    from .. import figures as F
+
+    rel = lambda p: Path(os.path.relpath(p, report_dir)).as_posix()  # noqa: E731
+    out: dict = {}
+    metrics = [m for m in VISUAL_METRICS if m in table_df.columns]
+    if metrics:
+        out["visual"] = rel(F.distributions(table_df, datasets, metrics, {m: label(m) for m in metrics}, fig_dir / "visual_quality.png"))
+    if categories:
+        path = category_figure(categories, fig_dir / "category_gains.png")
+        if path:
+            out["categories"] = rel(path)
+    corr = (hypotheses or {}).get("arm_correlations") or {}
+    if len(corr.get("names", [])) >= 2:
+        title = f"Spearman rho across datasets (n = {corr['n_points']} datasets as points)"
+        out["arm_correlations"] = rel(F.spearman_heatmaps({"datasets": corr}, IMPROVEMENT_LABELS, fig_dir / "arm_correlations.png", titles={"datasets": title}))
+    return out
+
+
+def definitions() -> dict[str, str]:
+    return {m: module_docstring(m) for m in ("visual_quality", "categories", "hypotheses")}
+
+
+def render_sections(cross: Mapping, datasets: Sequence[str], table_df: pd.DataFrame, categories: Mapping | None, hypotheses: Mapping | None, fig_dir: Path, report_dir: Path) -> str:
+    """The Markdown of the three analysis sections (figures written to ``fig_dir``)."""
+    import jinja2
+
+    context = {
+        "visual": visual_quality_table(cross, datasets),
+        "categories": category_tables(categories),
+        "category_meta": (categories or {}).get("metadata") or {},
+        "hypotheses": hypothesis_tables(hypotheses),
+        "figures": make_figures(table_df, datasets, categories, hypotheses, fig_dir, report_dir),
+        "definitions": definitions(),
+    }
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
+    return env.get_template(TEMPLATE).render(**context)
+
+
+def load_optional(path: str | Path | None) -> dict | None:
+    from ..fileio import read_json
+
+    return read_json(path) if path and Path(path).is_file() else None
+

@@ -1,0 +1,9 @@
+"""Snakemake script: the seed's expected FID ranges vs measured FID, per-arm correlations."""
+
+from latentopt.hypotheses import write_hypothesis_analysis
+from latentopt.joblog import job_log
+
+sm = snakemake  # noqa: F821 - injected by Snakemake
+with job_log(sm.log[0]) as log:
+    result = write_hypothesis_analysis(sm.config, sm.input.cross, sm.input.table, sm.output[0])
+    log(f"hypotheses: {[(r['arm'], r['verdict']) for r in result['expected_fid']]}")
