@@ -10,7 +10,8 @@ overall and per split. Aggregation writes the seed's three JSON files:
                                 t-test (Holm-corrected), effect sizes, bootstrap CI of the mean
                                 difference; FID differences with paired-bootstrap CIs; Spearman
                                 correlations of per-image improvements and time; success criteria
-  performance_summary.json      per loss: images ok/failed, times, iterations, convergence, memory
+  performance_summary.json      per loss: images ok/failed (unreadable inputs counted apart, see
+                                latentopt.input_failures), times, iterations, convergence, memory
 and per_image_metrics.csv with one row per (dataset, image).
 """
 
@@ -21,10 +22,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import layout
+from . import input_failures, layout
 from .config import synthetic_parts
 from .fileio import read_json
 from .images import read_rgb
+from .input_failures import failure_kind, readable
 from .layout import BASELINE
 
 METRICS = ("psnr", "ssim", "lpips_alex", "lpips_vgg", "mse", "mae")
@@ -44,7 +46,7 @@ def per_image_table(config: dict, plan, arm: str, lpips_nets: dict) -> pd.DataFr
     for split, entries in plan.splits.items():
         for entry in entries:
             record = read_json(layout.per_image(results, arm, split, entry.image_id, "json"))
-            row = {"dataset": arm, "split": split, "image_id": entry.image_id, "status": record["status"], "reason": record.get("reason")}
+            row = {"dataset": arm, "split": split, "image_id": entry.image_id, "status": record["status"], "reason": record.get("reason"), "failure_kind": failure_kind(record)}
             if record["status"] == "ok":
                 pred = read_rgb(layout.dataset_png_dir(results, arm) / split / f"{entry.image_id}.png")
                 ref = read_rgb(layout.original_png(results, split, entry.image_id))
@@ -205,8 +207,9 @@ def success_criteria(config: dict, table: pd.DataFrame, arms: list[str], cross: 
         if arm == BASELINE:
             continue
         rows = table[table["dataset"] == arm]
-        rate = float((rows["status"] == "ok").mean()) if len(rows) else 0.0
-        entry = {"success_rate": {"value": rate, "threshold": crit["min_success_rate"], "pass": rate >= crit["min_success_rate"]}}
+        read = readable(rows)  # unreadable inputs say nothing about the optimization
+        rate = float((read["status"] == "ok").mean()) if len(read) else 0.0
+        entry = {"success_rate": {"value": rate, "threshold": crit["min_success_rate"], "pass": rate >= crit["min_success_rate"], "of_readable_images": int(len(read))}}
         fid_arm = cross["datasets"][arm]["all"].get("fid")
         fid_base = cross["datasets"][BASELINE]["all"].get("fid")
         if fid_arm and fid_base and fid_base["fid"]:
@@ -246,6 +249,7 @@ def performance_summary(config: dict, table: pd.DataFrame, arms: list[str]) -> d
             "succeeded": int(len(ok)),
             "failed": int(len(failed)),
             "failed_images": [{"split": s, "image_id": i, "reason": r} for s, i, r in zip(failed["split"], failed["image_id"], failed["reason"])],
+            **input_failures.summary(rows),
             "total_time_s": total,
             "time_per_image_s": summarize(ok["time_s"].to_numpy(dtype=float)) if len(ok) else None,
             "iterations": summarize(iters) if len(ok) else None,
