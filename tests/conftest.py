@@ -112,5 +112,5 @@ def finished_demo(tmp_path_factory, demo_data):
         losses={name: {"iterations": 8} for name in ("psnr", "ssim", "lpips")},
         evaluation={"n_boot": 50, "fid_n_boot": 20},
     )
-    snakemake(cfg)
+    snakemake(cfg, timeout=1800)  # minutes on an idle 2-core machine; more on a shared one
     return cfg, results
