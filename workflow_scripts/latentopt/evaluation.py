@@ -22,11 +22,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import input_failures, layout
+from . import layout
 from .config import synthetic_parts
 from .fileio import read_json
 from .images import read_rgb
 from .input_failures import failure_kind, readable
+from .input_failures import summary as input_failure_summary
 from .layout import BASELINE
 
 METRICS = ("psnr", "ssim", "lpips_alex", "lpips_vgg", "mse", "mae")
@@ -249,7 +250,7 @@ def performance_summary(config: dict, table: pd.DataFrame, arms: list[str]) -> d
             "succeeded": int(len(ok)),
             "failed": int(len(failed)),
             "failed_images": [{"split": s, "image_id": i, "reason": r} for s, i, r in zip(failed["split"], failed["image_id"], failed["reason"])],
-            **input_failures.summary(rows),
+            **input_failure_summary(rows),
             "total_time_s": total,
             "time_per_image_s": summarize(ok["time_s"].to_numpy(dtype=float)) if len(ok) else None,
             "iterations": summarize(iters) if len(ok) else None,
