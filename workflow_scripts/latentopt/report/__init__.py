@@ -1,0 +1,145 @@
+"""The Markdown comparison report (``FULL_BSDS500_COMPARISON_REPORT.md``) and its figures.
+
+Inputs are the evaluation outputs (evaluation.py: cross_evaluation_matrix.json,
+statistical_analysis.json, performance_summary.json, per_image_metrics.csv) plus the per-image
+records/.pt files and PNGs of every dataset (layout.py). Nothing here recomputes a statistic:
+tables quote the JSON files, recommendations are derived from them by :func:`recommendations`,
+and every definition is quoted from the docstring of the module that implements it (one source
+of truth). Figures (figures.py) go to ``report_figures/`` next to the report and are linked with
+relative paths.
+
+Rendering: :func:`build_context` turns the inputs into plain strings/rows, the Jinja2 template
+``templates/report.md.j2`` lays them out, :func:`write_report` does both and writes the files.
+
+Modules, one concern each: formatting (labels, numbers, table dicts), inputs (reading and looking
+up the JSON files), arms (what each loss optimizes), definitions (docstrings quoted), tables
+(result tables), conclusions (every decision rule: success criteria, recommendations), provenance,
+figures (figure wiring). Adding a section: one function returning a table dict (tables.py, or a
+new module), one entry in :func:`build_context`, and its place in the template.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import yaml
+
+from ..config import synthetic_parts
+from ..evaluation import METRICS
+from ..fileio import atomic_path
+from ..layout import BASELINE
+# Every name of the former single-module report.py stays importable from latentopt.report.
+from .arms import loss_description, optimized_metrics
+from .conclusions import PURPOSES, _cost_lines, _vs_baseline, recommendations, success_table  # noqa: F401
+from .definitions import definitions, docstring_section, docstring_until, module_docstring  # noqa: F401
+from .figures import _losses_histories, _read_png, make_figures, select_examples  # noqa: F401
+from .formatting import FORMATS, METRIC_LABELS, OPTIMIZED_MARK, _cell, _finite, fmt, fmt_p, interval, mean_ci, metric_label, table  # noqa: F401
+from .inputs import _datasets, _get, _pair_row, _splits, best_datasets, load_inputs, oriented  # noqa: F401
+from .provenance import REPORT_PACKAGES, _dataset_meta, _version, dataset_metadata, metric_networks, model_provenance  # noqa: F401
+from .tables import failed_images, fid_tables, metric_table, performance_table, significance_matrix
+
+TEMPLATE = "report.md.j2"
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+FIGURES_DIRNAME = "report_figures"
+
+
+def build_context(config: Mapping, inputs: Mapping, figures: Mapping, *, report_versions: Mapping | None = None, hardware: Mapping | None = None) -> dict:
+    from .. import provenance
+
+    cross, stats, perf, table_df = inputs["cross"], inputs["stats"], inputs["performance"], inputs["table"]
+    results = config["results_dir"]
+    datasets = _datasets(cross)
+    arms = [d for d in datasets if d != BASELINE]
+    metrics = [m for m in METRICS if m in cross.get("metrics", [])]
+    alpha = config["evaluation"]["success_criteria"]["alpha"]
+    optimized = {a: optimized_metrics(config["losses"][a]["loss"], config) for a in arms if a in config["losses"]}
+    splits = _splits(cross)
+    report_versions = dict(report_versions or provenance.versions())
+    for name in REPORT_PACKAGES:  # what renders the report, beyond provenance.PACKAGES
+        report_versions.setdefault(name, _version(name))
+    hardware = dict(hardware or provenance.hardware())
+
+    synthetic = list(synthetic_parts(config))
+    for src in (cross, stats, perf):
+        for part in _get(src, "metadata", "synthetic", default=[]) or []:
+            if part not in synthetic:
+                synthetic.append(part)
+    calibrated = _get(cross, "metadata", "calibrated", default={}) or {}
+    for net, ok in calibrated.items():
+        if ok is False and not any(net.lower() in part.lower() for part in synthetic):
+            synthetic.append(f"{net}: network reported as uncalibrated by the evaluation")
+
+    per_image = table_df.drop_duplicates(["split", "image_id"])
+    split_counts = per_image.groupby("split").size().to_dict()
+    devices = sorted({dev for d in datasets for dev in (_get(perf, "datasets", d, "devices", default=[]) or [])})
+
+    tests = stats.get("tests") or {}
+    sig_metrics = [m for m in (*METRICS, "time_s") if m in tests]
+    defs = definitions()
+    config_plain = json.loads(json.dumps(dict(config), default=str))
+    return {
+        "title": "Full BSDS500 comparison: per-image VAE latent optimization",
+        "experiment_id": config.get("experiment_id"),
+        "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "synthetic": synthetic,
+        "datasets": datasets,
+        "arms": [{"name": a, "loss": loss_description(config["losses"][a]["loss"]) if a in config["losses"] else "?", "iterations": _get(config, "losses", a, "iterations"), "lr": _get(config, "losses", a, "lr"), "optimized": ", ".join(metric_label(m, False) for m in sorted(optimized.get(a, ()))) or "none of the evaluation metrics"} for a in arms],
+        "n_images": int(len(per_image)),
+        "split_counts": split_counts,
+        "n_paired": _get(stats, "metadata", "n_paired_images"),
+        "alpha": alpha,
+        "optimized_mark": OPTIMIZED_MARK,
+        "headline": metric_table(cross, "all", datasets, metrics, optimized, table_df),
+        "split_tables": [{"split": s, "table": metric_table(cross, s, datasets, metrics, optimized, table_df)} for s in splits] if len(splits) > 1 else [],
+        "single_split": splits[0] if len(splits) == 1 else None,
+        "significance": [t for t in (significance_matrix(tests, m, datasets, alpha) for m in sig_metrics) if t],
+        "fid": fid_tables(cross, stats, datasets),
+        "fid_enabled": bool(config["evaluation"]["fid"]),
+        "performance": performance_table(perf, datasets),
+        "success": success_table(stats),
+        "failed": failed_images(perf, datasets),
+        "n_failed": sum(int(_get(perf, "datasets", d, "failed", default=0) or 0) for d in datasets),
+        "n_failed_distinct": len({(f.get("split"), f.get("image_id")) for d in datasets for f in _get(perf, "datasets", d, "failed_images", default=[]) or []}),
+        "recommendations": recommendations(cross, stats, perf, datasets, optimized, alpha),
+        "figures": figures,
+        "definitions": defs,
+        "config_yaml": yaml.safe_dump(config_plain, sort_keys=False, allow_unicode=True).rstrip(),
+        "models": model_provenance(results, table_df, datasets),
+        "dataset_meta": dataset_metadata(results, datasets, report_versions),
+        "metric_networks": metric_networks(config),
+        "versions": table(["package", "version"], [[k, v or "not installed"] for k, v in report_versions.items()], ["l", "l"]),
+        "hardware": hardware,
+        "devices": devices,
+        "precision": config["run"]["precision"],
+    }
+
+
+def render(context: Mapping) -> str:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    return env.get_template(TEMPLATE).render(**context)
+
+
+def write_report(config: Mapping, *, cross: str | Path, stats: str | Path, performance: str | Path, table_csv: str | Path, report: str | Path, fig_dir: str | Path | None = None, log: Callable[[str], None] = print) -> Path:
+    """Render the report and its figures from the evaluation outputs; returns the report path."""
+    report = Path(report)
+    fig_dir = Path(fig_dir) if fig_dir is not None else report.parent / FIGURES_DIRNAME
+    inputs = load_inputs(cross, stats, performance, table_csv)
+    datasets = _datasets(inputs["cross"])
+    figs = make_figures(config["results_dir"], config, inputs, datasets, fig_dir, report.parent, log)
+    text = render(build_context(config, inputs, figs))
+    with atomic_path(report) as tmp:
+        tmp.write_text(text)
+    log(f"report written: {report}")
+    return report

@@ -1,0 +1,127 @@
+"""Figure wiring of the report: which figures (latentopt.figures) are drawn from which inputs."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .. import layout
+from ..evaluation import METRICS
+from ..layout import BASELINE
+from .arms import loss_description
+from .formatting import METRIC_LABELS, fmt, metric_label
+from .inputs import _get
+
+
+def _losses_histories(results: str | Path, table_df: pd.DataFrame, arms: Sequence[str]) -> dict[str, list[list[float]]]:
+    import torch
+
+    out = {}
+    for arm in arms:
+        hist = []
+        ok = table_df[(table_df["dataset"] == arm) & (table_df["status"] == "ok")]
+        for split, image_id in ok[["split", "image_id"]].itertuples(index=False):
+            path = layout.per_image(results, arm, split, image_id, "pt")
+            if not path.is_file():
+                continue
+            data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            h = data.get("loss_history") if isinstance(data, dict) else None
+            if h is not None and len(h):
+                hist.append([float(v) for v in (h.tolist() if hasattr(h, "tolist") else h)])
+        out[arm] = hist
+    return out
+
+
+def select_examples(table_df: pd.DataFrame, arm: str) -> list[tuple[str, str, str, float]]:
+    """(kind, split, image_id, PSNR gain) for the best, median and worst image by ``arm``'s PSNR
+    improvement over the baseline (images ok in both); duplicates dropped for tiny sets."""
+    ok = table_df[table_df["status"] == "ok"]
+    a = ok[ok["dataset"] == arm].set_index(["split", "image_id"])["psnr"]
+    b = ok[ok["dataset"] == BASELINE].set_index(["split", "image_id"])["psnr"]
+    gain = (a - b).dropna()
+    gain = gain[gain.map(math.isfinite)]
+    if gain.empty:
+        return []
+    order = gain.sort_values(ascending=False, kind="mergesort")
+    picks = [("best", 0), ("median", len(order) // 2), ("worst", len(order) - 1)]
+    out, used = [], set()
+    for kind, i in picks:
+        key = order.index[i]
+        if key in used:
+            continue
+        used.add(key)
+        out.append((kind, key[0], key[1], float(order.iloc[i])))
+    return out
+
+
+def _read_png(path: Path):
+    from ..images import read_rgb
+
+    return read_rgb(path) if path.is_file() else None
+
+
+def make_figures(results: str | Path, config: Mapping, inputs: Mapping, datasets: Sequence[str], fig_dir: Path, report_dir: Path, log: Callable[[str], None]) -> dict:
+    """Write every figure; returns {name: {"path": relative path, ...}} for the template."""
+    from .. import figures as F
+
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    table_df = inputs["table"]
+    cross = inputs["cross"]
+    arms = [d for d in datasets if d != BASELINE]
+    metrics = [m for m in METRICS if m in table_df.columns]
+    labels = {m: metric_label(m) for m in (*METRICS, "time_s")}
+    rel = lambda p: Path(os.path.relpath(p, report_dir)).as_posix()  # noqa: E731
+    out: dict[str, Any] = {}
+
+    out["distributions"] = rel(F.distributions(table_df, datasets, metrics, labels, fig_dir / "distributions.png"))
+    log("figure: distributions")
+    loss_labels = {a: loss_description(config["losses"][a]["loss"]) for a in arms if a in config["losses"]}
+    histories = _losses_histories(results, table_df, arms)
+    out["convergence"] = rel(F.convergence(histories, loss_labels, fig_dir / "convergence.png"))
+    out["convergence_n"] = {a: len(h) for a, h in histories.items()}
+    log("figure: convergence")
+    if "time_s" in table_df.columns:
+        out["time"] = rel(F.time_per_image(table_df, datasets, fig_dir / "time_per_image.png"))
+    lp = next((m for m in ("lpips_alex", "lpips_vgg") if m in table_df.columns), None)
+    if lp and "psnr" in table_df.columns:
+        summaries = {d: _get(cross["datasets"], d, "all") or {} for d in datasets}
+        out["tradeoff"] = rel(F.tradeoff(table_df, datasets, lp, "psnr", labels, summaries, fig_dir / "tradeoff_psnr_lpips.png"))
+        out["tradeoff_x"] = metric_label(lp, False)
+    corr = (inputs["stats"].get("correlations") or {})
+    if corr:
+        corr_labels = {f"{m}_improvement": f"{METRIC_LABELS.get(m, m)} gain" for m in METRICS} | {"time_s": "time/image (s)"}
+        out["spearman"] = rel(F.spearman_heatmaps(corr, corr_labels, fig_dir / "spearman_correlations.png"))
+    log("figures: time, trade-off, correlations")
+    grids = []
+    if arms:
+        ranking_arm = arms[0]
+        for kind, split, image_id, gain in select_examples(table_df, ranking_arm):
+            panels = [(f"original\n{split}/{image_id}", _read_png(layout.original_png(results, split, image_id)))]
+            if panels[0][1] is None:
+                continue
+            for d in datasets:
+                row = table_df[(table_df["dataset"] == d) & (table_df["split"] == split) & (table_df["image_id"] == image_id)]
+                img = _read_png(layout.dataset_png_dir(results, d) / split / f"{image_id}.png") if len(row) and row["status"].iloc[0] == "ok" else None
+                label = d
+                if img is not None:
+                    r = row.iloc[0]
+                    label += f"\nPSNR {fmt(r.get('psnr'), 'psnr')} dB"
+                    if lp:
+                        label += f", {METRIC_LABELS[lp]} {fmt(r.get(lp), lp)}"
+                else:
+                    label += "\n(failed)"
+                panels.append((label, img))
+            crop_ref = 1 if len(panels) > 1 and panels[1][1] is not None else 0
+            title = f"{kind} image by {ranking_arm}'s PSNR gain over baseline: {split}/{image_id} ({gain:+.2f} dB)"
+            path = F.image_grid(panels, crop_ref, title, fig_dir / f"examples_{kind}.png")
+            grids.append({"kind": kind, "split": split, "image_id": image_id, "gain": f"{gain:+.2f}", "path": rel(path)})
+        out["grids_arm"] = ranking_arm
+    out["grids"] = grids
+    log(f"figures: {len(grids)} image grids")
+    return out
+

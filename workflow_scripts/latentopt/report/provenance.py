@@ -1,0 +1,94 @@
+"""Provenance sections of the report: autoencoder identity, dataset files, metric networks,
+the packages that render the report."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from .. import layout
+from ..fileio import read_json
+from .formatting import table
+
+REPORT_PACKAGES = ("matplotlib", "jinja2", "pyyaml")
+
+
+def _version(name: str) -> str | None:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def model_provenance(results: str | Path, table_df: pd.DataFrame, datasets: Sequence[str]) -> dict:
+    """Autoencoder identity per dataset from the per-image records (all distinct values)."""
+    rows, files = [], {}
+    for d in datasets:
+        seen = {}
+        for split, image_id in table_df.loc[table_df["dataset"] == d, ["split", "image_id"]].itertuples(index=False):
+            path = layout.per_image(results, d, split, image_id, "json")
+            if not path.is_file():
+                continue
+            rec = read_json(path)
+            model = rec.get("model") or {}
+            if not model:
+                continue
+            key = (model.get("kind"), model.get("source"), model.get("weights_sha256"), model.get("dtype"))
+            seen.setdefault(key, set()).add(rec.get("device") or model.get("device") or "?")
+            files.update(model.get("weight_files") or {})
+        for (kind, source, sha, dtype), devices in seen.items():
+            rows.append([d, kind, source, f"`{sha}`" if sha else "n/a", dtype, ", ".join(sorted(devices))])
+    return {
+        "table": table(["dataset", "kind", "source", "weights sha256", "dtype", "devices"], rows, ["l"] * 6) if rows else None,
+        "files": [{"path": p, "sha256": s} for p, s in sorted(files.items())],
+    }
+
+
+def dataset_metadata(results: str | Path, datasets: Sequence[str], report_versions: Mapping) -> dict:
+    """Per dataset file: creation time, image counts, and library versions recorded when the
+    dataset was built where they differ from the versions the report was rendered with."""
+    rows = []
+    for d in datasets:
+        path = layout.dataset_file(results, d)
+        meta = _dataset_meta(path)
+        if meta is None:
+            rows.append([d, f"`{path.name}`", "missing/unreadable", "", ""])
+            continue
+        vers = meta.get("versions") or {}
+        diff = {k: v for k, v in vers.items() if report_versions.get(k) != v}
+        rows.append([d, f"`{path.name}`", meta.get("created_at", "n/a"), f"{meta.get('n_ok', 'n/a')}/{meta.get('n_images', 'n/a')}", ", ".join(f"{k} {v}" for k, v in diff.items()) or "same as below"])
+    return table(["dataset", "file", "created", "ok/images", "library versions at build"], rows, ["l"] * 5)
+
+
+def _dataset_meta(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    import torch
+
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - an unreadable file is reported, not fatal
+        return None
+    return data.get("metadata") if isinstance(data, dict) else None
+
+
+def metric_networks(config: Mapping) -> list[str]:
+    """What the LPIPS and FID networks were (weights identified by torchvision's file names,
+    which carry the first hex digits of the file's sha256)."""
+    from ..weights import TORCH_HUB_FILES
+
+    mn = config["metric_networks"]
+    nets = config["evaluation"]["lpips_nets"]
+    out = []
+    for net in nets:
+        out.append(f"LPIPS-{net}: " + ("randomly initialised trunk (seeded) with the lpips package's linear layers — UNCALIBRATED" if mn["lpips_random_trunk"] else f"torchvision trunk `{TORCH_HUB_FILES[f'lpips_{net}'][0]}` + lpips v0.1 linear layers"))
+    if config["evaluation"]["fid"]:
+        out.append("FID/KID Inception: " + ("randomly initialised Inception-v3 — UNCALIBRATED" if mn["inception_synthetic"] else f"pytorch-fid FID-Inception `{TORCH_HUB_FILES['fid_inception'][0]}`"))
+    else:
+        out.append("FID/KID: not computed (evaluation.fid: false)")
+    return out
+
