@@ -284,6 +284,9 @@ def test_unreadable_inputs_are_counted_apart_and_the_success_rate_is_on_readable
     assert (s["readable_images"], s["input_failures"], s["optimization_failures"]) == (2, 1, 1)
     table = input_failures_table({"datasets": {"psnr": s, "baseline": s}}, ["baseline", "psnr"])
     assert table["rows"] == [["val", "c", "preparation failed: cannot read"]]
+    from latentopt.report import unreadable_images
+
+    assert unreadable_images({"datasets": {"psnr": s}}, ["psnr"])["rows"] == [["val", "c", "preparation failed: cannot read"]]
     cfg = {"evaluation": {"success_criteria": {"min_success_rate": 0.9, "min_fid_improvement": 0.1, "alpha": 0.05, "time_budget_hours": 1}}}
     cross = {"datasets": {"psnr": {"all": {}}, "baseline": {"all": {}}}}
     rate = success_criteria(cfg, rows, ["baseline", "psnr"], cross, {})["psnr"]["success_rate"]
