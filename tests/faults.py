@@ -21,9 +21,10 @@ def _first_ok(results: Path, arm: str, split: str) -> str:
     return next(p.stem for p in _images(results, arm, split) if json.loads(p.read_text())["status"] == "ok")
 
 
-def _planned_sources(results: Path, split: str) -> list[Path]:
-    """The sources of a split's planned images (from their preparation records), in plan order."""
-    return [results.parent / json.loads(p.read_text())["source"] for p in sorted((results / "prepared" / split).glob("*.json"))]  # relative: to the working directory
+def _planned_sources(results: Path, data: Path, split: str) -> list[Path]:
+    """The sources of a split's planned images (named by their preparation records; the run may be
+    a copy whose records name the original data), in plan order."""
+    return [data / split / Path(json.loads(p.read_text())["source"]).name for p in sorted((results / "prepared" / split).glob("*.json"))]
 
 
 def truncate_pt(results: Path, data: Path) -> str:
@@ -50,7 +51,7 @@ def delete_dataset_png(results: Path, data: Path, arm: str = "psnr") -> str:
 
 def rewrite_source_keep_mtime(results: Path, data: Path) -> str:
     """New content (bytes after the JPEG end marker: same pixels), modification time restored."""
-    src = _planned_sources(results, "test")[-1]
+    src = _planned_sources(results, data, "test")[-1]
     st = src.stat()
     with open(src, "ab") as fh:
         fh.write(b"restored from a backup")
@@ -60,7 +61,7 @@ def rewrite_source_keep_mtime(results: Path, data: Path) -> str:
 
 def awkward_name(results: Path, data: Path) -> str:
     """Rename the second train image so its name holds '{', '}', ' ' and '%' (same sort position)."""
-    src = _planned_sources(results, "train")[1]
+    src = _planned_sources(results, data, "train")[1]
     dst = src.with_name(f"{src.stem}{AWKWARD_SUFFIX}{src.suffix}")
     src.rename(dst)
     return f"renamed {src.relative_to(data)} to {dst.relative_to(data)!s}"
@@ -68,9 +69,9 @@ def awkward_name(results: Path, data: Path) -> str:
 
 def broken_link(results: Path, data: Path) -> str:
     """Replace the unreadable val image by a dangling symbolic link (an entry that cannot be followed)."""
-    target = _planned_sources(results, "val")[-1]
+    target = _planned_sources(results, data, "val")[-1]
     target.unlink()
-    target.symlink_to(data / "val" / "moved_away.jpg")
+    target.symlink_to("moved_away.jpg")  # relative, to a file that is not there
     return f"replaced {target.relative_to(data)} by a broken symbolic link"
 
 
