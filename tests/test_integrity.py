@@ -23,7 +23,6 @@ from latentopt import driverlock, layout
 from latentopt.config import check_config, metric_weight_files
 from latentopt.datasets import DatasetInputError, build_dataset, load_dataset
 from latentopt.evaluation import success_criteria
-from latentopt.fileio import read_json, sha256_file
 from latentopt.images import discover_splits, image_id
 from latentopt.input_failures import input_failures_table, summary
 from latentopt.integrity import HashCache, verify_results
