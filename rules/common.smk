@@ -1,15 +1,18 @@
-# Helpers shared by the rules: library import path, config checks, the work plan, target lists.
+# Helpers shared by the rules: library import path, config checks, the work plan, what a results
+# folder already holds (verified), the results-folder lock, target lists.
+import dataclasses
 import os
 import sys
 from dataclasses import asdict
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 
 LIBRARY = os.path.join(workflow.basedir, "workflow_scripts")
 sys.path.insert(0, LIBRARY)
 # (script jobs get workflow_scripts/ on sys.path from Snakemake itself: it is their directory)
 
-from latentopt import layout
+from latentopt import driverlock, layout
 from latentopt.config import (
     ConfigError,
     arm_settings,
@@ -20,13 +23,13 @@ from latentopt.config import (
     ensure_weights,
 )
 from latentopt.fileio import check_writable
+from latentopt.integrity import verify_results
 from latentopt.plan import build_plan
 
 try:
     check_config(
         config, losses=workflow.is_main_process
     )  # jobs re-read this file: stay light
-    check_writable(config["results_dir"], probe=False)
     PLAN = build_plan(config)
 except (ConfigError, OSError, ValueError) as exc:
     raise WorkflowError(f"invalid configuration: {exc}")
@@ -36,18 +39,64 @@ EVAL = str(layout.evaluation_dir(RESULTS))
 ARMS = PLAN.arms
 
 
+def literal(value):
+    """A param Snakemake must not format (source paths may hold '{' or '}')."""
+    return lambda wildcards: value
+
+
+def force_rerun(paths):
+    """Rerun the jobs that produce ``paths``, as ``--forcerun paths`` would (Snakemake then reruns
+    what depends on them). The DAG settings exist only once this file is read, so they are extended
+    just before the DAG is prepared."""
+    prepare = workflow._prepare_dag
+
+    def prepare_with_redo(*args, **kwargs):
+        settings = workflow.dag_settings
+        workflow.dag_settings = dataclasses.replace(
+            settings, forcerun=frozenset(settings.forcerun) | set(paths)
+        )
+        return prepare(*args, **kwargs)
+
+    workflow._prepare_dag = prepare_with_redo
+
+
+# Before planning, in the driver: only what still verifies is taken as done.
+if workflow.is_main_process:
+    REDO = verify_results(config, PLAN, log=logger.warning)
+    if REDO:
+        force_rerun([str(f.output) for f in REDO])
+
+DRIVER_LOCK = None
+
+
 def preflight():
-    """Before the first job (not in dry runs): fetch missing weights (unless offline), fail
-    naming any still missing; results dir writable."""
+    """Before the first job (not in dry runs): results dir writable, this driver alone on it
+    (latentopt.driverlock), missing weights fetched (unless offline), failing naming any still missing.
+    """
+    global DRIVER_LOCK
     try:
-        ensure_weights(config)
         check_writable(RESULTS)
-    except OSError as exc:
+        DRIVER_LOCK = driverlock.acquire(RESULTS, log=logger.warning)
+        ensure_weights(config)
+    except (OSError, driverlock.LockHeld) as exc:
         raise WorkflowError(f"cannot start: {exc}")
+
+
+def release_lock():
+    if DRIVER_LOCK is not None:
+        DRIVER_LOCK.release()
 
 
 onstart:
     preflight()
+
+
+onsuccess:
+    release_lock()
+
+
+onerror:
+    release_lock()
 
 
 wildcard_constraints:
@@ -99,10 +148,8 @@ def gate_input(chunk):
 
 
 def dataset_targets(arm):
-    return [
-        str(layout.dataset_file(RESULTS, arm)),
-        str(layout.dataset_png_dir(RESULTS, arm)),
-    ]
+    """The dataset's manifest: written last, it stands for the .pt and the PNG tree."""
+    return [str(layout.dataset_manifest(RESULTS, arm))]
 
 
 def optimize_resources(config):

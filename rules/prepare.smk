@@ -1,11 +1,11 @@
-# Preprocessed originals (the evaluation reference), one job per chunk of images.
+# Preprocessed originals (the evaluation reference), one job per chunk of images. The sources are
+# params, not inputs: a name may hold characters Snakemake reads as wildcards, an entry may be a
+# broken link, and a changed source is found by its checksum at planning (latentopt.integrity).
 for chunk in PLAN.chunks:
 
     rule:
         name:
             f"prepare_{chunk.name}"
-        input:
-            [str(e.path) for e in chunk.entries],
         output:
             [
                 str(layout.prepared_record(RESULTS, chunk.split, i))
@@ -18,6 +18,7 @@ for chunk in PLAN.chunks:
         params:
             split=chunk.split,
             image_ids=chunk.image_ids,
+            sources=literal([str(e.path) for e in chunk.entries]),
             preprocess=config["preprocess"],
         script:
             "../workflow_scripts/prepare_images.py"

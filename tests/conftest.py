@@ -58,3 +58,63 @@ def demo_data(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("demo_data")
     write_demo_data(root)
     return root
+
+
+# -- Snakemake end to end (slow tests) ----------------------------------------------------------
+def snakemake_cmd(configfile: Path, *args: str) -> list[str]:
+    """Run from the config's own folder: each test has its own .snakemake (locks, metadata)."""
+    import sys
+
+    return [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+            "--configfile", str(REPO / "demo" / "config.yaml"), str(configfile),
+            "--directory", str(configfile.parent), "--cores", "2", *args]
+
+
+def snakemake(configfile: Path, *args: str, timeout: int = 900, check: bool = True, env: dict | None = None, **popen):
+    import subprocess
+
+    cmd = snakemake_cmd(configfile, *args)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env, **popen)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def job_counts(dry_run_output: str) -> dict[str, str]:
+    """The 'Job stats' table of a dry run: rule name -> count (and 'total')."""
+    rows = (line.split() for line in dry_run_output.splitlines())
+    return {r[0]: r[1] for r in rows if len(r) == 2 and r[1].isdigit() and not r[0].endswith(":")}
+
+
+def write_config(path: Path, results: Path, data_root: Path, **extra) -> Path:
+    import yaml
+
+    cfg = {"results_dir": str(results), **extra, "data": {"root": str(data_root), **extra.get("data", {})}}
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture(scope="session")
+def finished_demo(tmp_path_factory, demo_data):
+    """ONE finished demo run for the session: the demo's own autoencoder (trained with 40 steps
+    here), 2 images per split (val: camera + a corrupt JPEG), 2 images per job, 3 losses of 8
+    iterations. Tests that damage it work on
+    a copy (tests/test_integrity_pipeline.py) or rerun it to completion (tests/test_pipeline.py)."""
+    import shutil
+
+    tmp = tmp_path_factory.mktemp("pipeline")
+    data = tmp / "data"
+    shutil.copytree(demo_data, data)
+    (data / "val" / "corrupt.jpg").write_bytes((data / "val" / "rocket.jpg").read_bytes()[:300])
+    results = tmp / "results"
+    cfg = write_config(
+        tmp / "config.yaml", results, data,
+        model={"kind": "demo_trained", "train_steps": 40},
+        data={"limit_per_split": 2},
+        run={"images_per_job": 2, "batch_size": 2},
+        losses={name: {"iterations": 8} for name in ("psnr", "ssim", "lpips")},
+        evaluation={"n_boot": 50, "fid_n_boot": 20},
+    )
+    snakemake(cfg, timeout=1800)  # minutes on an idle 2-core machine; more on a shared one
+    return cfg, results

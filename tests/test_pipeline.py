@@ -1,13 +1,12 @@
 """End to end through Snakemake on the embedded demo (the demo's own autoencoder trained with a tiny
 budget, or the random synthetic_kl; random metric networks; CPU, minutes).
 
-One run builds the whole tree; the other tests then damage it the ways users do (delete an
+One run (the session fixture finished_demo in conftest) builds the whole tree; the other tests then damage it the ways users do (delete an
 image's outputs, kill -9 a run, corrupt an image, a bad config) and check what is redone."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +17,8 @@ import pytest
 import torch
 import yaml
 
+from conftest import job_counts, snakemake, snakemake_cmd, write_config
+
 from latentopt import layout
 from latentopt.datasets import load_dataset
 from latentopt.fileio import read_json
@@ -26,53 +27,10 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-def snakemake_cmd(configfile: Path, *args: str) -> list[str]:
-    """Run from the config's own folder: each test has its own .snakemake (locks, metadata)."""
-    return [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-            "--configfile", str(REPO / "demo" / "config.yaml"), str(configfile),
-            "--directory", str(configfile.parent), "--cores", "2", *args]
-
-
-def snakemake(configfile: Path, *args: str, timeout: int = 900, check: bool = True) -> subprocess.CompletedProcess:
-    cmd = snakemake_cmd(configfile, *args)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
-    return proc
-
-
-def job_counts(dry_run_output: str) -> dict[str, str]:
-    """The 'Job stats' table of a dry run: rule name -> count (and 'total')."""
-    rows = (line.split() for line in dry_run_output.splitlines())
-    return {r[0]: r[1] for r in rows if len(r) == 2 and r[1].isdigit() and not r[0].endswith(":")}
-
-
-def write_config(path: Path, results: Path, data_root: Path, **extra) -> Path:
-    cfg = {"results_dir": str(results), **extra, "data": {"root": str(data_root), **extra.get("data", {})}}
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory, demo_data):
-    tmp = tmp_path_factory.mktemp("pipeline")
-    data = tmp / "data"
-    shutil.copytree(demo_data, data)
-    (data / "val" / "corrupt.jpg").write_bytes((data / "val" / "rocket.jpg").read_bytes()[:300])
-    results = tmp / "results"
-    # 2 images per split (val: camera + the corrupt one), 2 images per job: 12 optimization jobs,
-    # after the demo autoencoder's training (40 steps here)
-    cfg = write_config(
-        tmp / "config.yaml", results, data,
-        model={"kind": "demo_trained", "train_steps": 40},
-        data={"limit_per_split": 2},
-        run={"images_per_job": 2, "batch_size": 2},
-        losses={name: {"iterations": 8} for name in ("psnr", "ssim", "lpips")},
-        evaluation={"n_boot": 50, "fid_n_boot": 20},
-    )
-    snakemake(cfg)
-    return cfg, results
+def demo(finished_demo):
+    """The session's finished demo run (conftest), which these tests may change and rerun."""
+    return finished_demo
 
 
 def test_demo_writes_the_seed_tree_with_synthetic_marks(demo):

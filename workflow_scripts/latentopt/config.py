@@ -13,6 +13,7 @@ import yaml
 
 from . import __version__, layout
 from .layout import BASELINE
+from .plan import selected_losses
 
 SCHEMA = Path(__file__).with_name("config.schema.yaml")
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
@@ -269,8 +270,10 @@ def check_config(config: dict, losses: bool = True) -> None:
     unknown = sorted(set(config.get("use_losses") or []) - set(config["losses"]))
     if unknown:
         raise ConfigError(f"use_losses: {unknown} not defined under losses (defined: {sorted(config['losses'])})")
-    for arm, spec in config["losses"].items() if losses else ():
-        check_loss_spec(spec["loss"], f"losses.{arm}.loss")
+    for arm in selected_losses(config) if losses else ():  # use_losses scopes every check
+        check_loss_spec(config["losses"][arm]["loss"], f"losses.{arm}.loss")
+    if "{" in config["results_dir"] or "}" in config["results_dir"]:
+        raise ConfigError(f"results_dir: {config['results_dir']!r} contains '{{' or '}}', which Snakemake reads as wildcards in paths")
     crop = config["preprocess"]["crop_box"]
     if crop and config["preprocess"]["mode"] != "resize_crop":
         multiple = config["preprocess"]["multiple"]
@@ -330,8 +333,8 @@ def metric_weight_files(config: dict) -> list:
     from . import weights
 
     nets = set()
-    for arm in config["losses"].values():
-        for spec in _loss_names(arm["loss"]):
+    for arm in selected_losses(config):
+        for spec in _loss_names(config["losses"][arm]["loss"]):
             if spec["name"] == "lpips" and not spec.get("random_trunk", False):
                 nets.add(spec.get("net", "alex"))
     if not config["metric_networks"]["lpips_random_trunk"]:

@@ -13,7 +13,8 @@ overall and per split. Aggregation writes the seed's three JSON files:
                                 paired-bootstrap CIs; FID/KID direction agreement; Spearman
                                 correlations of per-image improvements and time; success
                                 criteria, each a test with a decision rule (RULES)
-  performance_summary.json      per loss: images ok/failed, times, iterations, convergence, memory,
+  performance_summary.json      per loss: images ok/failed (unreadable inputs counted apart, see
+                                latentopt.input_failures), times, iterations, convergence, memory,
                                 batch-level costs and noise-gated cost comparisons
 Every bootstrap over images draws from the sorted (split, image id) order, so the same images
 and seed give the same replicates in every file.
@@ -31,6 +32,8 @@ from . import layout
 from .config import synthetic_parts
 from .fileio import read_json
 from .images import read_rgb
+from .input_failures import failure_kind, readable
+from .input_failures import summary as input_failure_summary
 from .layout import BASELINE
 from .visual_quality import HIGHER_IS_BETTER as _VISUAL_HIGHER_IS_BETTER
 from .visual_quality import VISUAL_METRICS
@@ -61,7 +64,7 @@ def per_image_table(config: dict, plan, arm: str, lpips_nets: dict) -> pd.DataFr
     for split, entries in plan.splits.items():
         for entry in entries:
             record = read_json(layout.per_image(results, arm, split, entry.image_id, "json"))
-            row = {"dataset": arm, "split": split, "image_id": entry.image_id, "status": record["status"], "reason": record.get("reason")}
+            row = {"dataset": arm, "split": split, "image_id": entry.image_id, "status": record["status"], "reason": record.get("reason"), "failure_kind": failure_kind(record)}
             if record["status"] == "ok":
                 pred = read_rgb(layout.dataset_png_dir(results, arm) / split / f"{entry.image_id}.png")
                 ref = read_rgb(layout.original_png(results, split, entry.image_id))
@@ -325,9 +328,10 @@ def success_criteria(config: dict, table: pd.DataFrame, arms: list[str], cross: 
         if arm == BASELINE:
             continue
         rows = table[table["dataset"] == arm]
-        rate = float((rows["status"] == "ok").mean()) if len(rows) else 0.0
+        read = readable(rows)  # unreadable inputs say nothing about the optimization
+        rate = float((read["status"] == "ok").mean()) if len(read) else 0.0
         ok_rate = rate >= crit["min_success_rate"]
-        entry = {"success_rate": {"value": rate, "threshold": crit["min_success_rate"], "n": int(len(rows)), "verdict": "pass" if ok_rate else "fail", "pass": ok_rate, "rule": RULES["success_rate"]}}
+        entry = {"success_rate": {"value": rate, "threshold": crit["min_success_rate"], "n": int(len(read)), "of_readable_images": int(len(read)), "verdict": "pass" if ok_rate else "fail", "pass": ok_rate, "rule": RULES["success_rate"]}}
 
         row = next((r for r in (fid_diffs or {}).get("all", []) if {r["a"], r["b"]} == {arm, BASELINE}), None)
         if row is not None and row.get("fid_a") is not None:
@@ -455,6 +459,7 @@ def performance_summary(config: dict, table: pd.DataFrame, arms: list[str]) -> d
             "succeeded": int(len(ok)),
             "failed": int(len(failed)),
             "failed_images": [{"split": s, "image_id": i, "reason": r} for s, i, r in zip(failed["split"], failed["image_id"], failed["reason"])],
+            **input_failure_summary(rows),
             "total_time_s": total,
             "time_per_image_s": summarize(ok["time_s"].to_numpy(dtype=float)) if len(ok) else None,
             "iterations": summarize(iters) if len(ok) else None,

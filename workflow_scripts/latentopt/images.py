@@ -5,11 +5,16 @@ Layouts accepted by :func:`discover_splits` for a data root:
     contains ``BSR``, ``BSR`` itself or any folder below it down to ``images``;
   * a folder holding ``{train,val,test}`` (any requested split names);
   * any folder of images, taken as one split (``single_split_name``).
-Non-image files (``Thumbs.db``, ``.DS_Store``, ...) are ignored.
+Non-image files (``Thumbs.db``, ``.DS_Store``, macOS ``._*`` metadata) are ignored. Every other entry
+whose name ends like an image is an image of the plan, even when it cannot be opened (dangling or
+looping symbolic link, no permission, a folder): its preparation records the failure, so nothing
+vanishes silently. Image ids are file names without suffix, made safe for paths (:func:`image_id`).
 """
 
 from __future__ import annotations
 
+import os
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,9 +35,32 @@ class ImageEntry:
     path: Path
 
 
+# Characters of a file name that do not reach the results as they are: '{' and '}' (Snakemake reads
+# them as wildcards in every path), '%' (the escape itself, so the mapping is reversible).
+_ESCAPED = set("{}%")
+
+
+def image_id(stem: str) -> str:
+    """The id of an image in the results, from its file name without suffix: the name itself, with
+    '{', '}', '%', control characters and bytes that are not UTF-8 percent-encoded (``a{1}.jpg`` ->
+    ``a%7B1%7D``). Reversible with ``urllib.parse.unquote(id, errors="surrogateescape")``."""
+    out = []
+    for ch in stem:
+        if "\udc80" <= ch <= "\udcff":  # an undecodable byte (os.fsdecode's surrogateescape)
+            out.append(f"%{ord(ch) - 0xDC00:02X}")
+        elif ch in _ESCAPED or unicodedata.category(ch).startswith("C"):
+            out.extend(f"%{b:02X}" for b in ch.encode("utf-8", "surrogatepass"))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def _image_files(folder: Path) -> list[Path]:
+    """Entries whose name ends like an image, readable or not (see the module docstring)."""
     return sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        folder / name
+        for name in os.listdir(folder)
+        if Path(name).suffix.lower() in IMAGE_SUFFIXES and not name.startswith("._")
     )
 
 
@@ -72,13 +100,12 @@ def discover_splits(
     for split, files in found.items():
         if not files:
             raise FileNotFoundError(f"data.root: no images in {images_dir / split if present else images_dir}")
-        stems = [p.stem for p in files]
-        if len(set(stems)) != len(stems):
-            dup = sorted({s for s in stems if stems.count(s) > 1})
+        ids = [image_id(p.stem) for p in files]
+        if len(set(ids)) != len(ids):
+            dup = sorted({s for s in ids if ids.count(s) > 1})
             raise ValueError(f"data.root: split {split!r} has several files per image id: {dup[:5]}")
-        if limit_per_split:
-            files = files[:limit_per_split]
-        result[split] = [ImageEntry(split, p.stem, p) for p in files]
+        entries = [ImageEntry(split, i, p) for i, p in zip(ids, files)]
+        result[split] = entries[:limit_per_split] if limit_per_split else entries
     return result
 
 

@@ -271,7 +271,7 @@ def load_items(config: dict, split: str, image_ids: list[str], log) -> tuple[lis
         record = read_json(layout.prepared_record(results, split, image_id))
         stub = Item(image_id, split, None, None, None, record)
         if record["status"] != "ok":
-            failures.append(_failure(stub, f"preparation failed: {record['reason']}"))
+            failures.append({**_failure(stub, f"preparation failed: {record['reason']}"), "failure_kind": "input"})
             continue
         png = layout.original_png(results, split, image_id)
         if not png.is_file() or sha256_file(png) != record["sha256"]:
@@ -306,6 +306,7 @@ def write_outputs(ctx: JobContext, result: dict) -> dict:
         "arm": ctx.arm,
         "status": result["status"],
         "reason": result.get("reason"),
+        "failure_kind": result.get("failure_kind", "optimization") if result["status"] != "ok" else None,
         "fingerprint": ctx.fingerprint,
         "synthetic": synthetic_parts(ctx.config),
         "model": ctx.model.info,
@@ -317,11 +318,11 @@ def write_outputs(ctx: JobContext, result: dict) -> dict:
     payload = {"image_id": item.image_id, "split": item.split, "arm": ctx.arm, "status": result["status"]}
     if result["status"] == "ok" or "track" in result:
         track: ImageTrack = result["track"]
-        payload.update(
-            z0=track.z0.cpu(),
-            z=track.best_z.cpu(),
+        payload.update(  # clones: a view would save the whole batch's storage into this file
+            z0=track.z0.detach().cpu().clone(),
+            z=track.best_z.detach().cpu().clone(),
             loss_history=track.history,
-            decoded=torch.from_numpy(result["decoded"]),
+            decoded=torch.from_numpy(result["decoded"]).clone(),
             region=list(item.region.__dict__.values()),
         )
         record.update(

@@ -7,12 +7,15 @@ results_dir/
   {arm}_dataset/per_image/{split}/{image}.pt     latents, loss history, decoded 8-bit image
   {arm}_dataset/pytorch/bsds500_{optimized_<arm>|baseline}.pt   the per-loss dataset
   {arm}_dataset/png/{split}/{image}.png        decoded images (8-bit, rounded)
+  {arm}_dataset/manifest.json                  sha256 of the dataset's .pt and PNGs (written last)
   evaluation_results/...                       metrics, statistics, performance
   quality_gate/{loss}.json                     the quality gate's result per loss
   FULL_BSDS500_COMPARISON_REPORT.md            the report (figures in report_figures/)
   demo_model/demo_autoencoder.{pt,json}        the demo's own autoencoder (model.kind demo_trained)
   .checkpoints/{arm}/{split}/                  resumable in-progress state (removed when a job ends)
   logs/, benchmarks/                           per-job logs and Snakemake benchmarks
+  .integrity/hash_cache.json                   checksums of verified outputs (latentopt.integrity)
+  .latentopt.lock                              the driver running on this folder (latentopt.driverlock)
 """
 
 from __future__ import annotations
@@ -49,6 +52,10 @@ def dataset_png_dir(results: str | Path, arm: str) -> Path:
 
 def demo_model_dir(results: str | Path) -> Path:
     return Path(results) / "demo_model"
+
+
+def dataset_manifest(results: str | Path, arm: str) -> Path:
+    return arm_dir(results, arm) / "manifest.json"
 
 
 def checkpoint_dir(results: str | Path, arm: str, split: str) -> Path:

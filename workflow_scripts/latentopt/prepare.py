@@ -1,4 +1,9 @@
-"""Preparation of the evaluation references: read, convert, preprocess, write lossless PNGs."""
+"""Preparation of the evaluation references: read, convert, preprocess, write lossless PNGs.
+
+Each record holds the source's sha256 (None when it cannot be opened at all): planning compares it
+with the source as it is now (latentopt.integrity), so a source whose content changed is prepared
+again whatever its modification time says.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +30,8 @@ def prepare_image(entry: ImageEntry, config: dict) -> dict:
             crop_box=tuple(pre["crop_box"]) if pre["crop_box"] else None,
         )
     except ImageReadError as exc:
-        return {**record, "status": "failed", "reason": str(exc)}
+        return {**record, "status": "failed", "failure_kind": "input", "reason": str(exc),
+                "source_sha256": source_sha256(entry.path)}
     png = layout.original_png(results, entry.split, entry.image_id)
     write_png(png, ref)
     return {
@@ -36,9 +42,17 @@ def prepare_image(entry: ImageEntry, config: dict) -> dict:
         "preprocess": pre,
         "png": str(png),
         "sha256": sha256_file(png),
-        "source_sha256": sha256_file(entry.path),
+        "source_sha256": source_sha256(entry.path),
         "written_at": time.time(),
     }
+
+
+def source_sha256(path) -> str | None:
+    """The checksum of a source image, or None when it cannot be opened (broken link, permission)."""
+    try:
+        return sha256_file(path)
+    except OSError:
+        return None
 
 
 def prepare_chunk(entries: list[ImageEntry], config: dict, log=print) -> list[dict]:

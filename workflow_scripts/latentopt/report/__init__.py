@@ -43,7 +43,7 @@ from .formatting import FORMATS, METRIC_LABELS, OPTIMIZED_MARK, RANGE_MARK, _cel
 from .gate import gate_section, load_gates
 from .inputs import _datasets, _get, _pair_row, _splits, best_datasets, load_inputs, oriented  # noqa: F401
 from .provenance import REPORT_PACKAGES, _dataset_meta, _version, dataset_metadata, metric_networks, model_provenance  # noqa: F401
-from .tables import failed_images, fid_tables, metric_table, performance_table, significance_matrix, test_families
+from .tables import failed_images, fid_tables, metric_table, performance_table, significance_matrix, test_families, unreadable_images
 
 TEMPLATE = "report.md.j2"
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -111,6 +111,7 @@ def build_context(config: Mapping, inputs: Mapping, figures: Mapping, *, report_
         "min_n": MIN_N_INTERVAL,
         "range_mark": RANGE_MARK,
         "failed": failed_images(perf, datasets),
+        "input_failures": unreadable_images(perf, datasets),
         "n_failed": sum(int(_get(perf, "datasets", d, "failed", default=0) or 0) for d in datasets),
         "n_failed_distinct": len({(f.get("split"), f.get("image_id")) for d in datasets for f in _get(perf, "datasets", d, "failed_images", default=[]) or []}),
         "recommendations": recommendations(cross, stats, perf, datasets, optimized, alpha),

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from ..input_failures import input_failures_table
 from ..statistics import MIN_N_INTERVAL
 from .formatting import OPTIMIZED_MARK, RANGE_MARK, _finite, fmt, fmt_p, fmt_p_boot, interval, mean_ci, metric_label, outside_range, table, too_small
 from .inputs import _get, _pair_row, best_datasets, oriented
@@ -193,4 +194,10 @@ def failed_images(perf: Mapping, datasets: Sequence[str]) -> dict | None:
         for f in _get(perf, "datasets", d, "failed_images", default=[]) or []:
             rows.append([d, f.get("split"), f.get("image_id"), f.get("reason") or "(no reason recorded)"])
     return table(["dataset", "split", "image", "reason"], rows, ["l"] * 4) if rows else None
+
+
+def unreadable_images(perf: Mapping, datasets: Sequence[str]) -> dict | None:
+    """Images that could not be read at all (latentopt.input_failures), one row per image."""
+    t = input_failures_table(perf, datasets)
+    return table(t["header"], t["rows"], ["l"] * len(t["header"])) if t else None
 

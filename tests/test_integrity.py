@@ -1,0 +1,292 @@
+"""Integrity of inputs, outputs and the results folder (issue 11), fault by fault, on a small finished
+tree built with the library (real synthetic model, demo photos, no Snakemake: seconds). Each test
+builds its fault and asserts what is found, what is kept and what would be redone. The same faults
+through Snakemake end to end: tests/test_integrity_pipeline.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from conftest import make_config
+
+from latentopt import driverlock, layout
+from latentopt.config import check_config, metric_weight_files
+from latentopt.datasets import DatasetInputError, build_dataset, load_dataset
+from latentopt.evaluation import success_criteria
+from latentopt.images import discover_splits, image_id
+from latentopt.input_failures import input_failures_table, summary
+from latentopt.integrity import HashCache, verify_results
+from latentopt.job import optimize_chunk
+from latentopt.joblog import job_log
+from latentopt.plan import build_plan
+from latentopt.prepare import prepare_chunk
+
+ARMS = ("baseline", "psnr")
+
+
+def _build(cfg, plan, arm):
+    results = cfg["results_dir"]
+    ids = [(s, e.image_id) for s, es in plan.splits.items() for e in es]
+    return build_dataset(
+        cfg, arm,
+        [layout.per_image(results, arm, s, i, "json") for s, i in ids],
+        [layout.per_image(results, arm, s, i, "pt") for s, i in ids],
+        layout.dataset_png_dir(results, arm), layout.dataset_file(results, arm), manifest=layout.dataset_manifest(results, arm),
+    )
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, demo_data):
+    """A finished tree: 2 train images (batch 2), baseline + psnr (3 iterations), both datasets."""
+    root = tmp_path_factory.mktemp("finished")
+    data = root / "data"
+    (data / "train").mkdir(parents=True)
+    for name in ("astronaut", "coffee"):
+        shutil.copy2(demo_data / "train" / f"{name}.jpg", data / "train")
+    cfg = make_config(root / "results", data, **{"data.splits": ["train"], "use_losses": ["psnr"], "losses.psnr.iterations": 3, "run.batch_size": 2})
+    plan = build_plan(cfg)
+    prepare_chunk(plan.splits["train"], cfg, log=lambda m: None)
+    for arm in ARMS:
+        optimize_chunk(cfg, arm, "train", [e.image_id for e in plan.splits["train"]], "cpu", log=lambda m: None)
+        _build(cfg, plan, arm)
+    return root
+
+
+@pytest.fixture()
+def tree(finished, tmp_path):
+    """A copy of the finished tree (times kept) and its config and plan."""
+    shutil.copytree(finished, tmp_path / "t", symlinks=True)
+    cfg = make_config(tmp_path / "t" / "results", tmp_path / "t" / "data", **{"data.splits": ["train"], "use_losses": ["psnr"], "losses.psnr.iterations": 3, "run.batch_size": 2})
+    return cfg, build_plan(cfg), Path(cfg["results_dir"])
+
+
+def _redo(cfg, plan, **kw):
+    return {str(Path(f.output).relative_to(cfg["results_dir"])): f.reason for f in verify_results(cfg, plan, log=lambda m: None, **kw)}
+
+
+def test_untouched_tree_verifies_and_the_second_check_hashes_nothing(tree):
+    cfg, plan, results = tree
+    assert _redo(cfg, plan) == {}
+    cache = HashCache(results)
+    assert len(cache.entries) == 2 * 2 + 2 * 3 + 2  # per-image .pt, dataset .pt + 2 PNGs, references
+    assert _redo(cfg, plan) == {}
+    again = HashCache(results)
+    for path in results.rglob("*.pt"):
+        if "per_image" in path.parts:
+            again.sha256(path)
+    assert again.hashed == 0  # size, mtime and ctime unchanged: the cache answers
+
+
+@pytest.mark.parametrize("fault", ["truncated", "bit_flip", "deleted", "garbled_json"])
+def test_a_damaged_per_image_file_redoes_only_its_job(tree, fault):
+    cfg, plan, results = tree
+    pt = layout.per_image(results, "psnr", "train", "coffee", "pt")
+    js = layout.per_image(results, "psnr", "train", "coffee", "json")
+    data = pt.read_bytes()
+    if fault == "truncated":
+        pt.write_bytes(data[: len(data) // 2])
+    elif fault == "bit_flip":
+        pt.write_bytes(data[:1000] + bytes([data[1000] ^ 0x01]) + data[1001:])
+    elif fault == "deleted":
+        pt.unlink()
+    else:
+        js.write_text(js.read_text()[:40])
+    redo = _redo(cfg, plan)
+    assert list(redo) == ["psnr_dataset/per_image/train/coffee.json"], redo
+    assert str(pt if fault != "garbled_json" else js) in redo["psnr_dataset/per_image/train/coffee.json"]
+
+
+def test_a_silent_bit_flip_is_found_by_the_full_check(tree):
+    """Silent corruption (content changed, size and times not): the cache cannot see it,
+    LATENTOPT_VERIFY=full can. ctime cannot be set back, so the unchanged stat is written into the
+    cache, as it would be after such a flip."""
+    cfg, plan, results = tree
+    _redo(cfg, plan)  # fills the cache
+    pt = layout.per_image(results, "baseline", "train", "astronaut", "pt")
+    data = bytearray(pt.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    with open(pt, "r+b") as fh:  # in place: same inode, same size
+        fh.write(data)
+    cache = HashCache(results)
+    key = str(pt.relative_to(results))
+    st = pt.stat()
+    cache.entries[key][:3] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+    cache.save()
+    assert _redo(cfg, plan) == {}
+    assert list(_redo(cfg, plan, full=True)) == ["baseline_dataset/per_image/train/astronaut.json"]
+
+
+@pytest.mark.parametrize("fault", ["deleted_png", "extra_png", "changed_dataset_pt"])
+def test_a_damaged_dataset_is_rebuilt(tree, fault):
+    cfg, plan, results = tree
+    png = layout.dataset_png_dir(results, "psnr") / "train" / "astronaut.png"
+    if fault == "deleted_png":
+        png.unlink()
+    elif fault == "extra_png":
+        shutil.copy(png, png.with_name("stray.png"))
+    else:
+        with open(layout.dataset_file(results, "psnr"), "ab") as fh:
+            fh.write(b"\0")
+    assert list(_redo(cfg, plan)) == ["psnr_dataset/manifest.json"]
+
+
+def test_a_source_rewritten_with_its_old_mtime_is_prepared_again(tree):
+    cfg, plan, results = tree
+    src = Path(cfg["data"]["root"]) / "train" / "coffee.jpg"
+    st = src.stat()
+    with open(src, "ab") as fh:  # bytes after the JPEG end marker: new content, same pixels
+        fh.write(b"restored from backup")
+    os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns))
+    redo = _redo(cfg, plan)
+    assert list(redo) == ["prepared/train/coffee.json"] and "changed since it was prepared" in redo["prepared/train/coffee.json"]
+
+
+def test_a_failed_build_names_the_file_and_keeps_the_previous_dataset(tree):
+    cfg, plan, results = tree
+    before = {p: p.read_bytes() for p in layout.arm_dir(results, "psnr").rglob("*") if p.is_file() and "per_image" not in p.parts}
+    pt = layout.per_image(results, "psnr", "train", "coffee", "pt")
+    pt.write_bytes(pt.read_bytes()[:100])
+    with pytest.raises(DatasetInputError, match=str(pt)):
+        _build(cfg, plan, "psnr")
+    after = {p: p.read_bytes() for p in layout.arm_dir(results, "psnr").rglob("*") if p.is_file() and "per_image" not in p.parts}
+    assert after == before  # .pt, PNG tree and manifest untouched, no staging left behind
+    assert len(load_dataset(layout.dataset_file(results, "psnr"))["samples"]) == 2
+
+
+def test_per_image_files_hold_only_their_own_tensors(tree):
+    cfg, plan, results = tree
+    for arm in ARMS:  # the jobs ran with batch_size 2
+        payload = torch.load(layout.per_image(results, arm, "train", "astronaut", "pt"), weights_only=True)
+        for key in ("z0", "z", "decoded"):
+            t = payload[key]
+            assert t.untyped_storage().nbytes() == t.numel() * t.element_size(), (arm, key)
+
+
+def test_awkward_names_broken_and_looping_links_are_planned(tmp_path, demo_data):
+    split = tmp_path / "train"
+    split.mkdir()
+    shutil.copy(demo_data / "train" / "coffee.jpg", split / "a{b} c%[1]'é.jpg")
+    (split / "broken.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    (split / "loop.png").symlink_to(split / "loop.png")
+    (split / "Thumbs.db").write_bytes(b"x")
+    (split / "._coffee.jpg").write_bytes(b"AppleDouble")
+    found = discover_splits(tmp_path, ["train"])["train"]
+    ids = [e.image_id for e in found]
+    assert ids == ["a%7Bb%7D c%25[1]'é", "broken", "loop"]
+    cfg = make_config(tmp_path / "results", tmp_path, **{"data.splits": ["train"]})
+    records = {r["image_id"]: r for r in prepare_chunk(found, cfg, log=lambda m: None)}
+    assert records["a%7Bb%7D c%25[1]'é"]["status"] == "ok"
+    for bad in ("broken", "loop"):
+        assert records[bad]["status"] == "failed" and records[bad]["failure_kind"] == "input"
+        assert records[bad]["source_sha256"] is None and str(split / f"{bad}") in records[bad]["reason"]
+
+
+def test_image_id_escapes_what_snakemake_reads_and_is_reversible():
+    from urllib.parse import unquote
+
+    for stem in ["plain", "a{b}", "50%", "tab\there", "é ü", os.fsdecode(b"bad\xffbyte")]:
+        safe = image_id(stem)
+        assert not set(safe) & set("{}\t") and "\udcff" not in safe
+        assert unquote(safe, errors="surrogateescape") == stem
+    assert image_id("ordinary_name-1.2") == "ordinary_name-1.2"
+
+
+def test_job_log_keeps_every_attempt(tmp_path):
+    log = tmp_path / "logs" / "job.log"
+    with pytest.raises(RuntimeError):
+        with job_log(log) as say:
+            say("first attempt working")
+            raise RuntimeError("injected failure in attempt 1")
+    log.unlink()  # what Snakemake does before a retry or a rerun
+    with job_log(log) as say:
+        say("second attempt working")
+    text = log.read_text()
+    assert text.count("===== attempt ") == 2 and "===== attempt 2:" in text
+    assert text.index("injected failure in attempt 1") < text.index("second attempt working")
+    assert "Traceback" in text
+
+
+def _hold_lock(results: Path) -> subprocess.Popen:
+    code = (f"import sys, time; sys.path.insert(0, {str(Path(__file__).parents[1] / 'workflow_scripts')!r});"
+            f"from latentopt import driverlock; driverlock.acquire({str(results)!r}); print('held', flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_second_driver_fails_fast_naming_the_holder_and_a_killed_ones_lock_is_taken_over(tmp_path):
+    holder = _hold_lock(tmp_path)
+    try:
+        with pytest.raises(driverlock.LockHeld, match=f"host {socket.gethostname()}, pid {holder.pid}"):
+            driverlock.acquire(tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    messages = []
+    lock = driverlock.acquire(tmp_path, log=messages.append)
+    assert len(messages) == 1 and f"process {holder.pid} no longer exists" in messages[0]
+    assert json.loads((tmp_path / driverlock.LOCK_NAME).read_text())["pid"] == os.getpid()
+    lock.release()
+    assert not (tmp_path / driverlock.LOCK_NAME).exists()
+
+
+def test_a_lock_from_another_host_is_stale_only_without_heartbeat(tmp_path):
+    path = tmp_path / driverlock.LOCK_NAME
+    path.write_text(json.dumps({"host": "other-node", "pid": 1, "started_at": "earlier", "cwd": "/elsewhere"}))
+    with pytest.raises(driverlock.LockHeld, match="other-node"):
+        driverlock.acquire(tmp_path)
+    old = time.time() - driverlock.STALE_AFTER_S - 60
+    os.utime(path, (old, old))
+    messages = []
+    driverlock.acquire(tmp_path, log=messages.append).release()
+    assert "no heartbeat" in messages[0] and "other-node" in messages[0]
+
+
+def test_the_heartbeat_keeps_a_live_lock_fresh(tmp_path):
+    lock = driverlock.acquire(tmp_path, heartbeat_s=0.05)
+    old = time.time() - 1000
+    os.utime(lock.path, (old, old))
+    time.sleep(0.3)
+    assert time.time() - lock.path.stat().st_mtime < 10
+    lock.release()
+
+
+def test_use_losses_scopes_the_checks_and_the_weights(tmp_path):
+    cfg = make_config(tmp_path / "r", tmp_path, **{
+        "use_losses": ["psnr"],
+        "losses.lpips.loss": {"name": "lpips", "net": "alex", "random_trunk": False},
+        "losses.broken": {"loss": {"name": "no_such_loss"}},
+    })
+    check_config(cfg)  # the unused, broken entry is not checked
+    assert not [f for f in metric_weight_files(cfg) if "lpips" in str(f.path)]
+    cfg["use_losses"] = ["psnr", "lpips"]
+    assert [f for f in metric_weight_files(cfg) if "alex" in str(f.path)]
+
+
+def test_unreadable_inputs_are_counted_apart_and_the_success_rate_is_on_readable_images():
+    rows = pd.DataFrame([
+        {"dataset": "psnr", "split": "val", "image_id": "a", "status": "ok", "reason": None, "failure_kind": None, "time_s": 1.0},
+        {"dataset": "psnr", "split": "val", "image_id": "b", "status": "failed", "reason": "timeout", "failure_kind": "optimization", "time_s": None},
+        {"dataset": "psnr", "split": "val", "image_id": "c", "status": "failed", "reason": "preparation failed: cannot read", "failure_kind": "input", "time_s": None},
+    ])
+    s = summary(rows)
+    assert (s["readable_images"], s["input_failures"], s["optimization_failures"]) == (2, 1, 1)
+    table = input_failures_table({"datasets": {"psnr": s, "baseline": s}}, ["baseline", "psnr"])
+    assert table["rows"] == [["val", "c", "preparation failed: cannot read"]]
+    from latentopt.report import unreadable_images
+
+    assert unreadable_images({"datasets": {"psnr": s}}, ["psnr"])["rows"] == [["val", "c", "preparation failed: cannot read"]]
+    cfg = {"evaluation": {"success_criteria": {"min_success_rate": 0.9, "min_fid_improvement": 0.1, "alpha": 0.05, "time_budget_hours": 1}}}
+    cross = {"datasets": {"psnr": {"all": {}}, "baseline": {"all": {}}}}
+    rate = success_criteria(cfg, rows, ["baseline", "psnr"], cross, {})["psnr"]["success_rate"]
+    assert rate["value"] == 0.5 and rate["of_readable_images"] == 2

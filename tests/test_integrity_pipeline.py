@@ -1,0 +1,170 @@
+"""Issue 11 end to end: faults injected into copies of the session's finished demo run
+(conftest.finished_demo: 2 images per split, 2 per job, baseline + 3 losses), each rerun through
+Snakemake. Every test asserts what the rerun rewrote (no more than the affected jobs), that nothing
+was lost, and that the per-image numbers equal the untouched run's. The faults: tests/faults.py."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, job_counts, snakemake, snakemake_cmd, write_config
+from faults import (awkward_name, bit_flip_pt, broken_link, delete_dataset_png, lost, metric_rows, rewrite_source_keep_mtime,
+                    rewritten, snapshot, truncate_pt)
+
+from latentopt import driverlock
+from latentopt.fileio import read_json
+
+pytestmark = pytest.mark.slow
+ARMS = ("baseline", "psnr", "ssim", "lpips")
+
+
+@pytest.fixture()
+def copy(finished_demo, tmp_path):
+    """A copy of the finished run in a new working directory (times kept), with its own config."""
+    cfg, results = finished_demo
+    src = results.parent
+    shutil.copytree(src / "data", tmp_path / "data", symlinks=True)
+    shutil.copytree(results, tmp_path / "results", symlinks=True)
+    extra = yaml.safe_load(cfg.read_text())
+    extra.pop("results_dir")
+    data = extra.pop("data")
+    data.pop("root")
+    config = write_config(tmp_path / "config.yaml", tmp_path / "results", tmp_path / "data", data=data, **extra)
+    return config, tmp_path / "results", tmp_path / "data", metric_rows(results)
+
+
+def _chunk_files(split, arms, images=("*",)):
+    return {f"{arm}_dataset/per_image/{split}/{i}.json" for arm in arms for i in images}
+
+
+def _assert_numbers_equal(untouched, results):
+    after = metric_rows(results)
+    assert {k: after.get(k) for k in untouched} == untouched
+
+
+def test_damaged_outputs_redo_only_their_jobs(copy):
+    config, results, data, untouched = copy
+    truncate_pt(results, data)          # psnr, train
+    bit_flip_pt(results, data)          # baseline, test
+    delete_dataset_png(results, data, arm="lpips")
+    before = snapshot(results)
+    plan = job_counts(snakemake(config, "-n", "--quiet", "rules").stdout)
+    assert {r: n for r, n in plan.items() if r.startswith(("optimize_", "prepare_", "build_dataset"))} == {
+        "optimize_train_000": "1", "optimize_test_000": "1",
+        "build_dataset_psnr": "1", "build_dataset_baseline": "1", "build_dataset_lpips": "1"}, plan
+    snakemake(config)
+    done = rewritten(before, snapshot(results))
+    per_image = {p for p in done if "/per_image/" in p}
+    assert {p.rsplit("/", 1)[0] for p in per_image} == {"psnr_dataset/per_image/train", "baseline_dataset/per_image/test"}
+    assert len(per_image) == 4  # the two images of each affected job, nothing else
+    assert {p for p in done if p.endswith("manifest.json")} == {f"{a}_dataset/manifest.json" for a in ("psnr", "baseline", "lpips")}
+    assert lost(before, snapshot(results)) == []
+    _assert_numbers_equal(untouched, results)
+    assert "Nothing to be done" in snakemake(config, "-n").stdout
+
+
+def test_changed_and_unreadable_sources_redo_only_their_jobs(copy):
+    config, results, data, untouched = copy
+    rewrite_source_keep_mtime(results, data)   # test: new bytes, same pixels, old mtime
+    broken_link(results, data)                 # val: the corrupt JPEG becomes a dangling link
+    before = snapshot(results)
+    snakemake(config)
+    done = rewritten(before, snapshot(results))
+    assert {p.rsplit("/", 1)[0] for p in done if "/per_image/" in p} == {f"{a}_dataset/per_image/{s}" for a in ARMS for s in ("test", "val")}
+    assert {p for p in done if p.startswith("prepared/")} == {"prepared/test/astronaut_face.json", "prepared/test/hubble.json",
+                                                             "prepared/val/camera.json", "prepared/val/corrupt.json"}
+    assert not [p for p in done if "/train/" in p]
+    corrupt = read_json(results / "psnr_dataset" / "per_image" / "val" / "corrupt.json")
+    assert corrupt["failure_kind"] == "input" and "No such file" in corrupt["reason"]
+    perf = read_json(results / "evaluation_results" / "performance_summary.json")["datasets"]["psnr"]
+    assert perf["input_failures"] == 1 and perf["readable_images"] == 5 and perf["optimization_failures"] == 0
+    report = (results / "FULL_BSDS500_COMPARISON_REPORT.md").read_text()
+    assert "could not be read at all" in report and "| val | corrupt |" in report
+    assert lost(before, snapshot(results)) == []
+    rows = metric_rows(results)
+    assert {k: rows.get(k) for k in untouched if k[2] != "corrupt"} == {k: v for k, v in untouched.items() if k[2] != "corrupt"}
+
+
+def _hold_lock(results: Path) -> subprocess.Popen:
+    code = (f"import sys, time; sys.path.insert(0, {str(REPO / 'workflow_scripts')!r});"
+            f"from latentopt import driverlock; driverlock.acquire({str(results)!r}); print('held', flush=True); time.sleep(600)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_awkward_name_and_a_second_driver_from_another_directory(copy, tmp_path):
+    """A driver elsewhere holds the folder: this one fails fast naming it and runs nothing; once
+    that driver is killed, its lock is taken over and only the renamed image's jobs run."""
+    config, results, data, untouched = copy
+    awkward_name(results, data)  # train/chelsea.jpg -> 'chelsea{1} 100%.jpg'
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    moved = other / "config.yaml"
+    shutil.copy(config, moved)
+    holder = _hold_lock(results)
+    try:
+        started = time.monotonic()
+        out = snakemake(moved, check=False)
+        text = out.stdout + out.stderr
+        assert out.returncode != 0 and f"pid {holder.pid}" in text and "in use by another driver" in text, text[-3000:]
+        assert "Finished jobid" not in text
+        print(f"second driver refused in {time.monotonic() - started:.1f} s")
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    before = snapshot(results)
+    out = snakemake(moved)
+    text = out.stdout + out.stderr
+    assert "taking over the stale lock" in text and f"process {holder.pid} no longer exists" in text
+    assert not (results / driverlock.LOCK_NAME).exists()
+    done = rewritten(before, snapshot(results))
+    assert {p for p in done if "/per_image/" in p} == {f"{a}_dataset/per_image/train/{i}.json" for a in ARMS for i in ("astronaut", "chelsea%7B1%7D 100%25")}
+    assert lost(before, snapshot(results)) == []
+    _assert_numbers_equal(untouched, results)
+
+
+def _as_unprivileged() -> list[str]:
+    """A command prefix under which permission bits hold: none for a normal user; for root (who
+    ignores them) a user namespace without mapping, where root's files are checked as owner's."""
+    if os.geteuid() != 0:
+        return []
+    probe = subprocess.run(["unshare", "--user", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("running as root and no user namespace to drop the privilege")
+    return ["unshare", "--user"]
+
+
+def test_inspection_commands_work_on_a_read_only_finished_folder(copy):
+    """-n, --summary and the progress command on a finished folder nobody may write."""
+    config, results, data, _ = copy
+    prefix = _as_unprivileged()
+    for path in [results, *results.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode & ~0o222)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "workflow_scripts")}
+
+    def run(cmd):
+        out = subprocess.run([*prefix, *cmd], cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+        return out.stdout + out.stderr
+
+    try:
+        probe = subprocess.run([*prefix, "touch", str(results / "probe")], capture_output=True)
+        assert probe.returncode != 0, "the results folder is still writable"
+        assert "Nothing to be done" in run(snakemake_cmd(config, "-n"))
+        assert "manifest.json" in run(snakemake_cmd(config, "--summary"))
+        progress = run([sys.executable, "-m", "latentopt.progress", "--configfile", str(REPO / "demo" / "config.yaml"), "--configfile", str(config)])
+        assert "psnr" in progress and "baseline" in progress
+    finally:
+        for path in [results, *results.rglob("*")]:
+            if not path.is_symlink():
+                path.chmod(path.stat().st_mode | 0o200)
