@@ -29,7 +29,7 @@ from typing import Any
 
 from .common import BSDS_IMAGES, REPO, log, partial_path, write_json
 from .models import choose_model, load_images
-from .orchestration import _snakemake_cmd, _write_random_sd_vae
+from .orchestration import _snakemake_cmd, random_sd_vae_model
 
 FULL_EXPERIMENT_IMAGES = 500
 
@@ -63,10 +63,7 @@ def build_overrides(args, device_type: str, workdir: Path, results: Path) -> tup
                             "cache_dir": args.inductor_cache}},
     }
     if device_type == "cuda":
-        folder = workdir / "sd_vae_random"
-        if not folder.is_dir():
-            _write_random_sd_vae(folder)
-        over["model"] = {"kind": "diffusers_kl", "source": str(folder), "subfolder": None}
+        over["model"] = random_sd_vae_model(workdir)
         model = "SD-VAE architecture (random weights) from a local diffusers folder, 480x320 crops"
     else:
         _, spec = choose_model(args.model if args.model != "sd_vae" else "auto", "cpu")

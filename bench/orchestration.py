@@ -18,12 +18,16 @@ from typing import Any
 from .common import BSDS_IMAGES, REPO, _loadavg, _merge, log, partial_path, write_json
 from .models import SD_VAE_SPEC, choose_model, load_images
 
-def _write_random_sd_vae(folder: Path) -> None:
-    """A diffusers folder holding the SD-VAE architecture with random weights, so the pipeline
-    loads a full-size model from disk exactly as it loads the real one."""
+def random_sd_vae_model(workdir: Path) -> dict:
+    """The pipeline's ``model`` config of a diffusers folder holding the SD-VAE architecture with
+    random weights (written once under ``workdir``), so the pipeline loads a full-size model from
+    disk exactly as it loads the real one."""
     from latentopt.autoencoders import load_autoencoder
 
-    load_autoencoder(SD_VAE_SPEC).model.save_pretrained(str(folder))
+    folder = workdir / "sd_vae_random"
+    if not folder.is_dir():
+        load_autoencoder(SD_VAE_SPEC).model.save_pretrained(str(folder))
+    return {"kind": "diffusers_kl", "source": str(folder), "subfolder": None}
 
 
 def _orch_dataset(name: str, args, mode: dict, device_type: str, workdir: Path) -> dict:
@@ -62,10 +66,7 @@ def _orch_dataset(name: str, args, mode: dict, device_type: str, workdir: Path) 
         over["data"]["root"] = str(root)
         source = "skimage crops 481x321 (BSDS500 absent)"
     if device_type == "cuda":
-        folder = workdir / "sd_vae_random"
-        if not folder.is_dir():
-            _write_random_sd_vae(folder)
-        over["model"] = {"kind": "diffusers_kl", "source": str(folder), "subfolder": None}
+        over["model"] = random_sd_vae_model(workdir)
         model = "SD-VAE architecture, random weights, loaded from a local diffusers folder"
     else:
         over["preprocess"] = {"crop_box": list(args.size or mode["size_cpu"])}

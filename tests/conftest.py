@@ -118,3 +118,16 @@ def finished_demo(tmp_path_factory, demo_data):
     )
     snakemake(cfg, timeout=1800)  # minutes on an idle 2-core machine; more on a shared one
     return cfg, results
+
+
+def hold_driver_lock(results: Path, seconds: int = 60):
+    """Another process holding the results folder's driver lock (latentopt.driverlock) for
+    ``seconds``; returns its Popen once the lock is held."""
+    import subprocess
+    import sys
+
+    code = (f"import sys, time; sys.path.insert(0, {str(REPO / 'workflow_scripts')!r});"
+            f"from latentopt import driverlock; driverlock.acquire({str(results)!r}); print('held', flush=True); time.sleep({seconds})")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc

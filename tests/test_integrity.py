@@ -9,15 +9,13 @@ import json
 import os
 import shutil
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
-from conftest import make_config
+from conftest import hold_driver_lock, make_config
 
 from latentopt import driverlock, layout
 from latentopt.config import check_config, metric_weight_files
@@ -216,16 +214,9 @@ def test_job_log_keeps_every_attempt(tmp_path):
     assert "Traceback" in text
 
 
-def _hold_lock(results: Path) -> subprocess.Popen:
-    code = (f"import sys, time; sys.path.insert(0, {str(Path(__file__).parents[1] / 'workflow_scripts')!r});"
-            f"from latentopt import driverlock; driverlock.acquire({str(results)!r}); print('held', flush=True); time.sleep(60)")
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "held"
-    return proc
-
 
 def test_a_second_driver_fails_fast_naming_the_holder_and_a_killed_ones_lock_is_taken_over(tmp_path):
-    holder = _hold_lock(tmp_path)
+    holder = hold_driver_lock(tmp_path)
     try:
         with pytest.raises(driverlock.LockHeld, match=f"host {socket.gethostname()}, pid {holder.pid}"):
             driverlock.acquire(tmp_path)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, job_counts, snakemake, snakemake_cmd, write_config
+from conftest import REPO, hold_driver_lock, job_counts, snakemake, snakemake_cmd, write_config
 from faults import (awkward_name, bit_flip_pt, broken_link, delete_dataset_png, lost, metric_rows, rewrite_source_keep_mtime,
                     rewritten, snapshot, truncate_pt)
 
@@ -93,13 +93,6 @@ def test_changed_and_unreadable_sources_redo_only_their_jobs(copy):
     assert {k: rows.get(k) for k in untouched if k[2] != "corrupt"} == {k: v for k, v in untouched.items() if k[2] != "corrupt"}
 
 
-def _hold_lock(results: Path) -> subprocess.Popen:
-    code = (f"import sys, time; sys.path.insert(0, {str(REPO / 'workflow_scripts')!r});"
-            f"from latentopt import driverlock; driverlock.acquire({str(results)!r}); print('held', flush=True); time.sleep(600)")
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "held"
-    return proc
-
 
 def test_awkward_name_and_a_second_driver_from_another_directory(copy, tmp_path):
     """A driver elsewhere holds the folder: this one fails fast naming it and runs nothing; once
@@ -110,7 +103,7 @@ def test_awkward_name_and_a_second_driver_from_another_directory(copy, tmp_path)
     other.mkdir()
     moved = other / "config.yaml"
     shutil.copy(config, moved)
-    holder = _hold_lock(results)
+    holder = hold_driver_lock(results, seconds=600)
     try:
         started = time.monotonic()
         out = snakemake(moved, check=False)
