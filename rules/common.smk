@@ -22,7 +22,7 @@ from latentopt.config import (
     demo_model_weights,
     ensure_weights,
 )
-from latentopt.fileio import check_writable
+from latentopt.fileio import check_folder_path, check_writable
 from latentopt.integrity import verify_results
 from latentopt.plan import build_plan
 
@@ -30,6 +30,9 @@ try:
     check_config(
         config, losses=workflow.is_main_process
     )  # jobs re-read this file: stay light
+    check_folder_path(
+        config["results_dir"]
+    )  # reads only: inspecting a read-only folder works
     PLAN = build_plan(config)
 except (ConfigError, OSError, ValueError) as exc:
     raise WorkflowError(f"invalid configuration: {exc}")
@@ -70,14 +73,14 @@ DRIVER_LOCK = None
 
 
 def preflight():
-    """Before the first job (not in dry runs): results dir writable, this driver alone on it
-    (latentopt.driverlock), missing weights fetched (unless offline), failing naming any still missing.
-    """
+    """Before the first job (not in dry runs): missing weights fetched (unless offline), failing
+    naming any still missing (before anything is written); results dir writable; this driver alone
+    on it (latentopt.driverlock)."""
     global DRIVER_LOCK
     try:
+        ensure_weights(config)
         check_writable(RESULTS)
         DRIVER_LOCK = driverlock.acquire(RESULTS, log=logger.warning)
-        ensure_weights(config)
     except (OSError, driverlock.LockHeld) as exc:
         raise WorkflowError(f"cannot start: {exc}")
 

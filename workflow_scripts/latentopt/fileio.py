@@ -85,14 +85,29 @@ def link_or_copy(src: str | Path, dst: str | Path) -> None:
             shutil.copyfile(src, tmp)
 
 
-def check_writable(folder: str | Path, probe: bool = True) -> None:
-    """Fail early and clearly when the results folder cannot be written (read-only, not a
-    folder, full disk). ``probe=False`` checks without creating anything (for dry runs)."""
-    folder = Path(folder).absolute()
+def _nearest_existing(folder: Path) -> Path:
     existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+    return existing
+
+
+def check_folder_path(folder: str | Path) -> None:
+    """Fail clearly when ``folder`` can never be a folder (a file stands on its path); reads only,
+    so inspection of a read-only results folder still works."""
+    folder = Path(folder).absolute()
+    existing = _nearest_existing(folder)
+    if not existing.is_dir():
+        raise OSError(f"results_dir: cannot write to {folder} ({existing} is not a folder); check the path")
+
+
+def check_writable(folder: str | Path, probe: bool = True) -> None:
+    """Fail early and clearly when the results folder cannot be written (read-only, not a
+    folder, full disk). ``probe=False`` checks without creating anything (for dry runs)."""
+    check_folder_path(folder)
+    folder = Path(folder).absolute()
+    existing = _nearest_existing(folder)
+    if not os.access(existing, os.W_OK | os.X_OK):
         raise OSError(
             f"results_dir: cannot write to {folder} ({existing} is not a writable folder); "
             "check the path and its permissions"
