@@ -275,7 +275,7 @@ def _fid_kid_agreement(cross: dict, arms: list[str]) -> dict:
 RULES = {
     "success_rate": "share of the arm's readable images (unreadable inputs are listed apart) that finished ok >= threshold",
     "fid_improvement": "relative FID improvement (FID_base - FID_arm) / FID_base with the paired-bootstrap 95 % CI of FID_arm - FID_base divided by FID_base (same images, FID_base held fixed): PASS only when the whole CI is >= threshold, FAIL when the whole CI is < threshold, otherwise 'not shown'",
-    "significance": "the arm beats the baseline on at least one metric it did NOT optimize: Wilcoxon signed-rank p Holm-corrected over every metric scanned (all images), p < alpha and better; significant deteriorations are listed; 'n too small' when m * 2/2^n >= alpha",
+    "significance": "the arm beats the baseline on at least one metric it did NOT optimize: Wilcoxon signed-rank p Holm-corrected over every metric scanned (all images), p < alpha and better; significant deteriorations are listed; 'n too small' when m * 2/2^n >= alpha. This family (one arm, every metric) differs from the significance matrix's and the recommendations' (one metric, every dataset pair), so a pair significant there can be 'n too small' here",
     "time_budget": "projected compute for the full plan = mean over batches of (batch wall time / images in it) x images in the full plan; PASS when the 95 % t-interval's upper end <= budget, FAIL when its lower end > budget, otherwise 'not shown'; 'n too small' below the minimum number of batches",
 }
 
