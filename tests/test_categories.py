@@ -147,11 +147,15 @@ def test_user_csv_replaces_terciles_and_errors_name_the_file(tmp_path):
         C.categorize(originals, {**SETTINGS, "csv": str(csv)})
 
 
-def test_min_wilcoxon_p_is_scipys_exact_minimum():
+def test_the_small_n_rule_is_scipys_exact_minimum():
+    """Categories use statistics.min_attainable_p / min_n_for_alpha for their small-n rule."""
+    from latentopt.statistics import min_attainable_p, min_n_for_alpha
+
     for n in (3, 5, 6, 8):
         d = np.arange(1, n + 1, dtype=float)  # all positive, distinct: the most extreme case
-        assert stats.wilcoxon(d).pvalue == pytest.approx(C.min_wilcoxon_p(n))
-    assert C.min_wilcoxon_p(5) >= 0.05 > C.min_wilcoxon_p(6)
+        assert stats.wilcoxon(d).pvalue == pytest.approx(min_attainable_p(n))
+    assert min_attainable_p(5) >= 0.05 > min_attainable_p(6)
+    assert min_n_for_alpha(0.05) == 6
 
 
 def _per_image(gain_by_image):

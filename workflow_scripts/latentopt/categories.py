@@ -208,15 +208,10 @@ def categorize(originals: pd.DataFrame, settings: Mapping, ground_truth: Mapping
 # per-group gains
 
 
-def min_wilcoxon_p(n: int) -> float:
-    """Smallest two-sided p an exact Wilcoxon signed-rank test on n nonzero differences can give."""
-    return 2.0 / 2.0**n if n > 0 else 1.0
-
-
 def group_gains(per_image: pd.DataFrame, groups: pd.DataFrame, metrics: Sequence[str], higher_is_better: Mapping[str, bool], *, alpha: float, n_boot: int, seed: int) -> dict:
     """{grouping: {"groups": [{group, n_images}], "tests": {metric: [row, ...]}}} (rows: group,
     arm, n, mean_gain, ci95, p_wilcoxon, p_holm, n_too_small); see the module docstring."""
-    from .statistics import holm, paired_comparison
+    from .statistics import holm, min_attainable_p, paired_comparison
 
     ok = per_image[per_image["status"] == "ok"]
     ok = ok.assign(split=ok["split"].astype(str), image_id=ok["image_id"].astype(str))
@@ -239,8 +234,8 @@ def group_gains(per_image: pd.DataFrame, groups: pd.DataFrame, metrics: Sequence
                     a, b = joined[metric].to_numpy(float), joined[f"{metric}_base"].to_numpy(float)
                     r = paired_comparison(a, b, n_boot=n_boot, seed=seed) if higher_is_better[metric] else paired_comparison(b, a, n_boot=n_boot, seed=seed)
                     n_nonzero = r["n"] - r["n_zero"]
-                    too_small = min_wilcoxon_p(n_nonzero) >= alpha
-                    rows.append({"group": g, "arm": arm, "n": r["n"], "mean_gain": r["mean_diff"], "ci95_low": r["ci95_low"], "ci95_high": r["ci95_high"], "p_wilcoxon": None if too_small else r["p_wilcoxon"], "n_too_small": bool(too_small), "min_attainable_p": min_wilcoxon_p(n_nonzero)})
+                    too_small = min_attainable_p(n_nonzero) >= alpha
+                    rows.append({"group": g, "arm": arm, "n": r["n"], "mean_gain": r["mean_diff"], "ci95_low": r["ci95_low"], "ci95_high": r["ci95_high"], "p_wilcoxon": None if too_small else r["p_wilcoxon"], "n_too_small": bool(too_small), "min_attainable_p": min_attainable_p(n_nonzero)})
             for r in rows:
                 r["n_too_small_reason"] = "exact test" if r["n_too_small"] else None
             testable = [r for r in rows if not r["n_too_small"]]
@@ -261,12 +256,13 @@ def category_analysis(per_image: pd.DataFrame, groups: pd.DataFrame, meta: Mappi
     """The content of category_analysis.json."""
     from .config import synthetic_parts
     from .evaluation import HIGHER_IS_BETTER
+    from .statistics import min_n_for_alpha
 
     settings = config["analysis"]["categories"]
     ev = config["evaluation"]
     alpha = ev["success_criteria"]["alpha"]
     gains = group_gains(per_image, groups, settings["metrics"], HIGHER_IS_BETTER, alpha=alpha, n_boot=ev["n_boot"], seed=ev["seed"])
-    min_n = next(n for n in range(1, 64) if min_wilcoxon_p(n) < alpha)
+    min_n = min_n_for_alpha(alpha)
     return {
         "metadata": {"experiment_id": config["experiment_id"], "synthetic": synthetic_parts(config), "alpha": alpha, "min_n_for_test": min_n, "metrics": [m for m in settings["metrics"] if m in per_image.columns], **meta},
         "groupings": {g: {**meta["groupings"].get(g, {}), **v} for g, v in gains.items()},
