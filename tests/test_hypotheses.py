@@ -62,7 +62,7 @@ def _per_image(gains):
     rows = []
     for d, g in gains.items():
         for i in range(3):
-            rows.append({"dataset": d, "split": "test", "image_id": str(i), "status": "ok", "psnr": 20 + i + g, "ssim": 0.5 + g / 10, "lpips_alex": 0.4 - g / 10})
+            rows.append({"dataset": d, "split": "test", "image_id": str(i), "status": "ok", "psnr": 20 + i + g, "ssim": 0.5 + g / 10, "lpips_alex": 0.4 - g / 10, "time_s": 0.1 + g})
     return pd.DataFrame(rows)
 
 
@@ -74,6 +74,7 @@ def test_arm_points_and_small_n_rule():
     assert by["c"]["psnr_improvement"] == pytest.approx(3.0)
     assert by["c"]["lpips_alex_improvement"] == pytest.approx(0.3)  # lower is better: sign flipped
     assert by["baseline"]["psnr_improvement"] == 0.0
+    assert by["c"]["time_s"] == pytest.approx(3.1)  # mean per-image time of the dataset
     corr = H.arm_correlations(points, alpha=0.05)
     assert corr["n_points"] == 4 and corr["n_too_small"]  # 2 / 4! = 0.083 >= 0.05
     assert corr["rho"]["fid"]["psnr_improvement"] == pytest.approx(-1.0)

@@ -347,7 +347,7 @@ def success_criteria(config: dict, table: pd.DataFrame, arms: list[str], cross: 
 
         scanned = []
         for metric, by_split in tests.items():
-            if metric not in HIGHER_IS_BETTER or metric == "time_s":  # time: batch costs; sharpness ratio: no direction
+            if metric not in HIGHER_IS_BETTER:  # sharpness ratio: no direction (time is not tested per image)
                 continue
             for r in by_split.get("all", []):
                 if {r["a"], r["b"]} == {arm, BASELINE}:

@@ -19,7 +19,8 @@ Per-arm correlation matrix
     matrices (statistical_analysis.json "correlations") and enters only this matrix, whose
     points are the datasets (baseline included, with zero improvement): FID (split "all"), the
     mean paired improvement over the baseline of PSNR, SSIM and the first LPIPS metric (sign:
-    positive = better; images ok in both), and the mean processing time per image. Spearman rho
+    positive = better; images ok in both), and the mean processing time per image (the images'
+    shares of their batches' wall time, from the per-image table). Spearman rho
     from ``statistics.spearman_matrix``; p is the exact permutation p-value (two-sided: the
     fraction of all n! pairings of the ranks whose |rho| reaches the observed one; n <= 8, else
     9999 random pairings plus the observed). With n
@@ -95,8 +96,11 @@ def arm_points(cross: Mapping, per_image: pd.DataFrame, higher_is_better: Mappin
     points = []
     for d in cross["datasets"]:
         cell = cross["datasets"][d].get("all") or {}
-        point = {"dataset": d, "fid": (cell.get("fid") or {}).get("fid"), "time_s": (cell.get("time_s") or {}).get("mean")}
         rows = ok[ok["dataset"] == d].set_index(["split", "image_id"])
+        # time: the mean of the images' shares of their batches' wall time (one point per dataset;
+        # cross_evaluation_matrix.json no longer summarizes time per image, the batch is its unit)
+        time_s = float(rows["time_s"].mean()) if "time_s" in rows and rows["time_s"].notna().any() else None
+        point = {"dataset": d, "fid": (cell.get("fid") or {}).get("fid"), "time_s": time_s}
         for m in metrics:
             joined = rows[[m]].merge(base[[m]], left_index=True, right_index=True, suffixes=("", "_base")).astype(float)
             diff = (joined[m] - joined[f"{m}_base"]) * (1 if higher_is_better[m] else -1)

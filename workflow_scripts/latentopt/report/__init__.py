@@ -81,7 +81,7 @@ def build_context(config: Mapping, inputs: Mapping, figures: Mapping, *, report_
     devices = sorted({dev for d in datasets for dev in (_get(perf, "datasets", d, "devices", default=[]) or [])})
 
     tests = stats.get("tests") or {}
-    sig_metrics = [m for m in (*EVALUATED_METRICS, "time_s") if m in tests]
+    sig_metrics = [m for m in EVALUATED_METRICS if m in tests]
     defs = definitions()
     config_plain = json.loads(json.dumps(dict(config), default=str))
     return {
