@@ -1,16 +1,13 @@
-# Helpers shared by the rules: library import path, config checks, the work plan, what a results
+# Helpers shared by the rules: config checks, the work plan, what a results
 # folder already holds (verified), the results-folder lock, target lists.
 import dataclasses
-import os
-import sys
 from dataclasses import asdict
 
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
-LIBRARY = os.path.join(workflow.basedir, "workflow_scripts")
-sys.path.insert(0, LIBRARY)
-# (script jobs get workflow_scripts/ on sys.path from Snakemake itself: it is their directory)
+# The library's import path is set by the Snakefile (script jobs get workflow_scripts/ on
+# sys.path from Snakemake itself: it is their directory).
 
 from latentopt import driverlock, layout
 from latentopt.config import (

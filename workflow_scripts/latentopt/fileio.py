@@ -92,28 +92,26 @@ def _nearest_existing(folder: Path) -> Path:
     return existing
 
 
-def check_folder_path(folder: str | Path) -> None:
+def check_folder_path(folder: str | Path) -> Path:
     """Fail clearly when ``folder`` can never be a folder (a file stands on its path); reads only,
-    so inspection of a read-only results folder still works."""
+    so inspection of a read-only results folder still works. Returns the nearest existing folder."""
     folder = Path(folder).absolute()
     existing = _nearest_existing(folder)
     if not existing.is_dir():
         raise OSError(f"results_dir: cannot write to {folder} ({existing} is not a folder); check the path")
+    return existing
 
 
-def check_writable(folder: str | Path, probe: bool = True) -> None:
+def check_writable(folder: str | Path) -> None:
     """Fail early and clearly when the results folder cannot be written (read-only, not a
-    folder, full disk). ``probe=False`` checks without creating anything (for dry runs)."""
-    check_folder_path(folder)
+    folder, full disk): creates it and writes a probe file."""
+    existing = check_folder_path(folder)
     folder = Path(folder).absolute()
-    existing = _nearest_existing(folder)
     if not os.access(existing, os.W_OK | os.X_OK):
         raise OSError(
             f"results_dir: cannot write to {folder} ({existing} is not a writable folder); "
             "check the path and its permissions"
         )
-    if not probe:
-        return
     probe_file = folder / f".write-probe-{os.getpid()}"
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -147,10 +147,9 @@ def run_batch(ctx: JobContext, items: list[Item], batch_size: int | None = None)
     region = items[0].region
     ids = [it.image_id for it in items]
     clock = _BatchClock(device)
-    start = time.perf_counter()
     with ctx.stage("encode"):
         z0 = encode_exact(ctx.model, targets)
-    encode_s = time.perf_counter() - start
+    encode_s = time.perf_counter() - clock.wall0
     settings = ctx.settings
     if settings is None:
         tracks = [ImageTrack(z0=z0[i].cpu(), best_z=z0[i].cpu(), steps=0, stop_reason="baseline") for i in range(len(items))]
@@ -178,7 +177,7 @@ def run_batch(ctx: JobContext, items: list[Item], batch_size: int | None = None)
                 on_step=_progress_logger(ctx.log, settings.iterations, ids),
                 log=ctx.log,
             )
-    batch = clock.stop(f"{items[0].split}/{ids[0]}", len(items), sum(t.steps + ((t.retry or {}).get("first_attempt") or {}).get("steps", 0) for t in tracks))
+    batch = clock.stop(f"{items[0].split}/{ids[0]}", len(items), sum(t.steps + (t.retry["first_attempt"]["steps"] if t.retry else 0) for t in tracks))
     best = torch.stack([t.best_z for t in tracks]).to(device)
     with ctx.stage("exact_decodes"):
         initial, final = decode_exact(ctx.model, z0), decode_exact(ctx.model, best)
