@@ -42,7 +42,7 @@ from bench.common import REPO, SCHEMA_VERSION, _cpu_model, _git, _loadavg, parti
 from bench.configs import MODES, Config, parse_config  # noqa: E402,F401 - re-exported for tests
 from bench.end_to_end import format_end_to_end, run_end_to_end  # noqa: E402
 from bench.flops import PEAK_FLOPS, gpu_peak, sd_vae_reference_flops  # noqa: E402,F401
-from bench.orchestration import _fit, overhead_model, run_orchestration  # noqa: E402,F401
+from bench.orchestration import _fit, run_orchestration  # noqa: E402,F401
 from bench.projection import projection  # noqa: E402
 from bench.quality import quality_deltas  # noqa: E402,F401
 from bench.tables import format_tables  # noqa: E402

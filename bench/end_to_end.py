@@ -29,7 +29,7 @@ from typing import Any
 
 from .common import BSDS_IMAGES, REPO, log, partial_path, write_json
 from .models import choose_model, load_images
-from .orchestration import _snakemake_cmd, random_sd_vae_model
+from .orchestration import _read_tsv_s, _snakemake_cmd, random_sd_vae_model
 
 FULL_EXPERIMENT_IMAGES = 500
 
@@ -77,13 +77,6 @@ def build_overrides(args, device_type: str, workdir: Path, results: Path) -> tup
     return over, {"images": source, "model": model}
 
 
-def _tsv_s(path: Path) -> float | None:
-    try:
-        return float(path.read_text().splitlines()[1].split("\t")[0])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 def rule_times(results: Path) -> dict[str, float]:
     """Wall seconds per rule kind from Snakemake's benchmark files: optimize/<arm> summed over its
     chunks, the other rules by file name."""
@@ -92,7 +85,7 @@ def rule_times(results: Path) -> dict[str, float]:
     for tsv in sorted(root.rglob("*.tsv")):
         rel = tsv.relative_to(root)
         key = "/".join(rel.parts[:2]) if rel.parts[0] == "optimize" else str(rel.with_suffix(""))
-        s = _tsv_s(tsv)
+        s = _read_tsv_s(tsv)
         if s is not None:
             out[key] = out.get(key, 0.0) + s
     return out
@@ -229,6 +222,8 @@ def project(row: dict, config: dict) -> dict:
       per image     = sum of PER_IMAGE_STAGES / image records x 500 x arms
       rest          = (evaluate + report phase wall) x 500 / N  (assumed linear in images)
     """
+    from latentopt.evaluation import BSDS500_SPLIT_SIZES
+
     n = row["n_images"]
     jobs = row["optimize_jobs"]
     if not jobs or not row.get("per_loss"):
@@ -240,7 +235,7 @@ def project(row: dict, config: dict) -> dict:
     records = sum(j["images"] for j in jobs)
     per_image = sum(sum(j["stages_s"].get(k, 0.0) for k in PER_IMAGE_STAGES) for j in jobs) / max(1, records)
     ipj = config["run"]["images_per_job"]
-    n_jobs = len(row["arms"]) * sum(math.ceil(s / ipj) for s in (200, 100, 200))
+    n_jobs = len(row["arms"]) * sum(math.ceil(s / ipj) for s in BSDS500_SPLIT_SIZES.values())
     rest = row["phases"].get("evaluate_and_report", {}).get("wall_s")
     total = opt + fixed * n_jobs + per_image * FULL_EXPERIMENT_IMAGES * len(row["arms"]) + (rest or 0.0) * scale
     return {"optimization_s": opt, "per_job_fixed_s": fixed, "optimize_jobs": n_jobs, "per_image_s": per_image,

@@ -87,8 +87,10 @@ def run_step(name: str, argv: list[str], timeout: float, out_dir: Path, env: dic
         except subprocess.TimeoutExpired:
             rc = "timeout"
     wall = time.perf_counter() - t0
+    from bench.common import partial_path
+
     data, source = None, None
-    for path in (out, out.with_suffix(".partial.json")):
+    for path in (out, partial_path(out)):
         if path.is_file():
             data, source = json.loads(path.read_text()), path.name
             break

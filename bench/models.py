@@ -20,7 +20,6 @@ SD_VAE_SPEC = {
     "layers_per_block": 2,
     "norm_num_groups": 32,
 }
-BSDS500_SPLIT_SIZES = {"train": 200, "val": 100, "test": 200}
 SMALL_KL_SPEC = {"kind": "synthetic_kl", "seed": 0}  # latentopt's default tiny synthetic KL
 
 

@@ -8,14 +8,14 @@ from typing import Any
 from .common import REPO
 from .models import SD_VAE_SPEC
 
-BSDS500_SPLIT_SIZES = {"train": 200, "val": 100, "test": 200}
-
 
 def projection(result: dict, device_type: str, mode_name: str, args) -> dict:
     import yaml
 
     cfg = yaml.safe_load((REPO / "config.yaml").read_text())
     per_loss = result.get("per_loss") or []
+    from latentopt.evaluation import BSDS500_SPLIT_SIZES
+
     splits = dict(BSDS500_SPLIT_SIZES)  # the full experiment, whatever subset of images this machine holds
     n_images = sum(splits.values())
     ipj = int(cfg["run"]["images_per_job"])
