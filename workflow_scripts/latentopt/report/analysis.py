@@ -9,16 +9,15 @@ report template places as is.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from ..visual_quality import TARGET_VALUE, VISUAL_METRICS
 from . import formatting as r
+from .formatting import _finite, fmt
 from .definitions import module_docstring
 
 TEMPLATE = "analysis.md.j2"
@@ -26,17 +25,9 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 IMPROVEMENT_LABELS = {"fid": "FID", "psnr_improvement": "PSNR gain (dB)", "ssim_improvement": "SSIM gain", "lpips_alex_improvement": "LPIPS-alex gain", "lpips_vgg_improvement": "LPIPS-vgg gain", "time_s": "time/image (s)"}
 
 
-def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def label(metric: str) -> str:
     """The report's metric label; the sharpness ratio's target is shown as '→ 1'."""
     return r.metric_label(metric) + (" → 1" if metric in TARGET_VALUE else "")
-
-
-def _fmt(v: Any, metric: str, signed: bool = False) -> str:
-    return r.fmt(v, metric, signed)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -69,9 +60,9 @@ def visual_quality_table(cross: Mapping, datasets: Sequence[str]) -> dict | None
 
 
 def _gain_cell(row: Mapping, metric: str) -> str:
-    text = _fmt(row.get("mean_gain"), metric, True)
+    text = fmt(row.get("mean_gain"), metric, True)
     if _finite(row.get("ci95_low")) and _finite(row.get("ci95_high")):
-        text += f" [{_fmt(row['ci95_low'], metric, True)}, {_fmt(row['ci95_high'], metric, True)}]"
+        text += f" [{fmt(row['ci95_low'], metric, True)}, {fmt(row['ci95_high'], metric, True)}]"
     if row.get("n_too_small"):
         reason = row.get("n_too_small_reason")
         return f"{text} n={row.get('n')}, n too small" + (f" for {reason}" if reason and reason.startswith("Holm") else "")
@@ -166,7 +157,7 @@ def hypothesis_tables(analysis: Mapping | None) -> dict | None:
         rows.append([h["arm"], f"{h['expected_low']:g}–{h['expected_high']:g} ± {h['tolerance']:g}", f"[{h['accepted_low']:g}, {h['accepted_high']:g}]", measured, h.get("n", "n/a"), verdict])
     corr = analysis.get("arm_correlations") or {}
     names = corr.get("names", [])
-    points = [[p["dataset"], *[_fmt(p.get(k), "fid" if k == "fid" else "time_s" if k == "time_s" else k.replace("_improvement", ""), k != "fid" and k != "time_s") for k in names]] for p in analysis.get("arm_points", [])]
+    points = [[p["dataset"], *[fmt(p.get(k), "fid" if k == "fid" else "time_s" if k == "time_s" else k.replace("_improvement", ""), k != "fid" and k != "time_s") for k in names]] for p in analysis.get("arm_points", [])]
     pairs = []
     for p in corr.get("pairs", []):
         pval = "n too small" if p.get("n_too_small") else r.fmt_p(p.get("p_exact"))
