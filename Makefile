@@ -16,7 +16,7 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 demo: install
-	PYTHONPATH=workflow_scripts $(BIN)/python -m latentopt.demo_data demo/data
+	PYTHONPATH=workflow_scripts $(BIN)/python -m latentopt.data.demo_data demo/data
 	$(BIN)/snakemake --configfile demo/config.yaml --cores $(CORES)
 
 test: install
@@ -33,4 +33,4 @@ clean-demo:
 	rm -rf results/demo demo/data
 
 progress:
-	PYTHONPATH=workflow_scripts $(BIN)/python -m latentopt.progress $(if $(CONFIG),--configfile $(CONFIG),--configfile demo/config.yaml)
+	PYTHONPATH=workflow_scripts $(BIN)/python -m latentopt.workflow.progress $(if $(CONFIG),--configfile $(CONFIG),--configfile demo/config.yaml)

@@ -9,7 +9,7 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow_scripts"))
 
-from latentopt.config import ConfigError, coerce_config
+from latentopt.workflow.config import ConfigError, coerce_config
 
 
 configfile: os.path.join(workflow.basedir, "config.yaml")
@@ -21,7 +21,9 @@ except ConfigError as exc:
     raise WorkflowError(f"invalid configuration: {exc}")
 validate(
     config,
-    os.path.join(workflow.basedir, "workflow_scripts/latentopt/config.schema.yaml"),
+    os.path.join(
+        workflow.basedir, "workflow_scripts/latentopt/workflow/config.schema.yaml"
+    ),
 )
 
 

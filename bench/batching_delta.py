@@ -20,12 +20,12 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow_scripts"))
 
-from latentopt.autoencoders import load_autoencoder  # noqa: E402
-from latentopt.images import discover_splits, read_rgb  # noqa: E402
-from latentopt.job import decode_exact, encode_exact  # noqa: E402
-from latentopt.losses import build_loss  # noqa: E402
-from latentopt.metrics import tensor_metrics  # noqa: E402
-from latentopt.optimizer import AdamSettings, StopRule, optimize_latents  # noqa: E402
+from latentopt.models.autoencoders import load_autoencoder  # noqa: E402
+from latentopt.data.images import discover_splits, read_rgb  # noqa: E402
+from latentopt.optimize.job import decode_exact, encode_exact  # noqa: E402
+from latentopt.optimize.losses import build_loss  # noqa: E402
+from latentopt.metrics.image_metrics import tensor_metrics  # noqa: E402
+from latentopt.optimize.optimizer import AdamSettings, StopRule, optimize_latents  # noqa: E402
 
 
 def crops(root: Path, n: int, h: int, w: int) -> torch.Tensor:

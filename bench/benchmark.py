@@ -3,7 +3,7 @@
 
 Sections (see bench/README.md for what each number means):
 
-1. throughput -- image-iterations/s of ``latentopt.optimizer.optimize_latents`` (the code the
+1. throughput -- image-iterations/s of ``latentopt.optimize.optimizer.optimize_latents`` (the code the
    pipeline runs) for configurations of images per batch, precision (fp32, TF32, bf16 autocast with
    fp32 latents/loss/Adam), channels_last, torch.compile and gradient checkpointing; each as a ratio
    to the fp32 batch-1 baseline, with peak memory per image, activation bytes saved for backward per

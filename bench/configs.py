@@ -58,8 +58,8 @@ class Config:
         return " ".join(parts)
 
     def step(self):
-        """The pipeline's decoder step for this config (latentopt.decoder_step.DecoderStep)."""
-        from latentopt.decoder_step import DecoderStep
+        """The pipeline's decoder step for this config (latentopt.optimize.decoder_step.DecoderStep)."""
+        from latentopt.optimize.decoder_step import DecoderStep
 
         return DecoderStep(precision=self.precision, final_precision="fp32", final_precision_steps=self.final_steps,
                            compile=self.compile, compile_mode=self.compile_mode)
@@ -72,7 +72,7 @@ def parse_config(text: str) -> Config:
     """'fp16:b8:compile:last10' -> Config(8, 'fp16', compile=True, final_steps=10). Flags: cl
     (channels_last), compile, cg (compile with mode reduce-overhead: CUDA graphs), ckpt (gradient
     checkpointing), lastK (the last K steps in fp32)."""
-    from latentopt.precision import PRECISIONS
+    from latentopt.compute.precision import PRECISIONS
 
     precision, batch, *flags = text.strip().split(":")
     last = [f for f in flags if f.startswith("last") and f[4:].isdigit()]

@@ -6,7 +6,7 @@ records of every arm (prepare + optimize jobs), then ``all`` (datasets, evaluati
 summary, report). From the run it reports:
 
 * per-rule wall times (Snakemake benchmark TSVs) and each optimize job's wall-time split
-  (``logs/optimize/<arm>/<chunk>.stages.json``, :mod:`latentopt.stage_times`);
+  (``logs/optimize/<arm>/<chunk>.stages.json``, :mod:`latentopt.core.stage_times`);
 * **orchestration efficiency** = sum of the loss arms' per-image ``optimization_time_s`` / wall time
   of both commands (and of the optimize phase alone);
 * **MFU in the Adam loop** = sum over records of iterations x decoder FLOPs per image-iteration
@@ -97,7 +97,7 @@ def job_stages(results: Path) -> list[dict]:
 
 
 def _records(results: Path, arms: list[str], split: str, ids: list[str]) -> list[dict]:
-    from latentopt import layout
+    from latentopt.workflow import layout
 
     return [json.loads(layout.per_image(results, arm, split, i, "json").read_text()) for arm in arms for i in ids]
 
@@ -121,9 +121,9 @@ def run_end_to_end(args, device_type: str, result: dict, flops_per_image_iterati
                    peak: dict | None) -> None:
     import yaml
 
-    from latentopt import layout
-    from latentopt.config import load_config
-    from latentopt.plan import build_plan
+    from latentopt.workflow import layout
+    from latentopt.workflow.config import load_config
+    from latentopt.workflow.plan import build_plan
 
     workdir = Path(args.e2e_dir) if args.e2e_dir else Path(tempfile.mkdtemp(prefix="latentopt_e2e_"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -222,7 +222,7 @@ def project(row: dict, config: dict) -> dict:
       per image     = sum of PER_IMAGE_STAGES / image records x 500 x arms
       rest          = (evaluate + report phase wall) x 500 / N  (assumed linear in images)
     """
-    from latentopt.evaluation import BSDS500_SPLIT_SIZES
+    from latentopt.analysis.evaluation import BSDS500_SPLIT_SIZES
 
     n = row["n_images"]
     jobs = row["optimize_jobs"]

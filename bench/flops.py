@@ -49,7 +49,7 @@ def count_flops(decode, z, target, loss_fn, precision, device) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from latentopt.precision import decode_precision, exact_fp32
+    from latentopt.compute.precision import decode_precision, exact_fp32
 
     z = z.detach().clone().requires_grad_(True)
     counter = FlopCounterMode(display=False)
@@ -93,7 +93,7 @@ def saved_activation_bytes(decode, z, target, loss_fn, precision, device, params
     counted once): the activation memory the backward pass needs, measurable on any device."""
     import torch
 
-    from latentopt.precision import decode_precision, exact_fp32
+    from latentopt.compute.precision import decode_precision, exact_fp32
 
     param_ptrs = {p.untyped_storage().data_ptr() for p in params}
     seen: dict[int, int] = {}

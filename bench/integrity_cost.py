@@ -25,12 +25,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow_scripts"))
 
-from latentopt import layout  # noqa: E402
-from latentopt.config import load_config  # noqa: E402
-from latentopt.fileio import sha256_file, write_json  # noqa: E402
-from latentopt.integrity import verify_results  # noqa: E402
-from latentopt.plan import build_plan  # noqa: E402
-from latentopt.prepare import source_sha256  # noqa: E402
+from latentopt.workflow import layout  # noqa: E402
+from latentopt.workflow.config import load_config  # noqa: E402
+from latentopt.core.fileio import sha256_file, write_json  # noqa: E402
+from latentopt.workflow.integrity import verify_results  # noqa: E402
+from latentopt.workflow.plan import build_plan  # noqa: E402
+from latentopt.data.prepare import source_sha256  # noqa: E402
 
 
 def _fake_tree(results: Path, plan, arms: list[str], pt_bytes: int) -> None:

@@ -49,7 +49,7 @@ def load_images(n: int, height: int, width: int, source: str = "auto"):
     test split first) when present, else scikit-image's bundled photos."""
     import numpy as np
 
-    from latentopt.images import read_rgb
+    from latentopt.data.images import read_rgb
 
     if source in ("auto", "bsds") and (BSDS_IMAGES / "test").is_dir():
         crops, ids = [], []
@@ -107,7 +107,7 @@ def _checkpointed_taesd_decode(model):
     import torch
     from torch.utils.checkpoint import checkpoint
 
-    from latentopt.taesd import Block
+    from latentopt.models.taesd import Block
 
     decoder = model.model.decoder
 
@@ -141,7 +141,7 @@ def make_variant(base, cfg: Config):
         else:
             decode = _checkpointed_taesd_decode(model)
             note = "torch.utils.checkpoint (non-reentrant) around each TAESD residual block"
-    if cfg.compile:  # what the pipeline runs: latentopt.decoder_step (padded batches, dynamic=False)
+    if cfg.compile:  # what the pipeline runs: latentopt.optimize.decoder_step (padded batches, dynamic=False)
         if decode != model.decode:
             raise ValueError("compile with per-block checkpointing of a TAESD model is not supported")
         decode = cfg.step().decode(model, cfg.batch)

@@ -22,7 +22,7 @@ def random_sd_vae_model(workdir: Path) -> dict:
     """The pipeline's ``model`` config of a diffusers folder holding the SD-VAE architecture with
     random weights (written once under ``workdir``), so the pipeline loads a full-size model from
     disk exactly as it loads the real one."""
-    from latentopt.autoencoders import load_autoencoder
+    from latentopt.models.autoencoders import load_autoencoder
 
     folder = workdir / "sd_vae_random"
     if not folder.is_dir():
@@ -32,7 +32,7 @@ def random_sd_vae_model(workdir: Path) -> dict:
 
 def _orch_dataset(name: str, args, mode: dict, device_type: str, workdir: Path) -> dict:
     """The config overrides for one orchestration data set."""
-    from latentopt.demo_data import write_demo_data
+    from latentopt.data.demo_data import write_demo_data
 
     if name == "demo":
         root = workdir / "demo_data"
@@ -97,9 +97,9 @@ def run_orchestration_once(ds: dict, ipj: int, args, mode: dict, device_type: st
                            repeat: int = 0) -> dict:
     import yaml
 
-    from latentopt import layout
-    from latentopt.config import validate_config
-    from latentopt.plan import build_plan
+    from latentopt.workflow import layout
+    from latentopt.workflow.config import validate_config
+    from latentopt.workflow.plan import build_plan
 
     results = workdir / f"{ds['name']}_ipj{ipj}_r{repeat}"
     over = copy.deepcopy(ds["overrides"])

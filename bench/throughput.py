@@ -15,9 +15,9 @@ from .quality import quality_deltas
 
 def timed_optimize(decode, targets, z0, loss_fn, iterations, lr, step, device):
     """One optimize_latents call with a fixed number of iterations (stopping rule 'none') and the
-    pipeline's decoder step ``step`` (latentopt.decoder_step.DecoderStep: precision, schedule,
+    pipeline's decoder step ``step`` (latentopt.optimize.decoder_step.DecoderStep: precision, schedule,
     gradient scaling); returns (tracks, wall seconds, process CPU seconds)."""
-    from latentopt.optimizer import AdamSettings, StopRule, optimize_latents
+    from latentopt.optimize.optimizer import AdamSettings, StopRule, optimize_latents
 
     settings = AdamSettings(iterations=iterations, lr=lr, stopping=StopRule("none"), checkpoint_interval=10**9)
     _sync(device)
@@ -31,8 +31,8 @@ def timed_optimize(decode, targets, z0, loss_fn, iterations, lr, step, device):
 def measure_config(cfg: Config, base, targets_all, loss_fn, nets, ctx: dict) -> dict:
     import torch
 
-    from latentopt.job import decode_exact, encode_exact
-    from latentopt.metrics import tensor_metrics
+    from latentopt.optimize.job import decode_exact, encode_exact
+    from latentopt.metrics.image_metrics import tensor_metrics
 
     device = ctx["device"]
     x = targets_all[: cfg.batch]
@@ -85,7 +85,7 @@ def measure_config(cfg: Config, base, targets_all, loss_fn, nets, ctx: dict) -> 
     }
     del model, decode, tracks, best
     if cfg.compile:
-        from latentopt.decoder_step import clear_compiled
+        from latentopt.optimize.decoder_step import clear_compiled
 
         clear_compiled()  # the compiled decoder holds this config's copy of the model
     if device.type == "cuda":
@@ -105,7 +105,7 @@ def experiment_losses() -> dict:
 
 def _loss_for_bench(spec: dict, device) -> tuple[Any, dict, str | None]:
     """build_loss; LPIPS falls back to a random trunk (same FLOPs) when the trunk weights are absent."""
-    from latentopt.losses import build_loss, lpips_weight_files
+    from latentopt.optimize.losses import build_loss, lpips_weight_files
 
     spec = dict(spec)
     note = None
@@ -120,9 +120,9 @@ def run_throughput(args, mode: dict, device, result: dict) -> None:
     import numpy as np
     import torch
 
-    from latentopt.autoencoders import load_autoencoder
-    from latentopt.job import encode_exact
-    from latentopt.losses import lpips_network, lpips_weight_files
+    from latentopt.models.autoencoders import load_autoencoder
+    from latentopt.optimize.job import encode_exact
+    from latentopt.optimize.losses import lpips_network, lpips_weight_files
 
     # the pipeline leaves cuDNN autotuning off (PyTorch's default): every new batch shape (the batch
     # shrinks as images stop) would be autotuned again: 21-91 s per new shape on an H100
@@ -190,7 +190,7 @@ def run_throughput(args, mode: dict, device, result: dict) -> None:
         "iterations": ctx["iterations"], "warmup_iterations": ctx["warmup"],
         "stopping": "none (fixed iterations; the pipeline's per-image stopping only shortens runs)",
         "quality_metrics": {"lpips_net": "alex", "lpips_random_trunk": lpips_random,
-                            "decode": "best latent decoded in exact fp32 (latentopt.job.decode_exact), as the pipeline publishes it"},
+                            "decode": "best latent decoded in exact fp32 (latentopt.optimize.job.decode_exact), as the pipeline publishes it"},
         "quality_thresholds": thresholds,
     }
     result["flops"] = {

@@ -9,8 +9,8 @@ from snakemake.logging import logger
 # The library's import path is set by the Snakefile (script jobs get workflow_scripts/ on
 # sys.path from Snakemake itself: it is their directory).
 
-from latentopt import driverlock, layout
-from latentopt.config import (
+from latentopt.workflow import driverlock, layout
+from latentopt.workflow.config import (
     ConfigError,
     arm_settings,
     check_config,
@@ -19,9 +19,9 @@ from latentopt.config import (
     demo_model_weights,
     ensure_weights,
 )
-from latentopt.fileio import check_folder_path, check_writable
-from latentopt.integrity import verify_results
-from latentopt.plan import build_plan
+from latentopt.core.fileio import check_folder_path, check_writable
+from latentopt.workflow.integrity import verify_results
+from latentopt.workflow.plan import build_plan
 
 try:
     check_config(
@@ -72,7 +72,7 @@ DRIVER_LOCK = None
 def preflight():
     """Before the first job (not in dry runs): missing weights fetched (unless offline), failing
     naming any still missing (before anything is written); results dir writable; this driver alone
-    on it (latentopt.driverlock)."""
+    on it (latentopt.workflow.driverlock)."""
     global DRIVER_LOCK
     try:
         ensure_weights(config)

@@ -1,6 +1,6 @@
 # Per-arm datasets (PyTorch file + PNG tree) assembled from the per-image outputs. The declared
 # output is the manifest (written last): the dataset is built beside the previous one and swapped
-# in, so a failed build never deletes a dataset that was complete (see latentopt.datasets).
+# in, so a failed build never deletes a dataset that was complete (see latentopt.data.datasets).
 for arm in ARMS:
 
     rule:

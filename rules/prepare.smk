@@ -1,6 +1,6 @@
 # Preprocessed originals (the evaluation reference), one job per chunk of images. The sources are
 # params, not inputs: a name may hold characters Snakemake reads as wildcards, an entry may be a
-# broken link, and a changed source is found by its checksum at planning (latentopt.integrity).
+# broken link, and a changed source is found by its checksum at planning (latentopt.workflow.integrity).
 for chunk in PLAN.chunks:
 
     rule:

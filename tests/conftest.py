@@ -43,7 +43,7 @@ def make_config(results_dir: Path, data_root: Path, **overrides) -> dict:
     """The demo config (validated, defaults filled) pointed at tmp folders; dotted-key overrides.
     The autoencoder is the random ``synthetic_kl`` unless overridden: the demo's trained one would
     have to be trained first (tests/test_demo_model.py covers it)."""
-    from latentopt.config import load_config
+    from latentopt.workflow.config import load_config
 
     return load_config(
         [REPO / "demo" / "config.yaml"],
@@ -53,7 +53,7 @@ def make_config(results_dir: Path, data_root: Path, **overrides) -> dict:
 
 @pytest.fixture(scope="session")
 def demo_data(tmp_path_factory) -> Path:
-    from latentopt.demo_data import write_demo_data
+    from latentopt.data.demo_data import write_demo_data
 
     root = tmp_path_factory.mktemp("demo_data")
     write_demo_data(root)
@@ -121,13 +121,13 @@ def finished_demo(tmp_path_factory, demo_data):
 
 
 def hold_driver_lock(results: Path, seconds: int = 60):
-    """Another process holding the results folder's driver lock (latentopt.driverlock) for
+    """Another process holding the results folder's driver lock (latentopt.workflow.driverlock) for
     ``seconds``; returns its Popen once the lock is held."""
     import subprocess
     import sys
 
     code = (f"import sys, time; sys.path.insert(0, {str(REPO / 'workflow_scripts')!r});"
-            f"from latentopt import driverlock; driverlock.acquire({str(results)!r}); print('held', flush=True); time.sleep({seconds})")
+            f"from latentopt.workflow import driverlock; driverlock.acquire({str(results)!r}); print('held', flush=True); time.sleep({seconds})")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "held"
     return proc

@@ -10,14 +10,14 @@ import pandas as pd
 import pytest
 
 from latentopt.report import analysis as A
-from latentopt import categories as C
-from latentopt import hypotheses as H
-from latentopt.evaluation import HIGHER_IS_BETTER
+from latentopt.analysis import categories as C
+from latentopt.analysis import hypotheses as H
+from latentopt.analysis.evaluation import HIGHER_IS_BETTER
 
 
 @pytest.fixture(scope="module", autouse=True)
 def low_dpi():
-    from latentopt import figures
+    from latentopt.report import plots as figures
 
     saved, figures.DPI = figures.DPI, 40
     yield
@@ -70,7 +70,7 @@ def test_category_tables_quote_gains_and_say_n_too_small(tmp_path):
 
 
 def _hypotheses(synthetic):
-    from latentopt.config import load_config
+    from latentopt.workflow.config import load_config
     from pathlib import Path
 
     config = load_config([Path(__file__).resolve().parents[1] / "demo" / "config.yaml"])
@@ -99,7 +99,7 @@ def test_render_sections_place_tables_figures_and_definitions(tmp_path):
     table = pd.DataFrame([{"dataset": d, "split": "t", "image_id": str(i), "status": "ok", "gmsd": v + 0.001 * i} for d, v in [("baseline", 0.1), ("psnr", 0.08)] for i in range(4)])
     hyp = _hypotheses(synthetic=True)
     text = A.render_sections(cross, ["baseline", "psnr"], table, _category_analysis(), hyp, tmp_path / "figs", tmp_path)
-    for heading in ("## Visual quality", "## Image categories", "### By edge_density", "## Hypotheses", "The comparison is meaningless in this run", "n = 3", "#### Visual quality (`latentopt/visual_quality.py`)"):
+    for heading in ("## Visual quality", "## Image categories", "### By edge_density", "## Hypotheses", "The comparison is meaningless in this run", "n = 3", "#### Visual quality (`latentopt/metrics/visual_quality.py`)"):
         assert heading in text, heading
     for name in ("visual_quality.png", "category_gains.png", "arm_correlations.png"):
         assert f"(figs/{name})" in text and (tmp_path / "figs" / name).is_file()

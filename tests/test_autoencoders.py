@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 import torch
 
-from latentopt import autoencoders, weights
-from latentopt.autoencoders import fetch_weights, load_autoencoder, required_weight_files
-from latentopt.taesd import TAESD, state_dicts_from_diffusers
-from latentopt.weights import MissingWeightsError
+from latentopt.models import autoencoders
+from latentopt.workflow import weights
+from latentopt.models.autoencoders import fetch_weights, load_autoencoder, required_weight_files
+from latentopt.models.taesd import TAESD, state_dicts_from_diffusers
+from latentopt.workflow.weights import MissingWeightsError
 
 TAEF2_ENCODER_PARAMS = 1_338_528
 TAEF2_DECODER_PARAMS = 1_338_499
@@ -426,7 +427,7 @@ def test_hf_cache_location(monkeypatch, tmp_path):
 def test_required_weight_files_imports_neither_torch_nor_diffusers(repo_root):
     code = (
         "import sys\n"
-        "from latentopt import autoencoders\n"
+        "from latentopt.models import autoencoders\n"
         "autoencoders.required_weight_files({'kind': 'diffusers_kl', "
         "'source': 'CompVis/stable-diffusion-v1-4', 'subfolder': 'vae'})\n"
         "autoencoders.required_weight_files({'kind': 'taesd', 'encoder': 'taef2_encoder.pth', "

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from latentopt import categories as C
+from latentopt.analysis import categories as C
 
 PRE = {"mode": "center_crop", "multiple": 8, "size": 512, "crop_box": None}
 
@@ -93,7 +93,7 @@ def test_boundary_density_reads_bsds_mat_and_crops_like_the_image(tmp_path):
 
 
 def _originals(tmp_path, n=6):
-    from latentopt.images import write_png
+    from latentopt.data.images import write_png
 
     rng = np.random.default_rng(1)
     rows = []
@@ -149,7 +149,7 @@ def test_user_csv_replaces_terciles_and_errors_name_the_file(tmp_path):
 
 def test_the_small_n_rule_is_scipys_exact_minimum():
     """Categories use statistics.min_attainable_p / min_n_for_alpha for their small-n rule."""
-    from latentopt.statistics import min_attainable_p, min_n_for_alpha
+    from latentopt.analysis.statistics import min_attainable_p, min_n_for_alpha
 
     for n in (3, 5, 6, 8):
         d = np.arange(1, n + 1, dtype=float)  # all positive, distinct: the most extreme case

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from conftest import make_config
-from latentopt import evaluation as ev
-from latentopt import statistics as st
+from latentopt.analysis import evaluation as ev
+from latentopt.analysis import statistics as st
 from latentopt.report import conclusions, formatting, tables
 
 ARMS = ["baseline", "psnr", "ssim", "lpips"]  # demo config: psnr, ssim (11/1.5), lpips (alex)
@@ -310,7 +310,7 @@ def test_cpu_batch_clock_counts_compute_not_waiting():
     processes hold the cores) does not count, while wall time does."""
     import torch
 
-    from latentopt.job import _BatchClock
+    from latentopt.optimize.job import _BatchClock
 
     clock = _BatchClock(torch.device("cpu"))
     time.sleep(0.3)
@@ -323,7 +323,7 @@ def test_cpu_batch_clock_counts_compute_not_waiting():
 
 
 def test_standard_kid_beside_paired_kid_and_disagreement_flagged(config):
-    from latentopt.fid import kid
+    from latentopt.metrics.fid import kid
 
     config["evaluation"]["fid_n_boot"] = 20
     feats, table = features_and_table(12)

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from snakemake.exceptions import WorkflowError
 
-from latentopt.config import ConfigError, check_config, validate_config
+from latentopt.workflow.config import ConfigError, check_config, validate_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -91,8 +91,8 @@ def _metric_only_config(tmp_path, monkeypatch):
 
 
 def test_missing_weights_are_fetched_when_online(tmp_path, monkeypatch):
-    from latentopt import weights
-    from latentopt.config import ensure_weights
+    from latentopt.workflow import weights
+    from latentopt.workflow.config import ensure_weights
 
     cfg = _metric_only_config(tmp_path, monkeypatch)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
@@ -109,8 +109,8 @@ def test_missing_weights_are_fetched_when_online(tmp_path, monkeypatch):
 
 
 def test_offline_never_downloads_and_names_each_file(tmp_path, monkeypatch):
-    from latentopt import weights
-    from latentopt.config import ensure_weights
+    from latentopt.workflow import weights
+    from latentopt.workflow.config import ensure_weights
 
     cfg = _metric_only_config(tmp_path, monkeypatch)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -126,7 +126,7 @@ def _from_command_line(*entries: str) -> dict:
     nested values arrive as strings)."""
     from snakemake.cli import parse_config
 
-    from latentopt.config import merge_config
+    from latentopt.workflow.config import merge_config
 
     cfg = _config()
     merge_config(cfg, parse_config(list(entries)))
@@ -134,7 +134,7 @@ def _from_command_line(*entries: str) -> dict:
 
 
 def test_nested_command_line_values_get_the_schema_types():
-    from latentopt.config import coerce_config
+    from latentopt.workflow.config import coerce_config
 
     entries = ("use_losses=[psnr]", "data={root: /data/BSR, limit_per_split: 10}",
                "run={images_per_job: 1, cpu_fallback: false, n_gpus: null}",
@@ -167,7 +167,7 @@ def test_nested_command_line_values_get_the_schema_types():
     ],
 )
 def test_uncoercible_command_line_values_name_the_key(entry, message):
-    from latentopt.config import coerce_config
+    from latentopt.workflow.config import coerce_config
 
     with pytest.raises(ConfigError) as err:
         coerce_config(_from_command_line(entry))
@@ -175,7 +175,7 @@ def test_uncoercible_command_line_values_name_the_key(entry, message):
 
 
 def test_typed_values_are_left_to_the_validation():
-    from latentopt.config import coerce_config
+    from latentopt.workflow.config import coerce_config
 
     cfg = coerce_config(_config(**{"run.batch_size": 4.5, "data.limit_per_split": 3}))
     assert cfg["run"]["batch_size"] == 4.5 and cfg["data"]["limit_per_split"] == 3

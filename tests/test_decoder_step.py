@@ -1,4 +1,4 @@
-"""latentopt.decoder_step: the opt-in decoder speed-ups (fp16 with gradient scaling, precision
+"""latentopt.optimize.decoder_step: the opt-in decoder speed-ups (fp16 with gradient scaling, precision
 schedule, torch.compile) are honoured when set, leave the default step untouched, and give
 (near-)identical results on the CPU. Their speed is a benchmark matter (bench/), not tested here."""
 
@@ -10,13 +10,13 @@ import pytest
 import torch
 from conftest import make_config
 
-from latentopt import decoder_step
-from latentopt.autoencoders import load_autoencoder
-from latentopt.config import arm_settings
-from latentopt.decoder_step import DecoderStep
-from latentopt.job import encode_exact
-from latentopt.losses import build_loss
-from latentopt.optimizer import AdamSettings, StopRule, optimize_latents
+from latentopt.optimize import decoder_step
+from latentopt.models.autoencoders import load_autoencoder
+from latentopt.workflow.config import arm_settings
+from latentopt.optimize.decoder_step import DecoderStep
+from latentopt.optimize.job import encode_exact
+from latentopt.optimize.losses import build_loss
+from latentopt.optimize.optimizer import AdamSettings, StopRule, optimize_latents
 
 CPU = torch.device("cpu")
 

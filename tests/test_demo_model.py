@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from conftest import make_config
-from latentopt.autoencoders import load_autoencoder, state_dict_sha256
-from latentopt.config import ConfigError, check_config, demo_model_summary, demo_model_weights, synthetic_parts
-from latentopt.demo_model import (
+from latentopt.models.autoencoders import load_autoencoder, state_dict_sha256
+from latentopt.workflow.config import ConfigError, check_config, demo_model_summary, demo_model_weights, synthetic_parts
+from latentopt.models.demo_model import (
     TrainSettings,
     build_network,
     main,
@@ -103,7 +103,7 @@ def test_loads_behind_the_autoencoder_interface(weights_file, trained):
 
 
 def test_missing_weights_say_how_to_make_them(tmp_path):
-    with pytest.raises(FileNotFoundError, match="train_demo_model.*latentopt.demo_model"):
+    with pytest.raises(FileNotFoundError, match="train_demo_model.*latentopt.models.demo_model"):
         load_autoencoder({"kind": "demo_trained", "weights": str(tmp_path / "none.pt")})
 
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from latentopt.devices import acquire_device, gpu_lease
+from latentopt.compute.devices import acquire_device, gpu_lease
 
 
 def _hold(lock_dir, n_gpus, hold_s, out_queue):
@@ -51,7 +51,7 @@ def test_lease_is_released_when_the_holder_dies(tmp_path):
 
 
 def test_cpu_and_auto_without_cuda(tmp_path, monkeypatch):
-    monkeypatch.setattr("latentopt.devices.cuda_device_count", lambda: 0)
+    monkeypatch.setattr("latentopt.compute.devices.cuda_device_count", lambda: 0)
     with acquire_device("cpu", tmp_path) as d:
         assert d == "cpu"
     with acquire_device("auto", tmp_path) as d:
@@ -62,7 +62,7 @@ def test_cpu_and_auto_without_cuda(tmp_path, monkeypatch):
 
 
 def test_auto_with_gpus_leases_and_slurm_uses_its_assignment(tmp_path, monkeypatch):
-    monkeypatch.setattr("latentopt.devices.cuda_device_count", lambda: 2)
+    monkeypatch.setattr("latentopt.compute.devices.cuda_device_count", lambda: 2)
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     with acquire_device("auto", tmp_path) as first:
         with acquire_device("auto", tmp_path) as second:

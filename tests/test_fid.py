@@ -1,4 +1,4 @@
-"""Tests for latentopt.fid: FID/KID numerics against independent references, and the
+"""Tests for latentopt.metrics.fid: FID/KID numerics against independent references, and the
 Inception wrapper with synthetic (seeded random) weights -- the real FID weights are not on
 disk in the test environment and nothing may be downloaded."""
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 from scipy import linalg
 
-from latentopt import fid
-from latentopt.weights import MissingWeightsError
+from latentopt.metrics import fid
+from latentopt.workflow.weights import MissingWeightsError
 
 FID_FILE = "pt_inception-2015-12-05-6726825d.pth"
 

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from latentopt.fileio import atomic_path, check_writable, read_json, sha256_file, write_json
+from latentopt.core.fileio import atomic_path, check_writable, read_json, sha256_file, write_json
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path):
@@ -43,7 +43,7 @@ def test_full_disk_is_a_clear_error(tmp_path, monkeypatch):
     def no_space(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("latentopt.fileio.os.fsync", no_space)
+    monkeypatch.setattr("latentopt.core.fileio.os.fsync", no_space)
     with pytest.raises(OSError, match="No space left on device.*free disk space"):
         check_writable(tmp_path / "results")
     assert list((tmp_path / "results").iterdir()) == []  # the probe is cleaned up

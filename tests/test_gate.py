@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import make_config
 
-from latentopt.gate import GateFailed, check_gate, evaluate_gate, gate_table, own_metric, run_gate
-from latentopt.images import ImageEntry
-from latentopt.plan import make_chunks
+from latentopt.optimize.gate import GateFailed, check_gate, evaluate_gate, gate_table, own_metric, run_gate
+from latentopt.data.images import ImageEntry
+from latentopt.workflow.plan import make_chunks
 
 GATE = {"mode": "stop", "images_per_loss": 3, "min_improvement": {"psnr": 0.1, "ssim": 0.005, "mae": 0.001, "lpips_alex": 0.005, "loss": 0.01}}
 
@@ -82,7 +82,7 @@ def test_gate_table_has_a_row_per_loss():
 
 
 def test_run_gate_writes_on_pass_and_raises_without_output_in_stop_mode(tmp_path):
-    from latentopt.fileio import read_json, write_json
+    from latentopt.core.fileio import read_json, write_json
 
     paths = []
     for rec in (_record("a", 20.0, 20.01), _record("b", 25.0, 25.02)):
@@ -103,10 +103,10 @@ def test_run_gate_writes_on_pass_and_raises_without_output_in_stop_mode(tmp_path
 
 
 def _gate_run(tmp, data_root, model, loss, lr, **overrides):
-    from latentopt.fileio import read_json
-    from latentopt.job import optimize_chunk
-    from latentopt.plan import build_plan
-    from latentopt.prepare import prepare_chunk
+    from latentopt.core.fileio import read_json
+    from latentopt.optimize.job import optimize_chunk
+    from latentopt.workflow.plan import build_plan
+    from latentopt.data.prepare import prepare_chunk
 
     cfg = make_config(tmp / "results", data_root, **{"model": model, "quality_gate.images_per_loss": 3,
                                                      "run.batch_size": 3, f"losses.{loss}.lr": lr, **overrides})
@@ -173,8 +173,8 @@ def test_stop_mode_stops_one_loss_and_the_others_go_on(tmp_path, demo_data):
     log. Then mode warn lets psnr continue, with the failure recorded."""
     from test_pipeline import snakemake, write_config
 
-    from latentopt import layout
-    from latentopt.fileio import read_json
+    from latentopt.workflow import layout
+    from latentopt.core.fileio import read_json
 
     results = tmp_path / "results"
     cfg = write_config(tmp_path / "c.yaml", results, demo_data, use_losses=["psnr", "ssim"],
@@ -211,8 +211,9 @@ def test_report_shows_the_gate_table(tmp_path):
     from test_report import build_tree, md_table_after
     from test_report import make_config as report_config
 
-    from latentopt import layout, report
-    from latentopt.fileio import write_json
+    from latentopt.workflow import layout
+    from latentopt import report
+    from latentopt.core.fileio import write_json
 
     config = report_config(tmp_path)
     config["quality_gate"] = {**GATE, "mode": "warn"}

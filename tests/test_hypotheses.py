@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from latentopt import hypotheses as H
-from latentopt.evaluation import HIGHER_IS_BETTER
+from latentopt.analysis import hypotheses as H
+from latentopt.analysis.evaluation import HIGHER_IS_BETTER
 
 
 def test_interval_relation_cases():
@@ -26,7 +26,7 @@ def _cross(fids):
 
 
 def _config(synthetic: bool):
-    from latentopt.config import load_config
+    from latentopt.workflow.config import load_config
 
     config = load_config([__import__("pathlib").Path(__file__).resolve().parents[1] / "demo" / "config.yaml"])
     config = copy.deepcopy(config)
@@ -103,7 +103,7 @@ def test_fid_absent_is_left_out():
 def test_analysis_config_errors_name_the_key(override, fragment):
     from pathlib import Path
 
-    from latentopt.config import ConfigError, check_config, load_config
+    from latentopt.workflow.config import ConfigError, check_config, load_config
 
     config = load_config([Path(__file__).resolve().parents[1] / "demo" / "config.yaml"], override)
     with pytest.raises(ConfigError, match=fragment):

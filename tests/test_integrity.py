@@ -17,17 +17,17 @@ import pytest
 import torch
 from conftest import hold_driver_lock, make_config
 
-from latentopt import driverlock, layout
-from latentopt.config import check_config, metric_weight_files
-from latentopt.datasets import DatasetInputError, build_dataset, load_dataset
-from latentopt.evaluation import success_criteria
-from latentopt.images import discover_splits, image_id
-from latentopt.input_failures import input_failures_table, summary
-from latentopt.integrity import HashCache, verify_results
-from latentopt.job import optimize_chunk
-from latentopt.joblog import job_log
-from latentopt.plan import build_plan
-from latentopt.prepare import prepare_chunk
+from latentopt.workflow import driverlock, layout
+from latentopt.workflow.config import check_config, metric_weight_files
+from latentopt.data.datasets import DatasetInputError, build_dataset, load_dataset
+from latentopt.analysis.evaluation import success_criteria
+from latentopt.data.images import discover_splits, image_id
+from latentopt.analysis.input_failures import input_failures_table, summary
+from latentopt.workflow.integrity import HashCache, verify_results
+from latentopt.optimize.job import optimize_chunk
+from latentopt.core.joblog import job_log
+from latentopt.workflow.plan import build_plan
+from latentopt.data.prepare import prepare_chunk
 
 ARMS = ("baseline", "psnr")
 

@@ -19,8 +19,8 @@ from conftest import REPO, hold_driver_lock, job_counts, snakemake, snakemake_cm
 from faults import (awkward_name, bit_flip_pt, broken_link, delete_dataset_png, lost, metric_rows, rewrite_source_keep_mtime,
                     rewritten, snapshot, truncate_pt)
 
-from latentopt import driverlock
-from latentopt.fileio import read_json
+from latentopt.workflow import driverlock
+from latentopt.core.fileio import read_json
 
 pytestmark = pytest.mark.slow
 ARMS = ("baseline", "psnr", "ssim", "lpips")
@@ -155,7 +155,7 @@ def test_inspection_commands_work_on_a_read_only_finished_folder(copy):
         assert probe.returncode != 0, "the results folder is still writable"
         assert "Nothing to be done" in run(snakemake_cmd(config, "-n"))
         assert "manifest.json" in run(snakemake_cmd(config, "--summary"))
-        progress = run([sys.executable, "-m", "latentopt.progress", "--configfile", str(REPO / "demo" / "config.yaml"), "--configfile", str(config)])
+        progress = run([sys.executable, "-m", "latentopt.workflow.progress", "--configfile", str(REPO / "demo" / "config.yaml"), "--configfile", str(config)])
         assert "psnr" in progress and "baseline" in progress
     finally:
         for path in [results, *results.rglob("*")]:

@@ -8,11 +8,11 @@ import pytest
 import torch
 from conftest import make_config
 
-from latentopt import layout
-from latentopt.fileio import read_json
-from latentopt.job import ImageFailure, build_context, group_by_shape, load_items, optimize_chunk, run_items
-from latentopt.plan import build_plan
-from latentopt.prepare import prepare_chunk
+from latentopt.workflow import layout
+from latentopt.core.fileio import read_json
+from latentopt.optimize.job import ImageFailure, build_context, group_by_shape, load_items, optimize_chunk, run_items
+from latentopt.workflow.plan import build_plan
+from latentopt.data.prepare import prepare_chunk
 
 
 @pytest.fixture()
@@ -149,7 +149,7 @@ def test_the_device_lease_is_entered_after_the_cpu_side_start_up(prepared, monke
     waits for a GPU, and loads the model once (moved, not loaded again, once leased)."""
     import contextlib
 
-    from latentopt import autoencoders
+    from latentopt.models import autoencoders
 
     cfg, plan = prepared
     events = []
@@ -191,7 +191,7 @@ def test_the_device_lease_is_entered_after_the_cpu_side_start_up(prepared, monke
 def test_the_decoder_step_settings_reach_the_adam_loop(prepared, monkeypatch):
     """run.precision fp16 and a precision schedule configured -> the job's Adam loop gets the
     schedule (fp16, then fp32 for the last 2 of 4 iterations) and a gradient scaler."""
-    from latentopt import optimizer
+    from latentopt.optimize import optimizer
 
     cfg, plan = prepared
     cfg["run"].update(precision="fp16", final_precision_steps=2, final_precision="fp32")

@@ -1,4 +1,4 @@
-"""latentopt.losses: per-image values against numpy / scikit-image / the lpips package, gradients,
+"""latentopt.optimize.losses: per-image values against numpy / scikit-image / the lpips package, gradients,
 batching, the registry and spec errors, and the LPIPS network's weights handling."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import skimage.data
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from latentopt import losses as L
-from latentopt import ssim as S
-from latentopt.weights import MissingWeightsError
+from latentopt.optimize import losses as L
+from latentopt.metrics import ssim as S
+from latentopt.workflow.weights import MissingWeightsError
 
 # A random trunk keeps every test offline (no torchvision checkpoint on this machine); the
 # calibrated linear layers ship with the lpips wheel.

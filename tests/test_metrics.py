@@ -1,4 +1,4 @@
-"""latentopt.metrics on 8-bit images against scikit-image / numpy / the lpips package, and the
+"""latentopt.metrics.image_metrics on 8-bit images against scikit-image / numpy / the lpips package, and the
 agreement of the 8-bit and batched-tensor entry points (one implementation)."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import skimage.data
 import torch
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
 
-from latentopt import losses, metrics
+from latentopt.optimize import losses
+from latentopt.metrics import image_metrics as metrics
 
 
 def degraded_pair(name: str, seed: int = 0, noise: float = 12.0, h: int = 48, w: int = 64):

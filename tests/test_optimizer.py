@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from latentopt.autoencoders import load_autoencoder
-from latentopt.losses import build_loss
-from latentopt.optimizer import AdamSettings, ImageTrack, StopRule, optimize_latents
+from latentopt.models.autoencoders import load_autoencoder
+from latentopt.optimize.losses import build_loss
+from latentopt.optimize.optimizer import AdamSettings, ImageTrack, StopRule, optimize_latents
 
 
 @pytest.fixture(scope="module")

@@ -19,9 +19,9 @@ import yaml
 
 from conftest import job_counts, snakemake, snakemake_cmd, write_config
 
-from latentopt import layout
-from latentopt.datasets import load_dataset
-from latentopt.fileio import read_json
+from latentopt.workflow import layout
+from latentopt.data.datasets import load_dataset
+from latentopt.core.fileio import read_json
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow

@@ -9,16 +9,16 @@ import pytest
 import torch
 from conftest import make_config
 
-from latentopt import layout
-from latentopt.autoencoders import load_autoencoder
-from latentopt.fileio import read_json
-from latentopt.job import decode_exact, encode_exact, optimize_chunk
-from latentopt.losses import build_loss
-from latentopt.metrics import tensor_metrics
-from latentopt.optimizer import AdamSettings, StopRule, optimize_latents
-from latentopt.plan import build_plan
-from latentopt.precision import decode_precision, exact_fp32
-from latentopt.prepare import prepare_chunk
+from latentopt.workflow import layout
+from latentopt.models.autoencoders import load_autoencoder
+from latentopt.core.fileio import read_json
+from latentopt.optimize.job import decode_exact, encode_exact, optimize_chunk
+from latentopt.optimize.losses import build_loss
+from latentopt.metrics.image_metrics import tensor_metrics
+from latentopt.optimize.optimizer import AdamSettings, StopRule, optimize_latents
+from latentopt.workflow.plan import build_plan
+from latentopt.compute.precision import decode_precision, exact_fp32
+from latentopt.data.prepare import prepare_chunk
 
 CPU = torch.device("cpu")
 
@@ -128,7 +128,7 @@ def test_baseline_of_a_bf16_run_equals_the_fp32_run(tmp_path, demo_data):
 
 
 def test_changing_precision_reruns_the_loss_arms_but_not_the_baseline(tmp_path, demo_data):
-    from latentopt.config import arm_settings
+    from latentopt.workflow.config import arm_settings
 
     fp32, bf16 = (make_config(tmp_path, demo_data, **{"run.precision": p}) for p in ("fp32", "bf16"))
     assert arm_settings(fp32, "baseline") == arm_settings(bf16, "baseline")

@@ -19,7 +19,7 @@ def _keys(node, prefix=""):
 
 
 def test_every_config_key_is_in_the_readme():
-    schema = yaml.safe_load((REPO / "workflow_scripts" / "latentopt" / "config.schema.yaml").read_text())
+    schema = yaml.safe_load((REPO / "workflow_scripts" / "latentopt" / "workflow" / "config.schema.yaml").read_text())
     readme = (REPO / "README.md").read_text()
     lines = readme.splitlines()
 
@@ -110,7 +110,7 @@ def test_make_targets_of_the_quick_start(target):
     out = subprocess.run(["make", "-n", target], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     if target == "demo":
-        assert "latentopt.demo_data demo/data" in out.stdout and "--configfile demo/config.yaml" in out.stdout
+        assert "latentopt.data.demo_data demo/data" in out.stdout and "--configfile demo/config.yaml" in out.stdout
 
 
 def test_activate_script_exists():

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from latentopt.losses import build_loss
-from latentopt.optimizer import AdamSettings, StopRule, optimize_latents
+from latentopt.optimize.losses import build_loss
+from latentopt.optimize.optimizer import AdamSettings, StopRule, optimize_latents
 
 
 def original_loop(decode, target, z0, loss_fn, iterations, lr, threshold):
@@ -132,8 +132,8 @@ def test_reference_rule_resumes_exactly(tiny_decoder, tiny_case):
 
 @pytest.fixture(scope="module")
 def taef2_crop(taef2_dir, bsds_root):
-    from latentopt.autoencoders import load_autoencoder
-    from latentopt.images import read_rgb
+    from latentopt.models.autoencoders import load_autoencoder
+    from latentopt.data.images import read_rgb
 
     torch.manual_seed(0)
     model = load_autoencoder({"kind": "taesd", "encoder": str(taef2_dir / "taef2_encoder.pth"),
@@ -164,13 +164,13 @@ def test_job_runs_the_reference_rule_at_batch_size_1_and_records_it(tmp_path, de
     to 1, and each image's saved latent and final loss are the original loop's, bit for bit."""
     from conftest import make_config
 
-    from latentopt.autoencoders import load_autoencoder
-    from latentopt.config import model_spec
-    from latentopt.images import read_rgb
-    from latentopt.job import encode_exact, optimize_chunk
-    from latentopt.layout import original_png, per_image
-    from latentopt.plan import build_plan
-    from latentopt.prepare import prepare_chunk
+    from latentopt.models.autoencoders import load_autoencoder
+    from latentopt.workflow.config import model_spec
+    from latentopt.data.images import read_rgb
+    from latentopt.optimize.job import encode_exact, optimize_chunk
+    from latentopt.workflow.layout import original_png, per_image
+    from latentopt.workflow.plan import build_plan
+    from latentopt.data.prepare import prepare_chunk
 
     cfg = make_config(tmp_path / "results", demo_data, **{
         "data.splits": ["train"], "data.limit_per_split": 2, "preprocess.crop_box": [32, 48],

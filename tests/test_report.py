@@ -1,4 +1,4 @@
-"""Tests for the comparison report (latentopt.report, latentopt.figures, the template).
+"""Tests for the comparison report (latentopt.report, latentopt.report.plots, the template).
 
 A tiny fake results tree is built in tmp_path: 16x16 PNGs, per-image records and .pt files, and
 per-image metric CSVs shaped like evaluation.per_image_table's. The evaluation JSONs are then made
@@ -19,9 +19,10 @@ import pytest
 import torch
 from PIL import Image
 
-from latentopt import layout, report
-from latentopt.config import synthetic_parts, validate_config
-from latentopt.evaluation import summarize_all
+from latentopt.workflow import layout
+from latentopt import report
+from latentopt.workflow.config import synthetic_parts, validate_config
+from latentopt.analysis.evaluation import summarize_all
 
 N_IMAGES = 10
 FAILED = ("test", "img03", "CUDA out of memory (test)")
@@ -144,7 +145,7 @@ def column(rows: list[list[str]], name_start: str) -> dict[str, str]:
 @pytest.fixture(scope="module", autouse=True)
 def low_dpi():
     """Small figures keep the suite fast; layout and content are the same at any DPI."""
-    from latentopt import figures
+    from latentopt.report import plots as figures
 
     saved, figures.DPI = figures.DPI, 50
     yield
@@ -220,8 +221,8 @@ def test_statistics_sections_present(synthetic_run):
     assert sig[0] == ["row − column", "baseline", "psnr", "lpips"]
     assert sig[2][1].startswith("**+3.")  # psnr − baseline ≈ +3 dB, significant -> bold
     assert "FID bias at small N" in text and "re-centred" in text
-    assert report.docstring_section(report.module_docstring("fid"), "FID confidence interval") in text
-    assert report.module_docstring("metrics") in text  # definitions quoted, not restated
+    assert report.docstring_section(report.module_docstring("metrics.fid"), "FID confidence interval") in text
+    assert report.module_docstring("metrics.image_metrics") in text  # definitions quoted, not restated
     crit = md_table_after(text, "## Success criteria")
     assert [r[0] for r in crit[1:]] == ["psnr", "lpips"] and all(r[-1] in ("PASS", "not met") for r in crit[1:])
     assert "`" + "ab" * 32 + "`" in text and "cd" * 32 in text  # model weight hashes
@@ -265,7 +266,7 @@ def test_optimized_metrics_rules():
 
 
 def test_relative_loss_curves_pad_and_skip():
-    from latentopt.figures import relative_loss_curves
+    from latentopt.report.plots import relative_loss_curves
 
     rel = relative_loss_curves([[2.0, 1.0], [-10.0, -11.0, -12.0], [0.0, 1.0], []])
     np.testing.assert_allclose(rel, [[0.0, -0.5, -0.5], [0.0, -0.1, -0.2]])

@@ -9,8 +9,8 @@ import pytest
 import torch
 from conftest import make_config
 
-from latentopt.losses import build_loss
-from latentopt.optimizer import AdamSettings, RetrySettings, StopRule, non_convergence, optimize_with_retry
+from latentopt.optimize.losses import build_loss
+from latentopt.optimize.optimizer import AdamSettings, RetrySettings, StopRule, non_convergence, optimize_with_retry
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +73,9 @@ def test_non_finite_loss_is_retried(tiny):
 def test_nonconvergence_retry_on_a_real_image(tmp_path, bsds_root, taef2_dir):
     """An absurd lr (20) on a real photo with TAEF2: the first attempt does not improve; the retry
     (lr x0.0025 = 0.05, iterations x2) improves, and the record keeps the first attempt."""
-    from latentopt.job import optimize_chunk
-    from latentopt.plan import build_plan
-    from latentopt.prepare import prepare_chunk
+    from latentopt.optimize.job import optimize_chunk
+    from latentopt.workflow.plan import build_plan
+    from latentopt.data.prepare import prepare_chunk
 
     model = {"kind": "taesd", "encoder": str(taef2_dir / "taef2_encoder.pth"),
              "decoder": str(taef2_dir / "taef2_decoder.pth"), "variant": "taef2"}

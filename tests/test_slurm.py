@@ -178,7 +178,7 @@ def env(tmp_path_factory):
     for d in (workdir, probes, logdir):
         d.mkdir()
     sys.path.insert(0, str(REPO / "workflow_scripts"))
-    from latentopt.demo_data import write_demo_data
+    from latentopt.data.demo_data import write_demo_data
 
     write_demo_data(base / "data")
     config = yaml.safe_load((REPO / "demo" / "config.yaml").read_text())

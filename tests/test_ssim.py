@@ -1,4 +1,4 @@
-"""latentopt.ssim against independent references: scikit-image's structural_similarity and a
+"""latentopt.metrics.ssim against independent references: scikit-image's structural_similarity and a
 scipy.ndimage re-implementation of MS-SSIM, on random arrays and on real photos."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from skimage.metrics import structural_similarity
 
-from latentopt import ssim as S
+from latentopt.metrics import ssim as S
 
 
 def to_t(img: np.ndarray) -> torch.Tensor:

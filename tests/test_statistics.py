@@ -1,4 +1,4 @@
-"""Tests for latentopt.statistics against hand-worked values and scipy references."""
+"""Tests for latentopt.analysis.statistics against hand-worked values and scipy references."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sst
 
-from latentopt import statistics as st
+from latentopt.analysis import statistics as st
 
 
 # ---------------------------------------------------------------------------- summarize

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 from conftest import make_config
 
-from latentopt.job import optimize_chunk
-from latentopt.plan import build_plan
-from latentopt.prepare import prepare_chunk
+from latentopt.optimize.job import optimize_chunk
+from latentopt.workflow.plan import build_plan
+from latentopt.data.prepare import prepare_chunk
 
 
 @pytest.fixture(scope="module")

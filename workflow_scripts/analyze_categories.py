@@ -1,8 +1,8 @@
 """Snakemake script: image descriptors, category groups and per-group gains."""
 
-from latentopt.categories import write_category_analysis
-from latentopt.joblog import job_log
-from latentopt.plan import build_plan
+from latentopt.analysis.categories import write_category_analysis
+from latentopt.core.joblog import job_log
+from latentopt.workflow.plan import build_plan
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with job_log(sm.log[0]) as log:

@@ -1,7 +1,7 @@
 """Snakemake script: the quality gate of one loss, from its gate images' per-image records."""
 
-from latentopt.gate import run_gate
-from latentopt.joblog import job_log
+from latentopt.optimize.gate import run_gate
+from latentopt.core.joblog import job_log
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with job_log(sm.log[0]) as log:

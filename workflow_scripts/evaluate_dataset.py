@@ -1,11 +1,11 @@
 """Snakemake script: per-image metrics of one dataset's PNGs against the originals."""
 
-from latentopt.devices import job_device
-from latentopt.evaluation import per_image_table
-from latentopt.fileio import atomic_path
-from latentopt.joblog import job_log
-from latentopt.losses import lpips_network
-from latentopt.plan import build_plan
+from latentopt.compute.devices import job_device
+from latentopt.analysis.evaluation import per_image_table
+from latentopt.core.fileio import atomic_path
+from latentopt.core.joblog import job_log
+from latentopt.optimize.losses import lpips_network
+from latentopt.workflow.plan import build_plan
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with job_log(sm.log[0]) as log, job_device(sm.config) as device:

@@ -2,12 +2,12 @@
 
 import numpy as np
 
-from latentopt.devices import job_device
-from latentopt.evaluation import dataset_features, original_features, per_image_status
-from latentopt.fid import load_inception
-from latentopt.fileio import atomic_path
-from latentopt.joblog import job_log
-from latentopt.plan import build_plan
+from latentopt.compute.devices import job_device
+from latentopt.analysis.evaluation import dataset_features, original_features, per_image_status
+from latentopt.metrics.fid import load_inception
+from latentopt.core.fileio import atomic_path
+from latentopt.core.joblog import job_log
+from latentopt.workflow.plan import build_plan
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 name = sm.wildcards.name

@@ -1,6 +1,6 @@
 """Snakemake script: the Markdown comparison report and its figures."""
 
-from latentopt.joblog import job_log
+from latentopt.core.joblog import job_log
 from latentopt.report import write_report
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

@@ -1,9 +1,9 @@
 """Snakemake script: optimize (or, for the baseline, encode/decode) one chunk of images."""
 
-import latentopt.stage_times  # noqa: F401 - first: its import time splits interpreter start from imports
-from latentopt.devices import job_device
-from latentopt.job import optimize_chunk
-from latentopt.joblog import job_log
+import latentopt.core.stage_times  # noqa: F401 - first: its import time splits interpreter start from imports
+from latentopt.compute.devices import job_device
+from latentopt.optimize.job import optimize_chunk
+from latentopt.core.joblog import job_log
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 stages = sm.log[0].removesuffix(".log") + ".stages.json"  # logs/optimize/<arm>/<chunk>.stages.json

@@ -1,10 +1,10 @@
-"""Snakemake script: write the preprocessed originals of one chunk (see latentopt.prepare)."""
+"""Snakemake script: write the preprocessed originals of one chunk (see latentopt.data.prepare)."""
 
 from pathlib import Path
 
-from latentopt.images import ImageEntry
-from latentopt.joblog import job_log
-from latentopt.prepare import prepare_chunk
+from latentopt.data.images import ImageEntry
+from latentopt.core.joblog import job_log
+from latentopt.data.prepare import prepare_chunk
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with job_log(sm.log[0]) as log:

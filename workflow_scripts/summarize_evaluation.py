@@ -1,7 +1,7 @@
 """Snakemake script: cross-evaluation matrix, statistics and performance summary."""
 
-from latentopt.evaluation import summarize_all
-from latentopt.joblog import job_log
+from latentopt.analysis.evaluation import summarize_all
+from latentopt.core.joblog import job_log
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with job_log(sm.log[0]) as log:

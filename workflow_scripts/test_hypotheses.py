@@ -1,7 +1,7 @@
 """Snakemake script: the seed's expected FID ranges vs measured FID, per-arm correlations."""
 
-from latentopt.hypotheses import write_hypothesis_analysis
-from latentopt.joblog import job_log
+from latentopt.analysis.hypotheses import write_hypothesis_analysis
+from latentopt.core.joblog import job_log
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with job_log(sm.log[0]) as log:

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from latentopt.demo_model import TrainSettings, save, train
-from latentopt.joblog import job_log
+from latentopt.models.demo_model import TrainSettings, save, train
+from latentopt.core.joblog import job_log
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with job_log(sm.log[0]) as log:

@@ -28,30 +28,30 @@ from pathlib import Path
 
 import yaml
 
-from ..config import synthetic_parts
-from ..evaluation import EVALUATED_METRICS, METRICS
-from ..fileio import atomic_path
-from ..layout import BASELINE
-from ..objectives import arm_objectives
-from ..statistics import MIN_N_INTERVAL
+from latentopt.workflow.config import synthetic_parts
+from latentopt.analysis.evaluation import EVALUATED_METRICS, METRICS
+from latentopt.core.fileio import atomic_path
+from latentopt.workflow.layout import BASELINE
+from latentopt.workflow.objectives import arm_objectives
+from latentopt.analysis.statistics import MIN_N_INTERVAL
 # Every name of the former single-module report.py stays importable from latentopt.report.
-from .arms import loss_description, optimized_metrics
-from .conclusions import PURPOSES, _cost_lines, _vs_baseline, criteria_rules, recommendations, success_table  # noqa: F401
-from .definitions import definitions, docstring_section, docstring_until, module_docstring  # noqa: F401
-from .figures import _losses_histories, _read_png, make_figures, select_examples  # noqa: F401
-from .formatting import FORMATS, METRIC_LABELS, OPTIMIZED_MARK, RANGE_MARK, _cell, _finite, fmt, fmt_p, interval, mean_ci, metric_label, table  # noqa: F401
-from .gate import gate_section, load_gates
-from .inputs import _datasets, _get, _pair_row, _splits, best_datasets, load_inputs, oriented  # noqa: F401
-from .provenance import REPORT_PACKAGES, _dataset_meta, _version, dataset_metadata, metric_networks, model_provenance  # noqa: F401
-from .tables import failed_images, fid_tables, metric_table, performance_table, significance_matrix, test_families, unreadable_images
+from latentopt.report.arms import loss_description, optimized_metrics
+from latentopt.report.conclusions import PURPOSES, _cost_lines, _vs_baseline, criteria_rules, recommendations, success_table  # noqa: F401
+from latentopt.report.definitions import definitions, docstring_section, docstring_until, module_docstring  # noqa: F401
+from latentopt.report.figures import _losses_histories, _read_png, make_figures, select_examples  # noqa: F401
+from latentopt.report.formatting import FORMATS, METRIC_LABELS, OPTIMIZED_MARK, RANGE_MARK, _cell, _finite, fmt, fmt_p, interval, mean_ci, metric_label, table  # noqa: F401
+from latentopt.report.gate import gate_section, load_gates
+from latentopt.report.inputs import _datasets, _get, _pair_row, _splits, best_datasets, load_inputs, oriented  # noqa: F401
+from latentopt.report.provenance import REPORT_PACKAGES, _dataset_meta, _version, dataset_metadata, metric_networks, model_provenance  # noqa: F401
+from latentopt.report.tables import failed_images, fid_tables, metric_table, performance_table, significance_matrix, test_families, unreadable_images
 
 TEMPLATE = "report.md.j2"
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 FIGURES_DIRNAME = "report_figures"
 
 
 def build_context(config: Mapping, inputs: Mapping, figures: Mapping, *, report_versions: Mapping | None = None, hardware: Mapping | None = None, analysis: str = "") -> dict:
-    from .. import provenance
+    from latentopt.core import provenance
 
     cross, stats, perf, table_df = inputs["cross"], inputs["stats"], inputs["performance"], inputs["table"]
     results = config["results_dir"]
@@ -147,7 +147,7 @@ def write_report(config: Mapping, *, cross: str | Path, stats: str | Path, perfo
     """Render the report and its figures from the evaluation outputs; returns the report path.
     ``gates``: the quality gate's results; ``categories``/``hypotheses``: category_analysis.json /
     hypothesis_analysis.json (optional)."""
-    from .analysis import load_optional, render_sections
+    from latentopt.report.analysis import load_optional, render_sections
 
     report = Path(report)
     fig_dir = Path(fig_dir) if fig_dir is not None else report.parent / FIGURES_DIRNAME

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..visual_quality import TARGET_VALUE, VISUAL_METRICS
-from . import formatting as r
-from .formatting import _finite, fmt
-from .definitions import module_docstring
+from latentopt.metrics.visual_quality import TARGET_VALUE, VISUAL_METRICS
+from latentopt.report import formatting as r
+from latentopt.report.formatting import _finite, fmt
+from latentopt.report.definitions import module_docstring
 
 TEMPLATE = "analysis.md.j2"
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 IMPROVEMENT_LABELS = {"fid": "FID", "psnr_improvement": "PSNR gain (dB)", "ssim_improvement": "SSIM gain", "lpips_alex_improvement": "LPIPS-alex gain", "lpips_vgg_improvement": "LPIPS-vgg gain", "time_s": "time/image (s)"}
 
 
@@ -102,7 +102,7 @@ def category_tables(analysis: Mapping | None) -> list[dict]:
 def category_figure(analysis: Mapping, path: str | Path) -> Path | None:
     """Mean gain over the baseline with its bootstrap 95 % CI per group (x) and loss (colour), one
     panel per grouping (rows) and metric (columns); hollow markers: n too small to test."""
-    from .. import figures as F
+    from latentopt.report import plots as F
 
     groupings = list((analysis or {}).get("groupings") or {})
     metrics = (analysis or {}).get("metadata", {}).get("metrics", [])
@@ -181,7 +181,7 @@ def hypothesis_tables(analysis: Mapping | None) -> dict | None:
 
 
 def make_figures(table_df: pd.DataFrame, datasets: Sequence[str], categories: Mapping | None, hypotheses: Mapping | None, fig_dir: Path, report_dir: Path) -> dict:
-    from .. import figures as F
+    from latentopt.report import plots as F
 
     rel = lambda p: Path(os.path.relpath(p, report_dir)).as_posix()  # noqa: E731
     out: dict = {}
@@ -200,7 +200,7 @@ def make_figures(table_df: pd.DataFrame, datasets: Sequence[str], categories: Ma
 
 
 def definitions() -> dict[str, str]:
-    return {m: module_docstring(m) for m in ("visual_quality", "categories", "hypotheses")}
+    return {m.rpartition(".")[2]: module_docstring(m) for m in ("metrics.visual_quality", "analysis.categories", "analysis.hypotheses")}
 
 
 def render_sections(cross: Mapping, datasets: Sequence[str], table_df: pd.DataFrame, categories: Mapping | None, hypotheses: Mapping | None, fig_dir: Path, report_dir: Path) -> str:
@@ -220,7 +220,7 @@ def render_sections(cross: Mapping, datasets: Sequence[str], table_df: pd.DataFr
 
 
 def load_optional(path: str | Path | None) -> dict | None:
-    from ..fileio import read_json
+    from latentopt.core.fileio import read_json
 
     return read_json(path) if path and Path(path).is_file() else None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..objectives import optimized_metrics  # noqa: F401 - re-exported
+from latentopt.workflow.objectives import optimized_metrics  # noqa: F401 - re-exported
 
 
 def loss_description(spec: Mapping) -> str:

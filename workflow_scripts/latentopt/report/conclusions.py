@@ -21,11 +21,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from ..evaluation import HIGHER_IS_BETTER
-from ..layout import BASELINE
-from ..statistics import MIN_N_INTERVAL
-from .formatting import _finite, fmt, fmt_p, fmt_p_boot, interval, metric_label, table
-from .inputs import _get, _pair_row, oriented
+from latentopt.analysis.evaluation import HIGHER_IS_BETTER
+from latentopt.workflow.layout import BASELINE
+from latentopt.analysis.statistics import MIN_N_INTERVAL
+from latentopt.report.formatting import _finite, fmt, fmt_p, fmt_p_boot, interval, metric_label, table
+from latentopt.report.inputs import _get, _pair_row, oriented
 
 # What the recommendations are about: (purpose, candidate metrics); the first present candidate
 # is the purpose's objective metric, the first one no arm optimized is its held-out metric.

@@ -8,7 +8,8 @@ from pathlib import Path
 
 
 def module_docstring(module: str) -> str:
-    """The module docstring of ``latentopt.<module>`` read from its source (no import)."""
+    """The module docstring of ``latentopt.<module>`` (dotted, e.g. ``metrics.fid``) read from its source
+    (no import)."""
     spec = importlib.util.find_spec(f"latentopt.{module}")
     if spec is None or spec.origin is None:
         return ""
@@ -37,11 +38,11 @@ def docstring_until(doc: str, marker: str) -> str:
 
 
 def definitions() -> dict[str, str]:
-    fid_doc = module_docstring("fid")
-    stats_doc = module_docstring("statistics")
+    fid_doc = module_docstring("metrics.fid")
+    stats_doc = module_docstring("analysis.statistics")
     return {
-        "metrics": module_docstring("metrics"),
-        "losses": docstring_until(module_docstring("losses"), "Building losses"),
+        "metrics": module_docstring("metrics.image_metrics"),
+        "losses": docstring_until(module_docstring("optimize.losses"), "Building losses"),
         "fid": docstring_section(fid_doc, "FID (") + "\n\n" + docstring_section(fid_doc, "Features"),
         "fid_bias": docstring_section(fid_doc, "FID bias"),
         "fid_ci": docstring_section(fid_doc, "FID confidence interval"),

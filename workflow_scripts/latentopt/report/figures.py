@@ -1,4 +1,4 @@
-"""Figure wiring of the report: which figures (latentopt.figures) are drawn from which inputs."""
+"""Figure wiring of the report: which figures (latentopt.report.plots) are drawn from which inputs."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from typing import Any
 
 import pandas as pd
 
-from .. import layout
-from ..evaluation import METRICS
-from ..layout import BASELINE
-from .arms import loss_description
-from .formatting import METRIC_LABELS, fmt, metric_label
-from .inputs import _get
+from latentopt.workflow import layout
+from latentopt.analysis.evaluation import METRICS
+from latentopt.workflow.layout import BASELINE
+from latentopt.report.arms import loss_description
+from latentopt.report.formatting import METRIC_LABELS, fmt, metric_label
+from latentopt.report.inputs import _get
 
 
 def _losses_histories(results: str | Path, table_df: pd.DataFrame, arms: Sequence[str]) -> dict[str, list[list[float]]]:
@@ -60,14 +60,14 @@ def select_examples(table_df: pd.DataFrame, arm: str) -> list[tuple[str, str, st
 
 
 def _read_png(path: Path):
-    from ..images import read_rgb
+    from latentopt.data.images import read_rgb
 
     return read_rgb(path) if path.is_file() else None
 
 
 def make_figures(results: str | Path, config: Mapping, inputs: Mapping, datasets: Sequence[str], fig_dir: Path, report_dir: Path, log: Callable[[str], None]) -> dict:
     """Write every figure; returns {name: {"path": relative path, ...}} for the template."""
-    from .. import figures as F
+    from latentopt.report import plots as F
 
     fig_dir.mkdir(parents=True, exist_ok=True)
     table_df = inputs["table"]

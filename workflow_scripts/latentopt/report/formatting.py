@@ -7,8 +7,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..evaluation import HIGHER_IS_BETTER, METRIC_RANGES
-from ..statistics import MIN_N_INTERVAL
+from latentopt.analysis.evaluation import HIGHER_IS_BETTER, METRIC_RANGES
+from latentopt.analysis.statistics import MIN_N_INTERVAL
 
 METRIC_LABELS = {
     "psnr": "PSNR (dB)",

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ..fileio import read_json
-from ..gate import gate_table
-from .formatting import table
+from latentopt.core.fileio import read_json
+from latentopt.optimize.gate import gate_table
+from latentopt.report.formatting import table
 
 
 def load_gates(paths: Sequence[str | Path]) -> list[dict]:

@@ -8,10 +8,10 @@ from typing import Any
 
 import pandas as pd
 
-from ..evaluation import HIGHER_IS_BETTER
-from ..fileio import read_json
-from ..layout import BASELINE
-from .formatting import _finite
+from latentopt.analysis.evaluation import HIGHER_IS_BETTER
+from latentopt.core.fileio import read_json
+from latentopt.workflow.layout import BASELINE
+from latentopt.report.formatting import _finite
 
 
 def load_inputs(cross: str | Path, stats: str | Path, performance: str | Path, table_csv: str | Path) -> dict:

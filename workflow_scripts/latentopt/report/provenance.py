@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import layout
-from ..fileio import read_json
-from .formatting import table
+from latentopt.workflow import layout
+from latentopt.core.fileio import read_json
+from latentopt.report.formatting import table
 
 REPORT_PACKAGES = ("matplotlib", "jinja2", "pyyaml")
 
@@ -79,7 +79,7 @@ def _dataset_meta(path: Path) -> dict | None:
 def metric_networks(config: Mapping) -> list[str]:
     """What the LPIPS and FID networks were (weights identified by torchvision's file names,
     which carry the first hex digits of the file's sha256)."""
-    from ..weights import TORCH_HUB_FILES
+    from latentopt.workflow.weights import TORCH_HUB_FILES
 
     mn = config["metric_networks"]
     nets = config["evaluation"]["lpips_nets"]

@@ -7,10 +7,10 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from ..input_failures import input_failures_table
-from ..statistics import MIN_N_INTERVAL
-from .formatting import OPTIMIZED_MARK, RANGE_MARK, _finite, fmt, fmt_p, fmt_p_boot, interval, mean_ci, metric_label, outside_range, table, too_small
-from .inputs import _get, _pair_row, best_datasets, oriented
+from latentopt.analysis.input_failures import input_failures_table
+from latentopt.analysis.statistics import MIN_N_INTERVAL
+from latentopt.report.formatting import OPTIMIZED_MARK, RANGE_MARK, _finite, fmt, fmt_p, fmt_p_boot, interval, mean_ci, metric_label, outside_range, table, too_small
+from latentopt.report.inputs import _get, _pair_row, best_datasets, oriented
 
 
 def fid_cell(cell: Mapping | None) -> str:
@@ -197,7 +197,7 @@ def failed_images(perf: Mapping, datasets: Sequence[str]) -> dict | None:
 
 
 def unreadable_images(perf: Mapping, datasets: Sequence[str]) -> dict | None:
-    """Images that could not be read at all (latentopt.input_failures), one row per image."""
+    """Images that could not be read at all (latentopt.analysis.input_failures), one row per image."""
     t = input_failures_table(perf, datasets)
     return table(t["header"], t["rows"], ["l"] * len(t["header"])) if t else None
 

@@ -1,0 +1,1 @@
+"""Aggregation and statistics of the evaluation: tables, tests, categories, hypotheses."""

@@ -1,0 +1,1 @@
+"""Where torch runs and at what precision: the job's device (GPU lease) and numeric precision."""

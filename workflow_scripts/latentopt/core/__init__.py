@@ -1,0 +1,1 @@
+"""Infrastructure every stage uses, torch-free: atomic files, job logs, stage clocks, provenance."""

@@ -1,0 +1,66 @@
+"""Preparation of the evaluation references: read, convert, preprocess, write lossless PNGs.
+
+Each record holds the source's sha256 (None when it cannot be opened at all): planning compares it
+with the source as it is now (latentopt.workflow.integrity), so a source whose content changed is prepared
+again whatever its modification time says.
+"""
+
+from __future__ import annotations
+
+import time
+
+from latentopt.workflow import layout
+from latentopt.core.fileio import sha256_file, write_json
+from latentopt.data.images import ImageEntry, ImageReadError, preprocess, read_rgb, write_png
+
+
+def prepare_image(entry: ImageEntry, config: dict) -> dict:
+    """Write original_bsds500/<split>/<id>.png and return the preparation record.
+    An unreadable image yields a record with status 'failed' and the reason (no exception)."""
+    results = config["results_dir"]
+    pre = config["preprocess"]
+    record = {"image_id": entry.image_id, "split": entry.split, "source": str(entry.path)}
+    try:
+        rgb = read_rgb(entry.path)
+        ref = preprocess(
+            rgb,
+            pre["mode"],
+            multiple=pre["multiple"],
+            size=pre["size"],
+            crop_box=tuple(pre["crop_box"]) if pre["crop_box"] else None,
+        )
+    except ImageReadError as exc:
+        return {**record, "status": "failed", "failure_kind": "input", "reason": str(exc),
+                "source_sha256": source_sha256(entry.path)}
+    png = layout.original_png(results, entry.split, entry.image_id)
+    write_png(png, ref)
+    return {
+        **record,
+        "status": "ok",
+        "source_size": [int(rgb.shape[0]), int(rgb.shape[1])],
+        "size": [int(ref.shape[0]), int(ref.shape[1])],
+        "preprocess": pre,
+        "png": str(png),
+        "sha256": sha256_file(png),
+        "source_sha256": source_sha256(entry.path),
+        "written_at": time.time(),
+    }
+
+
+def source_sha256(path) -> str | None:
+    """The checksum of a source image, or None when it cannot be opened (broken link, permission)."""
+    try:
+        return sha256_file(path)
+    except OSError:
+        return None
+
+
+def prepare_chunk(entries: list[ImageEntry], config: dict, log=print) -> list[dict]:
+    records = []
+    for entry in entries:
+        record = prepare_image(entry, config)
+        write_json(layout.prepared_record(config["results_dir"], entry.split, entry.image_id), record)
+        if record["status"] != "ok":
+            log(f"FAILED {entry.split}/{entry.image_id}: {record['reason']}")
+        records.append(record)
+    return records

@@ -1,0 +1,1 @@
+"""Per-image metrics (PSNR, SSIM, LPIPS, MSE, MAE, visual quality) and FID/KID."""

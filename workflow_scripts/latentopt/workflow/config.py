@@ -1,0 +1,376 @@
+"""Config access and the checks that need more than the JSON schema (pure Python, no torch).
+
+The schema (config.schema.yaml, validated by the Snakefile) rejects unknown keys and ill-typed
+values and fills defaults; :func:`check_config` then checks what a schema cannot express, so that a
+bad config fails before any job runs with a message that names the key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from latentopt import __version__
+from latentopt.workflow import layout
+from latentopt.workflow.layout import BASELINE
+from latentopt.workflow.plan import selected_losses
+
+SCHEMA = Path(__file__).with_name("config.schema.yaml")
+REPO_CONFIG = Path(__file__).resolve().parents[3] / "config.yaml"
+
+MODEL_KEYS = {
+    "diffusers_kl": ("source", "subfolder", "revision"),
+    "diffusers_tiny": ("source", "subfolder", "revision"),
+    "taesd": ("encoder", "decoder", "variant"),
+    "synthetic_kl": ("seed",),
+    "demo_trained": (),  # + weights, a path under results_dir (demo_model_weights)
+}
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message starts with the key."""
+
+
+def load_schema() -> dict:
+    return yaml.safe_load(SCHEMA.read_text())
+
+
+NULL_WORDS = ("null", "Null", "NULL", "~")
+
+
+def coerce_config(config: dict, schema: dict | None = None) -> dict:
+    """Give string values the types the schema asks for, in place; return ``config``.
+
+    Snakemake's ``--config key=value`` reads nested values with YAML's BaseLoader, so every scalar
+    in ``data='{root: /data/BSR, limit_per_split: 10}'`` arrives as a string ('10'). Here such a
+    string becomes what the same YAML in a config file would give: an integer, number, boolean,
+    null, list or mapping, as the schema's ``type`` for that key allows (a key that allows strings
+    keeps the string, except a null word where null is allowed too). Free-form mappings (loss
+    specs) get YAML's reading of each string, numbers included. A string that fits none of the
+    key's types raises ConfigError naming the key (e.g. ``data.limit_per_split: 'ten' is not an
+    integer or null``). Values that are not strings are left for the schema validation.
+    """
+    return _coerce(config, load_schema() if schema is None else schema, "")
+
+
+def _join(where: str, key) -> str:
+    return f"{where}[{key}]" if isinstance(key, int) else (f"{where}.{key}" if where else str(key))
+
+
+def _coerce(value, schema: dict, where: str):
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        extra = schema.get("additionalProperties")
+        free = not props and not isinstance(extra, dict) and extra is not False
+        for key in list(value):
+            sub = props.get(key, extra if isinstance(extra, dict) else None)
+            if sub is not None:
+                value[key] = _coerce(value[key], sub, _join(where, key))
+            elif free:
+                value[key] = _yaml_value(value[key])
+        return value
+    if isinstance(value, list):
+        items = schema.get("items")
+        return [_coerce(v, items, _join(where, i)) for i, v in enumerate(value)] if isinstance(items, dict) else value
+    if isinstance(value, str):
+        return _coerce_string(value, schema, where)
+    return value
+
+
+def _yaml_value(value):
+    """What YAML would make of the strings in a free-form value (numbers like 1e-5 included)."""
+    if isinstance(value, dict):
+        return {k: _yaml_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_yaml_value(v) for v in value]
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if text in NULL_WORDS:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return float(text) if _is_float(text) else value
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return text.strip().lower() not in ("nan", "inf", "-inf", "+inf", "infinity", "-infinity", "+infinity")
+
+
+def _coerce_string(value: str, schema: dict, where: str):
+    types = schema.get("type")
+    if types is None:  # enums and untyped keys: left to the validation
+        return value
+    types = [types] if isinstance(types, str) else list(types)
+    if "string" in types:
+        return None if "null" in types and value in NULL_WORDS else value
+    text = value.strip()
+    for t in types:
+        if t == "null" and text in (*NULL_WORDS, ""):
+            return None
+        if t == "boolean" and text.lower() in ("true", "false", "yes", "no", "on", "off"):
+            return text.lower() in ("true", "yes", "on")
+        if t == "integer":
+            try:
+                return int(text)
+            except ValueError:
+                pass
+        if t == "number" and _is_float(text):
+            return float(text)
+        if t in ("array", "object"):
+            try:
+                parsed = yaml.safe_load(text)
+            except yaml.YAMLError:
+                continue
+            if isinstance(parsed, list if t == "array" else dict):
+                return _coerce(parsed, schema, where)
+    article = {"integer": "an integer", "array": "a list", "object": "a mapping", "null": "null"}
+    wanted = " or ".join(article.get(t, f"a {t}") for t in types)
+    raise ConfigError(f"{where}: {value!r} is not {wanted}")
+
+
+def validate_config(config: dict) -> dict:
+    """Schema validation with defaults filled in (the same call the Snakefile makes)."""
+    from snakemake.utils import validate
+
+    validate(config, str(SCHEMA), set_default=True)
+    return config
+
+
+def load_config(configfiles: list[str | Path] = (), overrides: dict | None = None) -> dict:
+    """What Snakemake builds: the repository's config.yaml, each --configfile merged over it
+    (nested dicts merge, other values replace), then dotted-key overrides; coerced by the
+    schema's types and validated, as the Snakefile does."""
+    config: dict = {}
+    for path in [REPO_CONFIG, *configfiles]:
+        merge_config(config, yaml.safe_load(Path(path).read_text()) or {})
+    for key, value in (overrides or {}).items():
+        node = config
+        *parents, last = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+    return validate_config(coerce_config(config))
+
+
+def merge_config(base: dict, extra: dict) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merge_config(base[key], value)
+        else:
+            base[key] = value
+
+
+def model_spec(config: dict) -> dict:
+    model = config["model"]
+    spec = {"kind": model["kind"], **{k: model[k] for k in MODEL_KEYS[model["kind"]]}}
+    if model["kind"] == "demo_trained":
+        spec["weights"] = str(demo_model_weights(config))
+    return spec
+
+
+def demo_model_weights(config: dict) -> Path:
+    """Where the train_demo_model rule writes the demo autoencoder (kind demo_trained)."""
+    from latentopt.models.demo_model import WEIGHTS_NAME
+
+    return layout.demo_model_dir(config["results_dir"]) / WEIGHTS_NAME
+
+
+def demo_model_summary(config: dict) -> Path:
+    """The training summary (JSON) written next to :func:`demo_model_weights`."""
+    from latentopt.models.demo_model import SUMMARY_NAME
+
+    return layout.demo_model_dir(config["results_dir"]) / SUMMARY_NAME
+
+
+def demo_model_settings(config: dict):
+    """The demo autoencoder's training settings: model.seed and model.train_steps, the rest fixed."""
+    from latentopt.models.demo_model import TrainSettings
+
+    return TrainSettings(seed=config["model"]["seed"], steps=config["model"]["train_steps"])
+
+
+def demo_model_label(config: dict) -> str:
+    """"autoencoder trained for the demo on N crops in T s — not SD-VAE", from the training
+    summary once the model is trained (before: the planned number of crops, no time)."""
+    from latentopt.models.demo_model import describe, read_summary
+
+    summary = read_summary(demo_model_summary(config))
+    if summary is None:
+        n = demo_model_settings(config).n_crops
+        return f"autoencoder trained for the demo on {n} crops (not trained yet) — not SD-VAE"
+    return describe(summary["n_crops"], summary["train_time_s"])
+
+
+def is_baseline(arm: str) -> bool:
+    return arm == BASELINE
+
+
+def arm_settings(config: dict, arm: str) -> dict:
+    """Everything the optimization of one arm depends on (used as rule params and fingerprint)."""
+    common = {
+        "arm": arm,
+        "model": model_spec(config),
+        "preprocess": config["preprocess"],
+        "channels_last": config["run"]["channels_last"],
+        "library_version": __version__,
+    }
+    if is_baseline(arm):  # encode and decode are exact fp32: run.precision does not change it
+        return {**common, "iterations": 0}
+    return {**common, "precision": config["run"]["precision"], **decoder_numerics(config), **config["losses"][arm]}
+
+
+def decoder_numerics(config: dict) -> dict:
+    """The run.* settings of the Adam loop's decoder that change results beyond run.precision
+    (latentopt.optimize.decoder_step), only those not at their default: a default config keeps its
+    fingerprint and rule params."""
+    run, out = config["run"], {}
+    if run.get("final_precision_steps"):
+        out.update(final_precision=run.get("final_precision", "fp32"), final_precision_steps=run["final_precision_steps"])
+    if (run.get("compile") or {}).get("enabled"):
+        out["compile"] = run["compile"].get("mode", "default")
+    return out
+
+
+def synthetic_parts(config: dict) -> list[str]:
+    """Which models/metric networks are random (uncalibrated) or demo-only; every output must say so."""
+    parts = []
+    if config["model"]["kind"] == "synthetic_kl":
+        parts.append(f"autoencoder: randomly initialised AutoencoderKL (seed {config['model']['seed']})")
+    if config["model"]["kind"] == "demo_trained":
+        parts.append(demo_model_label(config))
+    if config["metric_networks"]["lpips_random_trunk"]:
+        parts.append("LPIPS: random AlexNet/VGG trunk (uncalibrated)")
+    if config["metric_networks"]["inception_synthetic"]:
+        parts.append("FID/KID: randomly initialised Inception (uncalibrated)")
+    return parts
+
+
+def check_config(config: dict, losses: bool = True) -> None:
+    """Raise ConfigError for values the schema cannot rule out. ``losses=False`` skips the loss
+    specs (checking them imports torch: the Snakefile does it once, in the main process)."""
+    if synthetic_parts(config) and not config["allow_synthetic"]:
+        raise ConfigError(
+            "allow_synthetic: the config uses random or demo-only models ("
+            + "; ".join(synthetic_parts(config))
+            + ") but allow_synthetic is false; set it to true to accept uncalibrated results"
+        )
+    model = config["model"]
+    if model["kind"] == "taesd":
+        for key in ("encoder", "decoder"):
+            if not model[key]:
+                raise ConfigError(f"model.{key}: required for model.kind 'taesd'")
+    unknown = sorted(set(config.get("use_losses") or []) - set(config["losses"]))
+    if unknown:
+        raise ConfigError(f"use_losses: {unknown} not defined under losses (defined: {sorted(config['losses'])})")
+    for arm in selected_losses(config) if losses else ():  # use_losses scopes every check
+        check_loss_spec(config["losses"][arm]["loss"], f"losses.{arm}.loss")
+    if "{" in config["results_dir"] or "}" in config["results_dir"]:
+        raise ConfigError(f"results_dir: {config['results_dir']!r} contains '{{' or '}}', which Snakemake reads as wildcards in paths")
+    crop = config["preprocess"]["crop_box"]
+    if crop and config["preprocess"]["mode"] != "resize_crop":
+        multiple = config["preprocess"]["multiple"]
+        if min(crop) < multiple:
+            raise ConfigError(f"preprocess.crop_box: {crop} is smaller than preprocess.multiple={multiple}")
+    check_analysis(config)
+
+
+# per-image metrics with a direction of "better" (the category gains need one); lpips_<net>
+# counts when evaluation.lpips_nets scores <net>. Kept here (no import of evaluation: stay light).
+DIRECTIONAL_METRICS = ("psnr", "ssim", "mse", "mae", "gmsd", "delta_e00")
+
+
+def check_analysis(config: dict) -> None:
+    cats = config["analysis"]["categories"]
+    valid = [*DIRECTIONAL_METRICS, *(f"lpips_{n}" for n in config["evaluation"]["lpips_nets"])]
+    bad = [m for m in cats["metrics"] if m not in valid]
+    if bad:
+        raise ConfigError(f"analysis.categories.metrics: {bad} not scored per image with a direction of 'better'; valid: {valid}")
+    if cats["csv"] and not Path(cats["csv"]).is_file():
+        raise ConfigError(f"analysis.categories.csv: file {cats['csv']} does not exist")
+    for arm, e in config["analysis"]["hypotheses"]["expected_fid"].items():
+        if e["low"] > e["high"]:
+            raise ConfigError(f"analysis.hypotheses.expected_fid.{arm}: low {e['low']} > high {e['high']}")
+
+
+def check_loss_spec(spec: dict, where: str) -> None:
+    """Loss name and parameter names against the registry (builds no network)."""
+    from latentopt.optimize import losses
+
+    name = spec.get("name")
+    if name not in losses.LOSSES:
+        raise ConfigError(f"{where}.name: unknown loss {name!r}; valid: {', '.join(sorted(losses.LOSSES))}")
+    valid = set(losses.LOSSES[name].params)
+    unknown = sorted(set(spec) - valid - {"name"})
+    if unknown:
+        raise ConfigError(f"{where}: unknown parameter(s) {unknown} for loss {name!r}; valid: {sorted(valid)}")
+    if name == "weighted":
+        terms = spec.get("terms")
+        if not isinstance(terms, list) or not terms:
+            raise ConfigError(f"{where}.terms: a non-empty list of loss specs with a weight is required")
+        for i, term in enumerate(terms):
+            weight = term.get("weight") if isinstance(term, dict) else None
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+                raise ConfigError(f"{where}.terms[{i}].weight: a number is required, got {weight!r}")
+            check_loss_spec({k: v for k, v in term.items() if k != "weight"}, f"{where}.terms[{i}]")
+
+
+def _loss_names(spec: dict) -> list[dict]:
+    if spec.get("name") == "weighted":
+        return [t for term in spec.get("terms", []) for t in _loss_names(term)]
+    return [spec]
+
+
+def metric_weight_files(config: dict) -> list:
+    """torch.hub checkpoints of the LPIPS trunks and the FID Inception this config needs."""
+    from latentopt.workflow import weights
+
+    nets = set()
+    for arm in selected_losses(config):
+        for spec in _loss_names(config["losses"][arm]["loss"]):
+            if spec["name"] == "lpips" and not spec.get("random_trunk", False):
+                nets.add(spec.get("net", "alex"))
+    if not config["metric_networks"]["lpips_random_trunk"]:
+        nets.update(config["evaluation"]["lpips_nets"])
+    files = [weights.torch_hub_checkpoint(f"lpips_{net}") for net in sorted(nets)]
+    if config["evaluation"]["fid"] and not config["metric_networks"]["inception_synthetic"]:
+        files.append(weights.torch_hub_checkpoint("fid_inception"))
+    return files
+
+
+def required_weights(config: dict) -> list:
+    """Every pretrained file some job of this config will need (checked before any job runs)."""
+    from latentopt.models.autoencoders import required_weight_files
+
+    return [*required_weight_files(model_spec(config)), *metric_weight_files(config)]
+
+
+def ensure_weights(config: dict) -> None:
+    """Download what this config needs and lacks (unless offline, see weights.offline), then
+    raise MissingWeightsError naming every file still missing and where it must go."""
+    from latentopt.workflow import weights
+    from latentopt.models.autoencoders import fetch_weights
+
+    files = required_weights(config)
+    if all(f.exists() for f in files):
+        return
+    if not weights.offline():
+        try:
+            fetch_weights(model_spec(config))
+        except weights.MissingWeightsError:
+            pass  # reported below together with the rest
+        for f in metric_weight_files(config):
+            if not f.exists():
+                try:
+                    weights.download_url(f.url, f.path)
+                except OSError:
+                    pass
+    weights.require(files)
