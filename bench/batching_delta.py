@@ -21,7 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow_scripts"))
 
 from latentopt.models.autoencoders import load_autoencoder  # noqa: E402
-from latentopt.data.images import discover_splits, read_rgb  # noqa: E402
+from latentopt.data.images import read_rgb  # noqa: E402
+from latentopt.workflow.sources import discover_splits  # noqa: E402
 from latentopt.optimize.job import decode_exact, encode_exact  # noqa: E402
 from latentopt.optimize.losses import build_loss  # noqa: E402
 from latentopt.metrics.image_metrics import tensor_metrics  # noqa: E402

@@ -30,7 +30,7 @@ from latentopt.workflow.config import load_config  # noqa: E402
 from latentopt.core.fileio import sha256_file, write_json  # noqa: E402
 from latentopt.workflow.integrity import verify_results  # noqa: E402
 from latentopt.workflow.plan import build_plan  # noqa: E402
-from latentopt.data.prepare import source_sha256  # noqa: E402
+from latentopt.workflow.sources import source_sha256  # noqa: E402
 
 
 def _fake_tree(results: Path, plan, arms: list[str], pt_bytes: int) -> None:

@@ -17,8 +17,8 @@ from latentopt.workflow.config import (
     demo_model_settings,
     demo_model_summary,
     demo_model_weights,
-    ensure_weights,
 )
+from latentopt.workflow.weights import ensure_weights
 from latentopt.core.fileio import check_folder_path, check_writable
 from latentopt.workflow.integrity import verify_results
 from latentopt.workflow.plan import build_plan

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from latentopt.models import autoencoders
-from latentopt.workflow import weights
-from latentopt.models.autoencoders import fetch_weights, load_autoencoder, required_weight_files
+from latentopt.workflow import model_specs, weights
+from latentopt.models.autoencoders import load_autoencoder
+from latentopt.workflow.weights import fetch_weights, required_weight_files
 from latentopt.models.taesd import TAESD, state_dicts_from_diffusers
 from latentopt.workflow.weights import MissingWeightsError
 
@@ -91,7 +91,7 @@ def test_taef2_strict_load_and_parameter_counts(taef2_dir, taef2_spec, taef2):
     assert not taef2.training and not taef2.model.training
     # variant guessed from the file name when omitted
     spec = {k: v for k, v in taef2_spec.items() if k != "variant"}
-    assert autoencoders.normalize_spec(spec)["variant"] == "taef2"
+    assert model_specs.normalize_spec(spec)["variant"] == "taef2"
 
 
 def test_taef2_reconstruction_and_latent_optimisation(taef2, bsds_crop):
@@ -400,7 +400,7 @@ def test_spec_validation():
         required_weight_files(
             {"kind": "taesd", "encoder": "a.pth", "decoder": "b.pth", "variant": "taexl"}
         )
-    s = autoencoders.normalize_spec({"kind": "diffusers_tiny", "source": "madebyollin/taesd"})
+    s = model_specs.normalize_spec({"kind": "diffusers_tiny", "source": "madebyollin/taesd"})
     assert s == {
         "kind": "diffusers_tiny",
         "source": "madebyollin/taesd",
@@ -427,10 +427,10 @@ def test_hf_cache_location(monkeypatch, tmp_path):
 def test_required_weight_files_imports_neither_torch_nor_diffusers(repo_root):
     code = (
         "import sys\n"
-        "from latentopt.models import autoencoders\n"
-        "autoencoders.required_weight_files({'kind': 'diffusers_kl', "
+        "from latentopt.workflow import weights\n"
+        "weights.required_weight_files({'kind': 'diffusers_kl', "
         "'source': 'CompVis/stable-diffusion-v1-4', 'subfolder': 'vae'})\n"
-        "autoencoders.required_weight_files({'kind': 'taesd', 'encoder': 'taef2_encoder.pth', "
+        "weights.required_weight_files({'kind': 'taesd', 'encoder': 'taef2_encoder.pth', "
         "'decoder': 'taef2_decoder.pth'})\n"
         "bad = [m for m in ('torch', 'diffusers', 'huggingface_hub') if m in sys.modules]\n"
         "assert not bad, bad\n"

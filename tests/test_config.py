@@ -92,7 +92,7 @@ def _metric_only_config(tmp_path, monkeypatch):
 
 def test_missing_weights_are_fetched_when_online(tmp_path, monkeypatch):
     from latentopt.workflow import weights
-    from latentopt.workflow.config import ensure_weights
+    from latentopt.workflow.weights import ensure_weights
 
     cfg = _metric_only_config(tmp_path, monkeypatch)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
@@ -110,7 +110,7 @@ def test_missing_weights_are_fetched_when_online(tmp_path, monkeypatch):
 
 def test_offline_never_downloads_and_names_each_file(tmp_path, monkeypatch):
     from latentopt.workflow import weights
-    from latentopt.workflow.config import ensure_weights
+    from latentopt.workflow.weights import ensure_weights
 
     cfg = _metric_only_config(tmp_path, monkeypatch)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -10,7 +10,7 @@ import pytest
 from conftest import make_config
 
 from latentopt.optimize.gate import GateFailed, check_gate, evaluate_gate, gate_table, own_metric, run_gate
-from latentopt.data.images import ImageEntry
+from latentopt.workflow.sources import ImageEntry
 from latentopt.workflow.plan import make_chunks
 
 GATE = {"mode": "stop", "images_per_loss": 3, "min_improvement": {"psnr": 0.1, "ssim": 0.005, "mae": 0.001, "lpips_alex": 0.005, "loss": 0.01}}

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from latentopt.data.images import ImageReadError, discover_splits, model_input, preprocess, read_rgb
+from latentopt.data.images import ImageReadError, model_input, preprocess, read_rgb
+from latentopt.workflow.sources import discover_splits
 
 
 def _img(path, size=(21, 13), mode="RGB"):

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from latentopt.data.images import ImageEntry
+from latentopt.workflow.sources import ImageEntry
 from latentopt.core.joblog import job_log
 from latentopt.data.prepare import prepare_chunk
 

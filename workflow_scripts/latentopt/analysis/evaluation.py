@@ -35,19 +35,10 @@ from latentopt.data.images import read_rgb
 from latentopt.analysis.input_failures import failure_kind, readable
 from latentopt.analysis.input_failures import summary as input_failure_summary
 from latentopt.workflow.layout import BASELINE
-from latentopt.metrics.visual_quality import HIGHER_IS_BETTER as _VISUAL_HIGHER_IS_BETTER
-from latentopt.metrics.visual_quality import VISUAL_METRICS
-
-METRICS = ("psnr", "ssim", "lpips_alex", "lpips_vgg", "mse", "mae")
-# Every per-image metric summarised and tested (the visual-quality ones after the seed's).
-EVALUATED_METRICS = (*METRICS, *VISUAL_METRICS)
-# sharpness_ratio has no "better" direction (its target is 1) and is therefore not listed.
-HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips_alex": False, "lpips_vgg": False, "mse": False, "mae": False, "time_s": False, "fid": False, "kid": False, **_VISUAL_HIGHER_IS_BETTER}
+from latentopt.workflow.metric_specs import EVALUATED_METRICS, HIGHER_IS_BETTER, METRICS
 # The eigenvalue route gives pytorch-fid's number (to 1e-5 relative, tests/test_fid.py) far faster,
 # which the bootstrap needs.
 FRECHET_METHOD = "exact"
-# Range of each metric (a CI bound outside it is marked in the report, never clipped silently).
-METRIC_RANGES = {"psnr": (0.0, float("inf")), "ssim": (-1.0, 1.0), "lpips_alex": (0.0, float("inf")), "lpips_vgg": (0.0, float("inf")), "mse": (0.0, 1.0), "mae": (0.0, 1.0), "time_s": (0.0, float("inf")), "fid": (0.0, float("inf")), "kid": (float("-inf"), float("inf"))}
 # Images per split of the official BSDS500 release: the full plan the time budget is judged on
 # when a run uses data.limit_per_split.
 BSDS500_SPLIT_SIZES = {"train": 200, "val": 100, "test": 200}

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import skimage.data
+from PIL import Image
 
 # (split, name, skimage.data function, (top, left), (height, width))
 DEMO_IMAGES = [
@@ -26,9 +28,6 @@ DEMO_IMAGES = [
 
 
 def write_demo_data(root: str | Path) -> list[Path]:
-    import skimage.data
-    from PIL import Image
-
     root = Path(root)
     written = []
     for split, name, func, (top, left), (h, w) in DEMO_IMAGES:

@@ -11,7 +11,8 @@ import time
 
 from latentopt.workflow import layout
 from latentopt.core.fileio import sha256_file, write_json
-from latentopt.data.images import ImageEntry, ImageReadError, preprocess, read_rgb, write_png
+from latentopt.data.images import ImageReadError, preprocess, read_rgb, write_png
+from latentopt.workflow.sources import ImageEntry, source_sha256
 
 
 def prepare_image(entry: ImageEntry, config: dict) -> dict:
@@ -45,14 +46,6 @@ def prepare_image(entry: ImageEntry, config: dict) -> dict:
         "source_sha256": source_sha256(entry.path),
         "written_at": time.time(),
     }
-
-
-def source_sha256(path) -> str | None:
-    """The checksum of a source image, or None when it cannot be opened (broken link, permission)."""
-    try:
-        return sha256_file(path)
-    except OSError:
-        return None
 
 
 def prepare_chunk(entries: list[ImageEntry], config: dict, log=print) -> list[dict]:

@@ -25,11 +25,10 @@ All three take the two published 8-bit H x W x 3 RGB images (reconstruction ``pr
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import convolve
+from skimage.color import deltaE_ciede2000, rgb2lab
 
-VISUAL_METRICS = ("gmsd", "delta_e00", "sharpness_ratio")
-# Direction of "better" (sharpness_ratio has none: 1 is the target, see the docstring).
-HIGHER_IS_BETTER = {"gmsd": False, "delta_e00": False}
-TARGET_VALUE = {"sharpness_ratio": 1.0}
+# Names, directions of "better" and the target of sharpness_ratio: latentopt.workflow.metric_specs.
 GMSD_C = 170.0
 LUMA = np.array([0.299, 0.587, 0.114])
 _PREWITT_X = np.array([[1.0, 0.0, -1.0]] * 3) / 3.0
@@ -50,8 +49,6 @@ def luma(img_u8: np.ndarray) -> np.ndarray:
 
 
 def _gradient_magnitude(y: np.ndarray) -> np.ndarray:
-    from scipy.ndimage import convolve
-
     gx = convolve(y, _PREWITT_X, mode="constant", cval=0.0)
     gy = convolve(y, _PREWITT_X.T, mode="constant", cval=0.0)
     return np.sqrt(gx**2 + gy**2)
@@ -72,16 +69,12 @@ def gmsd(pred: np.ndarray, ref: np.ndarray) -> float:
 
 
 def delta_e00(pred: np.ndarray, ref: np.ndarray) -> float:
-    from skimage.color import deltaE_ciede2000, rgb2lab
-
     _check(pred, ref)
     return float(np.mean(deltaE_ciede2000(rgb2lab(ref), rgb2lab(pred))))
 
 
 def laplacian_variance(img_u8: np.ndarray) -> float:
     """Population variance of the 4-neighbour Laplacian of the luma over interior pixels."""
-    from scipy.ndimage import convolve
-
     lap = convolve(luma(img_u8), _LAPLACIAN, mode="constant")[1:-1, 1:-1]
     return float(lap.var()) if lap.size else float("nan")
 

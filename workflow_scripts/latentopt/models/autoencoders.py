@@ -25,180 +25,24 @@ Specs (dicts, e.g. from the pipeline config; unknown kinds or keys raise ``Value
   pipeline's ``train_demo_model`` rule writes the file); latent = ``encoder(x)`` for x in [0, 1]
   (4 channels at 1/8), decode = ``decoder(z).clamp(0, 1)``.
 
-:func:`required_weight_files` and :func:`normalize_spec` import neither torch nor diffusers (the
-Snakefile calls them at parse time); this module imports torch only when a model is built, and
-``Autoencoder`` itself is created on first access.
+The specs' keys and defaults are :mod:`latentopt.workflow.model_specs`; the files each needs,
+:func:`latentopt.workflow.weights.required_weight_files` (both torch-free: the Snakefile reads
+them at parse time).
 """
 
 from __future__ import annotations
 
-import os
+import hashlib
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from latentopt.models.demo_model import load_network
+from latentopt.models.taesd import TAESD
 from latentopt.workflow import weights
-from latentopt.workflow.weights import MissingWeightsError, WeightFile
-
-SPEC_DEFAULTS: dict[str, dict[str, Any]] = {
-    "diffusers_kl": {"source": None, "subfolder": None, "revision": None},
-    "diffusers_tiny": {"source": None, "subfolder": None, "revision": None},
-    "taesd": {"encoder": None, "decoder": None, "variant": None},
-    "synthetic_kl": {
-        "seed": 0,
-        "block_out_channels": [16, 32, 32, 32],
-        "latent_channels": 4,
-        "layers_per_block": 1,
-        "norm_num_groups": 8,
-    },
-    "demo_trained": {"weights": None},
-}
-REQUIRED_KEYS = {
-    "diffusers_kl": ("source",),
-    "diffusers_tiny": ("source",),
-    "taesd": ("encoder", "decoder"),
-    "synthetic_kl": (),
-    "demo_trained": ("weights",),
-}
-TAESD_VARIANTS = {"taesd": 4, "taef1": 16, "taef2": 32}  # latent channels (mirrors taesd.VARIANTS)
-TAESD_REPO = "https://github.com/madebyollin/taesd"
-
-
-def normalize_spec(spec: dict) -> dict:
-    """A copy of ``spec`` with defaults filled in; ValueError naming an unknown kind or key, or a
-    missing required key."""
-    if not isinstance(spec, dict):
-        raise ValueError(f"autoencoder spec must be a dict, got {type(spec).__name__}")
-    kind = spec.get("kind")
-    if kind not in SPEC_DEFAULTS:
-        raise ValueError(
-            f"unknown autoencoder kind {kind!r}; expected one of {sorted(SPEC_DEFAULTS)}"
-        )
-    defaults = SPEC_DEFAULTS[kind]
-    unknown = sorted(set(spec) - set(defaults) - {"kind"})
-    if unknown:
-        raise ValueError(
-            f"unknown key(s) {unknown} in {kind} autoencoder spec; allowed: {sorted(defaults)}"
-        )
-    out = {"kind": kind, **defaults, **{k: v for k, v in spec.items() if k != "kind"}}
-    for key in REQUIRED_KEYS[kind]:
-        if out.get(key) in (None, ""):
-            raise ValueError(f"{kind} autoencoder spec needs {key!r}")
-    if kind == "taesd":
-        variant = out["variant"] or _guess_taesd_variant(out["encoder"])
-        if variant not in TAESD_VARIANTS:
-            raise ValueError(
-                f"taesd spec: variant {out['variant']!r} unknown or not guessable from "
-                f"{out['encoder']!r}; set 'variant' to one of {sorted(TAESD_VARIANTS)}"
-            )
-        out["variant"] = variant
-    if kind == "synthetic_kl":
-        out["block_out_channels"] = [int(c) for c in out["block_out_channels"]]
-        for key in ("seed", "latent_channels", "layers_per_block", "norm_num_groups"):
-            out[key] = int(out[key])
-    return out
-
-
-def _guess_taesd_variant(path: str) -> str | None:
-    import re  # same rule as taesd.guess_variant, without importing torch
-
-    found = re.findall(r"tae(?:sd|f1|f2)(?![0-9a-z])", Path(str(path)).name.lower())
-    return found[0] if len(set(found)) == 1 else None
-
-
-def _taesd_url(variant: str, part: str) -> str:
-    return f"{TAESD_REPO}/raw/main/{variant}_{part}.pth"
-
-
-def required_weight_files(spec: dict) -> list[WeightFile]:
-    """The pretrained files that must be on disk to load ``spec`` (torch-free). Synthetic models
-    need nothing; a ``demo_trained`` model's weights are made by the pipeline itself (rule
-    ``train_demo_model``), so they are not a prerequisite either."""
-    s = normalize_spec(spec)
-    kind = s["kind"]
-    if kind in ("synthetic_kl", "demo_trained"):
-        return []
-    if kind == "taesd":
-        return [
-            WeightFile(
-                Path(s[part]).expanduser(),
-                f"{s['variant']} {part} state dict ({TAESD_REPO}, file {s['variant']}_{part}.pth)",
-                _taesd_url(s["variant"], part),
-            )
-            for part in ("encoder", "decoder")
-        ]
-    what = "AutoencoderKL" if kind == "diffusers_kl" else "AutoencoderTiny"
-    return weights.diffusers_model_files(s["source"], s["subfolder"], s["revision"], what)
-
-
-def _raise_missing(files: list[WeightFile], reason: str, cause: BaseException | None = None):
-    try:
-        weights.require(files)
-    except MissingWeightsError as err:
-        raise MissingWeightsError(f"{reason}; {err}") from cause
-    raise MissingWeightsError(f"{reason}; weight files still unusable: {[str(f.path) for f in files]}")
-
-
-def fetch_weights(spec: dict) -> list[WeightFile]:
-    """Download whatever :func:`required_weight_files` reports missing; return the file list.
-
-    Hub models go through ``huggingface_hub.snapshot_download`` into the hub cache (only the
-    config and weights of the needed subfolder); TAESD checkpoints come from madebyollin/taesd on
-    GitHub. With no network (or HF_HUB_OFFLINE=1) it raises MissingWeightsError listing each
-    missing file and where to put it. Local diffusers folders cannot be fetched.
-    """
-    s = normalize_spec(spec)
-    files = required_weight_files(s)
-    missing = [f for f in files if not f.exists()]
-    if not missing:
-        return files
-    kind = s["kind"]
-    if kind in ("diffusers_kl", "diffusers_tiny") and not weights.is_hf_repo_id(s["source"]):
-        _raise_missing(files, f"local folder {s['source']!r} is incomplete (nothing to download)")
-    if weights.offline():
-        _raise_missing(files, "offline (HF_HUB_OFFLINE set), not downloading")
-
-    if kind == "taesd":
-        for f in missing:
-            part = "encoder" if f.path == Path(s["encoder"]).expanduser() else "decoder"
-            url = _taesd_url(s["variant"], part)
-            try:
-                weights.download_url(url, f.path)
-            except (OSError, ValueError) as exc:
-                _raise_missing(files, f"download of {url} failed ({type(exc).__name__}: {exc})", exc)
-        weights.require(files)
-        return files
-
-    sub = (s["subfolder"] or "").strip("/")
-    prefix = f"{sub}/" if sub else ""
-    try:
-        from huggingface_hub import snapshot_download
-
-        for pattern in weights.DIFFUSERS_WEIGHTS_NAMES:  # safetensors first; .bin only if absent
-            snapshot_download(
-                s["source"],
-                revision=s["revision"],
-                cache_dir=str(weights.hf_hub_cache_dir()),
-                allow_patterns=[
-                    prefix + weights.DIFFUSERS_CONFIG_NAME,
-                    prefix + pattern,
-                    prefix + pattern + ".index.json",
-                    prefix + "diffusion_pytorch_model-*" + Path(pattern).suffix,
-                ],
-            )
-            files = required_weight_files(s)
-            if all(f.exists() for f in files):
-                return files
-    except Exception as exc:  # network, auth, offline-mode and not-found errors alike
-        _raise_missing(
-            required_weight_files(s),
-            f"could not download {s['source']} from the Hugging Face hub "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})",
-            exc,
-        )
-    _raise_missing(files, f"{s['source']} downloaded but incomplete")
-
-
-# --- models (torch from here on) ----------------------------------------------------------------
+from latentopt.workflow.model_specs import normalize_spec
+from latentopt.workflow.weights import WeightFile, fetch_weights, required_weight_files
 
 _CONVENTIONS = {
     "kl": "latent z = AutoencoderKL.encode(2*x - 1).latent_dist.mode() for x in [0,1] (posterior "
@@ -214,102 +58,77 @@ _CONVENTIONS = {
     "decode(z) = decoder(z).clamp(0, 1).",
 }
 
-_AUTOENCODER_CLASS = None
+class Autoencoder(torch.nn.Module):
+    """A frozen autoencoder: ``encode`` [0,1] images -> latents, ``decode`` latents -> [0,1].
 
+    ``model`` is the wrapped network; ``convention`` is ``"kl"``, ``"tiny"``, ``"taesd"`` or
+    ``"demo"``;
+    ``info`` describes it (kind, source, weights_sha256, synthetic, latent_channels,
+    downsample_factor, latent_convention, dtype, ...). ``train()`` is a no-op: the model stays
+    in eval mode.
+    """
 
-def _autoencoder_class():
-    """Define :class:`Autoencoder` (a torch.nn.Module) on first use, keeping imports torch-free."""
-    global _AUTOENCODER_CLASS
-    if _AUTOENCODER_CLASS is not None:
-        return _AUTOENCODER_CLASS
-    import torch
+    def __init__(self, model: torch.nn.Module, convention: str, info: dict):
+        super().__init__()
+        if convention not in _CONVENTIONS:
+            raise ValueError(f"unknown convention {convention!r}")
+        self.model = model
+        self.convention = convention
+        self.info = dict(info)
+        self.latent_channels = int(info["latent_channels"])
+        self.downsample_factor = int(info["downsample_factor"])
+        self.requires_grad_(False)
+        super().train(False)
 
-    class Autoencoder(torch.nn.Module):
-        """A frozen autoencoder: ``encode`` [0,1] images -> latents, ``decode`` latents -> [0,1].
+    def train(self, mode: bool = True):  # frozen: always eval
+        return super().train(False)
 
-        ``model`` is the wrapped network; ``convention`` is ``"kl"``, ``"tiny"``, ``"taesd"`` or
-        ``"demo"``;
-        ``info`` describes it (kind, source, weights_sha256, synthetic, latent_channels,
-        downsample_factor, latent_convention, dtype, ...). ``train()`` is a no-op: the model stays
-        in eval mode.
-        """
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
 
-        def __init__(self, model: torch.nn.Module, convention: str, info: dict):
-            super().__init__()
-            if convention not in _CONVENTIONS:
-                raise ValueError(f"unknown convention {convention!r}")
-            self.model = model
-            self.convention = convention
-            self.info = dict(info)
-            self.latent_channels = int(info["latent_channels"])
-            self.downsample_factor = int(info["downsample_factor"])
-            self.requires_grad_(False)
-            super().train(False)
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
 
-        def train(self, mode: bool = True):  # frozen: always eval
-            return super().train(False)
+    def latent_shape(self, height: int, width: int) -> tuple[int, int, int]:
+        f = self.downsample_factor
+        if height % f or width % f:
+            raise ValueError(f"image size {height}x{width} is not a multiple of {f}")
+        return self.latent_channels, height // f, width // f
 
-        @property
-        def dtype(self) -> torch.dtype:
-            return next(self.model.parameters()).dtype
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """[B,3,H,W] in [0,1] (H, W multiples of downsample_factor) -> latent [B,C,H/f,W/f]."""
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected images [B,3,H,W], got {tuple(x.shape)}")
+        self.latent_shape(x.shape[-2], x.shape[-1])
+        x = x.to(self.dtype)
+        if self.convention in ("taesd", "demo"):
+            return self.model.encoder(x)
+        if self.convention == "tiny":
+            return self.model.encode(x * 2 - 1).latents
+        return self.model.encode(x * 2 - 1).latent_dist.mode()
 
-        @property
-        def device(self) -> torch.device:
-            return next(self.model.parameters()).device
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """latent [B,C,h,w] -> image [B,3,h*f,w*f] in [0,1] (clamped; differentiable in z)."""
+        if z.ndim != 4 or z.shape[1] != self.latent_channels:
+            raise ValueError(
+                f"expected latents [B,{self.latent_channels},h,w], got {tuple(z.shape)}"
+            )
+        z = z.to(self.dtype)
+        if self.convention in ("taesd", "demo"):
+            return self.model.decoder(z).clamp(0, 1)
+        return (self.model.decode(z).sample / 2 + 0.5).clamp(0, 1)
 
-        def latent_shape(self, height: int, width: int) -> tuple[int, int, int]:
-            f = self.downsample_factor
-            if height % f or width % f:
-                raise ValueError(f"image size {height}x{width} is not a multiple of {f}")
-            return self.latent_channels, height // f, width // f
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
 
-        def encode(self, x: torch.Tensor) -> torch.Tensor:
-            """[B,3,H,W] in [0,1] (H, W multiples of downsample_factor) -> latent [B,C,H/f,W/f]."""
-            if x.ndim != 4 or x.shape[1] != 3:
-                raise ValueError(f"expected images [B,3,H,W], got {tuple(x.shape)}")
-            self.latent_shape(x.shape[-2], x.shape[-1])
-            x = x.to(self.dtype)
-            if self.convention in ("taesd", "demo"):
-                return self.model.encoder(x)
-            if self.convention == "tiny":
-                return self.model.encode(x * 2 - 1).latents
-            return self.model.encode(x * 2 - 1).latent_dist.mode()
-
-        def decode(self, z: torch.Tensor) -> torch.Tensor:
-            """latent [B,C,h,w] -> image [B,3,h*f,w*f] in [0,1] (clamped; differentiable in z)."""
-            if z.ndim != 4 or z.shape[1] != self.latent_channels:
-                raise ValueError(
-                    f"expected latents [B,{self.latent_channels},h,w], got {tuple(z.shape)}"
-                )
-            z = z.to(self.dtype)
-            if self.convention in ("taesd", "demo"):
-                return self.model.decoder(z).clamp(0, 1)
-            return (self.model.decode(z).sample / 2 + 0.5).clamp(0, 1)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.decode(self.encode(x))
-
-        def extra_repr(self) -> str:
-            return f"kind={self.info.get('kind')}, convention={self.convention}"
-
-    Autoencoder.__module__ = __name__
-    Autoencoder.__qualname__ = "Autoencoder"
-    _AUTOENCODER_CLASS = Autoencoder
-    return Autoencoder
-
-
-def __getattr__(name: str):
-    if name == "Autoencoder":
-        return _autoencoder_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    def extra_repr(self) -> str:
+        return f"kind={self.info.get('kind')}, convention={self.convention}"
 
 
 def state_dict_sha256(module) -> str:
     """sha256 over a module's state dict: each key, dtype, shape and raw tensor bytes, key-sorted."""
-    import hashlib
-
-    import torch
-
     h = hashlib.sha256()
     for key, t in sorted(module.state_dict().items()):
         t = t.detach().cpu().contiguous()
@@ -337,7 +156,7 @@ def _file_hashes(files: list[WeightFile]) -> tuple[str, dict[str, str]]:
 
 
 def _synthetic_kl(s: dict):
-    import torch
+    # diffusers only where a diffusers model is built (it is slow to import; TAESD/demo runs skip it)
     from diffusers import AutoencoderKL
 
     n = len(s["block_out_channels"])
@@ -362,8 +181,6 @@ def load_autoencoder(spec: dict, device="cpu", dtype=None):
     ``dtype`` defaults to torch.float32. Missing weight files raise MissingWeightsError (hub
     models are downloaded first when the network allows).
     """
-    import torch
-
     dtype = torch.float32 if dtype is None else dtype
     s = normalize_spec(spec)
     kind = s["kind"]
@@ -377,8 +194,6 @@ def load_autoencoder(spec: dict, device="cpu", dtype=None):
         info["weight_files"] = {}
         convention = "kl"
     elif kind == "demo_trained":
-        from latentopt.models.demo_model import load_network
-
         path = Path(s["weights"]).expanduser()
         if not path.is_file():
             raise FileNotFoundError(
@@ -393,8 +208,6 @@ def load_autoencoder(spec: dict, device="cpu", dtype=None):
         info["weight_files"] = weights.sha256_files([path])[1]
         convention = "demo"
     elif kind == "taesd":
-        from latentopt.models.taesd import TAESD
-
         files = _ensure_files(s)
         model = TAESD.from_files(s["encoder"], s["decoder"], s["variant"])
         info["source"] = f"{s['encoder']} + {s['decoder']}"
@@ -402,7 +215,7 @@ def load_autoencoder(spec: dict, device="cpu", dtype=None):
         info["weights_sha256"], info["weight_files"] = _file_hashes(files)
         convention = "taesd"
     else:
-        from diffusers import AutoencoderKL, AutoencoderTiny
+        from diffusers import AutoencoderKL, AutoencoderTiny  # as in _synthetic_kl: this path only
 
         cls = AutoencoderKL if kind == "diffusers_kl" else AutoencoderTiny
         files = _ensure_files(s)
@@ -445,4 +258,4 @@ def load_autoencoder(spec: dict, device="cpu", dtype=None):
         dtype=_dtype_name(dtype),
         device=str(torch.device(device)),
     )
-    return _autoencoder_class()(model, convention, info)
+    return Autoencoder(model, convention, info)

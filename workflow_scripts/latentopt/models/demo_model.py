@@ -26,35 +26,20 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import skimage.data
+import torch
+from torch import nn
 
-WEIGHTS_NAME = "demo_autoencoder.pt"
-SUMMARY_NAME = "demo_autoencoder.json"
-FORMAT = "latentopt-demo-autoencoder/1"
+from latentopt.core.fileio import atomic_path, write_json
+from latentopt.core.provenance import versions
+from latentopt.data.demo_data import DEMO_IMAGES
+from latentopt.workflow.demo_model_spec import FORMAT, SUMMARY_NAME, WEIGHTS_NAME, TrainSettings, describe
+
 DOWNSAMPLE_FACTOR = 8
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """Everything the trained weights depend on (with the library versions)."""
-
-    seed: int = 0
-    steps: int = 1000
-    batch_size: int = 16
-    crop_size: int = 48
-    lr: float = 2e-3  # peak of a one-cycle schedule (5% warm-up, cosine decay)
-    l1_weight: float = 0.1
-    latent_l2_weight: float = 1e-4
-    latent_channels: int = 4
-    widths: tuple[int, int, int] = (32, 48, 64)
-    threads: int = 1  # measured on a shared 2-core VM: 2 threads took 6x the CPU time per step
-
-    @property
-    def n_crops(self) -> int:
-        return self.steps * self.batch_size
 
 
 def build_network(latent_channels: int = 4, widths=(32, 48, 64)):
@@ -66,9 +51,6 @@ def build_network(latent_channels: int = 4, widths=(32, 48, 64)):
     ReLU died within a few hundred steps in trials). No full-resolution convolution: ~56 MFLOP
     forward per 48x48 crop, so a thousand CPU training steps fit in about a minute.
     """
-    import torch
-    from torch import nn
-
     w1, w2, w3 = (int(w) for w in widths)
 
     def conv(n_in, n_out, stride=1):
@@ -102,10 +84,6 @@ def build_network(latent_channels: int = 4, widths=(32, 48, 64)):
 
 def training_photos() -> list[np.ndarray]:
     """The full scikit-image photos the demo images are cut from (uint8 HxWx3, each once)."""
-    import skimage.data
-
-    from latentopt.data.demo_data import DEMO_IMAGES
-
     photos = []
     for func in dict.fromkeys(d[2] for d in DEMO_IMAGES):
         img = np.asarray(getattr(skimage.data, func)())
@@ -134,8 +112,6 @@ def normalise_latent(net, x) -> float:
     """Rescale ``net``'s latent to unit std over the images ``x`` without changing what it
     reconstructs: encoder's last conv divided by s, decoder's first conv weights multiplied by s.
     Returns s (the std before)."""
-    import torch
-
     with torch.no_grad():
         scale = float(net.encoder(x).std())
         last, first = net.encoder[-1], net.decoder[0]
@@ -148,11 +124,6 @@ def normalise_latent(net, x) -> float:
 def train(settings: TrainSettings = TrainSettings(), log=print):
     """Train the network; return ``(network, summary)``. Deterministic on the CPU for the same
     settings, thread count and library versions (deterministic algorithms, seeded crops)."""
-    import torch
-
-    from latentopt.data.demo_data import DEMO_IMAGES
-    from latentopt.core.provenance import versions
-
     s = settings
     prev_threads, prev_det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(s.threads)
@@ -217,17 +188,8 @@ def train(settings: TrainSettings = TrainSettings(), log=print):
     return net, summary
 
 
-def describe(n_crops: int, train_time_s: float) -> str:
-    """The label every output carries for this model."""
-    return f"autoencoder trained for the demo on {n_crops} crops in {train_time_s:.0f} s — not SD-VAE"
-
-
 def save(net, summary: dict, folder: str | Path) -> tuple[Path, Path]:
     """Write ``demo_autoencoder.pt`` then ``demo_autoencoder.json`` atomically into ``folder``."""
-    import torch
-
-    from latentopt.core.fileio import atomic_path, write_json
-
     folder = Path(folder)
     weights, summary_path = folder / WEIGHTS_NAME, folder / SUMMARY_NAME
     with atomic_path(weights) as tmp:
@@ -238,8 +200,6 @@ def save(net, summary: dict, folder: str | Path) -> tuple[Path, Path]:
 
 def load_network(path: str | Path):
     """``(network, summary)`` from a ``demo_autoencoder.pt``; ValueError if it is not one."""
-    import torch
-
     data = torch.load(Path(path), map_location="cpu", weights_only=True)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(f"{path} is not a {FORMAT} file (train it with python -m latentopt.models.demo_model)")
@@ -248,13 +208,6 @@ def load_network(path: str | Path):
     net = build_network(st["latent_channels"], st["widths"])
     net.load_state_dict(data["state_dict"], strict=True)
     return net, summary
-
-
-def read_summary(path: str | Path) -> dict | None:
-    """The training summary JSON at ``path``, or None when it has not been written yet."""
-    from latentopt.core.fileio import read_json
-
-    return read_json(path) if Path(path).is_file() else None
 
 
 def main(argv=None) -> int:

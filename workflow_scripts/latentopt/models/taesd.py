@@ -24,11 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-VARIANTS: dict[str, dict] = {
-    "taesd": {"latent_channels": 4, "midblock_gn": False},
-    "taef1": {"latent_channels": 16, "midblock_gn": False},
-    "taef2": {"latent_channels": 32, "midblock_gn": True},
-}
+from latentopt.workflow.model_specs import TAESD_VARIANTS
 DOWNSAMPLE_FACTOR = 8
 WIDTH = 64
 
@@ -97,22 +93,16 @@ def make_decoder(latent_channels: int = 4, midblock_gn: bool = False) -> nn.Sequ
     )  # fmt: skip
 
 
-def guess_variant(path: str | Path) -> str | None:
-    """The variant named in a checkpoint's file name (``taef2_encoder.pth`` -> ``taef2``), if any."""
-    found = re.findall(r"tae(?:sd|f1|f2)(?![0-9a-z])", Path(path).name.lower())
-    return found[0] if len(set(found)) == 1 else None
-
-
 class TAESD(nn.Module):
     """Encoder and decoder of one TAESD-family variant (randomly initialised until loaded)."""
 
     def __init__(self, variant: str = "taesd"):
         super().__init__()
-        if variant not in VARIANTS:
-            raise ValueError(f"unknown TAESD variant {variant!r}; expected one of {sorted(VARIANTS)}")
+        if variant not in TAESD_VARIANTS:
+            raise ValueError(f"unknown TAESD variant {variant!r}; expected one of {sorted(TAESD_VARIANTS)}")
         self.variant = variant
-        self.latent_channels = VARIANTS[variant]["latent_channels"]
-        gn = VARIANTS[variant]["midblock_gn"]
+        self.latent_channels = TAESD_VARIANTS[variant]["latent_channels"]
+        gn = TAESD_VARIANTS[variant]["midblock_gn"]
         self.encoder = make_encoder(self.latent_channels, gn)
         self.decoder = make_decoder(self.latent_channels, gn)
 

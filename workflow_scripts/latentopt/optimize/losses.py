@@ -30,9 +30,12 @@ Building losses from configuration: ``LOSSES`` maps a name to a factory ``factor
 ``{"name": "weighted", "terms": [{"name": "mse", "weight": 1.0},
 {"name": "lpips", "weight": 0.1, "net": "vgg"}]}`` (per-image sum of weight * term).
 
-Adding a loss = one function ``def name(pred, target, *, param=default, ...) -> Tensor[B]`` plus
-one entry ``"name": loss_factory(name)`` in ``LOSSES``. Its keyword-only parameters are the
-parameters a spec may set; anything else is rejected with a ValueError.
+Adding a loss = its name, parameters and defaults in ``latentopt.workflow.loss_specs.LOSS_PARAMS``
+(the only place a default is written), one function ``def name(pred, target, *, param, ...) ->
+Tensor[B]`` here and one entry ``"name": loss_factory(name)`` in ``LOSSES``. Its keyword-only
+parameters are the parameters a spec may set (``loss_factory`` gives them the spec's defaults and
+refuses a function whose parameters differ from the spec's); anything else is rejected with a
+ValueError.
 """
 
 from __future__ import annotations
@@ -46,12 +49,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
+import lpips as lpips_pkg
+
 from latentopt.metrics import ssim as _ssim
 from latentopt.workflow import weights
+from latentopt.workflow.loss_specs import LOSS_PARAMS, LPIPS_NETS
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
-LPIPS_NETS = ("alex", "vgg")
+_LPIPS = LOSS_PARAMS["lpips"]
 PSNR_EPS = 1e-8
 RANDOM_TRUNK_SEED = 0
 
@@ -69,7 +75,7 @@ def _canonical_device(device: torch.device | str) -> torch.device:
     return device
 
 
-def lpips_weight_files(net: str = "alex", random_trunk: bool = False) -> list[weights.WeightFile]:
+def lpips_weight_files(net: str = _LPIPS["net"], random_trunk: bool = _LPIPS["random_trunk"]) -> list[weights.WeightFile]:
     """The torchvision trunk checkpoint LPIPS(net) needs ([] for a random trunk)."""
     _check_lpips_args(net, random_trunk)
     return [] if random_trunk else [weights.torch_hub_checkpoint(f"lpips_{net}")]
@@ -83,7 +89,7 @@ def _check_lpips_args(net: Any, random_trunk: Any) -> None:
 
 
 def lpips_network(
-    net: str = "alex", random_trunk: bool = False, device: torch.device | str = "cpu"
+    net: str = _LPIPS["net"], random_trunk: bool = _LPIPS["random_trunk"], device: torch.device | str = "cpu"
 ) -> torch.nn.Module:
     """The lpips.LPIPS module for (net, random_trunk) on ``device``: eval mode, no parameter
     requires grad, one cached instance per (net, random_trunk, device).
@@ -100,9 +106,6 @@ def lpips_network(
     if cached is not None:
         return cached
     weights.require(lpips_weight_files(net, random_trunk))
-
-    import lpips as lpips_pkg
-
     with warnings.catch_warnings():
         # torchvision's deprecation notices about lpips' `pretrained=` argument.
         warnings.simplefilter("ignore", UserWarning)
@@ -157,9 +160,7 @@ def ssim(pred: Tensor, target: Tensor) -> Tensor:
     return 1.0 - _ssim.ssim(pred, target, window_size=11, sigma=1.5)
 
 
-def improved_ssim(
-    pred: Tensor, target: Tensor, *, window_size: int = 11, sigma: float = 1.5
-) -> Tensor:
+def improved_ssim(pred: Tensor, target: Tensor, *, window_size: int, sigma: float) -> Tensor:
     """1 - SSIM per image with an explicit Gaussian window.
 
     The reference repository defined its "improved SSIM" three conflicting ways (7 / 1.5,
@@ -173,7 +174,7 @@ def ms_ssim(pred: Tensor, target: Tensor) -> Tensor:
     return 1.0 - _ssim.ms_ssim(pred, target)
 
 
-def lpips(pred: Tensor, target: Tensor, *, net: str = "alex", random_trunk: bool = False) -> Tensor:
+def lpips(pred: Tensor, target: Tensor, *, net: str, random_trunk: bool) -> Tensor:
     """LPIPS per image, inputs mapped from [0, 1] to [-1, 1]; network from ``lpips_network``."""
     return lpips_distance(lpips_network(net, random_trunk, pred.device), pred, target)
 
@@ -223,6 +224,19 @@ def _loss_params(fn: Callable[..., Tensor]) -> dict[str, Any]:
     }
 
 
+def _take_spec_defaults(fn: Callable[..., Tensor]) -> None:
+    """Give a registered loss function the defaults of its entry in ``loss_specs.LOSS_PARAMS``
+    (written there only); TypeError when its keyword-only parameters are not the spec's."""
+    spec = LOSS_PARAMS[fn.__name__]
+    names = list(_loss_params(fn))
+    if sorted(names) != sorted(spec):
+        raise TypeError(
+            f"loss {fn.__name__!r}: keyword-only parameters {names} differ from the spec's "
+            f"{sorted(spec)} (latentopt.workflow.loss_specs.LOSS_PARAMS)"
+        )
+    fn.__kwdefaults__ = dict(spec) or None
+
+
 def _check_params(
     name: str, given: Mapping[str, Any], valid: Mapping[str, Any] | list[str]
 ) -> None:
@@ -240,7 +254,10 @@ def loss_factory(
 ) -> Callable[..., Loss]:
     """Factory ``(device="cpu", **params) -> Loss`` for a loss function whose keyword-only
     parameters are its configurable parameters. ``prepare(device=..., **params)``, if given, runs
-    at build time (to validate values and load networks early)."""
+    at build time (to validate values and load networks early). A function named in
+    ``loss_specs.LOSS_PARAMS`` takes its defaults from there."""
+    if fn.__name__ in LOSS_PARAMS:
+        _take_spec_defaults(fn)
     defaults = _loss_params(fn)
 
     def factory(device: torch.device | str = "cpu", **params: Any) -> Loss:
@@ -282,7 +299,7 @@ def _weighted_factory(device: torch.device | str = "cpu", **params: Any) -> Weig
     return WeightedLoss(tuple(built))
 
 
-_weighted_factory.params = {"terms": None}  # type: ignore[attr-defined]
+_weighted_factory.params = dict(LOSS_PARAMS["weighted"])  # type: ignore[attr-defined]
 
 LOSSES: dict[str, Callable[..., LossFn]] = {
     "mse": loss_factory(mse),

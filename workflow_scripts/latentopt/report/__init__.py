@@ -29,7 +29,7 @@ from pathlib import Path
 import yaml
 
 from latentopt.workflow.config import synthetic_parts
-from latentopt.analysis.evaluation import EVALUATED_METRICS, METRICS
+from latentopt.workflow.metric_specs import EVALUATED_METRICS, METRICS
 from latentopt.core.fileio import atomic_path
 from latentopt.workflow.layout import BASELINE
 from latentopt.workflow.objectives import arm_objectives

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from latentopt.metrics.visual_quality import TARGET_VALUE, VISUAL_METRICS
+from latentopt.workflow.metric_specs import TARGET_VALUE, VISUAL_METRICS
 from latentopt.report import formatting as r
 from latentopt.report.formatting import _finite, fmt
 from latentopt.report.definitions import module_docstring

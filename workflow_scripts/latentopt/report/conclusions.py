@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from latentopt.analysis.evaluation import HIGHER_IS_BETTER
+from latentopt.workflow.metric_specs import HIGHER_IS_BETTER
 from latentopt.workflow.layout import BASELINE
 from latentopt.analysis.statistics import MIN_N_INTERVAL
 from latentopt.report.formatting import _finite, fmt, fmt_p, fmt_p_boot, interval, metric_label, table

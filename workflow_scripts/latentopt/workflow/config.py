@@ -10,10 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+from snakemake.utils import validate
 
 from latentopt import __version__
 from latentopt.workflow import layout
 from latentopt.workflow.layout import BASELINE
+from latentopt.workflow.demo_model_spec import SUMMARY_NAME, WEIGHTS_NAME, TrainSettings, describe, read_summary
+from latentopt.workflow.loss_specs import LOSS_PARAMS
+from latentopt.workflow.metric_specs import DIRECTIONAL_METRICS
 from latentopt.workflow.plan import selected_losses
 
 SCHEMA = Path(__file__).with_name("config.schema.yaml")
@@ -139,8 +143,6 @@ def _coerce_string(value: str, schema: dict, where: str):
 
 def validate_config(config: dict) -> dict:
     """Schema validation with defaults filled in (the same call the Snakefile makes)."""
-    from snakemake.utils import validate
-
     validate(config, str(SCHEMA), set_default=True)
     return config
 
@@ -179,30 +181,22 @@ def model_spec(config: dict) -> dict:
 
 def demo_model_weights(config: dict) -> Path:
     """Where the train_demo_model rule writes the demo autoencoder (kind demo_trained)."""
-    from latentopt.models.demo_model import WEIGHTS_NAME
-
     return layout.demo_model_dir(config["results_dir"]) / WEIGHTS_NAME
 
 
 def demo_model_summary(config: dict) -> Path:
     """The training summary (JSON) written next to :func:`demo_model_weights`."""
-    from latentopt.models.demo_model import SUMMARY_NAME
-
     return layout.demo_model_dir(config["results_dir"]) / SUMMARY_NAME
 
 
 def demo_model_settings(config: dict):
     """The demo autoencoder's training settings: model.seed and model.train_steps, the rest fixed."""
-    from latentopt.models.demo_model import TrainSettings
-
     return TrainSettings(seed=config["model"]["seed"], steps=config["model"]["train_steps"])
 
 
 def demo_model_label(config: dict) -> str:
     """"autoencoder trained for the demo on N crops in T s — not SD-VAE", from the training
     summary once the model is trained (before: the planned number of crops, no time)."""
-    from latentopt.models.demo_model import describe, read_summary
-
     summary = read_summary(demo_model_summary(config))
     if summary is None:
         n = demo_model_settings(config).n_crops
@@ -256,7 +250,7 @@ def synthetic_parts(config: dict) -> list[str]:
 
 def check_config(config: dict, losses: bool = True) -> None:
     """Raise ConfigError for values the schema cannot rule out. ``losses=False`` skips the loss
-    specs (checking them imports torch: the Snakefile does it once, in the main process)."""
+    specs (the Snakefile checks them once, in the main process)."""
     if synthetic_parts(config) and not config["allow_synthetic"]:
         raise ConfigError(
             "allow_synthetic: the config uses random or demo-only models ("
@@ -283,13 +277,10 @@ def check_config(config: dict, losses: bool = True) -> None:
     check_analysis(config)
 
 
-# per-image metrics with a direction of "better" (the category gains need one); lpips_<net>
-# counts when evaluation.lpips_nets scores <net>. Kept here (no import of evaluation: stay light).
-DIRECTIONAL_METRICS = ("psnr", "ssim", "mse", "mae", "gmsd", "delta_e00")
-
-
 def check_analysis(config: dict) -> None:
     cats = config["analysis"]["categories"]
+    # per-image metrics with a direction of "better" (the category gains need one); lpips_<net>
+    # counts when evaluation.lpips_nets scores <net>
     valid = [*DIRECTIONAL_METRICS, *(f"lpips_{n}" for n in config["evaluation"]["lpips_nets"])]
     bad = [m for m in cats["metrics"] if m not in valid]
     if bad:
@@ -303,12 +294,10 @@ def check_analysis(config: dict) -> None:
 
 def check_loss_spec(spec: dict, where: str) -> None:
     """Loss name and parameter names against the registry (builds no network)."""
-    from latentopt.optimize import losses
-
     name = spec.get("name")
-    if name not in losses.LOSSES:
-        raise ConfigError(f"{where}.name: unknown loss {name!r}; valid: {', '.join(sorted(losses.LOSSES))}")
-    valid = set(losses.LOSSES[name].params)
+    if name not in LOSS_PARAMS:
+        raise ConfigError(f"{where}.name: unknown loss {name!r}; valid: {', '.join(sorted(LOSS_PARAMS))}")
+    valid = set(LOSS_PARAMS[name])
     unknown = sorted(set(spec) - valid - {"name"})
     if unknown:
         raise ConfigError(f"{where}: unknown parameter(s) {unknown} for loss {name!r}; valid: {sorted(valid)}")
@@ -321,56 +310,3 @@ def check_loss_spec(spec: dict, where: str) -> None:
             if isinstance(weight, bool) or not isinstance(weight, (int, float)):
                 raise ConfigError(f"{where}.terms[{i}].weight: a number is required, got {weight!r}")
             check_loss_spec({k: v for k, v in term.items() if k != "weight"}, f"{where}.terms[{i}]")
-
-
-def _loss_names(spec: dict) -> list[dict]:
-    if spec.get("name") == "weighted":
-        return [t for term in spec.get("terms", []) for t in _loss_names(term)]
-    return [spec]
-
-
-def metric_weight_files(config: dict) -> list:
-    """torch.hub checkpoints of the LPIPS trunks and the FID Inception this config needs."""
-    from latentopt.workflow import weights
-
-    nets = set()
-    for arm in selected_losses(config):
-        for spec in _loss_names(config["losses"][arm]["loss"]):
-            if spec["name"] == "lpips" and not spec.get("random_trunk", False):
-                nets.add(spec.get("net", "alex"))
-    if not config["metric_networks"]["lpips_random_trunk"]:
-        nets.update(config["evaluation"]["lpips_nets"])
-    files = [weights.torch_hub_checkpoint(f"lpips_{net}") for net in sorted(nets)]
-    if config["evaluation"]["fid"] and not config["metric_networks"]["inception_synthetic"]:
-        files.append(weights.torch_hub_checkpoint("fid_inception"))
-    return files
-
-
-def required_weights(config: dict) -> list:
-    """Every pretrained file some job of this config will need (checked before any job runs)."""
-    from latentopt.models.autoencoders import required_weight_files
-
-    return [*required_weight_files(model_spec(config)), *metric_weight_files(config)]
-
-
-def ensure_weights(config: dict) -> None:
-    """Download what this config needs and lacks (unless offline, see weights.offline), then
-    raise MissingWeightsError naming every file still missing and where it must go."""
-    from latentopt.workflow import weights
-    from latentopt.models.autoencoders import fetch_weights
-
-    files = required_weights(config)
-    if all(f.exists() for f in files):
-        return
-    if not weights.offline():
-        try:
-            fetch_weights(model_spec(config))
-        except weights.MissingWeightsError:
-            pass  # reported below together with the rest
-        for f in metric_weight_files(config):
-            if not f.exists():
-                try:
-                    weights.download_url(f.url, f.path)
-                except OSError:
-                    pass
-    weights.require(files)

@@ -28,7 +28,7 @@ from typing import Callable
 
 from latentopt.workflow import layout
 from latentopt.core.fileio import read_json, sha256_file, write_json
-from latentopt.data.prepare import source_sha256
+from latentopt.workflow.sources import source_sha256
 
 CACHE_NAME = Path(".integrity") / "hash_cache.json"
 FULL_ENV = "LATENTOPT_VERIFY"

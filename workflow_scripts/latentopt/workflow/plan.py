@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from latentopt.data.images import ImageEntry, discover_splits
+from latentopt.workflow.sources import ImageEntry, discover_splits
 from latentopt.workflow.layout import BASELINE
 
 

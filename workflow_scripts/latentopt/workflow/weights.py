@@ -1,7 +1,9 @@
-"""Where pretrained weight files live, and the error raised when one is missing.
+"""The weight registry: which pretrained files a config needs, where they live, and fetching them.
 
-Pure Python (no torch import): the Snakefile calls these at parse time to stop before any job
-runs when a file that a job will need is absent and cannot be downloaded.
+Pure Python (no torch import): the Snakefile calls :func:`ensure_weights` at parse time to stop
+before any job runs when a file that a job will need is absent and cannot be downloaded. Files of
+an autoencoder spec: :func:`required_weight_files` (and :func:`fetch_weights`); of the metric
+networks (LPIPS trunks, FID Inception): :func:`metric_weight_files`.
 """
 
 from __future__ import annotations
@@ -10,8 +12,14 @@ import hashlib
 import json
 import os
 import re
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from latentopt.workflow.config import model_spec
+from latentopt.workflow.loss_specs import lpips_nets
+from latentopt.workflow.model_specs import TAESD_REPO, normalize_spec, taesd_url
+from latentopt.workflow.plan import selected_losses
 
 # torchvision / pytorch-fid checkpoints, looked up in torch.hub's cache directory.
 TORCH_HUB_FILES = {
@@ -63,8 +71,6 @@ def offline() -> bool:
 def download_url(url: str, path: Path, timeout_s: float = 60) -> None:
     """Download ``url`` to ``path`` (via a .part file renamed on success). Raises OSError
     (urllib's URLError included) on any failure, leaving no partial file."""
-    import urllib.request
-
     path = Path(path)
     tmp = path.with_name(path.name + ".part")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -242,3 +248,137 @@ def sha256_files(paths: list[Path], chunk: int = 1 << 20) -> tuple[str, dict[str
                 total.update(block)
         each[str(p)] = h.hexdigest()
     return total.hexdigest(), each
+
+
+# --- the files of an autoencoder spec (latentopt.workflow.model_specs) ---------------------------
+
+
+def required_weight_files(spec: dict) -> list[WeightFile]:
+    """The pretrained files that must be on disk to load ``spec``. Synthetic models need nothing;
+    a ``demo_trained`` model's weights are made by the pipeline itself (rule ``train_demo_model``),
+    so they are not a prerequisite either."""
+    s = normalize_spec(spec)
+    kind = s["kind"]
+    if kind in ("synthetic_kl", "demo_trained"):
+        return []
+    if kind == "taesd":
+        return [
+            WeightFile(
+                Path(s[part]).expanduser(),
+                f"{s['variant']} {part} state dict ({TAESD_REPO}, file {s['variant']}_{part}.pth)",
+                taesd_url(s["variant"], part),
+            )
+            for part in ("encoder", "decoder")
+        ]
+    what = "AutoencoderKL" if kind == "diffusers_kl" else "AutoencoderTiny"
+    return diffusers_model_files(s["source"], s["subfolder"], s["revision"], what)
+
+
+def _raise_missing(files: list[WeightFile], reason: str, cause: BaseException | None = None):
+    try:
+        require(files)
+    except MissingWeightsError as err:
+        raise MissingWeightsError(f"{reason}; {err}") from cause
+    raise MissingWeightsError(f"{reason}; weight files still unusable: {[str(f.path) for f in files]}")
+
+
+def fetch_weights(spec: dict) -> list[WeightFile]:
+    """Download whatever :func:`required_weight_files` reports missing; return the file list.
+
+    Hub models go through ``huggingface_hub.snapshot_download`` into the hub cache (only the
+    config and weights of the needed subfolder); TAESD checkpoints come from madebyollin/taesd on
+    GitHub. With no network (or HF_HUB_OFFLINE=1) it raises MissingWeightsError listing each
+    missing file and where to put it. Local diffusers folders cannot be fetched.
+    """
+    s = normalize_spec(spec)
+    files = required_weight_files(s)
+    missing = [f for f in files if not f.exists()]
+    if not missing:
+        return files
+    kind = s["kind"]
+    if kind in ("diffusers_kl", "diffusers_tiny") and not is_hf_repo_id(s["source"]):
+        _raise_missing(files, f"local folder {s['source']!r} is incomplete (nothing to download)")
+    if offline():
+        _raise_missing(files, "offline (HF_HUB_OFFLINE set), not downloading")
+
+    if kind == "taesd":
+        for f in missing:
+            part = "encoder" if f.path == Path(s["encoder"]).expanduser() else "decoder"
+            url = taesd_url(s["variant"], part)
+            try:
+                download_url(url, f.path)
+            except (OSError, ValueError) as exc:
+                _raise_missing(files, f"download of {url} failed ({type(exc).__name__}: {exc})", exc)
+        require(files)
+        return files
+
+    sub = (s["subfolder"] or "").strip("/")
+    prefix = f"{sub}/" if sub else ""
+    try:
+        # huggingface_hub only for a hub download (it takes ~0.5 s to import; parse time skips it)
+        from huggingface_hub import snapshot_download
+
+        for pattern in DIFFUSERS_WEIGHTS_NAMES:  # safetensors first; .bin only if absent
+            snapshot_download(
+                s["source"],
+                revision=s["revision"],
+                cache_dir=str(hf_hub_cache_dir()),
+                allow_patterns=[
+                    prefix + DIFFUSERS_CONFIG_NAME,
+                    prefix + pattern,
+                    prefix + pattern + ".index.json",
+                    prefix + "diffusion_pytorch_model-*" + Path(pattern).suffix,
+                ],
+            )
+            files = required_weight_files(s)
+            if all(f.exists() for f in files):
+                return files
+    except Exception as exc:  # network, auth, offline-mode and not-found errors alike
+        _raise_missing(
+            required_weight_files(s),
+            f"could not download {s['source']} from the Hugging Face hub "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})",
+            exc,
+        )
+    _raise_missing(files, f"{s['source']} downloaded but incomplete")
+
+
+# --- what a pipeline config needs ---------------------------------------------------------------
+
+
+def metric_weight_files(config: dict) -> list:
+    """torch.hub checkpoints of the LPIPS trunks and the FID Inception this config needs."""
+    nets = set()
+    for arm in selected_losses(config):
+        nets |= lpips_nets(config["losses"][arm]["loss"])
+    if not config["metric_networks"]["lpips_random_trunk"]:
+        nets.update(config["evaluation"]["lpips_nets"])
+    files = [torch_hub_checkpoint(f"lpips_{net}") for net in sorted(nets)]
+    if config["evaluation"]["fid"] and not config["metric_networks"]["inception_synthetic"]:
+        files.append(torch_hub_checkpoint("fid_inception"))
+    return files
+
+
+def required_weights(config: dict) -> list:
+    """Every pretrained file some job of this config will need (checked before any job runs)."""
+    return [*required_weight_files(model_spec(config)), *metric_weight_files(config)]
+
+
+def ensure_weights(config: dict) -> None:
+    """Download what this config needs and lacks (unless offline, see :func:`offline`), then
+    raise MissingWeightsError naming every file still missing and where it must go."""
+    files = required_weights(config)
+    if all(f.exists() for f in files):
+        return
+    if not offline():
+        try:
+            fetch_weights(model_spec(config))
+        except MissingWeightsError:
+            pass  # reported below together with the rest
+        for f in metric_weight_files(config):
+            if not f.exists():
+                try:
+                    download_url(f.url, f.path)
+                except OSError:
+                    pass
+    require(files)
