@@ -1,4 +1,4 @@
-"""Tests for latentopt.metrics.fid: FID/KID numerics against independent references, and the
+"""Tests for latentopt.metrics.fid and .inception: FID/KID numerics against independent references, and the
 Inception wrapper with synthetic (seeded random) weights -- the real FID weights are not on
 disk in the test environment and nothing may be downloaded."""
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy import linalg
 
-from latentopt.metrics import fid
+from latentopt.metrics import fid, inception
 from latentopt.workflow.weights import MissingWeightsError
 
 FID_FILE = "pt_inception-2015-12-05-6726825d.pth"
@@ -176,7 +176,7 @@ def test_kid_small_n_and_paired_bias(rng):
 
 @pytest.fixture(scope="module")
 def synthetic_model():
-    model, calibrated = fid.load_inception(synthetic=True, seed=0)
+    model, calibrated = inception.load_inception(synthetic=True, seed=0)
     assert calibrated is False
     return model
 
@@ -188,26 +188,26 @@ def test_synthetic_inception_mixed_orientations(synthetic_model, tmp_path):
     land_a = rng.integers(0, 256, size=(48, 64, 3), dtype=np.uint8)
     land_b = rng.integers(0, 256, size=(48, 64, 3), dtype=np.uint8)
     portrait = rng.integers(0, 256, size=(64, 48, 3), dtype=np.uint8)
-    feats = fid.inception_features([land_a, land_b, portrait], synthetic_model, batch_size=16)
+    feats = inception.inception_features([land_a, land_b, portrait], synthetic_model, batch_size=16)
     assert feats.shape == (3, 2048) and np.all(np.isfinite(feats))
     assert feats.std() > 0 and not np.allclose(feats[0], feats[2])
     # One at a time, from a file path, in another order: the same rows.
     path = tmp_path / "portrait.png"
     Image.fromarray(portrait).save(path)
-    again = fid.inception_features([str(path), land_a], synthetic_model, batch_size=1)
+    again = inception.inception_features([str(path), land_a], synthetic_model, batch_size=1)
     np.testing.assert_allclose(again, feats[[2, 0]], rtol=1e-4, atol=1e-5)
-    assert fid.inception_features([], synthetic_model).shape == (0, 2048)
+    assert inception.inception_features([], synthetic_model).shape == (0, 2048)
 
 
 def test_synthetic_inception_deterministic(synthetic_model):
     rng_state = torch.get_rng_state()
-    again, calibrated = fid.load_inception(synthetic=True, seed=0)
+    again, calibrated = inception.load_inception(synthetic=True, seed=0)
     assert calibrated is False and not again.training
     assert torch.equal(torch.get_rng_state(), rng_state)  # global RNG untouched
     sd0, sd1 = synthetic_model.state_dict(), again.state_dict()
     assert sd0.keys() == sd1.keys()
     assert all(torch.equal(sd0[k], sd1[k]) for k in sd0)
-    other, _ = fid.load_inception(synthetic=True, seed=1)
+    other, _ = inception.load_inception(synthetic=True, seed=1)
     w = "blocks.0.0.conv.weight"
     assert not torch.equal(sd0[w], other.state_dict()[w])
 
@@ -221,7 +221,7 @@ def test_missing_weights_raise_before_download(monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setattr(pfi, "load_state_dict_from_url", no_download)
     with pytest.raises(MissingWeightsError, match=FID_FILE):
-        fid.load_inception(synthetic=False)
+        inception.load_inception(synthetic=False)
 
 
 def test_cached_weights_are_loaded_from_torch_home(monkeypatch, tmp_path):
@@ -247,7 +247,7 @@ def test_cached_weights_are_loaded_from_torch_home(monkeypatch, tmp_path):
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setattr(pfi, "load_state_dict_from_url", no_download)
-    model, calibrated = fid.load_inception(synthetic=False)
+    model, calibrated = inception.load_inception(synthetic=False)
     assert calibrated is True and not model.training
     assert torch.equal(model.state_dict()["blocks.0.0.conv.weight"],
                        stand_in["Conv2d_1a_3x3.conv.weight"])

@@ -4,7 +4,7 @@ import numpy as np
 
 from latentopt.compute.devices import job_device
 from latentopt.analysis.evaluation import dataset_features, original_features, per_image_status
-from latentopt.metrics.fid import load_inception
+from latentopt.metrics.inception import load_inception
 from latentopt.core.fileio import atomic_path
 from latentopt.core.joblog import job_log
 from latentopt.workflow.plan import build_plan

@@ -71,7 +71,7 @@ def per_image_table(config: dict, plan, arm: str, lpips_nets: dict) -> pd.DataFr
 
 
 def feature_table(paths: list[Path], keys: list[str], model, device: str) -> dict:
-    from latentopt.metrics.fid import inception_features
+    from latentopt.metrics.inception import inception_features
 
     feats = inception_features([str(p) for p in paths], model, device=device) if paths else np.zeros((0, 2048))
     return {"keys": np.array(keys), "features": feats.astype(np.float64)}

@@ -39,11 +39,12 @@ def docstring_until(doc: str, marker: str) -> str:
 
 def definitions() -> dict[str, str]:
     fid_doc = module_docstring("metrics.fid")
+    inception_doc = module_docstring("metrics.inception")
     stats_doc = module_docstring("analysis.statistics")
     return {
         "metrics": module_docstring("metrics.image_metrics"),
         "losses": docstring_until(module_docstring("optimize.losses"), "Building losses"),
-        "fid": docstring_section(fid_doc, "FID (") + "\n\n" + docstring_section(fid_doc, "Features"),
+        "fid": docstring_section(fid_doc, "FID (") + "\n\n" + docstring_section(inception_doc, "Features"),
         "fid_bias": docstring_section(fid_doc, "FID bias"),
         "fid_ci": docstring_section(fid_doc, "FID confidence interval"),
         "fid_difference": docstring_section(fid_doc, "FID difference"),
