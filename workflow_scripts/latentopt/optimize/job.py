@@ -14,9 +14,7 @@ A killed job resumes from its checkpoints (see checkpoints.py).
 from __future__ import annotations
 
 import contextlib
-import os
 import resource
-import socket
 import time
 import traceback
 from dataclasses import dataclass
@@ -25,15 +23,19 @@ from typing import Callable
 import numpy as np
 import torch
 
-from latentopt.workflow import layout
-from latentopt.optimize.checkpoints import CheckpointStore
-from latentopt.workflow.config import arm_settings, is_baseline, model_spec, synthetic_parts
-from latentopt.optimize.decoder_step import DecoderStep
-from latentopt.core.fileio import atomic_path, check_writable, read_json, sha256_file, sha256_json, write_json
-from latentopt.data.images import Region, model_input, read_rgb, to_uint8
-from latentopt.optimize.optimizer import AdamSettings, ImageTrack, optimize_with_retry
 from latentopt.compute.precision import exact_fp32
+from latentopt.core.fileio import check_writable, read_json, sha256_file, sha256_json, write_json
 from latentopt.core.stage_times import StageClock
+from latentopt.data.images import Region, model_input, read_rgb, to_uint8
+from latentopt.metrics.image_metrics import tensor_metrics
+from latentopt.models import autoencoders
+from latentopt.optimize.checkpoints import CheckpointStore
+from latentopt.optimize.decoder_step import DecoderStep
+from latentopt.optimize.losses import build_loss, lpips_network
+from latentopt.optimize.optimizer import AdamSettings, ImageTrack, optimize_with_retry
+from latentopt.optimize.records import image_files, output_paths, write_image_files
+from latentopt.workflow import layout
+from latentopt.workflow.config import arm_settings, is_baseline, model_spec, synthetic_parts
 
 
 class ImageFailure(RuntimeError):
@@ -86,8 +88,6 @@ def _peak_memory_mb(device: torch.device) -> float:
 
 
 def _metrics(ctx: JobContext, decoded: torch.Tensor, targets: torch.Tensor, region: Region):
-    from latentopt.metrics.image_metrics import tensor_metrics
-
     rows, cols = region.slices()
     with torch.no_grad():
         values = tensor_metrics(decoded[:, :, rows, cols].float(), targets[:, :, rows, cols].float(), ctx.metric_nets)
@@ -289,66 +289,14 @@ def group_by_shape(items: list[Item]) -> list[list[Item]]:
     return list(groups.values())
 
 
-def _output_paths(config: dict, arm: str, split: str, image_id: str):
-    """The image's declared outputs: (.pt, .json)."""
-    return tuple(layout.per_image(config["results_dir"], arm, split, image_id, ext) for ext in ("pt", "json"))
-
-
 def write_outputs(ctx: JobContext, result: dict) -> dict:
-    """Write one image's .pt then .json (the JSON, written last, marks the image complete)."""
+    """Write one image's .pt then .json (:mod:`latentopt.optimize.records`; the JSON, written last,
+    marks the image complete)."""
     item = result["item"]
-    pt_path, json_path = _output_paths(ctx.config, ctx.arm, item.split, item.image_id)
-
-    record = {
-        "image_id": item.image_id,
-        "split": item.split,
-        "arm": ctx.arm,
-        "status": result["status"],
-        "reason": result.get("reason"),
-        "failure_kind": result.get("failure_kind", "optimization") if result["status"] != "ok" else None,
-        "fingerprint": ctx.fingerprint,
-        "synthetic": synthetic_parts(ctx.config),
-        "model": ctx.model.info,
-        "finished_at": time.time(),
-        "host": socket.gethostname(),
-        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
-        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-    }
-    payload = {"image_id": item.image_id, "split": item.split, "arm": ctx.arm, "status": result["status"]}
-    if result["status"] == "ok" or "track" in result:
-        track: ImageTrack = result["track"]
-        payload.update(  # clones: a view would save the whole batch's storage into this file
-            z0=track.z0.detach().cpu().clone(),
-            z=track.best_z.detach().cpu().clone(),
-            loss_history=track.history,
-            decoded=torch.from_numpy(result["decoded"]).clone(),
-            region=list(item.region.__dict__.values()),
-        )
-        record.update(
-            initial=result["initial_metrics"],
-            final=result["final_metrics"],
-            iterations=track.steps,
-            converged_at=track.converged_at,
-            stop_reason=track.stop_reason,
-            initial_loss=track.history[0] if track.history else None,
-            best_loss=track.best_loss if track.history and track.returned == "best" else None,
-            final_loss=track.final_loss,
-            returned_latent=track.returned,
-            retry=track.retry,
-            time_s=track.time_s + result["encode_s"],
-            optimization_time_s=track.time_s,
-            peak_memory_mb=result["peak_memory_mb"],
-            device=result["device"],
-            batch_size=result["batch_size"],
-            batch=result.get("batch"),
-            size=list(item.reference.shape[:2]),
-        )
-    else:
-        record["traceback"] = result.get("traceback")
-    with atomic_path(pt_path) as tmp:
-        torch.save(payload, tmp)
-    record["pt_sha256"] = sha256_file(pt_path)
-    write_json(json_path, record)
+    pt_path, json_path = output_paths(ctx.config, ctx.arm, item.split, item.image_id)
+    payload, record = image_files(item, ctx.arm, result, fingerprint=ctx.fingerprint,
+                                          synthetic=synthetic_parts(ctx.config), model_info=ctx.model.info)
+    write_image_files(pt_path, json_path, payload, record)
     if ctx.store is not None and result["status"] == "ok":
         ctx.store.keep_done(item.image_id, pt_path, json_path)
     return record
@@ -361,11 +309,8 @@ def job_fingerprint(config: dict, arm: str, weights_sha256: str) -> str:
 def build_context(config: dict, arm: str, split: str, device: str, log, model=None) -> JobContext:
     """Everything a job computes with, on ``device``; ``model``: the autoencoder already loaded
     (on the CPU), moved instead of loaded again."""
-    from latentopt.models.autoencoders import load_autoencoder
-    from latentopt.optimize.losses import build_loss, lpips_network
-
     def make(dev: torch.device, model=None):
-        model = model.to(dev) if model is not None else load_autoencoder(model_spec(config), device=dev)
+        model = model.to(dev) if model is not None else autoencoders.load_autoencoder(model_spec(config), device=dev)
         if config["run"]["channels_last"]:
             model = model.to(memory_format=torch.channels_last)
         loss_fn = None if is_baseline(arm) else build_loss(config["losses"][arm]["loss"], device=dev)
@@ -395,12 +340,10 @@ def optimize_chunk(config: dict, arm: str, split: str, image_ids: list[str], dev
     current one computes, and the lease still lets one job at a time compute on each GPU.
     ``stages_path``: where to write the job's wall-time split (:mod:`latentopt.core.stage_times`).
     """
-    from latentopt.models.autoencoders import load_autoencoder
-
     clock = StageClock()
     check_writable(config["results_dir"])
     with clock.stage("model_load"):
-        model = load_autoencoder(model_spec(config), device="cpu")
+        model = autoencoders.load_autoencoder(model_spec(config), device="cpu")
     with clock.stage("image_reading"):
         items, failures = load_items(config, split, image_ids, log)
     with clock.stage("cuda_driver_init"):
@@ -440,7 +383,7 @@ def _optimize_items(ctx: JobContext, split: str, image_ids: list[str], items, fa
     records = [write_outputs(ctx, f) for f in failures]
     todo = []
     for item in items:
-        pt, js = _output_paths(config, arm, split, item.image_id)
+        pt, js = output_paths(config, arm, split, item.image_id)
         if ctx.store is not None and ctx.store.restore_done(item.image_id, pt, js):
             log(f"{item.image_id}: finished earlier in an interrupted run, restored")
             records.append(read_json(js))

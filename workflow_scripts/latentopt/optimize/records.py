@@ -1,0 +1,95 @@
+"""The per-image record of an optimization job: the two files written for every image of a chunk.
+
+``<arm>_dataset/per_image/<split>/<id>.pt`` (torch.save of a dict, the payload):
+    image_id, split, arm, status; for an optimized image also z0 and z (initial and returned
+    latent, CPU tensors [C,h,w]), loss_history, decoded (the published uint8 H x W x 3 image) and
+    region (top, left, height, width of the reference inside the model input).
+``<arm>_dataset/per_image/<split>/<id>.json`` (the record, written last: it marks the image done):
+    image_id, split, arm, status ("ok" or "failed"), reason, failure_kind ("input" or
+    "optimization", None when ok), fingerprint (the job's, see ``job.job_fingerprint``), synthetic,
+    model (the autoencoder's info), finished_at, host, slurm_job_id, cuda_visible_devices; with a
+    result also initial and final (metrics), iterations, converged_at, stop_reason, initial_loss,
+    best_loss, final_loss, returned_latent, retry, time_s (optimization + encode share),
+    optimization_time_s, peak_memory_mb, device, batch_size, batch (the batch's clock), size;
+    for a failure without a result the traceback; always pt_sha256 (of the .pt).
+
+Read back by the dataset build (:func:`latentopt.data.datasets.read_verified`), the evaluation, the
+quality gate and the integrity check (:mod:`latentopt.workflow.integrity`).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+import torch
+
+from latentopt.core.fileio import atomic_path, sha256_file, write_json
+from latentopt.workflow import layout
+
+
+def output_paths(config: dict, arm: str, split: str, image_id: str) -> tuple[Path, Path]:
+    """The image's declared outputs: (.pt, .json)."""
+    return tuple(layout.per_image(config["results_dir"], arm, split, image_id, ext) for ext in ("pt", "json"))
+
+
+def image_files(item, arm: str, result: dict, *, fingerprint: str, synthetic: list[str], model_info: dict) -> tuple[dict, dict]:
+    """(payload, record) of one image from a job's result (see the module docstring)."""
+    record = {
+        "image_id": item.image_id,
+        "split": item.split,
+        "arm": arm,
+        "status": result["status"],
+        "reason": result.get("reason"),
+        "failure_kind": result.get("failure_kind", "optimization") if result["status"] != "ok" else None,
+        "fingerprint": fingerprint,
+        "synthetic": synthetic,
+        "model": model_info,
+        "finished_at": time.time(),
+        "host": socket.gethostname(),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+    }
+    payload = {"image_id": item.image_id, "split": item.split, "arm": arm, "status": result["status"]}
+    if result["status"] == "ok" or "track" in result:
+        track = result["track"]  # an optimizer.ImageTrack
+        payload.update(  # clones: a view would save the whole batch's storage into this file
+            z0=track.z0.detach().cpu().clone(),
+            z=track.best_z.detach().cpu().clone(),
+            loss_history=track.history,
+            decoded=torch.from_numpy(result["decoded"]).clone(),
+            region=list(item.region.__dict__.values()),
+        )
+        record.update(
+            initial=result["initial_metrics"],
+            final=result["final_metrics"],
+            iterations=track.steps,
+            converged_at=track.converged_at,
+            stop_reason=track.stop_reason,
+            initial_loss=track.history[0] if track.history else None,
+            best_loss=track.best_loss if track.history and track.returned == "best" else None,
+            final_loss=track.final_loss,
+            returned_latent=track.returned,
+            retry=track.retry,
+            time_s=track.time_s + result["encode_s"],
+            optimization_time_s=track.time_s,
+            peak_memory_mb=result["peak_memory_mb"],
+            device=result["device"],
+            batch_size=result["batch_size"],
+            batch=result.get("batch"),
+            size=list(item.reference.shape[:2]),
+        )
+    else:
+        record["traceback"] = result.get("traceback")
+    return payload, record
+
+
+def write_image_files(pt_path: Path, json_path: Path, payload: dict, record: dict) -> dict:
+    """Write the .pt, then the record with the .pt's checksum; return the record."""
+    with atomic_path(pt_path) as tmp:
+        torch.save(payload, tmp)
+    record["pt_sha256"] = sha256_file(pt_path)
+    write_json(json_path, record)
+    return record
