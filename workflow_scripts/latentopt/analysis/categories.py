@@ -52,8 +52,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.io import loadmat
+from scipy.ndimage import gaussian_filter, sobel
+from skimage.feature import canny
 
+from latentopt.analysis.statistics import holm, min_attainable_p, min_n_for_alpha, paired_comparison
+from latentopt.core.fileio import atomic_path, read_json, write_json
+from latentopt.data.images import preprocess as preprocess_image
+from latentopt.data.images import read_rgb
+from latentopt.metrics.visual_quality import luma
+from latentopt.workflow import layout
+from latentopt.workflow.config import synthetic_parts
 from latentopt.workflow.layout import BASELINE
+from latentopt.workflow.metric_specs import HIGHER_IS_BETTER
 
 DESCRIPTORS = ("edge_density", "texture_energy", "colourfulness", "mean_gradient")
 LEVELS = ("low", "medium", "high")
@@ -73,20 +84,14 @@ USER_GROUPING = "user"
 
 
 def _luma01(img_u8: np.ndarray) -> np.ndarray:
-    from latentopt.metrics.visual_quality import luma
-
     return luma(img_u8) / 255.0
 
 
 def canny_edge_density(img_u8: np.ndarray) -> float:
-    from skimage.feature import canny
-
     return float(canny(_luma01(img_u8), sigma=CANNY_SIGMA).mean())
 
 
 def texture_energy(img_u8: np.ndarray) -> float:
-    from scipy.ndimage import gaussian_filter
-
     y = _luma01(img_u8)
     return float(np.mean((y - gaussian_filter(y, TEXTURE_SIGMA, mode="reflect")) ** 2))
 
@@ -99,8 +104,6 @@ def colourfulness(img_u8: np.ndarray) -> float:
 
 
 def mean_gradient(img_u8: np.ndarray) -> float:
-    from scipy.ndimage import sobel
-
     y = _luma01(img_u8)
     return float(np.mean(np.hypot(sobel(y, axis=1, mode="reflect"), sobel(y, axis=0, mode="reflect"))))
 
@@ -112,8 +115,6 @@ def ground_truth_file(images_dir: Path, split: str, image_id: str) -> Path:
 
 def boundary_maps(path: str | Path) -> list[np.ndarray]:
     """The annotators' boundary maps (bool H x W) of one BSDS500 groundTruth .mat file."""
-    from scipy.io import loadmat
-
     try:
         gt = loadmat(str(path), squeeze_me=False)["groundTruth"]
         return [np.asarray(cell[0, 0]["Boundaries"], dtype=bool) for cell in gt.ravel()]
@@ -123,12 +124,10 @@ def boundary_maps(path: str | Path) -> list[np.ndarray]:
 
 def boundary_density(path: str | Path, preprocess: Mapping) -> float:
     """Mean over annotators of the boundary-pixel fraction, cropped like the image."""
-    from latentopt.data.images import preprocess as crop
-
     fractions = []
     for b in boundary_maps(path):
         rgb = np.repeat((b.astype(np.uint8) * 255)[..., None], 3, axis=2)
-        out = crop(rgb, preprocess["mode"], multiple=preprocess["multiple"], size=preprocess["size"], crop_box=tuple(preprocess["crop_box"]) if preprocess["crop_box"] else None)
+        out = preprocess_image(rgb, preprocess["mode"], multiple=preprocess["multiple"], size=preprocess["size"], crop_box=tuple(preprocess["crop_box"]) if preprocess["crop_box"] else None)
         fractions.append(float((out[..., 0] >= 128).mean()))
     return float(np.mean(fractions))
 
@@ -177,8 +176,6 @@ def categorize(originals: pd.DataFrame, settings: Mapping, ground_truth: Mapping
     """``originals``: columns split, image_id, path (the preprocessed PNGs). Returns the table of
     descriptors and groups (one ``group_<grouping>`` column per grouping) and the metadata
     (source of edge density, cut points)."""
-    from latentopt.data.images import read_rgb
-
     rows = []
     for split, image_id, path in originals[["split", "image_id", "path"]].itertuples(index=False):
         rows.append({"split": split, "image_id": image_id, **image_descriptors(read_rgb(path))})
@@ -211,8 +208,6 @@ def categorize(originals: pd.DataFrame, settings: Mapping, ground_truth: Mapping
 def group_gains(per_image: pd.DataFrame, groups: pd.DataFrame, metrics: Sequence[str], higher_is_better: Mapping[str, bool], *, alpha: float, n_boot: int, seed: int) -> dict:
     """{grouping: {"groups": [{group, n_images}], "tests": {metric: [row, ...]}}} (rows: group,
     arm, n, mean_gain, ci95, p_wilcoxon, p_holm, n_too_small); see the module docstring."""
-    from latentopt.analysis.statistics import holm, min_attainable_p, paired_comparison
-
     ok = per_image[per_image["status"] == "ok"]
     ok = ok.assign(split=ok["split"].astype(str), image_id=ok["image_id"].astype(str))
     groups = groups.assign(split=groups["split"].astype(str), image_id=groups["image_id"].astype(str))
@@ -254,10 +249,6 @@ def group_gains(per_image: pd.DataFrame, groups: pd.DataFrame, metrics: Sequence
 
 def category_analysis(per_image: pd.DataFrame, groups: pd.DataFrame, meta: Mapping, config: Mapping) -> dict:
     """The content of category_analysis.json."""
-    from latentopt.workflow.config import synthetic_parts
-    from latentopt.analysis.evaluation import HIGHER_IS_BETTER
-    from latentopt.analysis.statistics import min_n_for_alpha
-
     settings = config["analysis"]["categories"]
     ev = config["evaluation"]
     alpha = ev["success_criteria"]["alpha"]
@@ -272,9 +263,6 @@ def category_analysis(per_image: pd.DataFrame, groups: pd.DataFrame, meta: Mappi
 def originals_of(config: Mapping, plan) -> tuple[pd.DataFrame, dict]:
     """(split, image_id, path of the preprocessed PNG) of every successfully prepared image, and
     the BSDS500 groundTruth file of each that has one."""
-    from latentopt.workflow import layout
-    from latentopt.core.fileio import read_json
-
     rows, gt = [], {}
     for split, entries in plan.splits.items():
         for e in entries:
@@ -289,8 +277,6 @@ def originals_of(config: Mapping, plan) -> tuple[pd.DataFrame, dict]:
 
 def write_category_analysis(config: Mapping, plan, per_image_csv: str | Path, out_csv: str | Path, out_json: str | Path) -> dict:
     """image_categories.csv (descriptors and groups per original) and category_analysis.json."""
-    from latentopt.core.fileio import atomic_path, write_json
-
     originals, gt = originals_of(config, plan)
     groups, meta = categorize(originals, config["analysis"]["categories"], gt, config["preprocess"])
     per_image = pd.read_csv(per_image_csv, dtype={"split": str, "image_id": str, "dataset": str})

@@ -30,13 +30,19 @@ Per-arm correlation matrix
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
+from latentopt.analysis.statistics import spearman_matrix
+from latentopt.core.fileio import read_json, write_json
+from latentopt.workflow.config import synthetic_parts
 from latentopt.workflow.layout import BASELINE
+from latentopt.workflow.metric_specs import HIGHER_IS_BETTER
 
 SEED_SETTING = "an earlier 60-image experiment with the SD-VAE (Stable Diffusion's AutoencoderKL)"
 IMPROVEMENT_METRICS = ("psnr", "ssim", "lpips")
@@ -114,10 +120,6 @@ def exact_spearman_p(x: Sequence[float], y: Sequence[float], seed: int = 0) -> f
     """Two-sided permutation p of Spearman's rho: the fraction of pairings of y's ranks with x's
     (all n! of them for n <= 8, else 9999 random ones plus the observed) whose |rho| reaches the
     observed |rho| (average ranks for ties)."""
-    import itertools
-
-    from scipy import stats
-
     rx, ry = stats.rankdata(np.asarray(x, float)), stats.rankdata(np.asarray(y, float))
     n = rx.size
     if n <= 8:
@@ -136,8 +138,6 @@ def exact_spearman_p(x: Sequence[float], y: Sequence[float], seed: int = 0) -> f
 
 
 def arm_correlations(points: Sequence[Mapping], alpha: float, seed: int = 0) -> dict:
-    from latentopt.analysis.statistics import spearman_matrix
-
     names = [k for k in ("fid", *[f"{m}_improvement" for m in ("psnr", "ssim")], *sorted(k for k in (points[0] if points else {}) if k.startswith("lpips_")), "time_s") if points and any(_finite(p.get(k)) for p in points)]
     columns = {k: [p.get(k) if _finite(p.get(k)) else float("nan") for p in points] for k in names}
     matrix = spearman_matrix(columns)
@@ -154,9 +154,6 @@ def arm_correlations(points: Sequence[Mapping], alpha: float, seed: int = 0) -> 
 
 def hypothesis_analysis(cross: Mapping, per_image: pd.DataFrame, config: Mapping) -> dict:
     """The content of hypothesis_analysis.json."""
-    from latentopt.workflow.config import synthetic_parts
-    from latentopt.analysis.evaluation import HIGHER_IS_BETTER
-
     alpha = config["evaluation"]["success_criteria"]["alpha"]
     points = arm_points(cross, per_image, HIGHER_IS_BETTER)
     return {
@@ -168,8 +165,6 @@ def hypothesis_analysis(cross: Mapping, per_image: pd.DataFrame, config: Mapping
 
 
 def write_hypothesis_analysis(config: Mapping, cross_json, per_image_csv, out_json) -> dict:
-    from latentopt.core.fileio import read_json, write_json
-
     per_image = pd.read_csv(per_image_csv, dtype={"split": str, "image_id": str, "dataset": str})
     result = hypothesis_analysis(read_json(cross_json), per_image, config)
     write_json(out_json, result)

@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+import torch
+
 
 def cuda_device_count() -> int:
-    import torch
-
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 

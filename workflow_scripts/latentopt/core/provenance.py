@@ -6,6 +6,8 @@ import importlib.metadata
 import os
 import platform
 
+from latentopt import __version__
+
 PACKAGES = ("latentopt", "torch", "torchvision", "diffusers", "lpips", "pytorch-fid", "numpy", "scipy", "pandas", "snakemake", "pillow")
 
 
@@ -17,15 +19,13 @@ def versions() -> dict[str, str | None]:
         except importlib.metadata.PackageNotFoundError:
             out[name] = None
     if out.get("latentopt") is None:
-        from latentopt import __version__
-
         out["latentopt"] = __version__
     return out
 
 
 def hardware() -> dict:
     info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}
-    try:
+    try:  # core stays torch-free: torch is looked for only when the hardware is recorded
         import torch
 
         if torch.cuda.is_available():

@@ -48,7 +48,7 @@ from typing import Callable
 
 import torch
 
-from latentopt.compute.precision import PRECISIONS
+from latentopt.compute.precision import PRECISIONS, decode_precision
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs", "max-autotune")
 FINAL_PRECISIONS = ("fp32", "tf32")
@@ -113,8 +113,6 @@ class DecoderStep:
         Returns False when nothing is compiled (compile off)."""
         if not self.compile:
             return False
-        from latentopt.compute.precision import decode_precision
-
         schedule = self.schedule(iterations)
         precisions = {schedule} if isinstance(schedule, str) else {schedule(0), schedule(iterations)}
         rows = max(z0.shape[0], batch_size or 0)
@@ -160,6 +158,7 @@ def compiled_decode(model, mode: str = "default", cache_dir: str | None = None) 
     key = (id(model), mode)
     if key not in _COMPILED:
         use_inductor_cache(cache_dir)
+        # dynamo's (private) config, imported only here where it is changed, after the cache folder is set
         import torch._dynamo.config as dynamo_config
 
         name = "recompile_limit" if hasattr(dynamo_config, "recompile_limit") else "cache_size_limit"  # older torch
