@@ -315,7 +315,7 @@ def fetch_weights(spec: dict) -> list[WeightFile]:
     sub = (s["subfolder"] or "").strip("/")
     prefix = f"{sub}/" if sub else ""
     try:
-        # huggingface_hub only for a hub download (it takes ~0.5 s to import; parse time skips it)
+        # huggingface_hub (optional, heavy) only on this path: a hub model that must be downloaded
         from huggingface_hub import snapshot_download
 
         for pattern in DIFFUSERS_WEIGHTS_NAMES:  # safetensors first; .bin only if absent
