@@ -58,6 +58,7 @@ _CONVENTIONS = {
     "decode(z) = decoder(z).clamp(0, 1).",
 }
 
+
 class Autoencoder(torch.nn.Module):
     """A frozen autoencoder: ``encode`` [0,1] images -> latents, ``decode`` latents -> [0,1].
 
