@@ -255,7 +255,7 @@ def group_gains(per_image: pd.DataFrame, groups: pd.DataFrame, metrics: Sequence
 def category_analysis(per_image: pd.DataFrame, groups: pd.DataFrame, meta: Mapping, config: Mapping) -> dict:
     """The content of category_analysis.json."""
     from latentopt.workflow.config import synthetic_parts
-    from latentopt.analysis.evaluation import HIGHER_IS_BETTER
+    from latentopt.analysis.metric_names import HIGHER_IS_BETTER
     from latentopt.analysis.statistics import min_n_for_alpha
 
     settings = config["analysis"]["categories"]

@@ -155,7 +155,7 @@ def arm_correlations(points: Sequence[Mapping], alpha: float, seed: int = 0) -> 
 def hypothesis_analysis(cross: Mapping, per_image: pd.DataFrame, config: Mapping) -> dict:
     """The content of hypothesis_analysis.json."""
     from latentopt.workflow.config import synthetic_parts
-    from latentopt.analysis.evaluation import HIGHER_IS_BETTER
+    from latentopt.analysis.metric_names import HIGHER_IS_BETTER
 
     alpha = config["evaluation"]["success_criteria"]["alpha"]
     points = arm_points(cross, per_image, HIGHER_IS_BETTER)
