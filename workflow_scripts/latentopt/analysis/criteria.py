@@ -51,7 +51,7 @@ def success_criteria(config: dict, table: pd.DataFrame, arms: list[str], cross: 
     (RULES) and its uncertainty: verdict 'pass' | 'fail' | 'not shown' | 'n too small';
     ``pass`` is True only for 'pass'."""
     from latentopt.workflow.objectives import arm_objectives
-    from latentopt.analysis.statistics import MIN_N_INTERVAL, holm, min_attainable_p, summarize
+    from latentopt.analysis.statistics import holm, min_attainable_p, n_too_small, summarize
 
     crit = config["evaluation"]["success_criteria"]
     alpha = crit["alpha"]
@@ -100,7 +100,7 @@ def success_criteria(config: dict, table: pd.DataFrame, arms: list[str], cross: 
             verdict = "not shown"
         elif held_out:
             verdict = "pass"
-        elif floor is not None and floor >= alpha:
+        elif n_too_small(n_nonzero, alpha, m):  # m * min_attainable_p(n_nonzero) >= alpha
             verdict = "n too small"
         else:
             verdict = "fail"
@@ -113,7 +113,7 @@ def success_criteria(config: dict, table: pd.DataFrame, arms: list[str], cross: 
             to_h = n_full / 3600.0
             lo = s["ci95_low"] * to_h if s["ci95_low"] is not None else None
             hi = s["ci95_high"] * to_h if s["ci95_high"] is not None else None
-            verdict = "n too small" if s["n"] < MIN_N_INTERVAL else _three_way(lo, hi, crit["time_budget_hours"], False)
+            verdict = "n too small" if n_too_small(s["n"]) else _three_way(lo, hi, crit["time_budget_hours"], False)
             devices = sorted(rows["device"].dropna().unique().tolist()) if "device" in rows else []
             basis = f"mean wall time per image over {s['n']} batches ({', '.join(devices) or 'device not recorded'}) x {full_basis}"
             entry["time_budget"] = {"value": s["mean"] * to_h, "ci95_low": lo, "ci95_high": hi, "threshold": crit["time_budget_hours"], "n_batches": s["n"], "full_plan_images": n_full, "basis": basis, "verdict": verdict, "pass": verdict == "pass", "rule": RULES["time_budget"]}

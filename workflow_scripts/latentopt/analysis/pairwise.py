@@ -24,7 +24,7 @@ def _complete_images(table: pd.DataFrame, arms: list[str]) -> pd.DataFrame:
 
 def statistical_analysis(config: dict, table: pd.DataFrame, features: dict, arms: list[str], cross: dict, calibrated: dict) -> dict:
     from latentopt.metrics.fid import fid_difference_ci
-    from latentopt.analysis.statistics import MIN_N_INTERVAL, pairwise_tests
+    from latentopt.analysis.statistics import n_too_small, pairwise_tests
 
     ev = config["evaluation"]
     paired = _complete_images(table, arms)
@@ -48,7 +48,7 @@ def statistical_analysis(config: dict, table: pd.DataFrame, features: dict, arms
             for i, a in enumerate(arms):
                 for b in arms[i + 1 :]:
                     d = fid_difference_ci(ref, aligned_features(features[a], keys), aligned_features(features[b], keys), n_boot=ev["fid_n_boot"], seed=ev["seed"], method=FRECHET_METHOD)
-                    d["n_too_small"] = len(keys) < MIN_N_INTERVAL
+                    d["n_too_small"] = n_too_small(len(keys))
                     if d["n_too_small"]:
                         d.update(ci95_low=None, ci95_high=None, p_boot=None)
                     rows.append({"a": a, "b": b, **d})

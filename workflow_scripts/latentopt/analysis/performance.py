@@ -54,7 +54,7 @@ def cost_comparisons(costs: dict[str, dict | None]) -> list[dict]:
     the larger batch-to-batch coefficient of variation (the measured noise)."""
     from scipy import stats as sst
 
-    from latentopt.analysis.statistics import MIN_N_INTERVAL
+    from latentopt.analysis.statistics import n_too_small
 
     names = [a for a, c in costs.items() if c]
     out = []
@@ -62,7 +62,7 @@ def cost_comparisons(costs: dict[str, dict | None]) -> list[dict]:
         for b in names[i + 1 :]:
             xa, xb = np.asarray(costs[a]["per_image_values"]), np.asarray(costs[b]["per_image_values"])
             row = {"a": a, "b": b, "n_a": int(xa.size), "n_b": int(xb.size), "mean_diff": float(xa.mean() - xb.mean()), "ci95_low": None, "ci95_high": None, "noise_cv": None, "claimed": False}
-            if min(xa.size, xb.size) >= MIN_N_INTERVAL:
+            if not (n_too_small(xa.size) or n_too_small(xb.size)):
                 ci = sst.ttest_ind(xa, xb, equal_var=False).confidence_interval(0.95)
                 noise = max(costs[a]["noise_cv"] or 0.0, costs[b]["noise_cv"] or 0.0)
                 rel = abs(row["mean_diff"]) / max(xa.mean(), xb.mean())

@@ -31,7 +31,7 @@ def split_subset(df: pd.DataFrame, split: str) -> pd.DataFrame:
 
 def cross_evaluation(config: dict, table: pd.DataFrame, features: dict, arms: list[str], calibrated: dict) -> dict:
     from latentopt.metrics.fid import fid_with_ci, kid
-    from latentopt.analysis.statistics import MIN_N_INTERVAL, summarize
+    from latentopt.analysis.statistics import n_too_small, summarize
 
     ev = config["evaluation"]
     # Time is not summarized per image: images of one batch share its time (the batch is the
@@ -48,8 +48,8 @@ def cross_evaluation(config: dict, table: pd.DataFrame, features: dict, arms: li
                 keys = sorted_keys(sub)  # resampling keyed on sorted image ids (as in statistical_analysis)
                 ref, gen = aligned_features(features["original"], keys), aligned_features(features[arm], keys)
                 cell["fid"] = _fid_cell(fid_with_ci(ref, gen, n_boot=ev["fid_n_boot"], seed=ev["seed"], method=FRECHET_METHOD))
-                cell["kid"] = {**kid(ref, gen, seed=ev["seed"], paired=True), "n": len(keys), "n_too_small": len(keys) < MIN_N_INTERVAL}
-                cell["kid_unpaired"] = {**kid(ref, gen, seed=ev["seed"], paired=False), "n": len(keys), "n_too_small": len(keys) < MIN_N_INTERVAL}
+                cell["kid"] = {**kid(ref, gen, seed=ev["seed"], paired=True), "n": len(keys), "n_too_small": n_too_small(len(keys))}
+                cell["kid_unpaired"] = {**kid(ref, gen, seed=ev["seed"], paired=False), "n": len(keys), "n_too_small": n_too_small(len(keys))}
             out[arm][split] = cell
     return {
         "metadata": run_metadata(config, calibrated),
@@ -75,12 +75,12 @@ def sorted_keys(sub: pd.DataFrame) -> list[str]:
 def _fid_cell(res: dict) -> dict:
     """fid_with_ci's result plus the unclipped lower bound (so a bound below 0 can be marked)
     and, below the minimum n, no interval at all."""
-    from latentopt.analysis.statistics import MIN_N_INTERVAL
+    from latentopt.analysis.statistics import n_too_small
 
     out = dict(res)
     if out.get("ci95_low_raw") is not None and out.get("boot_bias") is not None:
         out["ci95_low_unclipped"] = out["ci95_low_raw"] - out["boot_bias"]
-    out["n_too_small"] = out["n"] < MIN_N_INTERVAL
+    out["n_too_small"] = n_too_small(out["n"])
     if out["n_too_small"]:
         out.update(ci95_low=None, ci95_high=None, ci95_low_unclipped=None)
     return out
