@@ -1,7 +1,7 @@
 """Issue 11 end to end: faults injected into copies of the session's finished demo run
 (conftest.finished_demo: 2 images per split, 2 per job, baseline + 3 losses), each rerun through
 Snakemake. Every test asserts what the rerun rewrote (no more than the affected jobs), that nothing
-was lost, and that the per-image numbers equal the untouched run's. The faults: tests/faults.py."""
+was lost, and that the per-image numbers equal the untouched run's. The faults: latentopt/devtools/faults.py."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO, hold_driver_lock, snakemake, snakemake_cmd, write_config
-from faults import (awkward_name, bit_flip_pt, broken_link, delete_dataset_png, lost, metric_rows, rewrite_source_keep_mtime,
-                    rewritten, snapshot, truncate_pt)
 
+from latentopt.devtools.faults import (awkward_name, bit_flip_pt, broken_link, delete_dataset_png, lost, metric_rows,
+                                       rewrite_source_keep_mtime, rewritten, snapshot, truncate_pt)
 from latentopt.workflow import driverlock
 from latentopt.core.fileio import read_json
 from latentopt.devtools.snakemake_cli import job_stats

@@ -2,7 +2,7 @@
 what was recomputed, what was lost and how long the rerun took; the final per-image numbers are
 compared with the untouched run.
 
-    python bench/fault_drill.py RUN_DIR [--out drill.json]
+    python bench/drills/fault_drill.py RUN_DIR [--out drill.json]
 
 RUN_DIR holds config.yaml (with results_dir and data.root relative to RUN_DIR), the data and the
 finished results, e.g. a `make demo`-like run made with `snakemake --directory RUN_DIR`.
@@ -22,11 +22,9 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-from faults import FAULTS, copy_run, lost, metric_rows, rewritten, snapshot  # noqa: E402
-
-sys.path.insert(0, str(REPO / "workflow_scripts"))
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "workflow_scripts"))  # the library, as the other drills
+from latentopt.devtools.faults import FAULTS, copy_run, lost, metric_rows, rewritten, snapshot  # noqa: E402
 from latentopt.devtools.snakemake_cli import job_stats, snakemake_command  # noqa: E402
 
 
