@@ -21,7 +21,7 @@ from latentopt.workflow import driverlock, layout
 from latentopt.workflow.config import check_config
 from latentopt.workflow.weights import metric_weight_files
 from latentopt.data.datasets import DatasetInputError, build_dataset, load_dataset
-from latentopt.analysis.evaluation import success_criteria
+from latentopt.analysis.criteria import success_criteria
 from latentopt.workflow.sources import discover_splits, image_id
 from latentopt.analysis.input_failures import input_failures_table, summary
 from latentopt.workflow.integrity import HashCache, verify_results

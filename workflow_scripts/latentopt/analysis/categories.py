@@ -56,7 +56,7 @@ from scipy.io import loadmat
 from scipy.ndimage import gaussian_filter, sobel
 from skimage.feature import canny
 
-from latentopt.analysis.statistics import holm, min_attainable_p, min_n_for_alpha, paired_comparison
+from latentopt.analysis.statistics import holm, min_attainable_p, min_n_for_alpha, n_too_small, paired_comparison
 from latentopt.core.fileio import atomic_path, read_json, write_json
 from latentopt.data.images import preprocess as preprocess_image
 from latentopt.data.images import read_rgb
@@ -213,29 +213,32 @@ def group_gains(per_image: pd.DataFrame, groups: pd.DataFrame, metrics: Sequence
     groups = groups.assign(split=groups["split"].astype(str), image_id=groups["image_id"].astype(str))
     arms = [a for a in ok["dataset"].unique() if a != BASELINE]
     base = ok[ok["dataset"] == BASELINE].set_index(["split", "image_id"])
+    tested = [m for m in metrics if m in ok.columns and m in higher_is_better]
+    # each arm's images joined with the baseline's once, for every grouping, metric and group
+    joined_arms = {arm: ok[ok["dataset"] == arm].set_index(["split", "image_id"])[tested].merge(base[tested], left_index=True, right_index=True, suffixes=("", "_base")) for arm in arms}
     out = {}
     for column in [c for c in groups.columns if c.startswith("group_")]:
         grouping = column[len("group_") :]
         names = [g for g in LEVELS if g in set(groups[column])] + sorted(set(groups[column]) - set(LEVELS))
         members = {g: groups.loc[groups[column] == g, ["split", "image_id"]] for g in names}
         tests: dict = {}
-        for metric in [m for m in metrics if m in ok.columns and m in higher_is_better]:
+        for metric in tested:
             rows = []
             for g in names:
                 keys = pd.MultiIndex.from_frame(members[g])
                 for arm in arms:
-                    joined = ok[ok["dataset"] == arm].set_index(["split", "image_id"])[[metric]].merge(base[[metric]], left_index=True, right_index=True, suffixes=("", "_base"))
+                    joined = joined_arms[arm]
                     joined = joined[joined.index.isin(keys)]
                     a, b = joined[metric].to_numpy(float), joined[f"{metric}_base"].to_numpy(float)
                     r = paired_comparison(a, b, n_boot=n_boot, seed=seed) if higher_is_better[metric] else paired_comparison(b, a, n_boot=n_boot, seed=seed)
                     n_nonzero = r["n"] - r["n_zero"]
-                    too_small = min_attainable_p(n_nonzero) >= alpha
+                    too_small = n_too_small(n_nonzero, alpha)
                     rows.append({"group": g, "arm": arm, "n": r["n"], "mean_gain": r["mean_diff"], "ci95_low": r["ci95_low"], "ci95_high": r["ci95_high"], "p_wilcoxon": None if too_small else r["p_wilcoxon"], "n_too_small": bool(too_small), "min_attainable_p": min_attainable_p(n_nonzero)})
             for r in rows:
                 r["n_too_small_reason"] = "exact test" if r["n_too_small"] else None
             testable = [r for r in rows if not r["n_too_small"]]
             # Holm multiplies the smallest p by m: no row can reach alpha when m * min p >= alpha
-            if testable and len(testable) * min(r["min_attainable_p"] for r in testable) >= alpha:
+            if testable and n_too_small(None, alpha, len(testable), p_floor=min(r["min_attainable_p"] for r in testable)):
                 for r in testable:
                     r["n_too_small"], r["n_too_small_reason"] = True, f"Holm over {len(testable)} tests"
             adjusted = holm([r["p_wilcoxon"] if not r["n_too_small"] and r["p_wilcoxon"] is not None else float("nan") for r in rows])
