@@ -119,7 +119,7 @@ def test_baseline_of_a_bf16_run_equals_the_fp32_run(tmp_path, demo_data):
         cfg = make_config(tmp_path / precision, data, **{"losses.psnr.iterations": 3, "run.precision": precision})
         plan = build_plan(cfg)
         entries = plan.splits["val"]
-        prepare_chunk(entries, cfg, log=lambda m: None)
+        prepare_chunk(entries, cfg["preprocess"], cfg["results_dir"], log=lambda m: None)
         optimize_chunk(cfg, "psnr", "val", [e.image_id for e in entries], "cpu", log=lambda m: None)
         records = [read_json(layout.per_image(cfg["results_dir"], "psnr", "val", e.image_id, "json")) for e in entries]
         initial[precision] = [r["initial"] for r in records]

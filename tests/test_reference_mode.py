@@ -178,7 +178,7 @@ def test_job_runs_the_reference_rule_at_batch_size_1_and_records_it(tmp_path, de
         "run.batch_size": 3, "losses.psnr.iterations": 6, "losses.psnr.lr": 0.05,
         "losses.psnr.stopping": {"rule": "reference", "threshold": 1e-5}})
     entries = build_plan(cfg).splits["train"]
-    prepare_chunk(entries, cfg, log=lambda m: None)
+    prepare_chunk(entries, cfg["preprocess"], cfg["results_dir"], log=lambda m: None)
     records = optimize_chunk(cfg, "psnr", "train", [e.image_id for e in entries], "cpu", log=lambda m: None)
     model = load_autoencoder(model_spec(cfg))
     loss_fn = build_loss({"name": "psnr"})

@@ -86,7 +86,7 @@ def test_nonconvergence_retry_on_a_real_image(tmp_path, bsds_root, taef2_dir):
         "losses.psnr.iterations": 8, "losses.psnr.lr": 20.0, "losses.psnr.stopping": {"rule": "none"},
         "losses.psnr.retry": {"lr_factor": 0.0025, "iterations_factor": 2}})
     entries = build_plan(cfg).splits["test"]
-    prepare_chunk(entries, cfg, log=lambda m: None)
+    prepare_chunk(entries, cfg["preprocess"], cfg["results_dir"], log=lambda m: None)
     (rec,) = optimize_chunk(cfg, "psnr", "test", [entries[0].image_id], "cpu", log=lambda m: None)
     retry = rec["retry"]
     print("retry record:", retry, "PSNR", rec["initial"]["psnr"], "->", rec["final"]["psnr"])
