@@ -129,7 +129,7 @@ def clear_compiled() -> None:
     _WARM.clear()
 
 
-def compiled_decode(model, mode: str = "default", cache_dir: str | None = None) -> Callable:
+def compiled_decode(model, mode: str, cache_dir: str | None) -> Callable:
     """``torch.compile(model.decode, dynamic=False, mode=mode)``, built once per process and model."""
     key = (id(model), mode)
     if key not in _COMPILED:
