@@ -12,9 +12,8 @@ from pathlib import Path
 import yaml
 
 from latentopt.workflow import layout
-from latentopt.workflow.layout import BASELINE
 from latentopt.workflow.plan import selected_losses
-from latentopt.workflow.settings import ArmSettings, DecoderNumerics
+from latentopt.workflow.settings import ArmSettings
 
 SCHEMA = Path(__file__).with_name("config.schema.yaml")
 REPO_CONFIG = Path(__file__).resolve().parents[3] / "config.yaml"
@@ -210,21 +209,10 @@ def demo_model_label(config: dict) -> str:
     return describe(summary["n_crops"], summary["train_time_s"])
 
 
-def is_baseline(arm: str) -> bool:
-    return arm == BASELINE
-
-
 def arm_settings(config: dict, arm: str) -> dict:
     """Everything the optimization of one arm depends on (used as rule params and fingerprint):
     :meth:`latentopt.workflow.settings.ArmSettings.params`."""
     return ArmSettings.from_config(config, arm, model_spec(config)).params()
-
-
-def decoder_numerics(config: dict) -> dict:
-    """The run.* settings of the Adam loop's decoder that change results beyond run.precision
-    (latentopt.optimize.decoder_step), only those in use: a config that uses none keeps its
-    fingerprint and rule params (:meth:`latentopt.workflow.settings.DecoderNumerics.params`)."""
-    return DecoderNumerics.from_config(config).params()
 
 
 def synthetic_parts(config: dict) -> list[str]:
