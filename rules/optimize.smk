@@ -32,6 +32,6 @@ for chunk in PLAN.chunks:
         params:
             split=chunk.split,
             image_ids=chunk.image_ids,
-            settings=lambda wildcards: arm_settings(config, wildcards.arm),
+            settings=arm_settings_param,
         script:
             "../workflow_scripts/optimize_images.py"
