@@ -1,10 +1,10 @@
 """latentopt: per-image optimization of VAE latents and its evaluation.
 
-The library behind the Snakemake pipeline. Each module holds one concern:
-``config`` (schema + validation), ``images`` (discovery, loading, preprocessing),
-``autoencoders`` (model loading), ``ssim``/``losses``/``metrics``, ``optimizer``,
-``checkpoints``/``fileio`` (atomic, verified files), ``datasets`` (per-loss datasets),
-``evaluation``/``fid``/``statistics`` and ``report``.
+The library behind the Snakemake pipeline, one subpackage per stage (README, *Development*):
+``workflow`` (torch-free: config, settings, plan, layout, integrity, specs; all the Snakefile
+imports), ``core`` (torch-free infrastructure), ``compute`` (device, precision), ``data``,
+``models``, ``optimize``, ``metrics``, ``analysis``, ``report``; ``devtools`` serves tests and
+benchmarks only.
 """
 
 __version__ = "0.2.0"
