@@ -9,7 +9,7 @@ from snakemake.logging import logger
 # The library's import path is set by the Snakefile (script jobs get workflow_scripts/ on
 # sys.path from Snakemake itself: it is their directory).
 
-from latentopt.workflow import driverlock, layout
+from latentopt.workflow import driverlock, layout, messages
 from latentopt.workflow.config import (
     ConfigError,
     arm_settings,
@@ -18,6 +18,7 @@ from latentopt.workflow.config import (
     demo_model_summary,
     demo_model_weights,
     ensure_weights,
+    synthetic_parts,
 )
 from latentopt.core.fileio import check_folder_path, check_writable
 from latentopt.workflow.integrity import verify_results
@@ -87,12 +88,31 @@ def release_lock():
         DRIVER_LOCK.release()
 
 
+def announce(lines):
+    for line in lines:
+        logger.info(line)
+
+
+def html_report_command():
+    settings = workflow.config_settings
+    return messages.report_command(
+        config,
+        workflow.main_snakefile,
+        settings.configfiles,
+        settings.config_args or (),
+    )
+
+
 onstart:
     preflight()
+    announce(messages.start_lines(config))
 
 
 onsuccess:
     release_lock()
+    announce(
+        messages.end_lines(config, html_report_command(), synthetic_parts(config))
+    )
 
 
 onerror:

@@ -120,3 +120,78 @@ def test_the_snakefile_validates_through_it(tmp_path, how, expected):
     assert f"invalid configuration: {expected}" in out
     assert len(out.splitlines()) <= 8, out
     assert "Failed validating" not in out and "'properties'" not in out
+
+
+# --- Ctrl-C: one line per job, checkpoint kept, a rerun resumes ----------------------------------
+
+
+def test_job_log_turns_ctrl_c_into_one_line_and_exit_130(tmp_path, capfd):
+    from latentopt.core.joblog import job_log
+    from latentopt.optimize.job import Interrupted
+
+    log_path = tmp_path / "job.log"
+    with pytest.raises(SystemExit) as stop:
+        with job_log(log_path) as log:
+            log("working")
+            raise Interrupted("psnr img1: interrupted at step 7; checkpoint kept (step 5); rerun the same command to resume")
+    assert stop.value.code == 130
+    err = capfd.readouterr().err
+    assert err.strip().splitlines() == ["psnr img1: interrupted at step 7; checkpoint kept (step 5); rerun the same command to resume"]
+    text = log_path.read_text()
+    assert "interrupted at step 7" in text and "Traceback" not in text
+    with pytest.raises(SystemExit):  # a bare Ctrl-C (outside the Adam loop) gets the generic line
+        with job_log(log_path):
+            raise KeyboardInterrupt
+    assert "rerun the same command to resume" in capfd.readouterr().err and "Traceback" not in log_path.read_text()
+
+
+class _InterruptAfter:
+    """Wraps a model; a Ctrl-C arrives during the n-th decode."""
+
+    def __init__(self, inner, n):
+        self.inner, self.info, self.n, self.calls = inner, inner.info, n, 0
+
+    def encode(self, x):
+        return self.inner.encode(x)
+
+    def decode(self, z):
+        self.calls += 1
+        if self.calls == self.n:
+            raise KeyboardInterrupt
+        return self.inner.decode(z)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_interrupted_batch_names_its_step_and_checkpoint_and_resumes(tmp_path, demo_data):
+    import re
+    import shutil
+
+    from conftest import make_config
+    from latentopt.data.prepare import prepare_chunk
+    from latentopt.optimize.job import Interrupted, build_context, load_items, run_items
+    from latentopt.workflow.plan import build_plan
+
+    data = tmp_path / "data"
+    shutil.copytree(demo_data, data)
+    cfg = make_config(tmp_path / "results", data, **{"losses.psnr.iterations": 12, "losses.psnr.checkpoint_interval": 4,
+                                                      "losses.psnr.stopping.rule": "none", "run.batch_size": 1})
+    plan = build_plan(cfg)
+    prepare_chunk(plan.splits["val"], cfg, log=lambda m: None)
+    logged = []
+    ctx = build_context(cfg, "psnr", "val", "cpu", log=logged.append)
+    items, _ = load_items(cfg, "val", [e.image_id for e in plan.splits["val"]], log=lambda m: None)
+    inner = ctx.model
+    ctx.model = _InterruptAfter(inner, n=10)
+    with pytest.raises(Interrupted) as err:
+        run_items(ctx, items[:1], batch_size=1)
+    line = str(err.value)
+    found = re.fullmatch(rf"psnr {items[0].image_id}: interrupted at step (\d+); checkpoint kept \(step (\d+)\); "
+                         "rerun the same command to resume", line)
+    assert found, line
+    step, kept = int(found[1]), int(found[2])
+    assert 0 < kept <= step < 12 and kept % 4 == 0
+    ctx.model = inner  # the rerun resumes from the kept checkpoint
+    results = run_items(ctx, items[:1], batch_size=1)
+    assert results[0]["status"] == "ok" and f"from iteration {kept}" in " ".join(logged)
