@@ -195,3 +195,121 @@ def test_interrupted_batch_names_its_step_and_checkpoint_and_resumes(tmp_path, d
     ctx.model = inner  # the rerun resumes from the kept checkpoint
     results = run_items(ctx, items[:1], batch_size=1)
     assert results[0]["status"] == "ok" and f"from iteration {kept}" in " ".join(logged)
+
+
+# --- progress: throughput and ETA from the running jobs' logs, retries in their own totals ---------
+
+
+def _stamp(t: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
+@pytest.fixture()
+def progress_setup(tmp_path, demo_data):
+    from conftest import make_config
+    from latentopt.workflow.plan import build_plan
+
+    cfg = make_config(tmp_path / "results", demo_data, use_losses=["psnr"])
+    return cfg, build_plan(cfg)
+
+
+def _write_record(cfg, arm, split, image_id, finished_at, status="ok"):
+    import json
+
+    from latentopt.workflow import layout
+
+    path = layout.per_image(cfg["results_dir"], arm, split, image_id, "json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"status": status, "finished_at": finished_at}))
+
+
+def _write_log(cfg, arm, name, lines):
+    from pathlib import Path
+
+    path = Path(cfg["results_dir"]) / "logs" / "optimize" / arm / f"{name}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{line}\n" for line in lines))
+
+
+def _progress_line(t, n, step, total, retry=False):
+    return f"{_stamp(t)}   [{n} img] {'retry ' if retry else ''}step {step}/{total} ({100 * step / total:.0f}%), {n} running, 1.00 it/s, ETA 1 s"
+
+
+def test_progress_counts_the_running_batch_and_a_young_run_is_not_diluted(progress_setup):
+    from latentopt.workflow.progress import format_table, progress
+
+    cfg, plan = progress_setup
+    now = 1_800_000_000.0
+    started = now - 300  # the job began 5 minutes ago, nothing finished yet: 4 images at step 25/50
+    _write_log(cfg, "psnr", "chunk0", [f"===== attempt 1: {_stamp(started)}, host h, pid 1 =====",
+                                       *(_progress_line(started + 60 * k, 4, 10 * k, 50) for k in (1, 2)),
+                                       _progress_line(now - 1, 4, 25, 50)])
+    s = progress(cfg, window_s=600, now=now)["psnr"]
+    done = 4 * 25 / 50
+    assert s["ok"] == 0 and s["running"] == 1 and s["partial"] == pytest.approx(done)
+    assert s["images_per_min"] == pytest.approx(done / 5)  # over the 5 minutes it ran, not the 10-min window
+    assert s["eta_s"] == pytest.approx((plan.n_images - done) / (done / 5) * 60)
+    assert "psnr" in format_table(progress(cfg, now=now)) and "all" in progress(cfg, now=now)
+
+
+def test_progress_finished_images_then_the_next_batch(progress_setup):
+    from latentopt.workflow.progress import progress
+
+    cfg, plan = progress_setup
+    now = 1_800_000_000.0
+    started = now - 400
+    ids = [(split, e.image_id) for split, entries in plan.splits.items() for e in entries]
+    first_batch, _ = ids[:2], ids[2:]
+    lines = [f"===== attempt 1: {_stamp(started)}, host h, pid 1 =====", _progress_line(started + 100, 2, 50, 50)]
+    for k, (split, image_id) in enumerate(first_batch):
+        _write_record(cfg, "psnr", split, image_id, started + 200)
+        lines.append(f"{_stamp(started + 200)} [{k + 1}/8] {image_id}: ok PSNR 20.00 -> 21.00 dB, 50 it, 9.0 s")
+    lines.append(_progress_line(now - 100, 2, 10, 50))  # the next batch, 20 % done
+    _write_log(cfg, "psnr", "chunk0", lines)
+    s = progress(cfg, window_s=600, now=now)["psnr"]
+    done = 2 + 2 * 10 / 50
+    assert (s["ok"], s["remaining"], s["running"]) == (2, plan.n_images - 2, 1)
+    assert s["images_per_min"] == pytest.approx(done / (400 / 60))
+    # read as it stood 150 s after the start: only the first batch's progress line, nothing finished
+    earlier = progress(cfg, window_s=600, now=started + 150)["psnr"]
+    assert earlier["ok"] == 0 and earlier["partial"] == pytest.approx(2.0)
+    assert earlier["images_per_min"] == pytest.approx(2 / (150 / 60))
+    # a window shorter than the run: only what was done in the last 120 s (the 2nd batch's 20 %)
+    short = progress(cfg, window_s=120, now=now)["psnr"]
+    assert short["images_per_min"] == pytest.approx((2 * 10 / 50) / 2)
+
+
+def test_a_retry_counts_against_its_own_total(progress_setup):
+    from latentopt.optimize.job import _progress_logger
+    from latentopt.workflow.progress import progress, read_log
+
+    cfg, _ = progress_setup
+    # the job log's retry line: its own iterations (before: "step 300/150 (200%) ... ETA -272 s")
+    logged = []
+    on_step = _progress_logger(logged.append, 300, ["a"], retry=True)
+    for it in range(1, 301):
+        on_step(it, 1)
+    assert logged[-1].startswith("  [1 img] retry step 300/300 (100%)") and "ETA 0 s" in logged[-1]
+    assert all("ETA -" not in line for line in logged)
+    now = 1_800_000_000.0
+    started = now - 600
+    lines = [f"===== attempt 1: {_stamp(started)}, host h, pid 1 =====", _progress_line(started + 200, 4, 150, 150),
+             _progress_line(now - 10, 1, 75, 300, retry=True)]
+    state = read_log("\n".join(lines), now)
+    assert state.running.credit() == pytest.approx(3 + 75 / 300)
+    _write_log(cfg, "psnr", "chunk0", lines)
+    assert progress(cfg, now=now)["psnr"]["partial"] == pytest.approx(3 + 75 / 300)
+
+
+def test_a_dead_attempt_and_a_finished_job_hold_no_running_batch():
+    from latentopt.workflow.progress import read_log
+
+    t0 = 1_800_000_000.0
+    dead = [f"===== attempt 1: {_stamp(t0)}, host h, pid 1 =====", _progress_line(t0 + 10, 4, 20, 50),
+            f"===== attempt 2: {_stamp(t0 + 20)}, host h, pid 2 ====="]
+    assert read_log("\n".join(dead), t0 + 30).running is None
+    ended = [*dead, _progress_line(t0 + 30, 4, 30, 50), f"{_stamp(t0 + 40)} wall-time split: x 1.0 s"]
+    assert read_log("\n".join(ended), t0 + 35).running.credit() == pytest.approx(4 * 30 / 50)
+    assert read_log("\n".join(ended), t0 + 50).running is None

@@ -1,16 +1,29 @@
 """Progress of a run, while it runs or afterwards: images done/failed/remaining per arm,
-throughput and ETA, from the per-image records on disk (independent of Snakemake).
+throughput and ETA, from the per-image records and the optimization job logs on disk
+(independent of Snakemake).
 
     python -m latentopt.workflow.progress [--configfile demo/config.yaml] [--config key=value ...] [--watch 10]
 
 (run from the repository root with PYTHONPATH=workflow_scripts, or `make progress`).
+
+What counts as done is measured in images, fractions included: a finished image (its record)
+counts 1; an image in a batch that is still running counts the fraction of its iterations done,
+read from the job log's last progress line (``[4 img] step 20/50``, written every 10 steps by
+latentopt.optimize.job). A batch in its non-convergence retry counts the retried images at the
+retry's own fraction (``retry step 30/100``), the others as done. Throughput is what was done
+over the last ``window_s`` seconds, or since the arm's jobs started when that is shorter (a
+young run is not diluted by a window it was not running in); the ETA is what is left at that
+rate. Costs differ per arm (the baseline has no Adam loop): the row ``all`` sums every arm.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import yaml
 
@@ -18,49 +31,162 @@ from latentopt.workflow import layout
 from latentopt.workflow.config import load_config
 from latentopt.workflow.plan import build_plan
 
+STAMP = r"(?P<t>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)"
+HEADER_RE = re.compile(r"^===== attempt \d+: " + STAMP)
+# the progress line of latentopt.optimize.job (PROGRESS_LINE there; not imported: that pulls torch)
+PROGRESS_RE = re.compile(r"^" + STAMP + r" +\[(?P<n>\d+) img\] (?P<retry>retry )?step (?P<step>\d+)/(?P<total>\d+) ")
+DONE_RE = re.compile(r"^" + STAMP + r" (\[\d+/\d+\] \S+: |\S+: finished earlier in an interrupted run)")
+END_RE = re.compile(r"^" + STAMP + r" (wall-time split: |.*: interrupted at )")
+
+
+def _seconds(stamp: str) -> float:
+    return time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S"))
+
+
+def optimize_logs(results: str | Path, arm: str) -> list[Path]:
+    """The job logs of one arm's optimization jobs (rules/optimize.smk: logs/optimize/<arm>/<chunk>.log)."""
+    return sorted((Path(results) / "logs" / "optimize" / arm).glob("*.log"))
+
+
+@dataclass
+class _Batch:
+    n: int
+    fraction: float = 0.0  # of the first attempt
+    retry_n: int = 0
+    retry_fraction: float = 0.0
+
+    def credit(self) -> float:
+        """Images done, fractions included."""
+        if self.retry_n:
+            return (self.n - self.retry_n) + self.retry_n * self.retry_fraction
+        return self.n * self.fraction
+
+
+@dataclass
+class LogState:
+    """One job log read up to a time: the batch running then (if any) and when its attempt began."""
+
+    running: _Batch | None = None
+    attempt_start: float | None = None
+    last_event: float | None = None
+    attempt_starts: list[float] = field(default_factory=list)
+
+
+def read_log(text: str, until: float) -> LogState:
+    """The state of a job log at time ``until`` (lines stamped later are ignored): the batch of the
+    last attempt still running (no result line, no end line after its progress lines)."""
+    state = LogState()
+    for line in text.splitlines():
+        m = HEADER_RE.match(line) or PROGRESS_RE.match(line) or DONE_RE.match(line) or END_RE.match(line)
+        if not m:
+            continue
+        t = _seconds(m["t"])
+        if t > until:
+            break
+        state.last_event = t
+        if HEADER_RE.match(line):  # a new attempt: whatever ran before died with the old one
+            state.running, state.attempt_start = None, t
+            state.attempt_starts.append(t)
+        elif (p := PROGRESS_RE.match(line)) is not None:
+            n, step, total = int(p["n"]), int(p["step"]), max(int(p["total"]), 1)
+            frac = min(step / total, 1.0)
+            if p["retry"]:
+                if state.running is None:
+                    state.running = _Batch(n=n, fraction=1.0)
+                state.running.retry_n, state.running.retry_fraction = min(n, state.running.n), frac
+            elif state.running is None or state.running.retry_n or n != state.running.n or frac < state.running.fraction:
+                state.running = _Batch(n=n, fraction=frac)  # a new batch
+            else:
+                state.running.fraction = frac
+        else:  # a result line (the batch's records are written) or the job's end
+            state.running = None
+    return state
+
+
+def _records(config: dict, plan, arm: str, until: float) -> tuple[list[float], int, int]:
+    """Finish times of the arm's records written by ``until``, and the ok/failed counts."""
+    results, times, ok, failed = config["results_dir"], [], 0, 0
+    for split, entries in plan.splits.items():
+        for e in entries:
+            path = layout.per_image(results, arm, split, e.image_id, "json")
+            try:
+                record = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            t = record.get("finished_at") or 0.0
+            if t > until:
+                continue
+            times.append(t)
+            ok += record.get("status") == "ok"
+            failed += record.get("status") != "ok"
+    return times, ok, failed
+
 
 def progress(config: dict, window_s: float = 600.0, now: float | None = None) -> dict:
-    """Per arm: total, ok, failed, remaining, in_progress (checkpointed batches), throughput
-    (images/min over the last ``window_s``) and ETA in seconds (None when unknown)."""
+    """Per arm and for ``all``: total, ok, failed, remaining (images), running (batches being
+    optimized, from the job logs), in_progress_batches (checkpointed batches), partial (images'
+    worth done in running batches), images_per_min and eta_s (None when unknown). ``now``: read
+    the logs and records as they stood then (a progress reading after the fact)."""
     now = time.time() if now is None else now
     plan = build_plan(config)
     results = config["results_dir"]
-    out = {}
+    out, spans = {}, []
     for arm in plan.arms:
-        ok = failed = 0
-        finished = []
-        for split, entries in plan.splits.items():
-            for e in entries:
-                path = layout.per_image(results, arm, split, e.image_id, "json")
-                if not path.is_file():
-                    continue
-                try:
-                    record = json.loads(path.read_text())
-                except (OSError, ValueError):
-                    continue
-                ok += record["status"] == "ok"
-                failed += record["status"] != "ok"
-                if record.get("finished_at"):
-                    finished.append(record["finished_at"])
+        times, ok, failed = _records(config, plan, arm, now)
+        logs = []
+        for path in optimize_logs(results, arm):
+            try:
+                logs.append(path.read_text(errors="replace"))
+            except OSError:
+                continue
+        states = [read_log(text, now) for text in logs]
+        partial = sum(s.running.credit() for s in states if s.running)
+        # the window: the last window_s seconds, or since this arm's current activity began
+        recent = [s for s in states if s.last_event is not None and s.last_event >= now - window_s]
+        starts = [min((a for a in s.attempt_starts if a >= now - window_s), default=now - window_s) for s in recent]
+        first_record = [t for t in times if t >= now - window_s]
+        start = max(now - window_s, min([*starts, *first_record], default=now))
+        then = start
+        done_then = sum(1 for t in times if t <= then) + sum(
+            s.running.credit() for s in (read_log(text, then) for text in logs) if s.running)
+        done_now = ok + failed + partial
+        rate = max(done_now - done_then, 0.0) / ((now - start) / 60) if now - start >= 1 else 0.0
         total = plan.n_images
         remaining = total - ok - failed
-        recent = [t for t in finished if now - t <= window_s]
-        rate = len(recent) / (window_s / 60) if recent else 0.0
-        in_progress = sum(len(list(layout.checkpoint_dir(results, arm, split).glob("batch-*.pt"))) for split in plan.splits)
+        left = max(total - done_now, 0.0)
         out[arm] = {
             "total": total, "ok": ok, "failed": failed, "remaining": remaining,
-            "in_progress_batches": in_progress,
+            "running": sum(1 for s in states if s.running), "partial": round(partial, 3),
+            "in_progress_batches": sum(len(list(layout.checkpoint_dir(results, arm, split).glob("batch-*.pt")))
+                                       for split in plan.splits),
             "images_per_min": rate,
-            "eta_s": (remaining / rate * 60) if rate > 0 and remaining else (0.0 if not remaining else None),
+            "eta_s": (left / rate * 60) if rate > 0 and remaining else (0.0 if not remaining else None),
         }
+        spans.append((start, done_then, done_now))
+    out["all"] = _overall(out, spans, now)
     return out
 
 
+def _overall(out: dict, spans: list[tuple[float, float, float]], now: float) -> dict:
+    """Every arm together: what all arms did since the earliest window start of an arm that made
+    progress, per minute; the ETA of everything left at that rate."""
+    keys = ("total", "ok", "failed", "remaining", "running", "in_progress_batches")
+    row = {k: sum(r[k] for r in out.values()) for k in keys}
+    row["partial"] = round(sum(r["partial"] for r in out.values()), 3)
+    moved = [(start, now_done - then_done) for start, then_done, now_done in spans if now_done > then_done]
+    rate = sum(d for _, d in moved) / max((now - min(s for s, _ in moved)) / 60, 1 / 60) if moved else 0.0
+    left = max(row["total"] - sum(now_done for _, _, now_done in spans), 0.0)
+    row["images_per_min"] = rate
+    row["eta_s"] = (left / rate * 60) if rate > 0 and row["remaining"] else (0.0 if not row["remaining"] else None)
+    return row
+
+
 def format_table(status: dict) -> str:
-    lines = [f"{'arm':<12}{'done':>6}{'failed':>8}{'left':>6}{'running':>9}{'img/min':>9}{'ETA':>9}"]
+    lines = [f"{'arm':<12}{'done':>6}{'failed':>8}{'left':>6}{'running':>9}{'img/min':>9}{'ETA':>10}"]
     for arm, s in status.items():
         eta = "-" if s["eta_s"] is None else time.strftime("%H:%M:%S", time.gmtime(s["eta_s"]))
-        lines.append(f"{arm:<12}{s['ok']:>6}{s['failed']:>8}{s['remaining']:>6}{s['in_progress_batches']:>9}{s['images_per_min']:>9.1f}{eta:>9}")
+        lines.append(f"{arm:<12}{s['ok']:>6}{s['failed']:>8}{s['remaining']:>6}{s['running']:>9}"
+                     f"{s['images_per_min']:>9.2f}{eta:>10}")
     return "\n".join(lines)
 
 
@@ -70,11 +196,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", nargs="*", default=[], help="key=value overrides (dotted keys)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--watch", type=float, default=0, help="refresh every N seconds")
+    parser.add_argument("--window", type=float, default=600.0, help="throughput over the last N seconds (default 600)")
     args = parser.parse_args(argv)
     overrides = {k: yaml.safe_load(v) for k, _, v in (item.partition("=") for item in args.config)}
     config = load_config(args.configfile, overrides)
     while True:
-        status = progress(config)
+        status = progress(config, window_s=args.window)
         print(json.dumps(status, indent=2) if args.json else format_table(status), flush=True)
         if not args.watch or all(s["remaining"] == 0 for s in status.values()):
             break
