@@ -61,8 +61,13 @@ def force_rerun(paths):
     workflow._prepare_dag = prepare_with_redo
 
 
-# Before planning, in the driver: only what still verifies is taken as done.
+# Before planning, in the driver: another driver on this results folder is named now, before
+# Snakemake's own lock of the working directory (whose LockException advises --unlock); then only
+# what still verifies is taken as done.
 if workflow.is_main_process:
+    HELD = driverlock.held_message(RESULTS)
+    if HELD:
+        logger.warning(HELD)
     REDO = verify_results(config, PLAN, log=logger.warning)
     if REDO:
         force_rerun([str(f.output) for f in REDO])

@@ -313,3 +313,86 @@ def test_a_dead_attempt_and_a_finished_job_hold_no_running_batch():
     ended = [*dead, _progress_line(t0 + 30, 4, 30, 50), f"{_stamp(t0 + 40)} wall-time split: x 1.0 s"]
     assert read_log("\n".join(ended), t0 + 35).running.credit() == pytest.approx(4 * 30 / 50)
     assert read_log("\n".join(ended), t0 + 50).running is None
+
+
+# --- a second driver: the project's lock message first ----------------------------------------
+
+
+def test_held_message_names_the_live_holder_and_warns_off_unlock(tmp_path):
+    from conftest import hold_driver_lock
+    from latentopt.workflow import driverlock
+
+    results = tmp_path / "results"
+    assert driverlock.held_message(results) is None
+    holder = hold_driver_lock(results, seconds=60)
+    try:
+        message = driverlock.held_message(results)
+        assert message and f"pid {holder.pid}" in message and "do not use --unlock" in message
+        assert str(results.absolute()) in message
+    finally:
+        holder.kill()
+        holder.wait()
+    assert driverlock.held_message(results) is None  # its process is gone: stale, taken over by the next run
+
+
+def test_a_second_driver_is_told_who_holds_the_folder_before_snakemake_locks(tmp_path, demo_data):
+    """Snakemake locks the working directory after parsing; the Snakefile names the holder first."""
+    from conftest import hold_driver_lock, write_config
+
+    results = tmp_path / "results"
+    cfg = write_config(tmp_path / "config.yaml", results, demo_data)
+    holder = hold_driver_lock(results, seconds=120)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--snakefile", str(REPO / "Snakefile"),
+                               "--configfile", str(REPO / "demo/config.yaml"), str(cfg), "--directory", str(tmp_path)],
+                              capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+    finally:
+        holder.kill()
+        holder.wait()
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert f"is in use by another driver (host" in out and f"pid {holder.pid}" in out and "do not use --unlock" in out
+    assert out.index("in use by another driver") < out.index("Building DAG")
+
+
+# --- where the results are: start and end of a run, paths relative to what ----------------------
+
+
+def test_relative_paths_in_messages_say_relative_to_what(tmp_path, monkeypatch):
+    from latentopt.data.images import discover_splits
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError) as err:
+        discover_splits("../shared/data/BSR", ["train"])
+    assert str(err.value) == f"data.root: folder ../shared/data/BSR does not exist (relative to {tmp_path})"
+    with pytest.raises(FileNotFoundError) as err:
+        discover_splits(tmp_path / "nowhere", ["train"])
+    assert "relative to" not in str(err.value)
+    cfg = validate_config(_seed(**{"analysis.categories.csv": "cats.csv"}))
+    with pytest.raises(ConfigError, match=rf"file cats.csv does not exist \(relative to {tmp_path}\)"):
+        check_config(cfg, losses=False)
+
+
+def test_start_and_end_lines_name_absolute_paths_report_and_html_command(tmp_path, monkeypatch):
+    import shlex
+
+    from latentopt.workflow import messages
+
+    monkeypatch.chdir(tmp_path)
+    cfg = validate_config(_seed(results_dir="results/demo", **{"data.root": "demo/data"}))
+    start = messages.start_lines(cfg)
+    assert start[0] == f"latentopt: results folder {tmp_path}/results/demo"
+    assert start[1].startswith(f"latentopt: data root {tmp_path}/demo/data (working directory {tmp_path})")
+    monkeypatch.setattr(sys, "argv", [".venv/bin/snakemake", "--cores", "2"])
+    command = messages.report_command(cfg, tmp_path / "Snakefile", [tmp_path / "demo/config.yaml"], ["use_losses=['psnr']"])
+    assert shlex.split(command) == [".venv/bin/snakemake", "--configfile", "demo/config.yaml",
+                                    "--config", "use_losses=['psnr']", "--report", "results/demo/report.html"]
+    elsewhere = messages.report_command(cfg, "/src/latentopt/Snakefile", ["/src/latentopt/demo/config.yaml"])
+    assert "--snakefile /src/latentopt/Snakefile --configfile /src/latentopt/demo/config.yaml" in elsewhere
+    end = messages.end_lines(cfg, command, ["LPIPS: random AlexNet/VGG trunk (uncalibrated)"])
+    assert end[0] == f"latentopt: results in {tmp_path}/results/demo"
+    assert end[1].startswith(f"latentopt: report {tmp_path}/results/demo/FULL_BSDS500_COMPARISON_REPORT.md")
+    assert end[2] == f"latentopt: HTML report (from {tmp_path}): {command}"
+    assert end[3].startswith(f"latentopt: {messages.BANNER}: LPIPS: random") and len(end) == 4
+    assert len(messages.end_lines(cfg, command, [])) == 3  # no banner for a calibrated run

@@ -387,7 +387,8 @@ def check_analysis(config: dict) -> None:
     if bad:
         raise ConfigError(f"analysis.categories.metrics: {bad} not scored per image with a direction of 'better'; valid: {valid}")
     if cats["csv"] and not Path(cats["csv"]).is_file():
-        raise ConfigError(f"analysis.categories.csv: file {cats['csv']} does not exist")
+        relative = "" if Path(cats["csv"]).is_absolute() else f" (relative to {os.getcwd()})"
+        raise ConfigError(f"analysis.categories.csv: file {cats['csv']} does not exist{relative}")
     for arm, e in config["analysis"]["hypotheses"]["expected_fid"].items():
         if e["low"] > e["high"]:
             raise ConfigError(f"analysis.hypotheses.expected_fid.{arm}: low {e['low']} > high {e['high']}")
