@@ -396,3 +396,20 @@ def test_start_and_end_lines_name_absolute_paths_report_and_html_command(tmp_pat
     assert end[2] == f"latentopt: HTML report (from {tmp_path}): {command}"
     assert end[3].startswith(f"latentopt: {messages.BANNER}: LPIPS: random") and len(end) == 4
     assert len(messages.end_lines(cfg, command, [])) == 3  # no banner for a calibrated run
+
+
+def test_ctrl_c_during_a_script_jobs_start_up_is_one_line(tmp_path):
+    """Before job_log (imports take seconds): SIGINT ends a Snakemake script job without a traceback;
+    the driver (no ``snakemake`` object in __main__) keeps Python's default."""
+    code = ("import os, signal, sys, time\n"
+            f"sys.path.insert(0, {str(REPO / 'workflow_scripts')!r})\n"
+            "{setup}"
+            "import latentopt\n"
+            "os.kill(os.getpid(), signal.SIGINT)\n"
+            "time.sleep(5)\n")
+    job = subprocess.run([sys.executable, "-c", code.format(setup="class Snakemake: pass\nsnakemake = Snakemake()\n")],
+                         capture_output=True, text=True, timeout=60)
+    assert job.returncode in (130, -2)
+    assert job.stderr.strip().splitlines() == ["interrupted; finished results are kept; rerun the same command to resume"]
+    driver = subprocess.run([sys.executable, "-c", code.format(setup="")], capture_output=True, text=True, timeout=60)
+    assert driver.returncode in (130, -2) and "Traceback" in driver.stderr

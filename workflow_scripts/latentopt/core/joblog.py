@@ -65,6 +65,21 @@ def interrupt_line(exc: KeyboardInterrupt) -> str:
     return str(exc) or INTERRUPTED
 
 
+def quiet_interrupts() -> None:
+    """Ctrl-C outside :func:`job_log` (imports, start-up of a job) ends the process with one line
+    on stderr instead of a traceback (an uncaught KeyboardInterrupt still exits as killed by SIGINT).
+    Installed by ``latentopt/__init__`` in Snakemake script jobs only, never in the driver."""
+    previous = sys.excepthook
+
+    def hook(kind, value, tb):
+        if issubclass(kind, KeyboardInterrupt):
+            print(interrupt_line(value), file=sys.stderr, flush=True)
+            return
+        previous(kind, value, tb)
+
+    sys.excepthook = hook
+
+
 @contextlib.contextmanager
 def job_log(path: str | Path | None) -> Iterator[Callable[[str], None]]:
     """Redirect stdout/stderr to ``path`` (keeping earlier attempts, see the module docstring) and
