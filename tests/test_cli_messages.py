@@ -413,3 +413,31 @@ def test_ctrl_c_during_a_script_jobs_start_up_is_one_line(tmp_path):
     assert job.stderr.strip().splitlines() == ["interrupted; finished results are kept; rerun the same command to resume"]
     driver = subprocess.run([sys.executable, "-c", code.format(setup="")], capture_output=True, text=True, timeout=60)
     assert driver.returncode in (130, -2) and "Traceback" in driver.stderr
+
+
+def test_an_arm_waiting_for_others_keeps_its_rate_and_all_counts_wall_time(progress_setup):
+    from latentopt.workflow.progress import busy_seconds, progress
+
+    cfg, plan = progress_setup
+    assert busy_seconds([(0, 10), (5, 20), (30, 40)], 0, 100) == 30  # a union: overlaps count once
+    assert busy_seconds([(0, 10), (30, 40)], 35, 100) == 5
+    now = 1_800_000_000.0
+    ids = [(split, e.image_id) for split, entries in plan.splits.items() for e in entries]
+    # baseline: one job from now-400 to now-340 (60 s busy), 4 images; then waiting
+    b0 = now - 400
+    lines = [f"===== attempt 1: {_stamp(b0)}, host h, pid 1 ====="]
+    for k, (split, image_id) in enumerate(ids[:4]):
+        _write_record(cfg, "baseline", split, image_id, b0 + 60)
+        lines.append(f"{_stamp(b0 + 60)} [{k + 1}/4] {image_id}: ok PSNR 20.00 -> 20.00 dB, 0 it, 0.1 s")
+    lines.append(f"{_stamp(b0 + 60)} wall-time split: encode 1.0 s")
+    _write_log(cfg, "baseline", "test_000", lines)
+    # psnr: started at now-300, still running, half of a 4-image batch done
+    p0 = now - 300
+    _write_log(cfg, "psnr", "test_000", [f"===== attempt 1: {_stamp(p0)}, host h, pid 2 =====", _progress_line(now - 5, 4, 15, 30)])
+    status = progress(cfg, window_s=600, now=now)
+    assert status["baseline"]["images_per_min"] == pytest.approx(4 / 1)  # 4 images in its 60 busy seconds
+    assert status["psnr"]["images_per_min"] == pytest.approx(2 / 5)
+    # all: 6 images' worth in the 360 s some job ran (the 40 s gap between them is not counted)
+    assert status["all"]["images_per_min"] == pytest.approx(6 / 6)
+    left = plan.n_images * 2 - 6
+    assert status["all"]["eta_s"] == pytest.approx(left / 1 * 60)

@@ -11,9 +11,11 @@ counts 1; an image in a batch that is still running counts the fraction of its i
 read from the job log's last progress line (``[4 img] step 20/50``, written every 10 steps by
 latentopt.optimize.job). A batch in its non-convergence retry counts the retried images at the
 retry's own fraction (``retry step 30/100``), the others as done. Throughput is what was done
-over the last ``window_s`` seconds, or since the arm's jobs started when that is shorter (a
-young run is not diluted by a window it was not running in); the ETA is what is left at that
-rate. Costs differ per arm (the baseline has no Adam loop): the row ``all`` sums every arm.
+over the last ``window_s`` seconds per minute that some job of the arm was running in them (the
+attempts in its job logs: header line to end line, or to now while running), so a young run is
+not diluted by a window it was not running in, nor an arm by the time it waited for others; the
+ETA is what is left at that rate (an upper bound where early stopping ends images sooner). The
+row ``all`` is every arm together, over the time any job was running: the run's ETA.
 """
 
 from __future__ import annotations
@@ -64,18 +66,24 @@ class _Batch:
 
 @dataclass
 class LogState:
-    """One job log read up to a time: the batch running then (if any) and when its attempt began."""
+    """One job log read up to a time: the batch running then (if any) and when the job's attempts
+    ran (``busy``: (start, end) per attempt; the last one, not ended, runs until the time read)."""
 
     running: _Batch | None = None
-    attempt_start: float | None = None
-    last_event: float | None = None
-    attempt_starts: list[float] = field(default_factory=list)
+    busy: list[tuple[float, float]] = field(default_factory=list)
+    ended: bool = True
 
 
 def read_log(text: str, until: float) -> LogState:
     """The state of a job log at time ``until`` (lines stamped later are ignored): the batch of the
     last attempt still running (no result line, no end line after its progress lines)."""
     state = LogState()
+    start = last = None
+
+    def close():
+        if start is not None:
+            state.busy.append((start, last))
+
     for line in text.splitlines():
         m = HEADER_RE.match(line) or PROGRESS_RE.match(line) or DONE_RE.match(line) or END_RE.match(line)
         if not m:
@@ -83,10 +91,13 @@ def read_log(text: str, until: float) -> LogState:
         t = _seconds(m["t"])
         if t > until:
             break
-        state.last_event = t
         if HEADER_RE.match(line):  # a new attempt: whatever ran before died with the old one
-            state.running, state.attempt_start = None, t
-            state.attempt_starts.append(t)
+            if not state.ended:
+                close()
+            state.running, state.ended, start = None, False, t
+        last = t
+        if HEADER_RE.match(line):
+            continue
         elif (p := PROGRESS_RE.match(line)) is not None:
             n, step, total = int(p["n"]), int(p["step"]), max(int(p["total"]), 1)
             frac = min(step / total, 1.0)
@@ -100,7 +111,23 @@ def read_log(text: str, until: float) -> LogState:
                 state.running.fraction = frac
         else:  # a result line (the batch's records are written) or the job's end
             state.running = None
+            if END_RE.match(line) and not state.ended:
+                close()
+                state.ended, start = True, None
+    if not state.ended:  # still running at ``until``
+        last = until
+        close()
     return state
+
+
+def busy_seconds(intervals: list[tuple[float, float]], since: float, until: float) -> float:
+    """Length of the union of ``intervals`` within [since, until]."""
+    total, reach = 0.0, since
+    for a, b in sorted((max(a, since), min(b, until)) for a, b in intervals):
+        if b > reach:
+            total += b - max(a, reach)
+            reach = b
+    return total
 
 
 def _records(config: dict, plan, arm: str, until: float) -> tuple[list[float], int, int]:
@@ -141,16 +168,14 @@ def progress(config: dict, window_s: float = 600.0, now: float | None = None) ->
                 continue
         states = [read_log(text, now) for text in logs]
         partial = sum(s.running.credit() for s in states if s.running)
-        # the window: the last window_s seconds, or since this arm's current activity began
-        recent = [s for s in states if s.last_event is not None and s.last_event >= now - window_s]
-        starts = [min((a for a in s.attempt_starts if a >= now - window_s), default=now - window_s) for s in recent]
-        first_record = [t for t in times if t >= now - window_s]
-        start = max(now - window_s, min([*starts, *first_record], default=now))
-        then = start
+        # the rate: work done in the window per second some job of this arm was running in it
+        then = now - window_s
         done_then = sum(1 for t in times if t <= then) + sum(
             s.running.credit() for s in (read_log(text, then) for text in logs) if s.running)
         done_now = ok + failed + partial
-        rate = max(done_now - done_then, 0.0) / ((now - start) / 60) if now - start >= 1 else 0.0
+        intervals = [iv for st in states for iv in st.busy]
+        busy = busy_seconds(intervals, then, now)
+        rate = max(done_now - done_then, 0.0) / (busy / 60) if busy >= 1 else 0.0
         total = plan.n_images
         remaining = total - ok - failed
         left = max(total - done_now, 0.0)
@@ -162,20 +187,21 @@ def progress(config: dict, window_s: float = 600.0, now: float | None = None) ->
             "images_per_min": rate,
             "eta_s": (left / rate * 60) if rate > 0 and remaining else (0.0 if not remaining else None),
         }
-        spans.append((start, done_then, done_now))
-    out["all"] = _overall(out, spans, now)
+        spans.append((done_then, done_now, intervals))
+    out["all"] = _overall(out, spans, now - window_s, now)
     return out
 
 
-def _overall(out: dict, spans: list[tuple[float, float, float]], now: float) -> dict:
-    """Every arm together: what all arms did since the earliest window start of an arm that made
-    progress, per minute; the ETA of everything left at that rate."""
+def _overall(out: dict, spans: list, then: float, now: float) -> dict:
+    """Every arm together: what all arms did in the window per second any job was running; the
+    ETA of everything left at that rate."""
     keys = ("total", "ok", "failed", "remaining", "running", "in_progress_batches")
     row = {k: sum(r[k] for r in out.values()) for k in keys}
     row["partial"] = round(sum(r["partial"] for r in out.values()), 3)
-    moved = [(start, now_done - then_done) for start, then_done, now_done in spans if now_done > then_done]
-    rate = sum(d for _, d in moved) / max((now - min(s for s, _ in moved)) / 60, 1 / 60) if moved else 0.0
-    left = max(row["total"] - sum(now_done for _, _, now_done in spans), 0.0)
+    busy = busy_seconds([iv for _, _, ivs in spans for iv in ivs], then, now)
+    moved = sum(max(now_done - then_done, 0.0) for then_done, now_done, _ in spans)
+    rate = moved / (busy / 60) if busy >= 1 else 0.0
+    left = max(row["total"] - sum(now_done for _, now_done, _ in spans), 0.0)
     row["images_per_min"] = rate
     row["eta_s"] = (left / rate * 60) if rate > 0 and row["remaining"] else (0.0 if not row["remaining"] else None)
     return row
