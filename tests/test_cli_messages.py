@@ -441,3 +441,20 @@ def test_an_arm_waiting_for_others_keeps_its_rate_and_all_counts_wall_time(progr
     assert status["all"]["images_per_min"] == pytest.approx(6 / 6)
     left = plan.n_images * 2 - 6
     assert status["all"]["eta_s"] == pytest.approx(left / 1 * 60)
+
+
+def test_nothing_moved_in_the_window_falls_back_to_the_whole_history(progress_setup):
+    from latentopt.workflow.progress import progress
+
+    cfg, plan = progress_setup
+    now = 1_800_000_000.0
+    first = now - 1000  # a job that did 2 images in 100 s, long ago; a new one starting up now
+    split, image_id = next((s, e.image_id) for s, entries in plan.splits.items() for e in entries)
+    _write_record(cfg, "psnr", split, image_id, first + 100)
+    other = next(e.image_id for e in plan.splits[split] if e.image_id != image_id)
+    _write_record(cfg, "psnr", split, other, first + 100)
+    _write_log(cfg, "psnr", "gate", [f"===== attempt 1: {_stamp(first)}, host h, pid 1 =====",
+                                     f"{_stamp(first + 100)} wall-time split: x 1.0 s"])
+    _write_log(cfg, "psnr", "test_000", [f"===== attempt 1: {_stamp(now - 50)}, host h, pid 2 ====="])
+    s = progress(cfg, window_s=600, now=now)["psnr"]
+    assert s["images_per_min"] == pytest.approx(2 / (150 / 60)) and s["eta_s"] is not None  # not "0.0, ETA -"

@@ -13,8 +13,8 @@ latentopt.optimize.job). A batch in its non-convergence retry counts the retried
 retry's own fraction (``retry step 30/100``), the others as done. Throughput is what was done
 over the last ``window_s`` seconds per minute that some job of the arm was running in them (the
 attempts in its job logs: header line to end line, or to now while running), so a young run is
-not diluted by a window it was not running in, nor an arm by the time it waited for others; the
-ETA is what is left at that rate (an upper bound where early stopping ends images sooner). The
+not diluted by a window it was not running in, nor an arm by the time it waited for others (when
+nothing moved in the window: over all its running time so far); the ETA is what is left at that rate (an upper bound where early stopping ends images sooner). The
 row ``all`` is every arm together, over the time any job was running: the run's ETA.
 """
 
@@ -174,8 +174,7 @@ def progress(config: dict, window_s: float = 600.0, now: float | None = None) ->
             s.running.credit() for s in (read_log(text, then) for text in logs) if s.running)
         done_now = ok + failed + partial
         intervals = [iv for st in states for iv in st.busy]
-        busy = busy_seconds(intervals, then, now)
-        rate = max(done_now - done_then, 0.0) / (busy / 60) if busy >= 1 else 0.0
+        rate = _rate(done_now - done_then, busy_seconds(intervals, then, now), done_now, intervals, now)
         total = plan.n_images
         remaining = total - ok - failed
         left = max(total - done_now, 0.0)
@@ -192,15 +191,24 @@ def progress(config: dict, window_s: float = 600.0, now: float | None = None) ->
     return out
 
 
+def _rate(moved: float, busy: float, done: float, intervals: list, now: float) -> float:
+    """Images per minute of running time: over the window, or, when nothing moved in it (a job
+    still starting up, a long first batch), over every attempt so far."""
+    if moved > 0 and busy >= 1:
+        return moved / (busy / 60)
+    ever = busy_seconds(intervals, float("-inf"), now)
+    return done / (ever / 60) if done > 0 and ever >= 1 else 0.0
+
+
 def _overall(out: dict, spans: list, then: float, now: float) -> dict:
     """Every arm together: what all arms did in the window per second any job was running; the
     ETA of everything left at that rate."""
     keys = ("total", "ok", "failed", "remaining", "running", "in_progress_batches")
     row = {k: sum(r[k] for r in out.values()) for k in keys}
     row["partial"] = round(sum(r["partial"] for r in out.values()), 3)
-    busy = busy_seconds([iv for _, _, ivs in spans for iv in ivs], then, now)
+    intervals = [iv for _, _, ivs in spans for iv in ivs]
     moved = sum(max(now_done - then_done, 0.0) for then_done, now_done, _ in spans)
-    rate = moved / (busy / 60) if busy >= 1 else 0.0
+    rate = _rate(moved, busy_seconds(intervals, then, now), sum(d for _, d, _ in spans), intervals, now)
     left = max(row["total"] - sum(now_done for _, now_done, _ in spans), 0.0)
     row["images_per_min"] = rate
     row["eta_s"] = (left / rate * 60) if rate > 0 and row["remaining"] else (0.0 if not row["remaining"] else None)
