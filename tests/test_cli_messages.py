@@ -437,10 +437,11 @@ def test_an_arm_waiting_for_others_keeps_its_rate_and_all_counts_wall_time(progr
     status = progress(cfg, window_s=600, now=now)
     assert status["baseline"]["images_per_min"] == pytest.approx(4 / 1)  # 4 images in its 60 busy seconds
     assert status["psnr"]["images_per_min"] == pytest.approx(2 / 5)
-    # all: 6 images' worth in the 360 s some job ran (the 40 s gap between them is not counted)
-    assert status["all"]["images_per_min"] == pytest.approx(6 / 6)
+    # all: 6 images' worth in the 400 s of wall time since the first job began (the 40 s gap
+    # between the jobs is the run's time too)
+    assert status["all"]["images_per_min"] == pytest.approx(6 / (400 / 60))
     left = plan.n_images * 2 - 6
-    assert status["all"]["eta_s"] == pytest.approx(left / 1 * 60)
+    assert status["all"]["eta_s"] == pytest.approx(left / (6 / (400 / 60)) * 60)
 
 
 def test_nothing_moved_in_the_window_falls_back_to_the_whole_history(progress_setup):
@@ -458,3 +459,15 @@ def test_nothing_moved_in_the_window_falls_back_to_the_whole_history(progress_se
     _write_log(cfg, "psnr", "test_000", [f"===== attempt 1: {_stamp(now - 50)}, host h, pid 2 ====="])
     s = progress(cfg, window_s=600, now=now)["psnr"]
     assert s["images_per_min"] == pytest.approx(2 / (150 / 60)) and s["eta_s"] is not None  # not "0.0, ETA -"
+
+
+def test_the_start_up_before_a_logs_header_counts_as_running_time(progress_setup):
+    """The header is written after the imports; the end line says how long they took."""
+    from latentopt.workflow.progress import read_log
+
+    t0 = 1_800_000_000.0
+    lines = [f"===== attempt 1: {_stamp(t0)}, host h, pid 1 =====",
+             f"{_stamp(t0 + 50)} wall-time split: python_start 2.0 s, imports 28.0 s, model_load 1.0 s",
+             f"===== attempt 2: {_stamp(t0 + 100)}, host h, pid 2 ====="]
+    state = read_log("\n".join(lines), t0 + 120)
+    assert state.busy == [(t0 - 30, t0 + 50), (t0 + 100 - 30, t0 + 120)]  # the running one: the ended one's start-up

@@ -12,10 +12,12 @@ read from the job log's last progress line (``[4 img] step 20/50``, written ever
 latentopt.optimize.job). A batch in its non-convergence retry counts the retried images at the
 retry's own fraction (``retry step 30/100``), the others as done. Throughput is what was done
 over the last ``window_s`` seconds per minute that some job of the arm was running in them (the
-attempts in its job logs: header line to end line, or to now while running), so a young run is
+attempts in its job logs: from the process start, i.e. header line minus the interpreter and
+import time the end line reports, to the end line, or to now while running), so a young run is
 not diluted by a window it was not running in, nor an arm by the time it waited for others (when
 nothing moved in the window: over all its running time so far); the ETA is what is left at that rate (an upper bound where early stopping ends images sooner). The
-row ``all`` is every arm together, over the time any job was running: the run's ETA.
+row ``all`` is every arm together, over the wall time since the first job that ran in the window
+(gaps between jobs included): the run's ETA for its optimization jobs.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ HEADER_RE = re.compile(r"^===== attempt \d+: " + STAMP)
 PROGRESS_RE = re.compile(r"^" + STAMP + r" +\[(?P<n>\d+) img\] (?P<retry>retry )?step (?P<step>\d+)/(?P<total>\d+) ")
 DONE_RE = re.compile(r"^" + STAMP + r" (\[\d+/\d+\] \S+: |\S+: finished earlier in an interrupted run)")
 END_RE = re.compile(r"^" + STAMP + r" (wall-time split: |.*: interrupted at )")
+# the start-up before the attempt's header (interpreter, imports), from its wall-time split line
+BEFORE_HEADER_RE = re.compile(r"\b(python_start|imports|python_start_and_imports) (\d+(?:\.\d+)?) s")
 
 
 def _seconds(stamp: str) -> float:
@@ -79,10 +83,13 @@ def read_log(text: str, until: float) -> LogState:
     last attempt still running (no result line, no end line after its progress lines)."""
     state = LogState()
     start = last = None
+    before: list[float] = []  # start-up seconds before the header, of the attempts that ended
 
-    def close():
+    def close(lead: float | None = None):
         if start is not None:
-            state.busy.append((start, last))
+            if lead is None:  # still running: the start-up of the ended attempts, else none known
+                lead = sorted(before)[len(before) // 2] if before else 0.0
+            state.busy.append((start - lead, last))
 
     for line in text.splitlines():
         m = HEADER_RE.match(line) or PROGRESS_RE.match(line) or DONE_RE.match(line) or END_RE.match(line)
@@ -112,7 +119,10 @@ def read_log(text: str, until: float) -> LogState:
         else:  # a result line (the batch's records are written) or the job's end
             state.running = None
             if END_RE.match(line) and not state.ended:
-                close()
+                lead = sum(float(v) for _, v in BEFORE_HEADER_RE.findall(line)) if "wall-time split" in line else None
+                if lead is not None:
+                    before.append(lead)
+                close(lead)
                 state.ended, start = True, None
     if not state.ended:  # still running at ``until``
         last = until
@@ -201,14 +211,18 @@ def _rate(moved: float, busy: float, done: float, intervals: list, now: float) -
 
 
 def _overall(out: dict, spans: list, then: float, now: float) -> dict:
-    """Every arm together: what all arms did in the window per second any job was running; the
-    ETA of everything left at that rate."""
+    """Every arm together: what all arms did in the window per minute of wall time since the
+    first job that ran in it; the ETA of everything left at that rate."""
     keys = ("total", "ok", "failed", "remaining", "running", "in_progress_batches")
     row = {k: sum(r[k] for r in out.values()) for k in keys}
     row["partial"] = round(sum(r["partial"] for r in out.values()), 3)
     intervals = [iv for _, _, ivs in spans for iv in ivs]
     moved = sum(max(now_done - then_done, 0.0) for then_done, now_done, _ in spans)
-    rate = _rate(moved, busy_seconds(intervals, then, now), sum(d for _, d, _ in spans), intervals, now)
+    # wall time from the first job running in the window: the gaps between jobs (gate checks,
+    # scheduling) are part of the run's time
+    active = [a for a, b in intervals if b >= then]
+    wall = now - max(then, min(active)) if active else 0.0
+    rate = _rate(moved, wall, sum(d for _, d, _ in spans), [(min(active), now)] if active else intervals, now)
     left = max(row["total"] - sum(now_done for _, now_done, _ in spans), 0.0)
     row["images_per_min"] = rate
     row["eta_s"] = (left / rate * 60) if rate > 0 and row["remaining"] else (0.0 if not row["remaining"] else None)
