@@ -4,27 +4,22 @@ import os
 import sys
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow_scripts"))
 
-from latentopt.workflow.config import ConfigError, coerce_config
+from latentopt.workflow.config import ConfigError, coerce_config, validate_config
 
 
 configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
-try:  # --config hands nested values over as strings: give them the schema's types
-    coerce_config(config)
+try:  # --config hands nested values over as strings: give them the schema's types, then
+    # validate (defaults filled in; one short line per problem, no schema dump)
+    validate_config(coerce_config(config))
 except ConfigError as exc:
     raise WorkflowError(f"invalid configuration: {exc}")
-validate(
-    config,
-    os.path.join(
-        workflow.basedir, "workflow_scripts/latentopt/workflow/config.schema.yaml"
-    ),
-)
 
 
 include: "rules/common.smk"

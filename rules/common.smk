@@ -9,7 +9,7 @@ from snakemake.logging import logger
 # The library's import path is set by the Snakefile (script jobs get workflow_scripts/ on
 # sys.path from Snakemake itself: it is their directory).
 
-from latentopt.workflow import driverlock, layout
+from latentopt.workflow import driverlock, layout, messages
 from latentopt.workflow.config import (
     ConfigError,
     arm_settings,
@@ -17,6 +17,7 @@ from latentopt.workflow.config import (
     demo_model_settings,
     demo_model_summary,
     demo_model_weights,
+    synthetic_parts,
 )
 from latentopt.workflow.weights import ensure_weights
 from latentopt.core.fileio import check_folder_path, check_writable
@@ -60,8 +61,13 @@ def force_rerun(paths):
     workflow._prepare_dag = prepare_with_redo
 
 
-# Before planning, in the driver: only what still verifies is taken as done.
+# Before planning, in the driver: another driver on this results folder is named now, before
+# Snakemake's own lock of the working directory (whose LockException advises --unlock); then only
+# what still verifies is taken as done.
 if workflow.is_main_process:
+    HELD = driverlock.held_message(RESULTS)
+    if HELD:
+        logger.warning(HELD)
     REDO = verify_results(config, PLAN, log=logger.warning)
     if REDO:
         force_rerun([str(f.output) for f in REDO])
@@ -87,12 +93,31 @@ def release_lock():
         DRIVER_LOCK.release()
 
 
+def announce(lines):
+    for line in lines:
+        logger.info(line)
+
+
+def html_report_command():
+    settings = workflow.config_settings
+    return messages.report_command(
+        config,
+        workflow.main_snakefile,
+        settings.configfiles,
+        settings.config_args or (),
+    )
+
+
 onstart:
     preflight()
+    announce(messages.start_lines(config))
 
 
 onsuccess:
     release_lock()
+    announce(
+        messages.end_lines(config, html_report_command(), synthetic_parts(config))
+    )
 
 
 onerror:

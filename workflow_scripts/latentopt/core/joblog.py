@@ -12,6 +12,7 @@ import contextlib
 import os
 import shutil
 import socket
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -55,12 +56,42 @@ def _header(history: Path) -> str:
             + (f", SLURM job {slurm}" if slurm else "") + " =====")
 
 
+INTERRUPTED = "interrupted; finished results are kept; rerun the same command to resume"
+
+
+def interrupt_line(exc: KeyboardInterrupt) -> str:
+    """The one line of an interrupted job: the exception's own message (the job's step and
+    checkpoint, see latentopt.optimize.job.Interrupted) or :data:`INTERRUPTED`."""
+    return str(exc) or INTERRUPTED
+
+
+def quiet_interrupts() -> None:
+    """Ctrl-C outside :func:`job_log` (imports, start-up of a job) ends the process with one line
+    on stderr instead of a traceback (an uncaught KeyboardInterrupt still exits as killed by SIGINT).
+    Installed by ``latentopt/__init__`` in Snakemake script jobs only, never in the driver."""
+    previous = sys.excepthook
+
+    def hook(kind, value, tb):
+        if issubclass(kind, KeyboardInterrupt):
+            print(interrupt_line(value), file=sys.stderr, flush=True)
+            return
+        previous(kind, value, tb)
+
+    sys.excepthook = hook
+
+
 @contextlib.contextmanager
 def job_log(path: str | Path | None) -> Iterator[Callable[[str], None]]:
     """Redirect stdout/stderr to ``path`` (keeping earlier attempts, see the module docstring) and
-    yield a timestamped ``log(message)``. An exception is written to the log, then re-raised."""
+    yield a timestamped ``log(message)``. An exception is written to the log, then re-raised;
+    Ctrl-C (KeyboardInterrupt) instead ends the job with one line (:func:`interrupt_line`) in the log
+    and on the terminal and exit status 130, without a traceback."""
     if path is None:
-        yield lambda msg: print(time.strftime("%H:%M:%S"), msg, flush=True)
+        try:
+            yield lambda msg: print(time.strftime("%H:%M:%S"), msg, flush=True)
+        except KeyboardInterrupt as exc:
+            print(interrupt_line(exc), file=sys.stderr, flush=True)
+            raise SystemExit(130) from None
         return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,6 +106,12 @@ def job_log(path: str | Path | None) -> Iterator[Callable[[str], None]]:
 
             try:
                 yield log
+            except KeyboardInterrupt as exc:  # Ctrl-C: one line here and on the terminal, no traceback
+                line = interrupt_line(exc)
+                log(line)
+                with contextlib.suppress(OSError, ValueError):
+                    print(line, file=sys.__stderr__, flush=True)
+                raise SystemExit(130) from None
             except BaseException:
                 traceback.print_exc(file=fh)
                 raise

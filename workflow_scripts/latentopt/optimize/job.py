@@ -43,6 +43,11 @@ class ImageFailure(RuntimeError):
     pass
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) during a job; its message is the one line the user sees
+    (:func:`latentopt.core.joblog.job_log` prints it instead of a traceback)."""
+
+
 @dataclass
 class Item:
     image_id: str
@@ -166,7 +171,8 @@ def run_batch(ctx: JobContext, items: list[Item], batch_size: int | None = None)
         step = ctx.step
         with ctx.stage("compile"):
             step.warm_up(ctx.model, z0, settings.iterations, batch_size)
-        with ctx.stage("optimization"):
+        where = {"step": resume["iteration"] if resume else 0, "retry": False}
+        with ctx.stage("optimization"), _interruptible(ctx, ids, where, settings):
             tracks = optimize_with_retry(
                 step.decode(ctx.model, max(len(items), batch_size or 0)),
                 targets,
@@ -179,7 +185,9 @@ def run_batch(ctx: JobContext, items: list[Item], batch_size: int | None = None)
                 resume=resume,
                 on_checkpoint=(lambda state: ctx.store.save_batch(ids, state)) if ctx.store else None,
                 time_limit_s=timeout,
-                on_step=_progress_logger(ctx.log, settings.iterations, ids),
+                on_step=_progress_logger(ctx.log, settings.iterations, ids, where=where),
+                retry_on_step=lambda total, todo: _progress_logger(
+                    ctx.log, total, [ids[i] for i in todo], where=where, retry=True),
                 log=ctx.log,
             )
     batch = clock.stop(f"{items[0].split}/{ids[0]}", len(items), sum(t.steps + (t.retry["first_attempt"]["steps"] if t.retry else 0) for t in tracks))
@@ -216,20 +224,55 @@ def run_batch(ctx: JobContext, items: list[Item], batch_size: int | None = None)
     return out
 
 
-def _progress_logger(log, total: int, ids: list[str], every: int = 10):
-    """Progress lines for the job log: step, images still running, rate and ETA of the batch."""
+# A progress line of the job log ("  [4 img] step 20/50 (40%), ..." or "  [1 img] retry step 10/100
+# (10%), ...": the retry counts against its own iterations); latentopt.workflow.progress reads them.
+PROGRESS_LINE = r"\[(?P<n>\d+) img\] (?P<retry>retry )?step (?P<step>\d+)/(?P<total>\d+) "
+
+
+def _progress_logger(log, total: int, ids: list[str], every: int = 10, where: dict | None = None,
+                     retry: bool = False):
+    """Progress lines for the job log: step, images still running, rate and ETA of the batch (or
+    of its non-convergence retry: ``retry``, with the retry's own ``total``). ``where`` gets the
+    current step (for the message of an interrupted job)."""
     start, first = time.perf_counter(), None
+    if where is not None and retry:
+        where.update(step=0, retry=True)
 
     def on_step(it: int, active: int) -> None:
         nonlocal first
         first = it - 1 if first is None else first
+        if where is not None:
+            where["step"] = it
         if it % every and it != total:
             return
         rate = (it - first) / max(time.perf_counter() - start, 1e-9)
-        log(f"  [{len(ids)} img] step {it}/{total} ({100 * it / total:.0f}%), {active} running, "
-            f"{rate:.2f} it/s, ETA {(total - it) / rate:.0f} s")
+        log(f"  [{len(ids)} img] {'retry ' if retry else ''}step {it}/{total} ({100 * it / total:.0f}%), "
+            f"{active} running, {rate:.2f} it/s, ETA {(total - it) / rate:.0f} s")
 
     return on_step
+
+
+@contextlib.contextmanager
+def _interruptible(ctx: JobContext, ids: list[str], where: dict, settings):
+    """Ctrl-C in the Adam loop becomes :class:`Interrupted` with one line for the user: the step
+    reached and what a rerun resumes from (the last checkpoint, if any was written)."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Interrupted):
+            raise
+        raise Interrupted(_interrupt_message(ctx, ids, where, settings)) from None
+
+
+def _interrupt_message(ctx: JobContext, ids: list[str], where: dict, settings) -> str:
+    saved = ctx.store.load_batch(ids) if ctx.store else None
+    step = f"{'retry ' if where.get('retry') else ''}step {where.get('step', 0)}"
+    head = f"{ctx.arm} {ids[0]}{f' (+{len(ids) - 1} more)' if len(ids) > 1 else ''}: interrupted at {step}"
+    if saved is not None:
+        kept = f"first attempt, step {saved['iteration']}; the retry restarts" if where.get("retry") else f"step {saved['iteration']}"
+        return f"{head}; checkpoint kept ({kept}); rerun the same command to resume"
+    return (f"{head}; no checkpoint of this batch yet (one every {settings.checkpoint_interval} steps); "
+            "finished images are kept; rerun the same command to resume")
 
 
 def run_items(ctx: JobContext, items: list[Item], batch_size: int) -> list[dict]:

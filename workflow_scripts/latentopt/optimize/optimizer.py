@@ -261,11 +261,14 @@ def non_convergence(track: ImageTrack) -> str | None:
     return None
 
 
-def optimize_with_retry(decode, targets, z0, loss_fn, settings: AdamSettings, *, log=print, **kwargs) -> list[ImageTrack]:
+def optimize_with_retry(decode, targets, z0, loss_fn, settings: AdamSettings, *, log=print, retry_on_step=None,
+                        **kwargs) -> list[ImageTrack]:
     """:func:`optimize_latents`, then the non-convergence protocol: images that did not improve
     (or became non-finite) are optimized again from z_0 with :meth:`AdamSettings.for_retry`. The
     retry keeps no checkpoints (a job killed during it redoes it). Its track replaces the first
-    one and records the first attempt under ``retry``. Not under rule ``reference``."""
+    one and records the first attempt under ``retry``. Not under rule ``reference``.
+    ``retry_on_step(iterations, indices)``: the ``on_step`` of the retry (its own number of
+    iterations, the retried images' indices in the batch); without it the retry keeps ``on_step``."""
     tracks = optimize_latents(decode, targets, z0, loss_fn, settings, **kwargs)
     if settings.reference or not settings.retry.enabled:
         return tracks
@@ -276,6 +279,8 @@ def optimize_with_retry(decode, targets, z0, loss_fn, settings: AdamSettings, *,
     log(f"non-convergence protocol: {len(todo)} image(s) retried with lr {again.lr:g} "
         f"(x{settings.retry.lr_factor:g}) and {again.iterations} iterations (x{settings.retry.iterations_factor:g})")
     kwargs = {k: v for k, v in kwargs.items() if k not in ("resume", "on_checkpoint")}
+    if retry_on_step is not None:
+        kwargs["on_step"] = retry_on_step(again.iterations, todo)
     retried = optimize_latents(decode, targets[todo], z0[todo], loss_fn, again, **kwargs)
     for i, new in zip(todo, retried):
         first = tracks[i]

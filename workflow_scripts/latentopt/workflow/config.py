@@ -7,10 +7,13 @@ bad config fails before any job runs with a message that names the key.
 
 from __future__ import annotations
 
+import copy
+import difflib
+import os
+import re
 from pathlib import Path
 
 import yaml
-from snakemake.utils import validate
 
 from latentopt.workflow import layout
 from latentopt.workflow.demo_model_spec import SUMMARY_NAME, WEIGHTS_NAME, TrainSettings, describe, read_summary
@@ -140,10 +143,98 @@ def _coerce_string(value: str, schema: dict, where: str):
     raise ConfigError(f"{where}: {value!r} is not {wanted}")
 
 
-def validate_config(config: dict) -> dict:
-    """Schema validation with defaults filled in (the same call the Snakefile makes)."""
-    validate(config, str(SCHEMA), set_default=True)
+def validate_config(config: dict, schema: dict | None = None) -> dict:
+    """Schema validation with the schema's defaults filled in, in place (what Snakemake's
+    ``validate(config, schema, set_default=True)`` does); return ``config``.
+
+    Every problem raises together as one ConfigError, one short line each, naming the key path and
+    the offending value, for an unknown key the closest valid names (never the schema itself,
+    which Snakemake's own validate prints in full). ``LATENTOPT_VERBOSE=1`` adds jsonschema's full
+    report of each problem."""
+    problems = schema_problems(config, load_schema() if schema is None else schema)
+    if problems:
+        lines = [p for p, _ in problems]
+        text = lines[0] if len(lines) == 1 else f"{len(lines)} problems:\n  " + "\n  ".join(lines)
+        if os.environ.get("LATENTOPT_VERBOSE", "") not in ("", "0"):
+            raise ConfigError(text + "\n\n" + "\n\n".join(str(e) for _, e in problems))
+        raise ConfigError(text + (" " if len(lines) == 1 else "\n") + "(LATENTOPT_VERBOSE=1: jsonschema's full report)")
     return config
+
+
+def _default_filling_validator(schema: dict):
+    import jsonschema
+    from jsonschema import validators
+
+    base = jsonschema.Draft202012Validator
+    check_properties = base.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, sub):
+        if isinstance(instance, dict):
+            for key, spec in props.items():
+                if "default" in spec:
+                    instance.setdefault(key, copy.deepcopy(spec["default"]))
+        yield from check_properties(validator, props, instance, sub)
+
+    return validators.extend(base, {"properties": properties})(schema)
+
+
+def schema_problems(config: dict, schema: dict) -> list[tuple[str, object]]:
+    """(one-line message, jsonschema error) per problem of ``config``, defaults filled in place."""
+    errors = sorted(_default_filling_validator(schema).iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
+    out = []
+    for error in errors:
+        out.extend((line, error) for line in _describe(error))
+    return out
+
+
+def closest(word: str, valid) -> list[str]:
+    """The valid names closest to ``word`` (difflib), best first."""
+    return difflib.get_close_matches(str(word), [str(v) for v in valid], n=3, cutoff=0.6)
+
+
+def _suggest(word: str, valid) -> str:
+    near = closest(word, valid)
+    if near:
+        return "did you mean " + " or ".join(repr(n) for n in near) + "?"
+    return "valid: " + ", ".join(sorted(str(v) for v in valid))
+
+
+def _short(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 5] + " ...}" if isinstance(value, dict) else text[: limit - 4] + " ..."
+
+
+def _where(error) -> str:
+    where = ""
+    for key in error.absolute_path:
+        where = _join(where, key)
+    return where or "(top level)"
+
+
+def _describe(error) -> list[str]:
+    where, value, rule = _where(error), error.instance, error.validator
+    if rule == "additionalProperties" and isinstance(value, dict):
+        props = error.schema.get("properties") or {}
+        patterns = error.schema.get("patternProperties") or {}
+        extra = [k for k in value if k not in props and not any(re.search(p, str(k)) for p in patterns)]
+        prefix = "" if where == "(top level)" else where + "."
+        return [f"{prefix}{k}: unknown key (value {_short(value[k])}); {_suggest(k, props)}" for k in extra]
+    if rule == "type":
+        types = [error.validator_value] if isinstance(error.validator_value, str) else list(error.validator_value)
+        article = {"integer": "an integer", "array": "a list", "object": "a mapping", "null": "null"}
+        return [f"{where}: {_short(value)} is not " + " or ".join(article.get(t, f"a {t}") for t in types)]
+    if rule == "enum":
+        return [f"{where}: {_short(value)} is not one of {', '.join(map(repr, error.validator_value))}"
+                + (f"; {_suggest(value, error.validator_value)}" if isinstance(value, str) and closest(value, error.validator_value) else "")]
+    if rule == "required":
+        missing = [k for k in error.validator_value if not isinstance(value, dict) or k not in value]
+        return [f"{where}: required key(s) {', '.join(missing)} missing"]
+    if rule in ("anyOf", "oneOf") and error.context:
+        from jsonschema.exceptions import best_match
+
+        return _describe(best_match(error.context))[:1] or [f"{where}: {_short(value)} fits none of the allowed forms"]
+    message = error.message.replace(repr(value), _short(value)) if len(repr(value)) > 60 else error.message
+    return [f"{where}: {message}"]
 
 
 def load_config(configfiles: list[str | Path] = (), overrides: dict | None = None) -> dict:
@@ -239,7 +330,9 @@ def check_config(config: dict, losses: bool = True) -> None:
                 raise ConfigError(f"model.{key}: required for model.kind 'taesd'")
     unknown = sorted(set(config.get("use_losses") or []) - set(config["losses"]))
     if unknown:
-        raise ConfigError(f"use_losses: {unknown} not defined under losses (defined: {sorted(config['losses'])})")
+        near = sorted({n for u in unknown for n in closest(u, config["losses"])})
+        raise ConfigError(f"use_losses: {unknown} not defined under losses (defined: {sorted(config['losses'])})"
+                          + (f"; did you mean {' or '.join(map(repr, near))}?" if near else ""))
     for arm in selected_losses(config) if losses else ():  # use_losses scopes every check
         check_loss_spec(config["losses"][arm]["loss"], f"losses.{arm}.loss")
     if "{" in config["results_dir"] or "}" in config["results_dir"]:
@@ -261,7 +354,8 @@ def check_analysis(config: dict) -> None:
     if bad:
         raise ConfigError(f"analysis.categories.metrics: {bad} not scored per image with a direction of 'better'; valid: {valid}")
     if cats["csv"] and not Path(cats["csv"]).is_file():
-        raise ConfigError(f"analysis.categories.csv: file {cats['csv']} does not exist")
+        relative = "" if Path(cats["csv"]).is_absolute() else f" (relative to {os.getcwd()})"
+        raise ConfigError(f"analysis.categories.csv: file {cats['csv']} does not exist{relative}")
     for arm, e in config["analysis"]["hypotheses"]["expected_fid"].items():
         if e["low"] > e["high"]:
             raise ConfigError(f"analysis.hypotheses.expected_fid.{arm}: low {e['low']} > high {e['high']}")
@@ -271,7 +365,9 @@ def check_loss_spec(spec: dict, where: str) -> None:
     """Loss name and parameter names against the registry (builds no network)."""
     name = spec.get("name")
     if name not in LOSS_PARAMS:
-        raise ConfigError(f"{where}.name: unknown loss {name!r}; valid: {', '.join(sorted(LOSS_PARAMS))}")
+        near = closest(name, LOSS_PARAMS) if isinstance(name, str) else []
+        raise ConfigError(f"{where}.name: unknown loss {name!r}; valid: {', '.join(sorted(LOSS_PARAMS))}"
+                          + (f"; did you mean {' or '.join(map(repr, near))}?" if near else ""))
     valid = set(LOSS_PARAMS[name])
     unknown = sorted(set(spec) - valid - {"name"})
     if unknown:

@@ -152,6 +152,26 @@ class DriverLock:
             self.path.unlink(missing_ok=True)
 
 
+def held_message(results: str | Path) -> str | None:
+    """While another live driver holds ``results`` (read at parse time, before Snakemake locks the
+    working directory): who it is, and that Snakemake's advice to ``--unlock`` does not apply. None
+    when the folder is free, the lock is stale, or this process holds it."""
+    path = Path(results) / LOCK_NAME
+    found = _read(path)
+    if found is None:
+        return None
+    info, age = found
+    if info and info.get("host") == socket.gethostname() and info.get("pid") == os.getpid():
+        return None
+    if stale_reason(info, age) is not None:
+        return None
+    pid = (info or {}).get("pid")
+    return (f"results_dir {Path(results).absolute()} is in use by another driver ({describe(info)}); lock file "
+            f"{path.absolute()}. A run now stops before its first job. If Snakemake says the directory "
+            f"'cannot be locked', that driver holds it: do not use --unlock while process {pid} lives; "
+            "wait for it to finish or stop it (dry runs, --summary and `make progress` are fine meanwhile).")
+
+
 def acquire(results: str | Path, log: Callable[[str], None] = print, heartbeat_s: float = HEARTBEAT_S,
             stale_after_s: float = STALE_AFTER_S) -> DriverLock:
     """Take the lock of ``results`` or raise LockHeld naming its holder."""

@@ -79,7 +79,8 @@ def discover_splits(
     """Map split name -> sorted image entries. Raises FileNotFoundError with the reason."""
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise FileNotFoundError(f"data.root: folder {root} does not exist")
+        relative = "" if root.is_absolute() else f" (relative to {os.getcwd()})"
+        raise FileNotFoundError(f"data.root: folder {root} does not exist{relative}")
     images_dir = _images_dir(root, splits)
     present = [s for s in splits if (images_dir / s).is_dir()]
     if present:

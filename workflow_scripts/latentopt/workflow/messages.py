@@ -1,0 +1,87 @@
+"""What the driver tells the user at the start and at the end of a run (pure Python, no torch).
+
+Paths are printed absolute: the results folder and data root of a config are relative to the
+working directory, which is not always the repository (``snakemake -s latentopt/Snakefile`` from
+the parent folder plans a fresh run into ``./results``). A relative path in a message says what it
+is relative to (:func:`relative_to_cwd`).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Iterable
+
+from latentopt.workflow import layout
+
+BANNER = "NOT RESEARCH RESULTS — synthetic / uncalibrated components"
+
+
+def absolute(path: str | Path) -> Path:
+    """``path`` made absolute against the working directory (``~`` expanded), not resolved."""
+    return Path(os.path.abspath(Path(path).expanduser()))
+
+
+def relative_to_cwd(path: str | Path) -> str:
+    """``path`` as written, plus what it is relative to when it is relative."""
+    p = Path(path).expanduser()
+    return str(path) if p.is_absolute() else f"{path} (relative to {os.getcwd()})"
+
+
+def start_lines(config: dict) -> list[str]:
+    """The run's results folder and data root, absolute (printed when the first job starts)."""
+    return [
+        f"latentopt: results folder {absolute(config['results_dir'])}",
+        f"latentopt: data root {absolute(config['data']['root'])} (working directory {os.getcwd()})",
+    ]
+
+
+def _snakemake_words() -> list[str]:
+    """How this driver was started (``snakemake``, ``.venv/bin/snakemake``, ``python -m snakemake``)."""
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else "snakemake"
+    if Path(argv0).name == "snakemake":
+        return [argv0]
+    return [sys.executable, "-m", "snakemake"]
+
+
+def report_command(config: dict, snakefile: str | Path | None = None, configfiles: Iterable = (),
+                   config_args: Iterable[str] = ()) -> str:
+    """The command that builds the HTML report of this run, to be run from the working directory:
+    the same Snakefile, config files and ``--config`` overrides, ``--report <results>/report.html``."""
+    cwd = Path(os.getcwd())
+    words = _snakemake_words()
+    if snakefile is not None and absolute(snakefile) != cwd / "Snakefile":
+        words += ["--snakefile", _short_path(snakefile, cwd)]
+    files = [_short_path(f, cwd) for f in configfiles]
+    if files:
+        words += ["--configfile", *files]
+    args = list(config_args or ())
+    if args:
+        words += ["--config", *args]
+    words += ["--report", _short_path(absolute(config["results_dir"]) / "report.html", cwd)]
+    return shlex.join(words)
+
+
+def _short_path(path: str | Path, cwd: Path) -> str:
+    """Relative to ``cwd`` when inside it (the command is run from there), else absolute."""
+    p = absolute(path)
+    try:
+        return str(p.relative_to(cwd))
+    except ValueError:
+        return str(p)
+
+
+def end_lines(config: dict, html_command: str, synthetic: list[str] | None = None) -> list[str]:
+    """What a finished run says last: where its results are, the report, the HTML-report command
+    (run from the working directory) and, when the run used random or demo-only models, the banner."""
+    results = absolute(config["results_dir"])
+    lines = [
+        f"latentopt: results in {results}",
+        f"latentopt: report {results / layout.report_file('.').name} (figures in {results / 'report_figures'})",
+        f"latentopt: HTML report (from {os.getcwd()}): {html_command}",
+    ]
+    if synthetic:
+        lines.append(f"latentopt: {BANNER}: " + "; ".join(synthetic) + ". Do not quote these numbers.")
+    return lines
