@@ -32,10 +32,10 @@ from latentopt.workflow.config import synthetic_parts
 from latentopt.analysis.evaluation import EVALUATED_METRICS, METRICS
 from latentopt.core.fileio import atomic_path
 from latentopt.workflow.layout import BASELINE
-from latentopt.workflow.objectives import arm_objectives
+from latentopt.workflow.objectives import NOT_JUDGED, arm_objectives, uncalibrated_metrics
 from latentopt.analysis.statistics import MIN_N_INTERVAL
 # Every name of the former single-module report.py stays importable from latentopt.report.
-from latentopt.report.arms import loss_description, optimized_metrics
+from latentopt.report.arms import arm_order, loss_description, optimized_metrics
 from latentopt.report.conclusions import PURPOSES, _cost_lines, _vs_baseline, criteria_rules, recommendations, success_table  # noqa: F401
 from latentopt.report.definitions import definitions, docstring_section, docstring_until, module_docstring  # noqa: F401
 from latentopt.report.figures import _losses_histories, _read_png, make_figures, select_examples  # noqa: F401
@@ -50,14 +50,25 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 FIGURES_DIRNAME = "report_figures"
 
 
+def report_uncalibrated(config: Mapping, cross: Mapping | None = None) -> set[str]:
+    """Metrics from an uncalibrated network: by the config (objectives.uncalibrated_metrics) and
+    by the evaluation's own record (an Inception reported uncalibrated)."""
+    uncal = uncalibrated_metrics(config)
+    calibrated = _get(cross, "metadata", "calibrated", default={}) or {}
+    if any(ok is False for ok in calibrated.values()):
+        uncal |= {"fid", "kid", "kid_unpaired"}
+    return uncal
+
+
 def build_context(config: Mapping, inputs: Mapping, figures: Mapping, *, report_versions: Mapping | None = None, hardware: Mapping | None = None, analysis: str = "") -> dict:
     from latentopt.core import provenance
 
     cross, stats, perf, table_df = inputs["cross"], inputs["stats"], inputs["performance"], inputs["table"]
     results = config["results_dir"]
-    datasets = _datasets(cross)
+    datasets = arm_order(config, _datasets(cross))
     arms = [d for d in datasets if d != BASELINE]
     metrics = [m for m in METRICS if m in cross.get("metrics", [])]
+    uncal = report_uncalibrated(config, cross)
     alpha = config["evaluation"]["success_criteria"]["alpha"]
     optimized = arm_objectives(config, arms)
     splits = _splits(cross)
@@ -96,14 +107,16 @@ def build_context(config: Mapping, inputs: Mapping, figures: Mapping, *, report_
         "n_paired": _get(stats, "metadata", "n_paired_images"),
         "alpha": alpha,
         "optimized_mark": OPTIMIZED_MARK,
-        "headline": metric_table(cross, "all", datasets, metrics, optimized, table_df),
-        "split_tables": [{"split": s, "table": metric_table(cross, s, datasets, metrics, optimized, table_df)} for s in splits] if len(splits) > 1 else [],
+        "headline": metric_table(cross, "all", datasets, metrics, optimized, table_df, uncal),
+        "split_tables": [{"split": s, "table": metric_table(cross, s, datasets, metrics, optimized, table_df, uncal)} for s in splits] if len(splits) > 1 else [],
         "single_split": splits[0] if len(splits) == 1 else None,
-        "significance": [t for t in (significance_matrix(tests, m, datasets, alpha) for m in sig_metrics) if t],
-        "fid": fid_tables(cross, stats, datasets),
+        "significance": [t for t in (significance_matrix(tests, m, datasets, alpha, uncalibrated=uncal, criteria=stats.get("success_criteria")) for m in sig_metrics) if t],
+        "fid": fid_tables(cross, stats, datasets, uncal),
+        "uncalibrated": sorted(uncal),
+        "not_judged": NOT_JUDGED,
         "fid_enabled": bool(config["evaluation"]["fid"]),
         "performance": performance_table(perf, datasets),
-        "success": success_table(stats),
+        "success": success_table(stats, uncal, datasets),
         "quality_gate": gate_section(inputs.get("gates", [])),
         "gate_images": _get(config, "quality_gate", "images_per_loss"),
         "criteria_rules": criteria_rules(stats),
@@ -114,7 +127,7 @@ def build_context(config: Mapping, inputs: Mapping, figures: Mapping, *, report_
         "input_failures": unreadable_images(perf, datasets),
         "n_failed": sum(int(_get(perf, "datasets", d, "failed", default=0) or 0) for d in datasets),
         "n_failed_distinct": len({(f.get("split"), f.get("image_id")) for d in datasets for f in _get(perf, "datasets", d, "failed_images", default=[]) or []}),
-        "recommendations": recommendations(cross, stats, perf, datasets, optimized, alpha),
+        "recommendations": recommendations(cross, stats, perf, datasets, optimized, alpha, uncalibrated=uncal, gate_images=_get(config, "quality_gate", "images_per_loss")),
         "figures": figures,
         "definitions": defs,
         "config_yaml": yaml.safe_dump(config_plain, sort_keys=False, allow_unicode=True).rstrip(),
@@ -152,9 +165,9 @@ def write_report(config: Mapping, *, cross: str | Path, stats: str | Path, perfo
     report = Path(report)
     fig_dir = Path(fig_dir) if fig_dir is not None else report.parent / FIGURES_DIRNAME
     inputs = {**load_inputs(cross, stats, performance, table_csv), "gates": load_gates(gates)}
-    datasets = _datasets(inputs["cross"])
+    datasets = arm_order(config, _datasets(inputs["cross"]))
     figs = make_figures(config["results_dir"], config, inputs, datasets, fig_dir, report.parent, log)
-    analysis = render_sections(inputs["cross"], datasets, inputs["table"], load_optional(categories), load_optional(hypotheses), fig_dir, report.parent)
+    analysis = render_sections(inputs["cross"], datasets, inputs["table"], load_optional(categories), load_optional(hypotheses), fig_dir, report.parent, uncalibrated=report_uncalibrated(config, inputs["cross"]))
     log("analysis sections: visual quality, categories, hypotheses")
     text = render(build_context(config, inputs, figs, analysis=analysis))
     with atomic_path(report) as tmp:
