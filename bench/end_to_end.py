@@ -222,7 +222,7 @@ def project(row: dict, config: dict) -> dict:
       per image     = sum of PER_IMAGE_STAGES / image records x 500 x arms
       rest          = (evaluate + report phase wall) x 500 / N  (assumed linear in images)
     """
-    from latentopt.analysis.evaluation import BSDS500_SPLIT_SIZES
+    from latentopt.analysis.criteria import BSDS500_SPLIT_SIZES
 
     n = row["n_images"]
     jobs = row["optimize_jobs"]

@@ -14,7 +14,7 @@ def projection(result: dict, device_type: str, mode_name: str, args) -> dict:
 
     cfg = yaml.safe_load((REPO / "config.yaml").read_text())
     per_loss = result.get("per_loss") or []
-    from latentopt.analysis.evaluation import BSDS500_SPLIT_SIZES
+    from latentopt.analysis.criteria import BSDS500_SPLIT_SIZES
 
     splits = dict(BSDS500_SPLIT_SIZES)  # the full experiment, whatever subset of images this machine holds
     n_images = sum(splits.values())

@@ -12,7 +12,7 @@ import pytest
 from latentopt.report import analysis as A
 from latentopt.analysis import categories as C
 from latentopt.analysis import hypotheses as H
-from latentopt.analysis.evaluation import HIGHER_IS_BETTER
+from latentopt.analysis.metric_names import HIGHER_IS_BETTER
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from conftest import make_config
-from latentopt.analysis import evaluation as ev
+from latentopt.analysis import criteria, pairwise, performance, summaries
+from latentopt.analysis.metric_names import METRICS
 from latentopt.analysis import statistics as st
 from latentopt.report import conclusions, formatting, tables
 
@@ -30,7 +31,7 @@ def per_image(values: dict[str, dict[str, np.ndarray]], n: int) -> pd.DataFrame:
     for arm in values:
         for i in range(n):
             row = {"dataset": arm, "split": "test", "image_id": f"img{i:03d}", "status": "ok"}
-            for m in ev.METRICS:
+            for m in METRICS:
                 row[m] = float(values[arm].get(m, np.full(n, 0.5))[i])
             rows.append(row)
     return pd.DataFrame(rows)
@@ -38,7 +39,7 @@ def per_image(values: dict[str, dict[str, np.ndarray]], n: int) -> pd.DataFrame:
 
 def wilcoxon_families(table: pd.DataFrame, arms) -> dict:
     out = {}
-    for m in ev.METRICS:
+    for m in METRICS:
         wide = table.pivot_table(index=["split", "image_id"], columns="dataset", values=m)
         out[m] = {"all": st.pairwise_tests({a: wide[a].to_numpy() for a in arms}, n_boot=200)}
     return out
@@ -62,7 +63,7 @@ def test_fid_improvement_passes_only_when_the_ci_clears_the_threshold(config, lo
     n = 12
     table = per_image({a: {} for a in ARMS[:2]}, n)
     diffs = {"all": [fid_row("baseline", "psnr", 100.0, 90.0, -hi, -lo)]}  # baseline − psnr
-    crit = ev.success_criteria(config, table, ARMS[:2], {}, {}, diffs)["psnr"]["fid_improvement"]
+    crit = criteria.success_criteria(config, table, ARMS[:2], {}, {}, diffs)["psnr"]["fid_improvement"]
     assert crit["value"] == pytest.approx(0.10)
     assert crit["ci95_low"] == pytest.approx(-hi / 100.0) and crit["ci95_high"] == pytest.approx(-lo / 100.0)
     assert crit["verdict"] == verdict and crit["pass"] is (verdict == "pass")
@@ -75,7 +76,7 @@ def test_fid_gain_with_ci_spanning_zero_is_not_shown_in_criteria_nor_recommended
     n = 12
     table = per_image({a: {} for a in ARMS[:2]}, n)
     diffs = {"all": [fid_row("baseline", "psnr", 100.0, 80.0, -3.0, 40.0, p=0.16)]}
-    stats = {"fid_differences": diffs, "tests": {}, "success_criteria": ev.success_criteria(config, table, ARMS[:2], {}, {}, diffs)}
+    stats = {"fid_differences": diffs, "tests": {}, "success_criteria": criteria.success_criteria(config, table, ARMS[:2], {}, {}, diffs)}
     cross = {"metrics": ["fid"], "datasets": {"baseline": {"all": {"fid": {"fid": 100.0, "n": n}}}, "psnr": {"all": {"fid": {"fid": 80.0, "n": n}}}}}
     recs = conclusions.recommendations(cross, stats, {}, ARMS[:2], {"psnr": {"psnr", "mse"}}, 0.05)
     fid_line = next(r for r in recs if "distribution-level" in r)
@@ -91,13 +92,13 @@ def test_significance_needs_a_held_out_metric_and_lists_deteriorations(config, r
     """An arm significantly better only on its own objective does not pass, and a significant
     deterioration on another metric always appears."""
     n = 20
-    base = {m: rng.uniform(0.3, 0.6, n) for m in ev.METRICS}
+    base = {m: rng.uniform(0.3, 0.6, n) for m in METRICS}
     arm = {m: v + rng.normal(0, 0.01, n) for m, v in base.items()}  # noise on most metrics
     arm["psnr"] = base["psnr"] + 3.0 + rng.normal(0, 0.1, n)  # own objective: better
     arm["mse"] = base["mse"] - 0.01 - np.abs(rng.normal(0, 0.001, n))  # own objective: better
     arm["lpips_vgg"] = base["lpips_vgg"] + 0.05 + np.abs(rng.normal(0, 0.01, n))  # worse (↓ metric)
     table = per_image({"baseline": base, "psnr": arm}, n)
-    crit = ev.success_criteria(config, table, ARMS[:2], {}, wilcoxon_families(table, ARMS[:2]))["psnr"]["significance"]
+    crit = criteria.success_criteria(config, table, ARMS[:2], {}, wilcoxon_families(table, ARMS[:2]))["psnr"]["significance"]
     assert crit["own_objective_better"] == ["psnr", "mse"]
     assert crit["value"] == [] and crit["verdict"] == "fail" and not crit["pass"]
     assert crit["deteriorations"] == ["lpips_vgg"]
@@ -106,7 +107,7 @@ def test_significance_needs_a_held_out_metric_and_lists_deteriorations(config, r
 
     arm["ssim"] = base["ssim"] + 0.05 + np.abs(rng.normal(0, 0.01, n))  # held-out gain
     table = per_image({"baseline": base, "psnr": arm}, n)
-    crit = ev.success_criteria(config, table, ARMS[:2], {}, wilcoxon_families(table, ARMS[:2]))["psnr"]["significance"]
+    crit = criteria.success_criteria(config, table, ARMS[:2], {}, wilcoxon_families(table, ARMS[:2]))["psnr"]["significance"]
     assert crit["value"] == ["ssim"] and crit["pass"] and crit["deteriorations"] == ["lpips_vgg"]
 
 
@@ -115,11 +116,11 @@ def test_significance_is_holm_corrected_over_every_scanned_metric(config):
     but Holm over the 6 metrics scanned gives 0.19: not significant, and since no test of this
     family can reach alpha the verdict is 'n too small', not FAIL."""
     n = 6
-    base = {m: np.linspace(0.3, 0.4, n) for m in ev.METRICS}
+    base = {m: np.linspace(0.3, 0.4, n) for m in METRICS}
     arm = {m: v - np.arange(1, n + 1) * 1e-3 for m, v in base.items()}  # lower = better on ↓, worse on ↑
     arm["ssim"] = base["ssim"] + np.arange(1, n + 1) * 1e-3
     table = per_image({"baseline": base, "psnr": arm}, n)
-    crit = ev.success_criteria(config, table, ARMS[:2], {}, wilcoxon_families(table, ARMS[:2]))["psnr"]["significance"]
+    crit = criteria.success_criteria(config, table, ARMS[:2], {}, wilcoxon_families(table, ARMS[:2]))["psnr"]["significance"]
     assert all(t["p"] == pytest.approx(2 / 2**6) for t in crit["detail"])
     assert crit["m_tests"] == 6 and all(t["p_holm"] >= 0.05 for t in crit["detail"])
     assert crit["p_holm_min"] == pytest.approx(6 * 2 / 2**6)
@@ -147,11 +148,11 @@ def test_time_budget_is_judged_on_the_projection_to_the_full_plan(tmp_path):
     hours = 500 * per_image_s.mean() / 3600  # ≈ 42 h for the plan, 2 h for the 24 images run
     for budget, verdict in [(50.0, "pass"), (30.0, "fail"), (42.0, "not shown")]:
         config["evaluation"]["success_criteria"]["time_budget_hours"] = budget
-        crit = ev.success_criteria(config, table, ["psnr"], {}, {})["psnr"]["time_budget"]
+        crit = criteria.success_criteria(config, table, ["psnr"], {}, {})["psnr"]["time_budget"]
         assert crit["value"] == pytest.approx(hours) and crit["full_plan_images"] == 500
         assert crit["verdict"] == verdict, (budget, crit)
         assert "500 images" in crit["basis"] and "6 batches" in crit["basis"]
-    few = ev.success_criteria(config, batches_table("psnr", per_image_s[:3]), ["psnr"], {}, {})["psnr"]["time_budget"]
+    few = criteria.success_criteria(config, batches_table("psnr", per_image_s[:3]), ["psnr"], {}, {})["psnr"]["time_budget"]
     assert few["verdict"] == "n too small" and not few["pass"]
     cell = conclusions._criterion_cell("time_budget", few)
     assert cell.startswith("n too small") and f"{few['value']:.3g}" not in cell
@@ -233,9 +234,9 @@ def test_bootstrap_p_below_resolution_is_written_as_a_bound():
 
 
 def test_fid_below_minimum_n_has_no_interval():
-    cell = ev._fid_cell({"fid": 3.0, "n": 3, "ci95_low": 0.0, "ci95_high": 9.0, "ci95_low_raw": 1.0, "boot_bias": 2.0})
+    cell = summaries._fid_cell({"fid": 3.0, "n": 3, "ci95_low": 0.0, "ci95_high": 9.0, "ci95_low_raw": 1.0, "boot_bias": 2.0})
     assert cell["n_too_small"] and cell["ci95_low"] is None and cell["ci95_high"] is None
-    ok = ev._fid_cell({"fid": 3.0, "n": 8, "ci95_low": 0.0, "ci95_high": 9.0, "ci95_low_raw": 1.0, "boot_bias": 2.0})
+    ok = summaries._fid_cell({"fid": 3.0, "n": 8, "ci95_low": 0.0, "ci95_high": 9.0, "ci95_low_raw": 1.0, "boot_bias": 2.0})
     assert ok["ci95_low_unclipped"] == pytest.approx(-1.0) and not ok["n_too_small"]
 
 
@@ -251,7 +252,7 @@ def features_and_table(n: int, seed: int = 0):
     for arm, scale in [("baseline", 1.0), ("psnr", 0.5)]:
         feats[arm] = base + scale * rng.normal(size=base.shape)
         for s, i in keys:
-            rows.append({"dataset": arm, "split": s, "image_id": i, "status": "ok", **{m: float(rng.uniform()) for m in ev.METRICS}})
+            rows.append({"dataset": arm, "split": s, "image_id": i, "status": "ok", **{m: float(rng.uniform()) for m in METRICS}})
     f = {name: {"keys": np.array([f"{s}/{i}" for s, i in keys]), "features": v} for name, v in feats.items()}
     return f, pd.DataFrame(rows)
 
@@ -264,13 +265,13 @@ def test_resampling_is_keyed_on_image_ids_not_on_table_order(config):
     feats, table = features_and_table(12)
     arms = ["baseline", "psnr"]
     shuffled = table.sample(frac=1.0, random_state=3).reset_index(drop=True)
-    a = ev.cross_evaluation(config, table, feats, arms, {})
-    b = ev.cross_evaluation(config, shuffled, feats, arms, {})
+    a = summaries.cross_evaluation(config, table, feats, arms, {})
+    b = summaries.cross_evaluation(config, shuffled, feats, arms, {})
     for arm in arms:
         for key in ("fid", "ci95_low", "ci95_high", "boot_bias"):
             assert a["datasets"][arm]["all"]["fid"][key] == b["datasets"][arm]["all"]["fid"][key]
-    sa = ev.statistical_analysis(config, table, feats, arms, a, {})
-    sb = ev.statistical_analysis(config, shuffled, feats, arms, b, {})
+    sa = pairwise.statistical_analysis(config, table, feats, arms, a, {})
+    sb = pairwise.statistical_analysis(config, shuffled, feats, arms, b, {})
     assert sa["fid_differences"] == sb["fid_differences"]
     assert sa["tests"] == sb["tests"]
     row = sa["fid_differences"]["all"][0]
@@ -281,17 +282,17 @@ def test_resampling_is_keyed_on_image_ids_not_on_table_order(config):
 
 
 def costs(values) -> dict:
-    return ev._batch_costs(batches_table("x", np.asarray(values, dtype=float)))
+    return performance._batch_costs(batches_table("x", np.asarray(values, dtype=float)))
 
 
 def test_cost_ranking_only_beyond_batch_to_batch_noise():
     noisy_a = costs([1.0, 1.4, 0.7, 1.2, 0.9, 1.3])
     noisy_b = costs([1.1, 1.5, 0.8, 1.2, 1.0, 1.4])  # 7 % slower on average: inside the noise
     clear = costs([3.0, 3.1, 2.9, 3.05, 2.95, 3.0])
-    comps = ev.cost_comparisons({"a": noisy_a, "b": noisy_b, "c": clear})
+    comps = performance.cost_comparisons({"a": noisy_a, "b": noisy_b, "c": clear})
     by = {(c["a"], c["b"]): c for c in comps}
     assert not by[("a", "b")]["claimed"] and by[("a", "c")]["claimed"] and by[("b", "c")]["claimed"]
-    few = ev.cost_comparisons({"a": costs([1.0, 1.0, 1.0]), "c": costs([3.0, 3.0, 3.0])})
+    few = performance.cost_comparisons({"a": costs([1.0, 1.0, 1.0]), "c": costs([3.0, 3.0, 3.0])})
     assert not few[0]["claimed"]  # 3 batches: below the minimum, no ranking whatever the means
     perf = {"datasets": {"a": {"batch_costs": noisy_a}, "b": {"batch_costs": noisy_b}}, "cost_comparisons": [by[("a", "b")]]}
     (line,) = conclusions._cost_lines(perf, ["a", "b"])
@@ -328,7 +329,7 @@ def test_standard_kid_beside_paired_kid_and_disagreement_flagged(config):
 
     config["evaluation"]["fid_n_boot"] = 20
     feats, table = features_and_table(12)
-    cross = ev.cross_evaluation(config, table, feats, ["baseline", "psnr"], {})
+    cross = summaries.cross_evaluation(config, table, feats, ["baseline", "psnr"], {})
     cell = cross["datasets"]["psnr"]["all"]
     keys = sorted(feats["psnr"]["keys"].tolist(), key=lambda k: tuple(k.split("/")))
     idx = [feats["psnr"]["keys"].tolist().index(k) for k in keys]
@@ -338,7 +339,7 @@ def test_standard_kid_beside_paired_kid_and_disagreement_flagged(config):
     # FID lower (better) but paired KID higher (worse) than the baseline: flagged.
     cross["datasets"]["psnr"]["all"]["fid"]["fid"] = cross["datasets"]["baseline"]["all"]["fid"]["fid"] - 1.0
     cross["datasets"]["psnr"]["all"]["kid"]["kid_mean"] = cross["datasets"]["baseline"]["all"]["kid"]["kid_mean"] + 0.01
-    agreement = ev._fid_kid_agreement(cross, ["baseline", "psnr"])
+    agreement = pairwise._fid_kid_agreement(cross, ["baseline", "psnr"])
     assert agreement["psnr"]["agree"] is False
     t = tables.fid_tables(cross, {"fid_kid_agreement": agreement}, ["baseline", "psnr"])
     assert t["disagree"] == ["psnr"] and "**disagree**" in t["table"]["rows"][1][-1]

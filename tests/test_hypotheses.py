@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from latentopt.analysis import hypotheses as H
-from latentopt.analysis.evaluation import HIGHER_IS_BETTER
+from latentopt.analysis.metric_names import HIGHER_IS_BETTER
 
 
 def test_interval_relation_cases():

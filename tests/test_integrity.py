@@ -20,7 +20,7 @@ from conftest import hold_driver_lock, make_config
 from latentopt.workflow import driverlock, layout
 from latentopt.workflow.config import check_config, metric_weight_files
 from latentopt.data.datasets import DatasetInputError, build_dataset, load_dataset
-from latentopt.analysis.evaluation import success_criteria
+from latentopt.analysis.criteria import success_criteria
 from latentopt.data.images import discover_splits, image_id
 from latentopt.analysis.input_failures import input_failures_table, summary
 from latentopt.workflow.integrity import HashCache, verify_results

@@ -1,8 +1,8 @@
 """Tests for the comparison report (latentopt.report, latentopt.report.plots, the template).
 
 A tiny fake results tree is built in tmp_path: 16x16 PNGs, per-image records and .pt files, and
-per-image metric CSVs shaped like evaluation.per_image_table's. The evaluation JSONs are then made
-by evaluation.summarize_all itself, so their shapes cannot drift from what the pipeline writes.
+per-image metric CSVs shaped like scoring.per_image_table's. The evaluation JSONs are then made
+by summarize.summarize_all itself, so their shapes cannot drift from what the pipeline writes.
 The metric values are constructed so that the right answers are known: the psnr arm is best on
 PSNR/MSE/MAE, the lpips arm on both LPIPS and (deliberately, although it did not optimize it) on
 SSIM, and one psnr image failed.
@@ -22,7 +22,7 @@ from PIL import Image
 from latentopt.workflow import layout
 from latentopt import report
 from latentopt.workflow.config import synthetic_parts, validate_config
-from latentopt.analysis.evaluation import summarize_all
+from latentopt.analysis.summarize import summarize_all
 
 N_IMAGES = 10
 FAILED = ("test", "img03", "CUDA out of memory (test)")

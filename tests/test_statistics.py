@@ -220,3 +220,20 @@ def test_no_interval_below_minimum_n():
     assert st.summarize(x + [5.0])["ci95_low"] is not None
     r = st.paired_comparison(x, [0.0] * 4, n_boot=20)
     assert r["ci95_low"] is None and r["mean_diff"] == pytest.approx(2.5)
+
+
+@pytest.mark.parametrize("n", [2, 4, 5, 6, 7, 8])
+def test_n_too_small_is_the_one_rule_behind_intervals_and_tests(n):
+    """n_too_small decides what the intervals and the tests actually do: no interval exactly
+    when summarize and paired_comparison give none, and a Holm family of m Wilcoxon tests is
+    'too small' exactly when m x scipy's smallest p at n (all n differences of one sign)
+    reaches alpha; p_floor replaces that floor (another test, or a family of several n)."""
+    x = np.arange(1.0, n + 1)
+    assert st.n_too_small(n) == (st.summarize(x)["ci95_low"] is None)
+    assert st.n_too_small(n) == (st.paired_comparison(x, np.zeros(n), n_boot=20)["ci95_low"] is None)
+    extreme = sst.wilcoxon(x).pvalue  # the best p any n pairs can give
+    for alpha in (0.05, 0.01):
+        for m in (1, 3, 6):
+            assert st.n_too_small(n, alpha, m) == (m * extreme >= alpha - 1e-15)
+    assert st.n_too_small(n, 0.05, 1, p_floor=0.04) is False and st.n_too_small(n, 0.05, 2, p_floor=0.04) is True
+    assert st.min_n_for_alpha(0.05, 6) == min(k for k in range(1, 20) if not st.n_too_small(k, 0.05, 6))

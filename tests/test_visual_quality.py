@@ -180,7 +180,7 @@ def test_flat_original_gives_nan_ratio_and_bad_input_is_named():
 def test_success_criteria_use_directional_visual_metrics_only():
     import pandas as pd
 
-    from latentopt.analysis.evaluation import success_criteria
+    from latentopt.analysis.criteria import success_criteria
 
     config = {"evaluation": {"success_criteria": {"min_success_rate": 0.9, "min_fid_improvement": 0.1, "alpha": 0.05, "time_budget_hours": 1}},
               "data": {"limit_per_split": None}, "losses": {"psnr": {"loss": {"name": "psnr"}}}}

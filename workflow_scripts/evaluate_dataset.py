@@ -1,7 +1,7 @@
 """Snakemake script: per-image metrics of one dataset's PNGs against the originals."""
 
 from latentopt.compute.devices import job_device
-from latentopt.analysis.evaluation import per_image_table
+from latentopt.analysis.scoring import per_image_table
 from latentopt.core.fileio import atomic_path
 from latentopt.core.joblog import job_log
 from latentopt.optimize.losses import lpips_network

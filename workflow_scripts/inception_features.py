@@ -3,7 +3,8 @@
 import numpy as np
 
 from latentopt.compute.devices import job_device
-from latentopt.analysis.evaluation import dataset_features, original_features, per_image_status
+from latentopt.analysis.features import dataset_features, original_features
+from latentopt.analysis.scoring import per_image_status
 from latentopt.metrics.fid import load_inception
 from latentopt.core.fileio import atomic_path
 from latentopt.core.joblog import job_log

@@ -1,6 +1,6 @@
 """Snakemake script: cross-evaluation matrix, statistics and performance summary."""
 
-from latentopt.analysis.evaluation import summarize_all
+from latentopt.analysis.summarize import summarize_all
 from latentopt.core.joblog import job_log
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

@@ -211,7 +211,7 @@ def categorize(originals: pd.DataFrame, settings: Mapping, ground_truth: Mapping
 def group_gains(per_image: pd.DataFrame, groups: pd.DataFrame, metrics: Sequence[str], higher_is_better: Mapping[str, bool], *, alpha: float, n_boot: int, seed: int) -> dict:
     """{grouping: {"groups": [{group, n_images}], "tests": {metric: [row, ...]}}} (rows: group,
     arm, n, mean_gain, ci95, p_wilcoxon, p_holm, n_too_small); see the module docstring."""
-    from latentopt.analysis.statistics import holm, min_attainable_p, paired_comparison
+    from latentopt.analysis.statistics import holm, min_attainable_p, n_too_small, paired_comparison
 
     ok = per_image[per_image["status"] == "ok"]
     ok = ok.assign(split=ok["split"].astype(str), image_id=ok["image_id"].astype(str))
@@ -234,13 +234,13 @@ def group_gains(per_image: pd.DataFrame, groups: pd.DataFrame, metrics: Sequence
                     a, b = joined[metric].to_numpy(float), joined[f"{metric}_base"].to_numpy(float)
                     r = paired_comparison(a, b, n_boot=n_boot, seed=seed) if higher_is_better[metric] else paired_comparison(b, a, n_boot=n_boot, seed=seed)
                     n_nonzero = r["n"] - r["n_zero"]
-                    too_small = min_attainable_p(n_nonzero) >= alpha
+                    too_small = n_too_small(n_nonzero, alpha)
                     rows.append({"group": g, "arm": arm, "n": r["n"], "mean_gain": r["mean_diff"], "ci95_low": r["ci95_low"], "ci95_high": r["ci95_high"], "p_wilcoxon": None if too_small else r["p_wilcoxon"], "n_too_small": bool(too_small), "min_attainable_p": min_attainable_p(n_nonzero)})
             for r in rows:
                 r["n_too_small_reason"] = "exact test" if r["n_too_small"] else None
             testable = [r for r in rows if not r["n_too_small"]]
             # Holm multiplies the smallest p by m: no row can reach alpha when m * min p >= alpha
-            if testable and len(testable) * min(r["min_attainable_p"] for r in testable) >= alpha:
+            if testable and n_too_small(None, alpha, len(testable), p_floor=min(r["min_attainable_p"] for r in testable)):
                 for r in testable:
                     r["n_too_small"], r["n_too_small_reason"] = True, f"Holm over {len(testable)} tests"
             adjusted = holm([r["p_wilcoxon"] if not r["n_too_small"] and r["p_wilcoxon"] is not None else float("nan") for r in rows])
@@ -255,7 +255,7 @@ def group_gains(per_image: pd.DataFrame, groups: pd.DataFrame, metrics: Sequence
 def category_analysis(per_image: pd.DataFrame, groups: pd.DataFrame, meta: Mapping, config: Mapping) -> dict:
     """The content of category_analysis.json."""
     from latentopt.workflow.config import synthetic_parts
-    from latentopt.analysis.evaluation import HIGHER_IS_BETTER
+    from latentopt.analysis.metric_names import HIGHER_IS_BETTER
     from latentopt.analysis.statistics import min_n_for_alpha
 
     settings = config["analysis"]["categories"]

@@ -135,19 +135,24 @@ def exact_spearman_p(x: Sequence[float], y: Sequence[float], seed: int = 0) -> f
     return float(np.mean(np.abs(rho) >= observed - 1e-12))
 
 
+def _min_exact_spearman_p(n: int) -> float:
+    """Smallest two-sided p of the exact permutation test of Spearman's rho at n points: 2 / n!."""
+    return 2.0 / math.factorial(n)
+
+
 def arm_correlations(points: Sequence[Mapping], alpha: float, seed: int = 0) -> dict:
-    from latentopt.analysis.statistics import spearman_matrix
+    from latentopt.analysis.statistics import n_too_small, spearman_matrix
 
     names = [k for k in ("fid", *[f"{m}_improvement" for m in ("psnr", "ssim")], *sorted(k for k in (points[0] if points else {}) if k.startswith("lpips_")), "time_s") if points and any(_finite(p.get(k)) for p in points)]
     columns = {k: [p.get(k) if _finite(p.get(k)) else float("nan") for p in points] for k in names}
     matrix = spearman_matrix(columns)
     n_points = len(points)
-    too_small = n_points < 2 or 2.0 / math.factorial(n_points) >= alpha
+    too_small = n_points < 2 or n_too_small(n_points, alpha, p_floor=_min_exact_spearman_p(n_points))
     for pair in matrix["pairs"]:
         x, y = np.asarray(columns[pair["a"]]), np.asarray(columns[pair["b"]])
         keep = np.isfinite(x) & np.isfinite(y)
         pair["p_scipy_asymptotic"] = pair.pop("p")
-        pair["n_too_small"] = bool(2.0 / math.factorial(int(keep.sum())) >= alpha) if keep.sum() else True
+        pair["n_too_small"] = bool(n_too_small(int(keep.sum()), alpha, p_floor=_min_exact_spearman_p(int(keep.sum())))) if keep.sum() else True
         pair["p_exact"] = None if pair["n_too_small"] or not _finite(pair["rho"]) else exact_spearman_p(x[keep], y[keep], seed)
     return {"names": names, "rho": matrix["rho"], "n": matrix["n"], "pairs": matrix["pairs"], "n_points": n_points, "n_too_small": too_small}
 
@@ -155,7 +160,7 @@ def arm_correlations(points: Sequence[Mapping], alpha: float, seed: int = 0) -> 
 def hypothesis_analysis(cross: Mapping, per_image: pd.DataFrame, config: Mapping) -> dict:
     """The content of hypothesis_analysis.json."""
     from latentopt.workflow.config import synthetic_parts
-    from latentopt.analysis.evaluation import HIGHER_IS_BETTER
+    from latentopt.analysis.metric_names import HIGHER_IS_BETTER
 
     alpha = config["evaluation"]["success_criteria"]["alpha"]
     points = arm_points(cross, per_image, HIGHER_IS_BETTER)

@@ -93,7 +93,7 @@ import numpy as np
 from scipy import stats
 
 __all__ = ["summarize", "paired_comparison", "holm", "pairwise_tests", "spearman_matrix",
-           "min_attainable_p", "min_n_for_alpha", "MIN_N_INTERVAL"]
+           "min_attainable_p", "min_n_for_alpha", "n_too_small", "MIN_N_INTERVAL"]
 
 MIN_N_INTERVAL = 5
 
@@ -130,7 +130,7 @@ def summarize(x) -> dict:
         return {"mean": mean, "std": None, "median": median, "ci95_low": None,
                 "ci95_high": None, "n": n}
     std = float(arr.std(ddof=1))
-    if n < MIN_N_INTERVAL:
+    if n_too_small(n):
         return {"mean": mean, "std": std, "median": median, "ci95_low": None,
                 "ci95_high": None, "n": n}
     half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
@@ -166,11 +166,25 @@ def min_attainable_p(k: int) -> float:
         return float(stats.wilcoxon(np.arange(1.0, k + 1.0)).pvalue)
 
 
+def n_too_small(n: int | None, alpha: float | None = None, m: int = 1, p_floor: float | None = None) -> bool:
+    """The one below-minimum-n rule of the module docstring's "Minimum sample sizes", which every
+    analysis applies (where it holds, a result says "n too small", never a number).
+
+    Without ``alpha``: a 95 % interval from n values (or pairs, or batches) needs
+    n >= MIN_N_INTERVAL. With ``alpha``: a family of m Holm-corrected tests can reject only
+    when m * p_floor < alpha, ``p_floor`` being the smallest p a test of the family can return
+    (default ``min_attainable_p(n)``: Wilcoxon signed-rank with n nonzero differences; pass it
+    for another test, or for a family whose tests have different n)."""
+    if alpha is None:
+        return n < MIN_N_INTERVAL
+    return m * (min_attainable_p(n) if p_floor is None else p_floor) >= alpha
+
+
 def min_n_for_alpha(alpha: float, m: int = 1) -> int:
     """Smallest n at which m Holm-corrected Wilcoxon tests can reach p < alpha
     (m * min_attainable_p(n) < alpha)."""
     n = 1
-    while m * min_attainable_p(n) >= alpha:
+    while n_too_small(n, alpha, m):
         n += 1
     return n
 
@@ -226,7 +240,7 @@ def paired_comparison(a, b, *, n_boot: int = 2000, seed=0) -> dict:
 
     sd = float(d.std(ddof=1))
     out["sd_diff"] = sd
-    if n >= MIN_N_INTERVAL:
+    if not n_too_small(n):
         out["ci95_low"], out["ci95_high"] = _bootstrap_mean_ci(d, int(n_boot), seed)
     if sd == 0.0:
         if mean == 0.0:

@@ -1,6 +1,6 @@
 """The Markdown comparison report (``FULL_BSDS500_COMPARISON_REPORT.md``) and its figures.
 
-Inputs are the evaluation outputs (evaluation.py: cross_evaluation_matrix.json,
+Inputs are the evaluation outputs (analysis/summarize.py: cross_evaluation_matrix.json,
 statistical_analysis.json, performance_summary.json, per_image_metrics.csv) plus the per-image
 records/.pt files and PNGs of every dataset (layout.py). Nothing here recomputes a statistic:
 tables quote the JSON files, recommendations are derived from them by :func:`recommendations`,
@@ -29,7 +29,7 @@ from pathlib import Path
 import yaml
 
 from latentopt.workflow.config import synthetic_parts
-from latentopt.analysis.evaluation import EVALUATED_METRICS, METRICS
+from latentopt.analysis.metric_names import EVALUATED_METRICS, METRICS
 from latentopt.core.fileio import atomic_path
 from latentopt.workflow.layout import BASELINE
 from latentopt.workflow.objectives import NOT_JUDGED, arm_objectives, uncalibrated_metrics

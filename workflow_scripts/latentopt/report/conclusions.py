@@ -1,7 +1,7 @@
 """Every decision rule of the report: the success-criteria table and the recommendations.
 
 Nothing here computes a statistic: verdicts come from ``statistical_analysis.json``
-(evaluation.success_criteria), tests and intervals from its ``tests``/``fid_differences``, costs
+(analysis.criteria.success_criteria), tests and intervals from its ``tests``/``fid_differences``, costs
 from ``performance_summary.json``. What is decided here is which of those numbers a sentence
 rests on:
 
@@ -13,7 +13,7 @@ rests on:
 * "use X" only when X beats the baseline on the evidence metric with Holm-corrected Wilcoxon
   p < alpha (FID: the paired-bootstrap CI of the difference excludes 0); when the test family
   cannot reach alpha at this n the sentence says "n too small";
-* a cost ranking only when evaluation.cost_comparisons claims it (difference beyond the
+* a cost ranking only when analysis.performance.cost_comparisons claims it (difference beyond the
   batch-to-batch noise).
 """
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from latentopt.analysis.evaluation import HIGHER_IS_BETTER
+from latentopt.analysis.metric_names import HIGHER_IS_BETTER
 from latentopt.workflow.layout import BASELINE
 from latentopt.workflow.objectives import NOT_JUDGED, with_relatives
 from latentopt.analysis.statistics import MIN_N_INTERVAL
@@ -344,7 +344,7 @@ def _vs_baseline(stats: Mapping, tests: Mapping, arm: str, metric: str, alpha: f
 
 def _cost_lines(perf: Mapping, arms: Sequence[str]) -> list[str]:
     """The cost sentence: a ranking only for the pairs whose difference in compute per image
-    exceeds the measured batch-to-batch noise (evaluation.cost_comparisons)."""
+    exceeds the measured batch-to-batch noise (analysis.performance.cost_comparisons)."""
     costs = {a: _get(perf, "datasets", a, "batch_costs") for a in arms}
     costs = {a: c for a, c in costs.items() if c and _finite(_get(c, "compute_per_image_s", "mean"))}
     if not costs:

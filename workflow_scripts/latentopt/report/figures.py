@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from latentopt.workflow import layout
-from latentopt.analysis.evaluation import METRICS
+from latentopt.analysis.metric_names import METRICS
 from latentopt.workflow.layout import BASELINE
 from latentopt.report.arms import loss_description
 from latentopt.report.formatting import METRIC_LABELS, fmt, metric_label

@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from latentopt.analysis.evaluation import HIGHER_IS_BETTER, METRIC_RANGES
+from latentopt.analysis.metric_names import HIGHER_IS_BETTER, METRIC_RANGES
 from latentopt.analysis.statistics import MIN_N_INTERVAL
 
 METRIC_LABELS = {

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from latentopt.analysis.evaluation import HIGHER_IS_BETTER
+from latentopt.analysis.metric_names import HIGHER_IS_BETTER
 from latentopt.core.fileio import read_json
 from latentopt.workflow.layout import BASELINE
 from latentopt.report.formatting import _finite

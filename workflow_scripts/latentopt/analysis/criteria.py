@@ -1,0 +1,129 @@
+"""The seed's success criteria per loss arm, each a test with a stated decision rule (RULES)
+and its uncertainty."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from latentopt.workflow.layout import BASELINE
+from latentopt.analysis.input_failures import readable
+from latentopt.analysis.metric_names import HIGHER_IS_BETTER
+from latentopt.analysis.performance import batch_table
+
+# Images per split of the official BSDS500 release: the full plan the time budget is judged on
+# when a run uses data.limit_per_split.
+BSDS500_SPLIT_SIZES = {"train": 200, "val": 100, "test": 200}
+
+
+# Decision rules of the success criteria (quoted in the report next to each verdict).
+RULES = {
+    "success_rate": "share of the arm's readable images (unreadable inputs are listed apart) that finished ok >= threshold",
+    "fid_improvement": "relative FID improvement (FID_base - FID_arm) / FID_base with the paired-bootstrap 95 % CI of FID_arm - FID_base divided by FID_base (same images, FID_base held fixed): PASS only when the whole CI is >= threshold, FAIL when the whole CI is < threshold, otherwise 'not shown'",
+    "significance": "the arm beats the baseline on at least one metric it did NOT optimize: Wilcoxon signed-rank p Holm-corrected over every metric scanned (all images), p < alpha and better; significant deteriorations are listed; 'n too small' when m * 2/2^n >= alpha. This family (one arm, every metric) differs from the significance matrix's and the recommendations' (one metric, every dataset pair), so a pair significant there can be 'n too small' here",
+    "time_budget": "projected compute for the full plan = mean over batches of (batch wall time / images in it) x images in the full plan; PASS when the 95 % t-interval's upper end <= budget, FAIL when its lower end > budget, otherwise 'not shown'; 'n too small' below the minimum number of batches",
+}
+
+
+def _three_way(low, high, threshold, higher_passes: bool) -> str:
+    if low is None or high is None:
+        return "not shown"
+    if higher_passes:
+        return "pass" if low >= threshold else ("fail" if high < threshold else "not shown")
+    return "pass" if high <= threshold else ("fail" if low > threshold else "not shown")
+
+
+def full_plan_images(config: dict, table: pd.DataFrame) -> tuple[int | None, str]:
+    """(images in the full plan, how that number was obtained) for the time-budget projection."""
+    n_run = int(table.drop_duplicates(["split", "image_id"]).shape[0])
+    data = config["data"]
+    if data.get("limit_per_split") is None:
+        return n_run, f"this run is the full plan ({n_run} images)"
+    splits = list(data.get("splits") or [])
+    if splits and all(s in BSDS500_SPLIT_SIZES for s in splits):
+        n = sum(BSDS500_SPLIT_SIZES[s] for s in splits)
+        return n, f"BSDS500 {'+'.join(f'{s} {BSDS500_SPLIT_SIZES[s]}' for s in splits)} = {n} images (this run: {n_run}, data.limit_per_split = {data['limit_per_split']})"
+    return None, "unknown (data.limit_per_split is set and the splits are not BSDS500's)"
+
+
+def success_criteria(config: dict, table: pd.DataFrame, arms: list[str], cross: dict, tests: dict, fid_diffs: dict | None = None) -> dict:
+    """The seed's quantitative criteria per loss arm, each a test with a stated decision rule
+    (RULES) and its uncertainty: verdict 'pass' | 'fail' | 'not shown' | 'n too small';
+    ``pass`` is True only for 'pass'."""
+    from latentopt.workflow.objectives import arm_objectives
+    from latentopt.analysis.statistics import holm, min_attainable_p, n_too_small, summarize
+
+    crit = config["evaluation"]["success_criteria"]
+    alpha = crit["alpha"]
+    own = arm_objectives(config, arms)
+    n_full, full_basis = full_plan_images(config, table)
+    out = {}
+    for arm in arms:
+        if arm == BASELINE:
+            continue
+        rows = table[table["dataset"] == arm]
+        read = readable(rows)  # unreadable inputs say nothing about the optimization
+        rate = float((read["status"] == "ok").mean()) if len(read) else 0.0
+        ok_rate = rate >= crit["min_success_rate"]
+        entry = {"success_rate": {"value": rate, "threshold": crit["min_success_rate"], "n": int(len(read)), "of_readable_images": int(len(read)), "verdict": "pass" if ok_rate else "fail", "pass": ok_rate, "rule": RULES["success_rate"]}}
+
+        row = next((r for r in (fid_diffs or {}).get("all", []) if {r["a"], r["b"]} == {arm, BASELINE}), None)
+        if row is not None and row.get("fid_a") is not None:
+            sign = 1.0 if row["a"] == arm else -1.0
+            fid_base = row["fid_b"] if row["a"] == arm else row["fid_a"]
+            diff = sign * row["diff"]
+            lo = hi = None
+            if row.get("ci95_low") is not None and fid_base:
+                d_lo, d_hi = sorted((sign * row["ci95_low"], sign * row["ci95_high"]))
+                lo, hi = -d_hi / fid_base, -d_lo / fid_base
+            verdict = "n too small" if row.get("n_too_small") else _three_way(lo, hi, crit["min_fid_improvement"], True)
+            entry["fid_improvement"] = {"value": -diff / fid_base if fid_base else None, "ci95_low": lo, "ci95_high": hi, "threshold": crit["min_fid_improvement"], "n": row.get("n"), "n_boot": row.get("n_boot"), "p_boot": row.get("p_boot"), "verdict": verdict, "pass": verdict == "pass", "rule": RULES["fid_improvement"]}
+
+        scanned = []
+        for metric, by_split in tests.items():
+            if metric not in HIGHER_IS_BETTER:  # sharpness ratio: no direction (time is not tested per image)
+                continue
+            for r in by_split.get("all", []):
+                if {r["a"], r["b"]} == {arm, BASELINE}:
+                    scanned.append({"metric": metric, "own_objective": metric in own.get(arm, set()), "p": r["p_wilcoxon"], "better": _better(metric, r, arm), "n": r["n"], "n_nonzero": r["n"] - r.get("n_zero", 0)})
+        adjusted = holm([t["p"] for t in scanned])
+        m = len(scanned)
+        for t, p_adj in zip(scanned, adjusted):
+            t["p_holm"] = p_adj
+            t["significant"] = bool(np.isfinite(p_adj) and p_adj < alpha)
+        n_nonzero = min((t["n_nonzero"] for t in scanned), default=0)
+        floor = min(1.0, m * min_attainable_p(n_nonzero)) if m else None
+        held_out = [t["metric"] for t in scanned if t["significant"] and t["better"] and not t["own_objective"]]
+        worse = [t["metric"] for t in scanned if t["significant"] and not t["better"]]
+        own_better = [t["metric"] for t in scanned if t["significant"] and t["better"] and t["own_objective"]]
+        if not scanned:
+            verdict = "not shown"
+        elif held_out:
+            verdict = "pass"
+        elif n_too_small(n_nonzero, alpha, m):  # m * min_attainable_p(n_nonzero) >= alpha
+            verdict = "n too small"
+        else:
+            verdict = "fail"
+        entry["significance"] = {"value": held_out, "deteriorations": worse, "own_objective_better": own_better, "threshold": alpha, "m_tests": m, "n": max((t["n"] for t in scanned), default=0), "n_nonzero": n_nonzero, "p_holm_min": floor, "detail": scanned, "verdict": verdict, "pass": verdict == "pass", "rule": RULES["significance"]}
+
+        batches = batch_table(rows)
+        if len(batches) and n_full:
+            per_image = (batches["wall_s"] / batches["images"]).to_numpy(dtype=float)
+            s = summarize(per_image)
+            to_h = n_full / 3600.0
+            lo = s["ci95_low"] * to_h if s["ci95_low"] is not None else None
+            hi = s["ci95_high"] * to_h if s["ci95_high"] is not None else None
+            verdict = "n too small" if n_too_small(s["n"]) else _three_way(lo, hi, crit["time_budget_hours"], False)
+            devices = sorted(rows["device"].dropna().unique().tolist()) if "device" in rows else []
+            basis = f"mean wall time per image over {s['n']} batches ({', '.join(devices) or 'device not recorded'}) x {full_basis}"
+            entry["time_budget"] = {"value": s["mean"] * to_h, "ci95_low": lo, "ci95_high": hi, "threshold": crit["time_budget_hours"], "n_batches": s["n"], "full_plan_images": n_full, "basis": basis, "verdict": verdict, "pass": verdict == "pass", "rule": RULES["time_budget"]}
+        else:
+            why = "no batch times recorded" if not len(batches) else f"full plan size {full_basis}"
+            entry["time_budget"] = {"value": None, "threshold": crit["time_budget_hours"], "basis": why, "verdict": "not shown", "pass": False, "rule": RULES["time_budget"]}
+        out[arm] = entry
+    return out
+
+
+def _better(metric: str, row: dict, arm: str) -> bool:
+    diff = row["mean_diff"] if row["a"] == arm else -row["mean_diff"]
+    return diff > 0 if HIGHER_IS_BETTER[metric] else diff < 0
