@@ -22,7 +22,9 @@ ARMS = ["baseline", "psnr", "ssim", "lpips"]  # demo config: psnr, ssim (11/1.5)
 
 @pytest.fixture()
 def config(tmp_path):
-    return make_config(tmp_path / "results", tmp_path / "data")
+    # calibrated metric networks: the decision rules are tested where a verdict is allowed (with
+    # the demo's random networks every FID/LPIPS verdict is 'not judged', tested apart)
+    return make_config(tmp_path / "results", tmp_path / "data", **{"metric_networks.inception_synthetic": False, "metric_networks.lpips_random_trunk": False})
 
 
 def per_image(values: dict[str, dict[str, np.ndarray]], n: int) -> pd.DataFrame:
@@ -91,6 +93,7 @@ def test_fid_gain_with_ci_spanning_zero_is_not_shown_in_criteria_nor_recommended
 def test_significance_needs_a_held_out_metric_and_lists_deteriorations(config, rng):
     """An arm significantly better only on its own objective does not pass, and a significant
     deterioration on another metric always appears."""
+    config["metric_networks"]["lpips_random_trunk"] = False  # calibrated LPIPS: a verdict on it is allowed
     n = 20
     base = {m: rng.uniform(0.3, 0.6, n) for m in METRICS}
     arm = {m: v + rng.normal(0, 0.01, n) for m, v in base.items()}  # noise on most metrics
@@ -112,9 +115,12 @@ def test_significance_needs_a_held_out_metric_and_lists_deteriorations(config, r
 
 
 def test_significance_is_holm_corrected_over_every_scanned_metric(config):
-    """n = 6, all differences positive: raw Wilcoxon p = 2/2^6 = 0.031 < 0.05 on each metric,
-    but Holm over the 6 metrics scanned gives 0.19: not significant, and since no test of this
-    family can reach alpha the verdict is 'n too small', not FAIL."""
+    """n = 6, all differences positive: raw Wilcoxon p = 2/2^6 = 0.031 < 0.05 on each metric.
+    The family is the psnr arm's held-out metrics only (issue 19: not PSNR/MSE, its objectives,
+    nor MAE, their declared relative): SSIM, LPIPS-alex, LPIPS-vgg with calibrated networks.
+    Holm over those 3 gives 0.094: not significant, and since no test of this family can reach
+    alpha the verdict is 'n too small', not FAIL."""
+    config["metric_networks"]["lpips_random_trunk"] = False
     n = 6
     base = {m: np.linspace(0.3, 0.4, n) for m in METRICS}
     arm = {m: v - np.arange(1, n + 1) * 1e-3 for m, v in base.items()}  # lower = better on ↓, worse on ↑
@@ -122,9 +128,35 @@ def test_significance_is_holm_corrected_over_every_scanned_metric(config):
     table = per_image({"baseline": base, "psnr": arm}, n)
     crit = criteria.success_criteria(config, table, ARMS[:2], {}, wilcoxon_families(table, ARMS[:2]))["psnr"]["significance"]
     assert all(t["p"] == pytest.approx(2 / 2**6) for t in crit["detail"])
-    assert crit["m_tests"] == 6 and all(t["p_holm"] >= 0.05 for t in crit["detail"])
-    assert crit["p_holm_min"] == pytest.approx(6 * 2 / 2**6)
+    assert {t["metric"] for t in crit["detail"]} == {"ssim", "lpips_alex", "lpips_vgg"}
+    assert {t["metric"] for t in crit["own_objective_tests"]} == {"psnr", "mse", "mae"}
+    assert crit["m_tests"] == 3 and all(t["p_holm"] >= 0.05 for t in crit["detail"])
+    assert crit["p_holm_min"] == pytest.approx(3 * 2 / 2**6)
     assert crit["verdict"] == "n too small" and crit["value"] == [] and crit["deteriorations"] == []
+    # with a random LPIPS trunk the LPIPS metrics leave the family: SSIM alone, p = 0.031 < α
+    config["metric_networks"]["lpips_random_trunk"] = True
+    crit = criteria.success_criteria(config, table, ARMS[:2], {}, wilcoxon_families(table, ARMS[:2]))["psnr"]["significance"]
+    assert crit["m_tests"] == 1 and crit["value"] == ["ssim"] and crit["not_judged"] == ["lpips_alex", "lpips_vgg"]
+
+
+def test_fid_criterion_and_time_budget_rest_on_calibrated_networks_and_the_device_clock(config):
+    """A random Inception: the FID criterion is recorded with verdict 'not judged' (never PASS).
+    The time budget projects the device-clock compute per image, not the wall time (which a
+    loaded machine inflates)."""
+    n = 12
+    table = per_image({a: {} for a in ARMS[:2]}, n)
+    diffs = {"all": [fid_row("baseline", "psnr", 100.0, 50.0, 40.0, 60.0)]}  # a clear 50 % gain
+    config["metric_networks"]["inception_synthetic"] = True
+    crit = criteria.success_criteria(config, table, ARMS[:2], {}, {}, diffs)["psnr"]["fid_improvement"]
+    assert crit["verdict"] == "not judged" and not crit["pass"] and crit["value"] == pytest.approx(0.5)
+    config["metric_networks"]["inception_synthetic"] = False
+    assert criteria.success_criteria(config, table, ARMS[:2], {}, {}, diffs)["psnr"]["fid_improvement"]["verdict"] == "pass"
+    compute = np.array([1.0, 1.1, 0.9, 1.0, 1.05, 0.95])
+    t = batches_table("psnr", compute)
+    t["batch_wall_s"] = t["batch_compute_s"] * 2.0  # a loaded machine: wall time twice the compute
+    budget = criteria.success_criteria(config, t, ["psnr"], {}, {})["psnr"]["time_budget"]
+    assert budget["value"] == pytest.approx(compute.mean() * budget["full_plan_images"] / 3600)
+    assert "device clock (process_cpu_time)" in budget["basis"]
 
 
 # --------------------------------------------------------------------------- time budget
