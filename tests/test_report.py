@@ -120,8 +120,9 @@ def build_tree(results: Path, config: dict, *, splits=("train", "test"), all_fai
 
 
 def render(results: Path, config: dict, outputs: dict) -> str:
+    """The main report followed by its appendix (issue 19 split them in two files)."""
     path = report.write_report(config, cross=outputs["cross"], stats=outputs["stats"], performance=outputs["performance"], table_csv=outputs["table"], report=layout.report_file(results), log=lambda msg: None)
-    return path.read_text()
+    return path.read_text() + "\n" + layout.report_appendix_file(results).read_text()
 
 
 def md_table_after(text: str, heading: str) -> list[list[str]]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -42,10 +43,11 @@ from latentopt.report.figures import _losses_histories, _read_png, make_figures,
 from latentopt.report.formatting import FORMATS, METRIC_LABELS, OPTIMIZED_MARK, RANGE_MARK, _cell, _finite, fmt, fmt_p, interval, mean_ci, metric_label, table  # noqa: F401
 from latentopt.report.gate import gate_section, load_gates
 from latentopt.report.inputs import _datasets, _get, _pair_row, _splits, best_datasets, load_inputs, oriented  # noqa: F401
-from latentopt.report.provenance import REPORT_PACKAGES, _dataset_meta, _version, dataset_metadata, metric_networks, model_provenance  # noqa: F401
+from latentopt.report.provenance import REPORT_PACKAGES, _dataset_meta, _version, config_diff, dataset_metadata, metric_networks, model_provenance  # noqa: F401
 from latentopt.report.tables import failed_images, fid_tables, metric_table, performance_table, significance_matrix, test_families, unreadable_images
 
 TEMPLATE = "report.md.j2"
+APPENDIX_TEMPLATE = "appendix.md.j2"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 FIGURES_DIRNAME = "report_figures"
 
@@ -94,7 +96,7 @@ def build_context(config: Mapping, inputs: Mapping, figures: Mapping, *, report_
     tests = stats.get("tests") or {}
     sig_metrics = [m for m in EVALUATED_METRICS if m in tests]
     defs = definitions()
-    config_plain = json.loads(json.dumps(dict(config), default=str))
+    config_plain = json.loads(json.dumps(config_diff(config), default=str))
     return {
         "title": "Full BSDS500 comparison: per-image VAE latent optimization",
         "experiment_id": config.get("experiment_id"),
@@ -142,7 +144,7 @@ def build_context(config: Mapping, inputs: Mapping, figures: Mapping, *, report_
     }
 
 
-def render(context: Mapping) -> str:
+def render(context: Mapping, template: str = TEMPLATE) -> str:
     import jinja2
 
     env = jinja2.Environment(
@@ -153,13 +155,22 @@ def render(context: Mapping) -> str:
         keep_trailing_newline=True,
         autoescape=False,
     )
-    return env.get_template(TEMPLATE).render(**context)
+    return env.get_template(template).render(**context)
 
 
-def write_report(config: Mapping, *, cross: str | Path, stats: str | Path, performance: str | Path, table_csv: str | Path, report: str | Path, fig_dir: str | Path | None = None, gates: Sequence[str | Path] = (), categories: str | Path | None = None, hypotheses: str | Path | None = None, log: Callable[[str], None] = print) -> Path:
-    """Render the report and its figures from the evaluation outputs; returns the report path.
-    ``gates``: the quality gate's results; ``categories``/``hypotheses``: category_analysis.json /
-    hypothesis_analysis.json (optional)."""
+def appendix_path(report: str | Path) -> Path:
+    """The appendix next to the report: <report stem>_APPENDIX.md (layout.report_appendix_file)."""
+    return Path(report).with_name(Path(report).stem + "_APPENDIX.md")
+
+
+def write_report(config: Mapping, *, cross: str | Path, stats: str | Path, performance: str | Path, table_csv: str | Path, report: str | Path, fig_dir: str | Path | None = None, gates: Sequence[str | Path] = (), categories: str | Path | None = None, hypotheses: str | Path | None = None, appendix: str | Path | None = None, html: str | Path | None = None, log: Callable[[str], None] = print) -> Path:
+    """Render the report, its appendix, the HTML page and the figures from the evaluation
+    outputs; returns the report path. ``gates``: the quality gate's results;
+    ``categories``/``hypotheses``: category_analysis.json / hypothesis_analysis.json (optional);
+    ``appendix``/``html``: where the appendix and the HTML page go (default: next to the report,
+    appendix_path / the report's name with .html)."""
+    from latentopt.report.html import render_html
+
     from latentopt.report.analysis import load_optional, render_sections
 
     report = Path(report)
@@ -169,8 +180,14 @@ def write_report(config: Mapping, *, cross: str | Path, stats: str | Path, perfo
     figs = make_figures(config["results_dir"], config, inputs, datasets, fig_dir, report.parent, log)
     analysis = render_sections(inputs["cross"], datasets, inputs["table"], load_optional(categories), load_optional(hypotheses), fig_dir, report.parent, uncalibrated=report_uncalibrated(config, inputs["cross"]))
     log("analysis sections: visual quality, categories, hypotheses")
-    text = render(build_context(config, inputs, figs, analysis=analysis))
-    with atomic_path(report) as tmp:
-        tmp.write_text(text)
-    log(f"report written: {report}")
+    appendix = Path(appendix) if appendix is not None else appendix_path(report)
+    html = Path(html) if html is not None else report.with_suffix(".html")
+    context = build_context(config, inputs, figs, analysis=analysis)
+    context.update(appendix_name=os.path.relpath(appendix, report.parent), report_name=report.name)
+    text, text_appendix = render(context), render(context, APPENDIX_TEMPLATE)
+    page = render_html(text, text_appendix, report.parent, title=context["title"], appendix_name=context["appendix_name"])
+    for path, content in ((report, text), (appendix, text_appendix), (html, page)):
+        with atomic_path(path) as tmp:
+            tmp.write_text(content)
+    log(f"report written: {report} ({len(text.splitlines())} lines), appendix {appendix} ({len(text_appendix.splitlines())} lines), HTML {html}")
     return report
