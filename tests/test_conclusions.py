@@ -526,3 +526,20 @@ def test_arm_order_is_the_config_loss_order_and_examples_follow_a_stated_rule():
     one = select_examples(df, ["psnr", "lpips"])
     assert one == select_examples(df, ["lpips", "psnr"])  # the order of the losses changes nothing
     assert [(k, i) for k, _, i, _ in one] == [("best", "a"), ("median", "b"), ("worst", "c")] and one[0][3] == pytest.approx(3.0)
+
+
+def test_taef2_demo_has_enough_batches_per_loss_for_the_cost_analysis():
+    """demo/taef2.yaml: 3 splits x 4 images in jobs of images_per_job, each cut into batches of
+    batch_size: at least MIN_N_INTERVAL batches per loss (at batch 4 it had 3: every cost cell
+    said "n too small")."""
+    import math
+
+    from conftest import REPO
+    from latentopt.workflow.config import load_config
+
+    c = load_config([REPO / "demo" / "taef2.yaml"])
+    n_images = c["data"]["limit_per_split"] * len(c["data"]["splits"])
+    per_job = c["run"]["images_per_job"]
+    jobs = [min(per_job, n_images - i) for i in range(0, n_images, per_job)]
+    batches = sum(math.ceil(j / c["run"]["batch_size"]) for j in jobs)
+    assert batches >= st.MIN_N_INTERVAL, batches
