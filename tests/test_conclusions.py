@@ -543,3 +543,31 @@ def test_taef2_demo_has_enough_batches_per_loss_for_the_cost_analysis():
     jobs = [min(per_job, n_images - i) for i in range(0, n_images, per_job)]
     batches = sum(math.ceil(j / c["run"]["batch_size"]) for j in jobs)
     assert batches >= st.MIN_N_INTERVAL, batches
+
+
+def test_retried_images_are_counted_apart_and_the_job_log_counts_the_retry_total(config):
+    """Two images retried for 300 steps under a 150-step limit: the arms table says
+    "150, retried: 2 × 300", the cost table's mean is over the others, and the job log's
+    progress counts the retry against its own total (never "step 300/150 (200%)")."""
+    from latentopt.optimize.job import _progress_logger
+    from latentopt.report import iterations_text
+
+    n = 6
+    rows = per_image({"lpips": {}}, n)
+    rows["iterations"] = [150, 150, 300, 150, 300, 150]
+    rows["retried"] = [False, False, True, False, True, False]
+    rows["converged_at"] = [None] * n
+    rows["time_s"], rows["peak_memory_mb"], rows["device"], rows["reason"] = 1.0, 1.0, "cpu", None
+    perf = performance.performance_summary(config, rows, ["lpips"])["datasets"]["lpips"]
+    assert perf["retried_images"] == 2 and perf["retry_iterations"] == [300, 300]
+    assert perf["iterations_not_retried"]["mean"] == 150 and perf["iterations"]["mean"] == 200
+    assert iterations_text(150, perf["retry_iterations"]) == "150, retried: 2 × 300"
+    assert tables.iterations_cell(perf) == "150, retried: 2 × 300"
+    lines = []
+    on_step = _progress_logger(lines.append, 150, ["a"], every=50, retry_total=300)
+    for it in range(1, 151):
+        on_step(it, 1)
+    for it in range(1, 301):
+        on_step(it, 1)
+    assert lines[-1].startswith("  [1 img] retry step 300/300 (100%)")
+    assert not any("(200%)" in ln or "ETA -" in ln for ln in lines)

@@ -174,7 +174,7 @@ def run_batch(ctx: JobContext, items: list[Item], batch_size: int | None = None)
                 resume=resume,
                 on_checkpoint=(lambda state: ctx.store.save_batch(ids, state)) if ctx.store else None,
                 time_limit_s=timeout,
-                on_step=_progress_logger(ctx.log, settings.iterations, ids),
+                on_step=_progress_logger(ctx.log, settings.iterations, ids, retry_total=settings.for_retry().iterations if settings.retry.enabled else None),
                 log=ctx.log,
             )
     batch = clock.stop(f"{items[0].split}/{ids[0]}", len(items), sum(t.steps + (t.retry["first_attempt"]["steps"] if t.retry else 0) for t in tracks))
@@ -211,18 +211,23 @@ def run_batch(ctx: JobContext, items: list[Item], batch_size: int | None = None)
     return out
 
 
-def _progress_logger(log, total: int, ids: list[str], every: int = 10):
-    """Progress lines for the job log: step, images still running, rate and ETA of the batch."""
-    start, first = time.perf_counter(), None
+def _progress_logger(log, total: int, ids: list[str], every: int = 10, retry_total: int | None = None):
+    """Progress lines for the job log: step, images still running, rate and ETA of the batch. The
+    non-convergence retry restarts the step count: from then on the lines count against the
+    retry's own total (``retry_total``) and say "retry"."""
+    state = {"start": time.perf_counter(), "first": None, "last": 0, "total": total, "label": ""}
 
     def on_step(it: int, active: int) -> None:
-        nonlocal first
-        first = it - 1 if first is None else first
-        if it % every and it != total:
+        if it <= state["last"]:  # a new attempt (the retry) started from step 1
+            state.update(start=time.perf_counter(), first=None, total=retry_total or max(it, state["total"]), label="retry ")
+        state["last"] = it
+        state["first"] = it - 1 if state["first"] is None else state["first"]
+        tot = max(state["total"], it)
+        if it % every and it != tot:
             return
-        rate = (it - first) / max(time.perf_counter() - start, 1e-9)
-        log(f"  [{len(ids)} img] step {it}/{total} ({100 * it / total:.0f}%), {active} running, "
-            f"{rate:.2f} it/s, ETA {(total - it) / rate:.0f} s")
+        rate = (it - state["first"]) / max(time.perf_counter() - state["start"], 1e-9)
+        log(f"  [{len(ids)} img] {state['label']}step {it}/{tot} ({100 * it / tot:.0f}%), {active} running, "
+            f"{rate:.2f} it/s, ETA {(tot - it) / rate:.0f} s")
 
     return on_step
 

@@ -52,6 +52,14 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 FIGURES_DIRNAME = "report_figures"
 
 
+def iterations_text(limit, retry_counts) -> str:
+    """The arms table's iteration limit, the retried images counted apart: "150, retried: 2 × 300"."""
+    from latentopt.report.formatting import retried_text
+
+    extra = retried_text(retry_counts)
+    return f"{limit}, {extra}" if extra else str(limit)
+
+
 def report_uncalibrated(config: Mapping, cross: Mapping | None = None) -> set[str]:
     """Metrics from an uncalibrated network: by the config (objectives.uncalibrated_metrics) and
     by the evaluation's own record (an Inception reported uncalibrated)."""
@@ -103,7 +111,7 @@ def build_context(config: Mapping, inputs: Mapping, figures: Mapping, *, report_
         "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "synthetic": synthetic,
         "datasets": datasets,
-        "arms": [{"name": a, "loss": loss_description(config["losses"][a]["loss"]) if a in config["losses"] else "?", "iterations": _get(config, "losses", a, "iterations"), "lr": _get(config, "losses", a, "lr"), "optimized": ", ".join(metric_label(m, False) for m in sorted(optimized.get(a, ()))) or "none of the evaluation metrics"} for a in arms],
+        "arms": [{"name": a, "loss": loss_description(config["losses"][a]["loss"]) if a in config["losses"] else "?", "iterations": iterations_text(_get(config, "losses", a, "iterations"), _get(perf, "datasets", a, "retry_iterations", default=[])), "lr": _get(config, "losses", a, "lr"), "optimized": ", ".join(metric_label(m, False) for m in sorted(optimized.get(a, ()))) or "none of the evaluation metrics"} for a in arms],
         "n_images": int(len(per_image)),
         "split_counts": split_counts,
         "n_paired": _get(stats, "metadata", "n_paired_images"),

@@ -155,3 +155,12 @@ def table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: Sequence[
         "align": [":---" if a == "l" else "---:" for a in align],
     }
 
+
+
+def retried_text(counts) -> str:
+    """'retried: 2 × 300' (or '1 × 300, 1 × 280') for the iteration counts of retried images."""
+    from collections import Counter
+
+    if not counts:
+        return ""
+    return "retried: " + ", ".join(f"{k} × {v}" for v, k in sorted(Counter(counts).items()))

@@ -208,7 +208,6 @@ def performance_table(perf: Mapping, datasets: Sequence[str]) -> dict:
     for d in datasets:
         p = _get(perf, "datasets", d) or {}
         t = p.get("time_per_image_s") or {}
-        it = p.get("iterations") or {}
         bc = p.get("batch_costs") or {}
         conv = p.get("converged_fraction")
         noise = bc.get("noise_cv")
@@ -222,12 +221,23 @@ def performance_table(perf: Mapping, datasets: Sequence[str]) -> dict:
             (f"{100 * noise:.0f} %" if bc.get("n_batches", 0) >= MIN_N_INTERVAL else too_small(bc.get("n_batches"))) if _finite(noise) else "n/a",
             fmt(t.get("mean"), "time_s"),
             f"{p['total_time_s'] / 3600:.3f}" if _finite(p.get("total_time_s")) else "n/a",
-            fmt(it.get("mean")) if it else "n/a",
+            iterations_cell(p),
             f"{100 * conv:.0f} %" if _finite(conv) else "n/a",
             f"{p['peak_memory_mb']:.0f}" if _finite(p.get("peak_memory_mb")) else "n/a",
             ", ".join(p.get("devices") or []) or "n/a",
         ])
-    return table(["dataset", "ok/images", "batches", "clock", "compute/image (s), mean ± 95% CI over batches", "compute/image-iteration (ms), mean ± 95% CI", "batch-to-batch CV", "wall time/image (s), per-image share", "total wall (h)", "iterations (mean)", "stopped early", "peak memory (MB)", "devices"], rows)
+    return table(["dataset", "ok/images", "batches", "clock", "compute/image (s), mean ± 95% CI over batches", "compute/image-iteration (ms), mean ± 95% CI", "batch-to-batch CV", "wall time/image (s), per-image share", "total wall (h)", "iterations (mean; retried apart)", "stopped early", "peak memory (MB)", "devices"], rows)
+
+
+def iterations_cell(p: Mapping) -> str:
+    """Mean iterations of the images that were not retried, the retried ones counted apart with
+    the retry's own totals ("30, retried: 2 × 60")."""
+    from latentopt.report.formatting import retried_text
+
+    it = p.get("iterations_not_retried") if "iterations_not_retried" in p else p.get("iterations")
+    text = fmt((it or {}).get("mean")) if it else ("—" if p.get("retried_images") else "n/a")
+    extra = retried_text(p.get("retry_iterations"))
+    return f"{text}, {extra}" if extra else text
 
 
 def failed_images(perf: Mapping, datasets: Sequence[str]) -> dict | None:
