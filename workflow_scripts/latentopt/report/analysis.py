@@ -63,7 +63,7 @@ def visual_quality_table(cross: Mapping, datasets: Sequence[str]) -> dict | None
 def _gain_cell(row: Mapping, metric: str, uncalibrated=frozenset()) -> str:
     text = fmt(row.get("mean_gain"), metric, True)
     if _finite(row.get("ci95_low")) and _finite(row.get("ci95_high")):
-        text += f" [{fmt(row['ci95_low'], metric, True)}, {fmt(row['ci95_high'], metric, True)}]"
+        text += f" {r.interval(row['ci95_low'], row['ci95_high'], metric, True)}"  # the report's one interval formatter
     if row.get("n_too_small"):
         reason = row.get("n_too_small_reason")
         return f"{text} n={row.get('n')}, n too small" + (f" for {reason}" if reason and reason.startswith("Holm") else "")
