@@ -8,8 +8,12 @@ and every definition is quoted from the docstring of the module that implements 
 of truth). Figures (figures.py) go to ``report_figures/`` next to the report and are linked with
 relative paths.
 
-Rendering: :func:`build_context` turns the inputs into plain strings/rows, the Jinja2 template
-``templates/report.md.j2`` lays them out, :func:`write_report` does both and writes the files.
+Rendering: :func:`build_context` turns the inputs into plain strings/rows; the Jinja2 templates
+``templates/report.md.j2`` (the main report: banner, headline table, recommendations, criteria,
+cost, key figures) and ``templates/appendix.md.j2`` (everything else) lay them out; html.py
+renders both into one self-contained HTML page; :func:`write_report` does all and writes the
+files. Arm order and colours: arms.arm_order (the config's loss order), everywhere. Metrics from
+an uncalibrated network (objectives.uncalibrated_metrics) are listed, labelled, never judged.
 
 Modules, one concern each: formatting (labels, numbers, table dicts), inputs (reading and looking
 up the JSON files), arms (what each loss optimizes), definitions (docstrings quoted), tables
