@@ -571,3 +571,17 @@ def test_retried_images_are_counted_apart_and_the_job_log_counts_the_retry_total
         on_step(it, 1)
     assert lines[-1].startswith("  [1 img] retry step 300/300 (100%)")
     assert not any("(200%)" in ln or "ETA -" in ln for ln in lines)
+
+
+def test_config_dump_shows_what_differs_from_defaults_and_the_model_keys(config):
+    from latentopt.report.provenance import config_diff, hash_basis
+
+    config["run"]["batch_size"] = 3  # differs from the default
+    shown = config_diff(config)
+    assert shown["run"]["batch_size"] == 3
+    assert "timeout_per_image_s" not in shown["run"]  # at its default: not shown
+    assert shown["model"]["kind"] == config["model"]["kind"] and "seed" in shown["model"]  # the model's own keys
+    assert "encoder" not in shown["model"]  # a key of another model kind
+    # one weights hash, explained: a state-dict hash that matches no file says so
+    assert hash_basis("ab" * 32, {"/w.pt": "cd" * 32}).startswith("the loaded state dict")
+    assert hash_basis("cd" * 32, {"/w.pt": "cd" * 32}) == "the weight file's bytes"
