@@ -75,7 +75,7 @@ def test_snakemake_report_opens_on_the_rendered_report(finished_demo, tmp_path):
     landing = dump_dom(out, screenshot=tmp_path / "snakemake_report.png")
     assert "Per-image VAE latent optimization on BSDS500" in landing
     assert "FULL_BSDS500_COMPARISON_REPORT.html" in text and "Comparison report" in text
-    uris = re.findall(r"data:text/html;(?:charset=[^;,]+;)?base64,([A-Za-z0-9+/=]+)", text)
+    uris = re.findall(r"data:text/html;(?:[^;,]+;)*base64,([A-Za-z0-9+/=]+)", text)  # snakemake: data:<mime>;charset=..;filename=..;base64,..
     pages = [base64.b64decode(u).decode("utf-8", "replace") for u in uris]
     page = next(p for p in pages if "Headline results" in p)
     (tmp_path / "item.html").write_text(page)
