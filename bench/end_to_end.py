@@ -29,7 +29,7 @@ from typing import Any
 
 from .common import BSDS_IMAGES, REPO, log, partial_path, write_json
 from .models import choose_model, load_images
-from .orchestration import _read_tsv_s, _snakemake_cmd, random_sd_vae_model
+from .orchestration import _read_tsv_s, random_sd_vae_model
 
 FULL_EXPERIMENT_IMAGES = 500
 
@@ -103,11 +103,11 @@ def _records(results: Path, arms: list[str], split: str, ids: list[str]) -> list
 
 
 def _snakemake(targets: list[str], cfg_files: list[Path], args, device_type: str, cwd: Path, timeout: float):
-    cmd = _snakemake_cmd() + targets + ["-s", str(REPO / "Snakefile"), "--cores", str(args.snakemake_cores),
-                                        "--nolock", "--retries", "0"]
-    if device_type == "cuda":
-        cmd += ["--resources", f"gpu={args.gpu_jobs}"]
-    cmd += ["--quiet", "all", "--configfile", *map(str, cfg_files)]
+    from latentopt.devtools.snakemake_cli import snakemake_command
+
+    extra = ["--nolock", "--retries", "0", *(["--resources", f"gpu={args.gpu_jobs}"] if device_type == "cuda" else []), "--quiet", "all"]
+    cmd = snakemake_command(*extra, snakefile=REPO / "Snakefile", targets=targets, configfiles=cfg_files,
+                            cores=args.snakemake_cores, script=True)
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)

@@ -9,7 +9,6 @@ import math
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -80,11 +79,6 @@ def _orch_dataset(name: str, args, mode: dict, device_type: str, workdir: Path) 
             "configfiles": [REPO / "config.yaml"], "overrides": over}
 
 
-def _snakemake_cmd() -> list[str]:
-    exe = Path(sys.executable).parent / "snakemake"
-    return [str(exe)] if exe.is_file() else [sys.executable, "-m", "snakemake"]
-
-
 def _read_tsv_s(path: Path) -> float | None:
     try:
         lines = path.read_text().splitlines()
@@ -97,6 +91,7 @@ def run_orchestration_once(ds: dict, ipj: int, args, mode: dict, device_type: st
                            repeat: int = 0) -> dict:
     import yaml
 
+    from latentopt.devtools.snakemake_cli import snakemake_command
     from latentopt.workflow import layout
     from latentopt.workflow.config import validate_config
     from latentopt.workflow.plan import build_plan
@@ -130,12 +125,9 @@ def run_orchestration_once(ds: dict, ipj: int, args, mode: dict, device_type: st
     targets = [str(layout.per_image(results, arm, s, e.image_id, "json"))
                for arm in arms for s, es in plan.splits.items() for e in es]
     snakefile = Path(args.snakefile) if args.snakefile else REPO / "Snakefile"
-    # targets first: --quiet and --configfile take a variable number of values
-    cmd = _snakemake_cmd() + targets + ["-s", str(snakefile), "--cores", str(args.snakemake_cores),
-                                        "--nolock", "--retries", "0"]
-    if device_type == "cuda":
-        cmd += ["--resources", f"gpu={args.gpu_jobs}"]
-    cmd += ["--quiet", "all", "--configfile", *map(str, ds["configfiles"]), str(cfg_file)]
+    extra = ["--nolock", "--retries", "0", *(["--resources", f"gpu={args.gpu_jobs}"] if device_type == "cuda" else []), "--quiet", "all"]
+    cmd = snakemake_command(*extra, snakefile=snakefile, targets=targets, configfiles=[*ds["configfiles"], cfg_file],
+                            cores=args.snakemake_cores, script=True)
     run_dir = workdir / f"wd_{ds['name']}_ipj{ipj}_r{repeat}"
     run_dir.mkdir(exist_ok=True)
     log(f"orchestration: {ds['name']} images_per_job={ipj}: {len(plan.chunks)} chunks x {len(arms)} arm(s)")

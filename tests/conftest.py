@@ -62,12 +62,12 @@ def demo_data(tmp_path_factory) -> Path:
 
 # -- Snakemake end to end (slow tests) ----------------------------------------------------------
 def snakemake_cmd(configfile: Path, *args: str) -> list[str]:
-    """Run from the config's own folder: each test has its own .snakemake (locks, metadata)."""
-    import sys
+    """The demo config plus ``configfile``, run from the config's own folder: each test has its
+    own .snakemake (locks, metadata)."""
+    from latentopt.devtools.snakemake_cli import snakemake_command
 
-    return [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-            "--configfile", str(REPO / "demo" / "config.yaml"), str(configfile),
-            "--directory", str(configfile.parent), "--cores", "2", *args]
+    return snakemake_command(*args, snakefile=REPO / "Snakefile", configfiles=[REPO / "demo" / "config.yaml", configfile],
+                             directory=configfile.parent, cores=2)
 
 
 def snakemake(configfile: Path, *args: str, timeout: int = 900, check: bool = True, env: dict | None = None, **popen):
@@ -79,12 +79,6 @@ def snakemake(configfile: Path, *args: str, timeout: int = 900, check: bool = Tr
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc
-
-
-def job_counts(dry_run_output: str) -> dict[str, str]:
-    """The 'Job stats' table of a dry run: rule name -> count (and 'total')."""
-    rows = (line.split() for line in dry_run_output.splitlines())
-    return {r[0]: r[1] for r in rows if len(r) == 2 and r[1].isdigit() and not r[0].endswith(":")}
 
 
 def write_config(path: Path, results: Path, data_root: Path, **extra) -> Path:

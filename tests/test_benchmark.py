@@ -138,7 +138,7 @@ def test_config_flags_for_the_decoder_step(bench):
 
 
 def _gpu_check():
-    spec = importlib.util.spec_from_file_location("latentopt_gpu_check", REPO / "bench" / "gpu_check.py")
+    spec = importlib.util.spec_from_file_location("latentopt_gpu_check", REPO / "bench" / "device" / "gpu_check.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

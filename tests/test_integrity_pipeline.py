@@ -1,7 +1,7 @@
 """Issue 11 end to end: faults injected into copies of the session's finished demo run
 (conftest.finished_demo: 2 images per split, 2 per job, baseline + 3 losses), each rerun through
 Snakemake. Every test asserts what the rerun rewrote (no more than the affected jobs), that nothing
-was lost, and that the per-image numbers equal the untouched run's. The faults: tests/faults.py."""
+was lost, and that the per-image numbers equal the untouched run's. The faults: latentopt/devtools/faults.py."""
 
 from __future__ import annotations
 
@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, hold_driver_lock, job_counts, snakemake, snakemake_cmd, write_config
-from faults import (awkward_name, bit_flip_pt, broken_link, delete_dataset_png, lost, metric_rows, rewrite_source_keep_mtime,
-                    rewritten, snapshot, truncate_pt)
+from conftest import REPO, hold_driver_lock, snakemake, snakemake_cmd, write_config
 
+from latentopt.devtools.faults import (awkward_name, bit_flip_pt, broken_link, delete_dataset_png, lost, metric_rows,
+                                       rewrite_source_keep_mtime, rewritten, snapshot, truncate_pt)
 from latentopt.workflow import driverlock
 from latentopt.core.fileio import read_json
+from latentopt.devtools.snakemake_cli import job_stats
 
 pytestmark = pytest.mark.slow
 ARMS = ("baseline", "psnr", "ssim", "lpips")
@@ -56,10 +57,10 @@ def test_damaged_outputs_redo_only_their_jobs(copy):
     bit_flip_pt(results, data)          # baseline, test
     delete_dataset_png(results, data, arm="lpips")
     before = snapshot(results)
-    plan = job_counts(snakemake(config, "-n", "--quiet", "rules").stdout)
+    plan = job_stats(snakemake(config, "-n", "--quiet", "rules").stdout)
     assert {r: n for r, n in plan.items() if r.startswith(("optimize_", "prepare_", "build_dataset"))} == {
-        "optimize_gate_train_000": "1", "optimize_test_000": "1",  # the truncated train image is a gate image
-        "build_dataset_psnr": "1", "build_dataset_baseline": "1", "build_dataset_lpips": "1"}, plan
+        "optimize_gate_train_000": 1, "optimize_test_000": 1,  # the truncated train image is a gate image
+        "build_dataset_psnr": 1, "build_dataset_baseline": 1, "build_dataset_lpips": 1}, plan
     snakemake(config)
     done = rewritten(before, snapshot(results))
     per_image = {p for p in done if "/per_image/" in p}

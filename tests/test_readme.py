@@ -45,6 +45,8 @@ import sys  # noqa: E402
 
 import pytest  # noqa: E402
 
+from latentopt.devtools.snakemake_cli import job_stats, snakemake_command  # noqa: E402
+
 # Commands named in the README's prose (outside ```bash blocks) that the test runs too.
 INLINE_COMMANDS = ["snakemake --cores 2 --configfile demo/taef2.yaml"]
 # The one command that needs a finished demo run: run by tests/test_pipeline.py on its demo tree.
@@ -67,7 +69,7 @@ def snakemake_argv(words: list[str]) -> list[str]:
     """``snakemake``/``.venv/bin/snakemake`` -> this interpreter's Snakemake on the repository's
     Snakefile (the README runs from the repository root; the tests from a scratch folder)."""
     assert words[0] in ("snakemake", ".venv/bin/snakemake"), words
-    return [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), *words[1:]]
+    return snakemake_command(*words[1:], snakefile=REPO / "Snakefile")
 
 
 def _scratch_root(tmp_path, demo_data):
@@ -88,10 +90,8 @@ def _run(argv, cwd, timeout=300):
 
 
 def _optimize_jobs(dry_run: str) -> int:
-    """Optimization jobs in the 'Job stats' table of a dry run (printed more than once)."""
-    rows = (line.split() for line in dry_run.splitlines())
-    counts = {r[0]: int(r[1]) for r in rows if len(r) == 2 and r[0].startswith("optimize_") and r[1].isdigit()}
-    return sum(counts.values())
+    """Optimization jobs in the 'Job stats' table of a dry run."""
+    return sum(n for rule, n in job_stats(dry_run).items() if rule.startswith("optimize_"))
 
 
 def test_readme_shows_the_commands_this_test_knows():

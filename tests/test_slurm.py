@@ -39,6 +39,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from latentopt.devtools.snakemake_cli import snakemake_command
+
 pytestmark = pytest.mark.slurm
 
 REPO = Path(__file__).resolve().parents[1]
@@ -195,14 +197,8 @@ def env(tmp_path_factory):
     (base / "probe.py").write_text(PROBE)
 
     def snakemake_cmd(*extra: str) -> list[str]:
-        return [
-            sys.executable, "-m", "snakemake",
-            "--snakefile", str(REPO / "Snakefile"),
-            "--directory", str(workdir),
-            "--workflow-profile", str(REPO / "profiles" / "slurm"),
-            "--configfile", str(base / "config.yaml"),
-            *extra,
-        ]
+        return snakemake_command("--workflow-profile", str(REPO / "profiles" / "slurm"), *extra,
+                                 snakefile=REPO / "Snakefile", directory=workdir, configfiles=[base / "config.yaml"])
 
     def dry_run(*targets: str) -> str:
         out = subprocess.run(snakemake_cmd("--dry-run", *targets), cwd=workdir, capture_output=True, text=True, timeout=300)

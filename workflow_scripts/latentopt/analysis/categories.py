@@ -218,18 +218,21 @@ def group_gains(per_image: pd.DataFrame, groups: pd.DataFrame, metrics: Sequence
     groups = groups.assign(split=groups["split"].astype(str), image_id=groups["image_id"].astype(str))
     arms = [a for a in ok["dataset"].unique() if a != BASELINE]
     base = ok[ok["dataset"] == BASELINE].set_index(["split", "image_id"])
+    tested = [m for m in metrics if m in ok.columns and m in higher_is_better]
+    # each arm's images joined with the baseline's once, for every grouping, metric and group
+    joined_arms = {arm: ok[ok["dataset"] == arm].set_index(["split", "image_id"])[tested].merge(base[tested], left_index=True, right_index=True, suffixes=("", "_base")) for arm in arms}
     out = {}
     for column in [c for c in groups.columns if c.startswith("group_")]:
         grouping = column[len("group_") :]
         names = [g for g in LEVELS if g in set(groups[column])] + sorted(set(groups[column]) - set(LEVELS))
         members = {g: groups.loc[groups[column] == g, ["split", "image_id"]] for g in names}
         tests: dict = {}
-        for metric in [m for m in metrics if m in ok.columns and m in higher_is_better]:
+        for metric in tested:
             rows = []
             for g in names:
                 keys = pd.MultiIndex.from_frame(members[g])
                 for arm in arms:
-                    joined = ok[ok["dataset"] == arm].set_index(["split", "image_id"])[[metric]].merge(base[[metric]], left_index=True, right_index=True, suffixes=("", "_base"))
+                    joined = joined_arms[arm]
                     joined = joined[joined.index.isin(keys)]
                     a, b = joined[metric].to_numpy(float), joined[f"{metric}_base"].to_numpy(float)
                     r = paired_comparison(a, b, n_boot=n_boot, seed=seed) if higher_is_better[metric] else paired_comparison(b, a, n_boot=n_boot, seed=seed)

@@ -22,7 +22,7 @@ def _complete_images(table: pd.DataFrame, arms: list[str]) -> pd.DataFrame:
     return ok.set_index(["split", "image_id"]).loc[keep].reset_index()
 
 
-def statistical_analysis(config: dict, table: pd.DataFrame, features: dict, arms: list[str], cross: dict, calibrated: dict) -> dict:
+def statistical_analysis(config: dict, table: pd.DataFrame, features: dict, arms: list[str], cross: dict, calibrated: dict, *, synthetic: list[str] | None = None) -> dict:
     from latentopt.metrics.fid import fid_difference_ci
     from latentopt.analysis.statistics import n_too_small, pairwise_tests
 
@@ -54,7 +54,7 @@ def statistical_analysis(config: dict, table: pd.DataFrame, features: dict, arms
                     rows.append({"a": a, "b": b, **d})
             fid_diffs[split] = rows
     return {
-        "metadata": {**run_metadata(config, calibrated), "n_paired_images": int(len(paired) // max(1, len(arms)))},
+        "metadata": {**run_metadata(config, calibrated, synthetic), "n_paired_images": int(len(paired) // max(1, len(arms)))},
         "tests": tests,
         "fid_differences": fid_diffs,
         "correlations": _correlations(table, arms),

@@ -71,7 +71,7 @@ def cost_comparisons(costs: dict[str, dict | None]) -> list[dict]:
     return out
 
 
-def performance_summary(config: dict, table: pd.DataFrame, arms: list[str]) -> dict:
+def performance_summary(config: dict, table: pd.DataFrame, arms: list[str], *, synthetic: list[str] | None = None) -> dict:
     from latentopt.analysis.statistics import summarize
 
     out = {}
@@ -106,4 +106,4 @@ def performance_summary(config: dict, table: pd.DataFrame, arms: list[str]) -> d
             "batch_costs": _batch_costs(rows),
         }
     comparisons = cost_comparisons({a: out[a]["batch_costs"] for a in arms if a != BASELINE})
-    return {"metadata": {"experiment_id": config["experiment_id"], "synthetic": synthetic_parts(config)}, "datasets": out, "cost_comparisons": comparisons}
+    return {"metadata": {"experiment_id": config["experiment_id"], "synthetic": synthetic_parts(config) if synthetic is None else synthetic}, "datasets": out, "cost_comparisons": comparisons}

@@ -29,7 +29,7 @@ def split_subset(df: pd.DataFrame, split: str) -> pd.DataFrame:
     return df if split == "all" else df[df["split"] == split]
 
 
-def cross_evaluation(config: dict, table: pd.DataFrame, features: dict, arms: list[str], calibrated: dict) -> dict:
+def cross_evaluation(config: dict, table: pd.DataFrame, features: dict, arms: list[str], calibrated: dict, *, synthetic: list[str] | None = None) -> dict:
     from latentopt.metrics.fid import fid_with_ci, kid
     from latentopt.analysis.statistics import n_too_small, summarize
 
@@ -52,7 +52,7 @@ def cross_evaluation(config: dict, table: pd.DataFrame, features: dict, arms: li
                 cell["kid_unpaired"] = {**kid(ref, gen, seed=ev["seed"], paired=False), "n": len(keys), "n_too_small": n_too_small(len(keys))}
             out[arm][split] = cell
     return {
-        "metadata": run_metadata(config, calibrated),
+        "metadata": run_metadata(config, calibrated, synthetic),
         "metrics": metrics + (["fid", "kid"] if features else []),
         "min_n_interval": _min_n(),
         "higher_is_better": HIGHER_IS_BETTER,
@@ -86,5 +86,7 @@ def _fid_cell(res: dict) -> dict:
     return out
 
 
-def run_metadata(config: dict, calibrated: dict) -> dict:
-    return {"experiment_id": config["experiment_id"], "synthetic": synthetic_parts(config), "calibrated": calibrated}
+def run_metadata(config: dict, calibrated: dict, synthetic: list[str] | None = None) -> dict:
+    """``synthetic``: synthetic_parts(config) when already computed for this job (it reads the
+    demo model's training summary)."""
+    return {"experiment_id": config["experiment_id"], "synthetic": synthetic_parts(config) if synthetic is None else synthetic, "calibrated": calibrated}

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from latentopt.workflow.config import synthetic_parts
 from latentopt.analysis.features import load_features
 from latentopt.analysis.pairwise import statistical_analysis
 from latentopt.analysis.performance import performance_summary
@@ -47,9 +48,10 @@ def summarize_all(config: dict, tables: list[str | Path], feature_paths: list[st
     features, calibrated = load_features(feature_paths)
     calibrated = {"inception": all(calibrated.values()) if calibrated else None,
                   "lpips": not config["metric_networks"]["lpips_random_trunk"]}
-    cross = cross_evaluation(config, table, features, arms, calibrated)
+    synthetic = synthetic_parts(config)  # once per job: it reads the demo model's training summary
+    cross = cross_evaluation(config, table, features, arms, calibrated, synthetic=synthetic)
     write_json(outputs["cross"], cross)
-    write_json(outputs["stats"], statistical_analysis(config, table, features, arms, cross, calibrated))
-    write_json(outputs["performance"], performance_summary(config, table, arms))
+    write_json(outputs["stats"], statistical_analysis(config, table, features, arms, cross, calibrated, synthetic=synthetic))
+    write_json(outputs["performance"], performance_summary(config, table, arms, synthetic=synthetic))
     with atomic_path(outputs["table"]) as tmp:
         table.to_csv(tmp, index=False)

@@ -39,15 +39,14 @@ from latentopt.core.fileio import atomic_path
 from latentopt.workflow.layout import BASELINE
 from latentopt.workflow.objectives import NOT_JUDGED, arm_objectives, uncalibrated_metrics
 from latentopt.analysis.statistics import MIN_N_INTERVAL
-# Every name of the former single-module report.py stays importable from latentopt.report.
-from latentopt.report.arms import arm_order, loss_description, optimized_metrics
-from latentopt.report.conclusions import PURPOSES, _cost_lines, _vs_baseline, criteria_rules, recommendations, success_table  # noqa: F401
-from latentopt.report.definitions import definitions, docstring_section, docstring_until, module_docstring  # noqa: F401
-from latentopt.report.figures import _losses_histories, _read_png, make_figures, select_examples  # noqa: F401
-from latentopt.report.formatting import FORMATS, METRIC_LABELS, OPTIMIZED_MARK, RANGE_MARK, _cell, _finite, fmt, fmt_p, interval, mean_ci, metric_label, table  # noqa: F401
+from latentopt.report.arms import arm_order, loss_description, optimized_metrics  # noqa: F401 - optimized_metrics: tests
+from latentopt.report.conclusions import criteria_rules, recommendations, success_table
+from latentopt.report.definitions import definitions, docstring_section, module_docstring  # noqa: F401 - tests
+from latentopt.report.figures import make_figures
+from latentopt.report.formatting import OPTIMIZED_MARK, RANGE_MARK, metric_label, table
 from latentopt.report.gate import gate_section, load_gates
-from latentopt.report.inputs import _datasets, _get, _pair_row, _splits, best_datasets, load_inputs, oriented  # noqa: F401
-from latentopt.report.provenance import REPORT_PACKAGES, _dataset_meta, _version, config_diff, dataset_metadata, metric_networks, model_provenance  # noqa: F401
+from latentopt.report.inputs import _datasets, _get, _splits, load_inputs
+from latentopt.report.provenance import REPORT_PACKAGES, _version, config_diff, dataset_metadata, metric_networks, model_provenance
 from latentopt.report.tables import failed_images, fid_tables, metric_table, performance_table, significance_matrix, test_families, unreadable_images
 
 TEMPLATE = "report.md.j2"

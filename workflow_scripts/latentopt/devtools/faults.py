@@ -1,5 +1,5 @@
 """Faults injected into a finished run (issue 11), shared by tests/test_integrity_pipeline.py and
-bench/fault_drill.py. Each takes the run's results folder and data root, damages them the way users
+bench/drills/fault_drill.py. Each takes the run's results folder and data root, damages them the way users
 and machines do, and returns what it did (a sentence for the record)."""
 
 from __future__ import annotations

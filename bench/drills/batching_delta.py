@@ -2,7 +2,7 @@
 the pipeline's best-latent rule is from the original's (stopping.rule reference), on TAEF2 + real
 BSDS500 crops (needs ../shared). Prints per-image PSNR differences; no pass/fail.
 
-  .venv/bin/python bench/batching_delta.py --images 8 --crop 64 96 --iterations 50
+  .venv/bin/python bench/drills/batching_delta.py --images 8 --crop 64 96 --iterations 50
 
 Summed loss + per-element Adam make a batch mathematically identical to one-by-one runs; a batched
 decoder forward rounds differently from single-image forwards, and Adam's normalised steps carry
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "workflow_scripts"))
 
 from latentopt.models.autoencoders import load_autoencoder  # noqa: E402

@@ -22,8 +22,8 @@ tf32 (today's default), fp16 (with gradient scaling), fp16 with the last 5 steps
 these with torch.compile, and tf32 + CUDA graphs (compile mode reduce-overhead). bf16 is not a
 candidate (-0.19 dB on TAEF2 on 2026-11-22).
 
-    python bench/gpu_check.py --out-dir "$OUT/issue12"            # on the GPU machine (~9.5 min)
-    python bench/gpu_check.py --cpu-check --out-dir /tmp/gpu_check # the same steps, tiny, on a CPU
+    python bench/device/gpu_check.py --out-dir "$OUT/issue12"            # on the GPU machine (~9.5 min)
+    python bench/device/gpu_check.py --cpu-check --out-dir /tmp/gpu_check # the same steps, tiny, on a CPU
 
 Writes ``summary.json``, ``summary.txt`` and each step's JSON and log into ``--out-dir`` (8 files,
 what the device tool brings back from $OUT); the end-to-end results folder stays in ``--work-dir``.
@@ -40,7 +40,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 BENCH = REPO / "bench" / "benchmark.py"

@@ -2,7 +2,7 @@
 what was recomputed, what was lost and how long the rerun took; the final per-image numbers are
 compared with the untouched run.
 
-    python bench/fault_drill.py RUN_DIR [--out drill.json]
+    python bench/drills/fault_drill.py RUN_DIR [--out drill.json]
 
 RUN_DIR holds config.yaml (with results_dir and data.root relative to RUN_DIR), the data and the
 finished results, e.g. a `make demo`-like run made with `snakemake --directory RUN_DIR`.
@@ -22,14 +22,15 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-from faults import FAULTS, copy_run, lost, metric_rows, rewritten, snapshot  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "workflow_scripts"))  # the library, as the other drills
+from latentopt.devtools.faults import FAULTS, copy_run, lost, metric_rows, rewritten, snapshot  # noqa: E402
+from latentopt.devtools.snakemake_cli import job_stats, snakemake_command  # noqa: E402
 
 
 def snakemake_cmd(workdir: Path, config: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--configfile",
-            str(REPO / "demo" / "config.yaml"), str(config), "--directory", str(workdir), "--cores", "2", *args]
+    return snakemake_command(*args, snakefile=REPO / "Snakefile", configfiles=[REPO / "demo" / "config.yaml", config],
+                             directory=workdir, cores=2)
 
 
 def run(workdir: Path, config: Path, *args: str, timeout: int = 1800) -> tuple[subprocess.CompletedProcess, float]:
@@ -37,22 +38,6 @@ def run(workdir: Path, config: Path, *args: str, timeout: int = 1800) -> tuple[s
     proc = subprocess.run(snakemake_cmd(workdir, config, *args), cwd=REPO, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     return proc, time.monotonic() - start
-
-
-def job_counts(text: str) -> dict[str, int]:
-    """The first 'Job stats' table of a run's output: rule -> count."""
-    counts, inside = {}, False
-    for line in text.splitlines():
-        parts = line.split()
-        if parts[:2] == ["job", "count"]:
-            inside = True
-            continue
-        if inside:
-            if len(parts) == 2 and parts[1].isdigit():
-                counts[parts[0]] = int(parts[1])
-            elif counts and not line.startswith("-"):
-                break
-    return counts
 
 
 def compare(untouched: dict, after: dict) -> dict:
@@ -71,7 +56,7 @@ def drill_fault(name, fault, src: Path, base: Path, untouched_rows: dict) -> dic
     rerun, rerun_s = run(work, config, "-n")
     return {
         "fault": what, "rc": proc.returncode, "seconds": round(seconds, 1),
-        "jobs": job_counts(proc.stdout + proc.stderr),
+        "jobs": job_stats(proc.stdout + proc.stderr),
         "integrity_messages": [line.strip() for line in (proc.stdout + proc.stderr).splitlines() if "integrity:" in line],
         "rewritten": rewritten(before, after), "lost": lost(before, after),
         "numbers_vs_untouched": compare(untouched_rows, metric_rows(results)),
@@ -117,7 +102,7 @@ def drill_second_driver(src: Path, base: Path) -> dict:
     after = snapshot(results)
     out["B_after_A_killed"] = {"rc": b2.returncode, "seconds": round(seconds2, 1),
                                "message": next((line.strip() for line in text2.splitlines() if "stale lock" in line), None),
-                               "jobs": job_counts(text2)}
+                               "jobs": job_stats(text2)}
     out["rewritten"], out["lost"] = rewritten(before, after), lost(before, after)
     out["lock_released"] = not lock.exists()
     return out

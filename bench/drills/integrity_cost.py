@@ -1,6 +1,6 @@
 """What verification before planning costs (issue 11), on the real BSDS500 JPEGs.
 
-    python bench/integrity_cost.py [BSR_ROOT] [--arms 4] [--pt-kib 540]
+    python bench/drills/integrity_cost.py [BSR_ROOT] [--arms 4] [--pt-kib 540]
 
 Measures, for the 500 images of the official splits:
   1. discovering the images (build_plan);
@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "workflow_scripts"))
 
 from latentopt.workflow import layout  # noqa: E402
