@@ -81,7 +81,10 @@ def make_figures(results: str | Path, config: Mapping, inputs: Mapping, datasets
     cross = inputs["cross"]
     arms = [d for d in datasets if d != BASELINE]
     metrics = [m for m in METRICS if m in table_df.columns]
-    labels = {m: metric_label(m) for m in (*METRICS, "time_s")}
+    from latentopt.workflow.objectives import uncalibrated_metrics
+
+    uncal = uncalibrated_metrics(config)
+    labels = {m: metric_label(m) + (" (uncalibrated)" if m in uncal else "") for m in (*METRICS, "time_s")}
     rel = lambda p: Path(os.path.relpath(p, report_dir)).as_posix()  # noqa: E731
     out: dict[str, Any] = {}
 
