@@ -240,4 +240,15 @@ def all_targets():
         for ext in ("json", "pt")
         for path in per_image_outputs(arm, ext)
     ]
-    return per_image + gate_files() + [str(layout.report_file(RESULTS))]
+    return (
+        per_image
+        + gate_files()
+        + [
+            str(f(RESULTS))
+            for f in (
+                layout.report_file,
+                layout.report_appendix_file,
+                layout.report_html_file,
+            )
+        ]
+    )

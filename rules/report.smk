@@ -1,4 +1,8 @@
-# The Markdown report (tables, statistics, figures, provenance) from the evaluation outputs.
+# The Markdown report and its appendix, one HTML page of both (what `snakemake --report` opens
+# on) and the figures, from the evaluation outputs.
+
+
+report: "../report/workflow.rst"
 
 
 rule report:
@@ -15,11 +19,20 @@ rule report:
         originals=per_image_prepared(),
         gates=gate_files(),
     output:
-        report=report(str(layout.report_file(RESULTS)), category="Comparison report"),
+        report=str(layout.report_file(RESULTS)),
+        appendix=str(layout.report_appendix_file(RESULTS)),
+        html=report(
+            str(layout.report_html_file(RESULTS)),
+            category="Comparison report",
+            caption="../report/report_page.rst",
+            labels={"item": "report and appendix"},
+        ),
         figures=report(
             directory(f"{RESULTS}/report_figures"),
             patterns=["{name}.png"],
-            category="Comparison report",
+            category="Figures",
+            caption="../report/figure.rst",
+            labels={"figure": "{name}"},
         ),
     log:
         f"{RESULTS}/logs/report.log",

@@ -22,7 +22,9 @@ ARMS = ["baseline", "psnr", "ssim", "lpips"]  # demo config: psnr, ssim (11/1.5)
 
 @pytest.fixture()
 def config(tmp_path):
-    return make_config(tmp_path / "results", tmp_path / "data")
+    # calibrated metric networks: the decision rules are tested where a verdict is allowed (with
+    # the demo's random networks every FID/LPIPS verdict is 'not judged', tested apart)
+    return make_config(tmp_path / "results", tmp_path / "data", **{"metric_networks.inception_synthetic": False, "metric_networks.lpips_random_trunk": False})
 
 
 def per_image(values: dict[str, dict[str, np.ndarray]], n: int) -> pd.DataFrame:
@@ -91,6 +93,7 @@ def test_fid_gain_with_ci_spanning_zero_is_not_shown_in_criteria_nor_recommended
 def test_significance_needs_a_held_out_metric_and_lists_deteriorations(config, rng):
     """An arm significantly better only on its own objective does not pass, and a significant
     deterioration on another metric always appears."""
+    config["metric_networks"]["lpips_random_trunk"] = False  # calibrated LPIPS: a verdict on it is allowed
     n = 20
     base = {m: rng.uniform(0.3, 0.6, n) for m in METRICS}
     arm = {m: v + rng.normal(0, 0.01, n) for m, v in base.items()}  # noise on most metrics
@@ -112,9 +115,12 @@ def test_significance_needs_a_held_out_metric_and_lists_deteriorations(config, r
 
 
 def test_significance_is_holm_corrected_over_every_scanned_metric(config):
-    """n = 6, all differences positive: raw Wilcoxon p = 2/2^6 = 0.031 < 0.05 on each metric,
-    but Holm over the 6 metrics scanned gives 0.19: not significant, and since no test of this
-    family can reach alpha the verdict is 'n too small', not FAIL."""
+    """n = 6, all differences positive: raw Wilcoxon p = 2/2^6 = 0.031 < 0.05 on each metric.
+    The family is the psnr arm's held-out metrics only (issue 19: not PSNR/MSE, its objectives,
+    nor MAE, their declared relative): SSIM, LPIPS-alex, LPIPS-vgg with calibrated networks.
+    Holm over those 3 gives 0.094: not significant, and since no test of this family can reach
+    alpha the verdict is 'n too small', not FAIL."""
+    config["metric_networks"]["lpips_random_trunk"] = False
     n = 6
     base = {m: np.linspace(0.3, 0.4, n) for m in METRICS}
     arm = {m: v - np.arange(1, n + 1) * 1e-3 for m, v in base.items()}  # lower = better on ↓, worse on ↑
@@ -122,9 +128,35 @@ def test_significance_is_holm_corrected_over_every_scanned_metric(config):
     table = per_image({"baseline": base, "psnr": arm}, n)
     crit = criteria.success_criteria(config, table, ARMS[:2], {}, wilcoxon_families(table, ARMS[:2]))["psnr"]["significance"]
     assert all(t["p"] == pytest.approx(2 / 2**6) for t in crit["detail"])
-    assert crit["m_tests"] == 6 and all(t["p_holm"] >= 0.05 for t in crit["detail"])
-    assert crit["p_holm_min"] == pytest.approx(6 * 2 / 2**6)
+    assert {t["metric"] for t in crit["detail"]} == {"ssim", "lpips_alex", "lpips_vgg"}
+    assert {t["metric"] for t in crit["own_objective_tests"]} == {"psnr", "mse", "mae"}
+    assert crit["m_tests"] == 3 and all(t["p_holm"] >= 0.05 for t in crit["detail"])
+    assert crit["p_holm_min"] == pytest.approx(3 * 2 / 2**6)
     assert crit["verdict"] == "n too small" and crit["value"] == [] and crit["deteriorations"] == []
+    # with a random LPIPS trunk the LPIPS metrics leave the family: SSIM alone, p = 0.031 < α
+    config["metric_networks"]["lpips_random_trunk"] = True
+    crit = criteria.success_criteria(config, table, ARMS[:2], {}, wilcoxon_families(table, ARMS[:2]))["psnr"]["significance"]
+    assert crit["m_tests"] == 1 and crit["value"] == ["ssim"] and crit["not_judged"] == ["lpips_alex", "lpips_vgg"]
+
+
+def test_fid_criterion_and_time_budget_rest_on_calibrated_networks_and_the_device_clock(config):
+    """A random Inception: the FID criterion is recorded with verdict 'not judged' (never PASS).
+    The time budget projects the device-clock compute per image, not the wall time (which a
+    loaded machine inflates)."""
+    n = 12
+    table = per_image({a: {} for a in ARMS[:2]}, n)
+    diffs = {"all": [fid_row("baseline", "psnr", 100.0, 50.0, 40.0, 60.0)]}  # a clear 50 % gain
+    config["metric_networks"]["inception_synthetic"] = True
+    crit = criteria.success_criteria(config, table, ARMS[:2], {}, {}, diffs)["psnr"]["fid_improvement"]
+    assert crit["verdict"] == "not judged" and not crit["pass"] and crit["value"] == pytest.approx(0.5)
+    config["metric_networks"]["inception_synthetic"] = False
+    assert criteria.success_criteria(config, table, ARMS[:2], {}, {}, diffs)["psnr"]["fid_improvement"]["verdict"] == "pass"
+    compute = np.array([1.0, 1.1, 0.9, 1.0, 1.05, 0.95])
+    t = batches_table("psnr", compute)
+    t["batch_wall_s"] = t["batch_compute_s"] * 2.0  # a loaded machine: wall time twice the compute
+    budget = criteria.success_criteria(config, t, ["psnr"], {}, {})["psnr"]["time_budget"]
+    assert budget["value"] == pytest.approx(compute.mean() * budget["full_plan_images"] / 3600)
+    assert "device clock (process_cpu_time)" in budget["basis"]
 
 
 # --------------------------------------------------------------------------- time budget
@@ -212,7 +244,8 @@ def test_cells_below_minimum_n_say_n_too_small_and_are_never_bold():
         "psnr": {"s": {"psnr": {"mean": 35.0, "ci95_low": None, "ci95_high": None, "n": 3}}}}}
     df = pd.DataFrame({"dataset": ["baseline", "psnr"], "split": ["s", "s"], "status": ["ok", "ok"]})
     rows = tables.metric_table(cross, "s", ["baseline", "psnr"], ["psnr"], {}, df)["rows"]
-    assert rows[1][2] == "n too small (n = 3 < 5)"  # no number although it is the highest mean
+    # issue 19: the mean is shown, labelled, never bold although it is the highest mean
+    assert rows[1][2] == "35.00 (CI: n too small, n = 3 < 5)"
     assert rows[0][2].startswith("**20.00")  # the best value among the cells that are shown
     sig = tables.significance_matrix({"psnr": {"all": [{"a": "baseline", "b": "psnr", "n": 3, "mean_diff": -1.0, "p_wilcoxon_holm": 0.25, "p_wilcoxon_holm_min": 0.25}]}}, "psnr", ["baseline", "psnr"], 0.05)
     assert sig["table"]["rows"][0][2] == "n too small (n = 3 < 5)" and not sig["can_reach"]
@@ -346,3 +379,210 @@ def test_standard_kid_beside_paired_kid_and_disagreement_flagged(config):
     stats = {"fid_kid_agreement": agreement, "fid_differences": {"all": [fid_row("baseline", "psnr", 10.0, 9.0, -3.0, 5.0)]}}
     (line,) = [r for r in conclusions.recommendations(cross, stats, {}, ["baseline", "psnr"], {}, 0.05) if "distribution-level" in r]
     assert "FID and paired KID disagree in direction vs the baseline for psnr" in line
+
+
+# --------------------------------------------------------------------------- issue 19: a report that cannot contradict itself
+
+
+def _two_arm_inputs(rng, n: int = 12):
+    """baseline / psnr / lpips with clear, known gains on every metric (psnr best on PSNR, lpips
+    best on LPIPS) and FID improved by both."""
+    base = {"psnr": rng.uniform(20, 30, n), "ssim": rng.uniform(0.5, 0.7, n), "lpips_alex": rng.uniform(0.3, 0.4, n), "lpips_vgg": rng.uniform(0.3, 0.4, n)}
+    values = {
+        "baseline": base,
+        "psnr": {"psnr": base["psnr"] + 3 + rng.uniform(0, 0.1, n), "ssim": base["ssim"] + 0.05, "lpips_alex": base["lpips_alex"] - 0.02 - rng.uniform(0, 0.001, n), "lpips_vgg": base["lpips_vgg"] - 0.02 - rng.uniform(0, 0.001, n)},
+        "lpips": {"psnr": base["psnr"] + 1 + rng.uniform(0, 0.1, n), "ssim": base["ssim"] + 0.02, "lpips_alex": base["lpips_alex"] - 0.1 - rng.uniform(0, 0.001, n), "lpips_vgg": base["lpips_vgg"] - 0.08 - rng.uniform(0, 0.001, n)},
+    }
+    arms = ["baseline", "psnr", "lpips"]
+    table = per_image(values, n)
+    cross = {"metrics": [*values["baseline"], "fid"], "datasets": {a: {"all": {m: st.summarize(values[a][m]) for m in values[a]}} for a in arms}}
+    for a, f in zip(arms, (10.0, 6.0, 4.0)):
+        cross["datasets"][a]["all"]["fid"] = {"fid": f, "ci95_low": max(0.0, f - 5), "ci95_low_unclipped": f - 5, "ci95_high": f + 1, "n": n}
+    diffs = {"all": [fid_row("psnr", "baseline", 6.0, 10.0, -5.0, -3.0, n=n, p=0.0), fid_row("lpips", "baseline", 4.0, 10.0, -7.0, -5.0, n=n, p=0.0), fid_row("lpips", "psnr", 4.0, 6.0, -3.0, -1.0, n=n, p=0.0)]}
+    return arms, table, cross, {"tests": wilcoxon_families(table, arms), "fid_differences": diffs}
+
+
+def test_uncalibrated_networks_give_no_verdict(rng):
+    """Random LPIPS trunk and random Inception: no criterion, recommendation, bold or hypothesis
+    verdict rests on LPIPS or FID; the numbers are still listed, labelled."""
+    from latentopt.report import analysis as A
+    from latentopt.workflow.objectives import NOT_JUDGED
+
+    arms, table, cross, stats = _two_arm_inputs(rng)
+    uncal = {"lpips_alex", "lpips_vgg", "fid", "kid", "kid_unpaired"}
+    optimized = {"psnr": {"psnr", "mse"}, "lpips": {"lpips_alex"}}
+    # a criterion that would PASS on FID
+    crit = {"psnr": {"fid_improvement": {"value": 0.4, "ci95_low": 0.3, "ci95_high": 0.5, "threshold": 0.1, "n": 12, "n_boot": 500, "p_boot": 0.0, "verdict": "pass", "pass": True},
+                     "success_rate": {"value": 1.0, "threshold": 0.9, "n": 12, "verdict": "pass", "pass": True}}}
+    t = conclusions.success_table({"success_criteria": crit}, uncal)
+    row = t["rows"][0]
+    assert row[2].startswith(NOT_JUDGED) and "+40.0 %" in row[2] and "PASS" not in row[2]
+    assert row[-1] == "not judged"  # not "PASS": the FID criterion is not judged
+    recs = conclusions.recommendations(cross, {**stats, "success_criteria": crit}, {}, arms, optimized, 0.05, uncalibrated=uncal)
+    for purpose in ("perceptual quality", "distribution-level fidelity"):
+        (line,) = [r for r in recs if purpose in r]
+        assert NOT_JUDGED in line and "use **" not in line and "best" not in line.split(NOT_JUDGED)[0]
+    assert "use **psnr**" in next(r for r in recs if "pixel" in r)  # calibrated metrics still judged
+    assert "Losses meeting every success criterion (each judged with its uncertainty, see Success criteria): none" in recs[-1]
+    head = tables.metric_table(cross, "all", arms, ["psnr", "lpips_alex"], optimized, table, uncal)
+    assert head["header"][3].endswith("(uncalibrated)") and head["header"][4].endswith("(uncalibrated)")
+    assert not any(r[3].startswith("**") or r[4].startswith("**") for r in head["rows"])  # LPIPS, FID: never bold
+    assert head["rows"][1][2].startswith("**")  # PSNR still is
+    sig = tables.significance_matrix(stats["tests"], "lpips_alex", arms, 0.05, uncalibrated=uncal)
+    assert NOT_JUDGED in sig["label"] and not any(c.startswith("**") for r in sig["table"]["rows"] for c in r[1:])
+    cross["datasets"]["psnr"]["all"]["kid"] = {"kid_mean": 0.01}
+    fid = tables.fid_tables(cross, {"fid_kid_agreement": {"psnr": {"fid_diff": -4.0, "kid_diff": 0.01, "agree": False}}}, arms, uncal)
+    assert fid["disagree"] == [] and fid["table"]["rows"][1][-1].startswith(NOT_JUDGED)
+    hyp = {"expected_fid": [{"arm": "psnr", "expected_low": 15, "expected_high": 25, "tolerance": 3, "accepted_low": 12, "accepted_high": 28, "fid": 6.0, "ci95_low": 1.0, "ci95_high": 7.0, "n": 12, "verdict": "outside", "interval_relation": "outside"}], "metadata": {}}
+    assert A.hypothesis_tables(hyp, cross, {"fid"})["expected"]["rows"][0][-1].startswith(NOT_JUDGED)
+    assert A.hypothesis_tables(hyp, cross)["expected"]["rows"][0][-1] == "outside"  # calibrated: judged
+
+
+def test_every_impossible_bound_is_marked_and_one_interval_prints_identically(rng):
+    from latentopt.report import analysis as A
+
+    mark = formatting.RANGE_MARK
+    # relative improvement above +100 % (FID cannot go below 0), FID below 0, LPIPS below 0, SSIM above 1
+    assert formatting.pct_interval(0.184, 1.523).endswith(mark)
+    assert mark not in formatting.pct_interval(0.184, 0.9)
+    cell = conclusions._criterion_cell("fid_improvement", {"value": 0.679, "ci95_low": 0.184, "ci95_high": 1.523, "n": 12, "n_boot": 50, "p_boot": 0.02, "verdict": "pass", "pass": True})
+    assert "[+18.4 %, +152.3 %] ‡" in cell
+    assert formatting.interval(-0.01, 0.2, "lpips_alex").endswith(mark) and formatting.interval(0.9, 1.01, "ssim").endswith(mark)
+    assert mark not in formatting.interval(0.9, 0.99, "ssim") and mark not in formatting.interval(-0.5, 0.2, "lpips_alex", True)  # a difference may be negative
+    # the same FID interval in the headline, the FID table and the hypotheses table
+    arms, table, cross, stats = _two_arm_inputs(rng)
+    fidcell = cross["datasets"]["lpips"]["all"]["fid"]  # unclipped lower bound -1.0
+    expected = formatting.fid_interval(fidcell)
+    assert expected == f"[-1.00, 5.00] {mark}"
+    assert expected in tables.fid_cell(fidcell)
+    assert tables.fid_tables(cross, {}, arms)["table"]["rows"][2][3] == expected
+    hyp = {"expected_fid": [{"arm": "lpips", "expected_low": 1, "expected_high": 5, "tolerance": 1, "accepted_low": 0, "accepted_high": 6, "fid": 4.0, "ci95_low": 0.0, "ci95_high": 5.0, "n": 12, "verdict": "consistent", "interval_relation": "consistent"}], "metadata": {}}
+    assert A.hypothesis_tables(hyp, cross)["expected"]["rows"][0][3] == f"4.00 {expected}"
+
+
+def test_significance_differs_between_families_only_with_a_marker_in_both_cells():
+    """The criterion's family (one arm, its held-out metrics) finds gmsd significant; the
+    matrix's family (gmsd, every pair) does not: both cells carry the marker and the other p."""
+    mark = tables.FAMILY_MARK
+    criteria = {"psnr": {"significance": {"value": ["gmsd"], "deteriorations": [], "threshold": 0.05, "m_tests": 3, "n": 12, "p_holm_min": 0.001, "verdict": "pass", "pass": True,
+                                          "detail": [{"metric": "gmsd", "p_holm": 0.03, "significant": True, "better": True}]}}}
+    tests = {"gmsd": {"all": [{"a": "baseline", "b": "psnr", "n": 12, "mean_diff": 0.01, "ci95_low": 0.005, "ci95_high": 0.02, "p_wilcoxon_holm": 0.068, "p_wilcoxon_holm_min": 0.001, "n_pos": 10, "n_neg": 2}]}}
+    sig = tables.significance_matrix(tests, "gmsd", ["baseline", "psnr"], 0.05, criteria=criteria)
+    cell = sig["table"]["rows"][1][1]  # row psnr, column baseline
+    assert mark in cell and "p=0.030, significant" in cell and not cell.startswith("**")
+    crit_cell = conclusions.success_table({"success_criteria": criteria, "tests": tests})["rows"][0][3]
+    assert f"GMSD {mark}" in crit_cell and "p=0.068, not significant" in crit_cell
+    # the same verdict in both families: no marker
+    tests["gmsd"]["all"][0]["p_wilcoxon_holm"] = 0.01
+    assert mark not in tables.significance_matrix(tests, "gmsd", ["baseline", "psnr"], 0.05, criteria=criteria)["table"]["rows"][1][1]
+    assert mark not in conclusions.success_table({"success_criteria": criteria, "tests": tests})["rows"][0][3]
+
+
+def test_held_out_excludes_relatives_gate_images_are_declared_and_fid_best_names_runner_up_test(rng):
+    from latentopt.workflow.objectives import RELATED_METRICS, with_relatives
+
+    assert with_relatives({"psnr", "mse"}) >= {"mae"} and with_relatives({"ssim"}) == {"ssim"}
+    assert any({"mae", "mse", "psnr"} <= g for g in RELATED_METRICS)
+    assert conclusions._evidence_metric(("psnr", "mae"), ["psnr", "mae"], {"psnr": {"psnr", "mse"}}) == ("psnr", "psnr")  # MAE is no held-out evidence for psnr
+    assert conclusions._evidence_metric(("psnr", "mae"), ["psnr", "mae"], {"ssim": {"ssim"}}) == ("psnr", "psnr")
+    assert "relative of the objective of l1" in conclusions._own_text("psnr", {"l1": {"mae"}})
+    arms, table, cross, stats = _two_arm_inputs(rng)
+    recs = conclusions.recommendations(cross, stats, {}, arms, {"psnr": {"psnr", "mse"}, "lpips": {"lpips_alex"}}, 0.05, gate_images=2)
+    assert any("INCLUDING the first 2 image(s) of each loss that the quality gate ran first" in r for r in recs)
+    (fid,) = [r for r in recs if "distribution-level" in r]
+    # best = lpips; the runner-up psnr is tested, Holm-corrected over the 3 FID pairs
+    assert "vs. the runner-up psnr" in fid and "Holm-corrected over the FID pairs" in fid
+    assert "use **lpips**" in fid  # p ≤ 3/500 after Holm
+    stats["fid_differences"]["all"] = [dict(r, n_boot=50) for r in stats["fid_differences"]["all"]]
+    (fid,) = [r for r in conclusions.recommendations(cross, stats, {}, arms, {}, 0.05) if "distribution-level" in r]
+    assert "n is too small" in fid and "use **" not in fid  # 3 pairs x 1/50 = 0.06 ≥ α: no test can reach it
+
+
+def test_nothing_is_best_or_disagrees_between_values_that_print_identically(rng):
+    # FID 0.01442 vs 0.01463 both print 0.01: both bold, the recommendation says they tie
+    cross = {"metrics": ["fid"], "datasets": {"baseline": {"all": {"fid": {"fid": 0.03, "n": 12}}}, "lpips": {"all": {"fid": {"fid": 0.01442, "n": 12}}}, "ssim": {"all": {"fid": {"fid": 0.01463, "n": 12}}}}}
+    df = pd.DataFrame({"dataset": ["baseline", "lpips", "ssim"], "split": ["s"] * 3, "status": ["ok"] * 3})
+    rows = tables.metric_table(cross, "all", ["baseline", "lpips", "ssim"], [], {}, df)["rows"]
+    assert rows[1][2].startswith("**") and rows[2][2].startswith("**")
+    (line,) = [r for r in conclusions.recommendations(cross, {}, {}, ["baseline", "lpips", "ssim"], {}, 0.05) if "distribution" in r]
+    assert "tied at the printed precision, 0.01, with ssim" in line
+    # a KID difference that prints as +0.0000 is no direction
+    agree = {"fid_diff": -0.02, "kid_diff": 0.00001, "agree": False}
+    assert not conclusions._disagree_shown(agree)
+    assert "**disagree**" not in tables._direction_text(agree, False)
+    assert "**disagree**" in tables._direction_text({"fid_diff": -0.02, "kid_diff": 0.001, "agree": False}, False)
+
+
+def test_arm_order_is_the_config_loss_order_and_examples_follow_a_stated_rule():
+    from latentopt.report.arms import arm_order
+    from latentopt.report.figures import select_examples
+
+    config = {"losses": {"lpips": {}, "psnr": {}, "ssim": {}}}
+    assert arm_order(config, ["ssim", "psnr", "baseline", "lpips"]) == ["baseline", "lpips", "psnr", "ssim"]
+    assert arm_order({"losses": {"psnr": {}, "lpips": {}}}, ["lpips", "baseline", "psnr"]) == ["baseline", "psnr", "lpips"]
+    # gains: a: psnr +1, lpips +5 -> mean 3; b: +4, +0 -> 2; c: +0, +0 -> 0
+    rows = [("baseline", "a", 20), ("psnr", "a", 21), ("lpips", "a", 25), ("baseline", "b", 20), ("psnr", "b", 24), ("lpips", "b", 20), ("baseline", "c", 20), ("psnr", "c", 20), ("lpips", "c", 20)]
+    df = pd.DataFrame([{"dataset": d, "split": "s", "image_id": i, "status": "ok", "psnr": float(v)} for d, i, v in rows])
+    one = select_examples(df, ["psnr", "lpips"])
+    assert one == select_examples(df, ["lpips", "psnr"])  # the order of the losses changes nothing
+    assert [(k, i) for k, _, i, _ in one] == [("best", "a"), ("median", "b"), ("worst", "c")] and one[0][3] == pytest.approx(3.0)
+
+
+def test_taef2_demo_has_enough_batches_per_loss_for_the_cost_analysis():
+    """demo/taef2.yaml: 3 splits x 4 images in jobs of images_per_job, each cut into batches of
+    batch_size: at least MIN_N_INTERVAL batches per loss (at batch 4 it had 3: every cost cell
+    said "n too small")."""
+    import math
+
+    from conftest import REPO
+    from latentopt.workflow.config import load_config
+
+    c = load_config([REPO / "demo" / "taef2.yaml"])
+    n_images = c["data"]["limit_per_split"] * len(c["data"]["splits"])
+    per_job = c["run"]["images_per_job"]
+    jobs = [min(per_job, n_images - i) for i in range(0, n_images, per_job)]
+    batches = sum(math.ceil(j / c["run"]["batch_size"]) for j in jobs)
+    assert batches >= st.MIN_N_INTERVAL, batches
+
+
+def test_retried_images_are_counted_apart_and_the_job_log_counts_the_retry_total(config):
+    """Two images retried for 300 steps under a 150-step limit: the arms table says
+    "150, retried: 2 × 300", the cost table's mean is over the others, and the job log's
+    progress counts the retry against its own total (never "step 300/150 (200%)")."""
+    from latentopt.optimize.job import _progress_logger
+    from latentopt.report import iterations_text
+
+    n = 6
+    rows = per_image({"lpips": {}}, n)
+    rows["iterations"] = [150, 150, 300, 150, 300, 150]
+    rows["retried"] = [False, False, True, False, True, False]
+    rows["converged_at"] = [None] * n
+    rows["time_s"], rows["peak_memory_mb"], rows["device"], rows["reason"] = 1.0, 1.0, "cpu", None
+    perf = performance.performance_summary(config, rows, ["lpips"])["datasets"]["lpips"]
+    assert perf["retried_images"] == 2 and perf["retry_iterations"] == [300, 300]
+    assert perf["iterations_not_retried"]["mean"] == 150 and perf["iterations"]["mean"] == 200
+    assert iterations_text(150, perf["retry_iterations"]) == "150, retried: 2 × 300"
+    assert tables.iterations_cell(perf) == "150, retried: 2 × 300"
+    lines = []
+    on_step = _progress_logger(lines.append, 150, ["a"], every=50)
+    for it in range(1, 151):
+        on_step(it, 1)
+    on_retry_step = _progress_logger(lines.append, 300, ["a"], every=50, retry=True)  # the retry's own total
+    for it in range(1, 301):
+        on_retry_step(it, 1)
+    assert lines[-1].startswith("  [1 img] retry step 300/300 (100%)")
+    assert not any("(200%)" in ln or "ETA -" in ln for ln in lines)
+
+
+def test_config_dump_shows_what_differs_from_defaults_and_the_model_keys(config):
+    from latentopt.report.provenance import config_diff, hash_basis
+
+    config["run"]["batch_size"] = 3  # differs from the default
+    shown = config_diff(config)
+    assert shown["run"]["batch_size"] == 3
+    assert "timeout_per_image_s" not in shown["run"]  # at its default: not shown
+    assert shown["model"]["kind"] == config["model"]["kind"] and "seed" in shown["model"]  # the model's own keys
+    assert "encoder" not in shown["model"]  # a key of another model kind
+    # one weights hash, explained: a state-dict hash that matches no file says so
+    assert hash_basis("ab" * 32, {"/w.pt": "cd" * 32}).startswith("the loaded state dict")
+    assert hash_basis("cd" * 32, {"/w.pt": "cd" * 32}) == "the weight file's bytes"

@@ -1,4 +1,4 @@
-"""Snakemake script: the Markdown comparison report and its figures."""
+"""Snakemake script: the Markdown comparison report, its appendix, the HTML page and the figures."""
 
 from latentopt.core.joblog import job_log
 from latentopt.report import write_report
@@ -14,6 +14,8 @@ with job_log(sm.log[0]) as log:
         categories=sm.input.categories,
         hypotheses=sm.input.hypotheses,
         report=sm.output.report,
+        appendix=sm.output.appendix,
+        html=sm.output.html,
         fig_dir=sm.output.figures,
         gates=sm.input.gates,
         log=log,

@@ -75,6 +75,7 @@ def performance_summary(config: dict, table: pd.DataFrame, arms: list[str], *, s
         failed = rows[rows["status"] != "ok"]
         total = float(ok["time_s"].sum()) if len(ok) else 0.0
         iters = ok["iterations"].to_numpy(dtype=float) if len(ok) else np.array([])
+        retried = ok["retried"].fillna(False).astype(bool) if "retried" in ok else pd.Series(False, index=ok.index)
         converged = ok["converged_at"].notna() if len(ok) else pd.Series(dtype=bool)
         out[arm] = {
             "images": int(len(rows)),
@@ -85,6 +86,11 @@ def performance_summary(config: dict, table: pd.DataFrame, arms: list[str], *, s
             "total_time_s": total,
             "time_per_image_s": summarize(ok["time_s"].to_numpy(dtype=float)) if len(ok) else None,
             "iterations": summarize(iters) if len(ok) else None,
+            # retried images counted apart: their count is the retry's own (iterations x factor)
+            "retried_images": int(retried.sum()),
+            "retry_iterations": sorted(int(v) for v in ok.loc[retried, "iterations"].dropna()),
+            "iterations_not_retried": summarize(ok.loc[~retried, "iterations"].to_numpy(dtype=float)) if (~retried).any() else None,
+            "converged_fraction_not_retried": float(ok.loc[~retried, "converged_at"].notna().mean()) if (~retried).any() else None,
             "converged_fraction": float(converged.mean()) if len(ok) else None,
             "convergence_iteration": summarize(ok["converged_at"].dropna().to_numpy(dtype=float)) if converged.any() else None,
             "peak_memory_mb": float(ok["peak_memory_mb"].max()) if len(ok) else None,

@@ -33,6 +33,7 @@ def per_image_table(config: dict, plan, arm: str, lpips_nets: dict) -> pd.DataFr
                 row.update(image_metrics(pred, ref, lpips_nets))
                 row.update(visual_metrics(pred, ref))
                 row.update({k: record.get(k) for k in RECORD_COLUMNS})
+                row["retried"] = bool(record.get("retry"))  # the non-convergence retry ran (optimizer.optimize_with_retry)
                 row.update({f"batch_{k}": v for k, v in (record.get("batch") or {}).items()})
                 row["initial_psnr"] = record["initial"]["psnr"]
                 row["loss_initial"] = record.get("initial_loss")

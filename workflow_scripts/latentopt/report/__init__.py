@@ -8,8 +8,12 @@ and every definition is quoted from the docstring of the module that implements 
 of truth). Figures (figures.py) go to ``report_figures/`` next to the report and are linked with
 relative paths.
 
-Rendering: :func:`build_context` turns the inputs into plain strings/rows, the Jinja2 template
-``templates/report.md.j2`` lays them out, :func:`write_report` does both and writes the files.
+Rendering: :func:`build_context` turns the inputs into plain strings/rows; the Jinja2 templates
+``templates/report.md.j2`` (the main report: banner, headline table, recommendations, criteria,
+cost, key figures) and ``templates/appendix.md.j2`` (everything else) lay them out; html.py
+renders both into one self-contained HTML page; :func:`write_report` does all and writes the
+files. Arm order and colours: arms.arm_order (the config's loss order), everywhere. Metrics from
+an uncalibrated network (objectives.uncalibrated_metrics) are listed, labelled, never judged.
 
 Modules, one concern each: formatting (labels, numbers, table dicts), inputs (reading and looking
 up the JSON files), arms (what each loss optimizes), definitions (docstrings quoted), tables
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -32,21 +37,40 @@ from latentopt.workflow.config import synthetic_parts
 from latentopt.workflow.metric_specs import EVALUATED_METRICS, METRICS
 from latentopt.core.fileio import atomic_path
 from latentopt.workflow.layout import BASELINE
-from latentopt.workflow.objectives import arm_objectives
+from latentopt.workflow.objectives import NOT_JUDGED, arm_objectives, uncalibrated_metrics
 from latentopt.analysis.statistics import MIN_N_INTERVAL
-from latentopt.report.arms import loss_description, optimized_metrics  # noqa: F401 - optimized_metrics: tests
+from latentopt.report.arms import arm_order, loss_description, optimized_metrics  # noqa: F401 - optimized_metrics: tests
 from latentopt.report.conclusions import criteria_rules, recommendations, success_table
 from latentopt.report.definitions import definitions, docstring_section, module_docstring  # noqa: F401 - tests
 from latentopt.report.figures import make_figures
 from latentopt.report.formatting import OPTIMIZED_MARK, RANGE_MARK, metric_label, table
 from latentopt.report.gate import gate_section, load_gates
 from latentopt.report.inputs import _datasets, _get, _splits, load_inputs
-from latentopt.report.provenance import REPORT_PACKAGES, _version, dataset_metadata, metric_networks, model_provenance
+from latentopt.report.provenance import REPORT_PACKAGES, _version, config_diff, dataset_metadata, metric_networks, model_provenance
 from latentopt.report.tables import failed_images, fid_tables, metric_table, performance_table, significance_matrix, test_families, unreadable_images
 
 TEMPLATE = "report.md.j2"
+APPENDIX_TEMPLATE = "appendix.md.j2"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 FIGURES_DIRNAME = "report_figures"
+
+
+def iterations_text(limit, retry_counts) -> str:
+    """The arms table's iteration limit, the retried images counted apart: "150, retried: 2 × 300"."""
+    from latentopt.report.formatting import retried_text
+
+    extra = retried_text(retry_counts)
+    return f"{limit}, {extra}" if extra else str(limit)
+
+
+def report_uncalibrated(config: Mapping, cross: Mapping | None = None) -> set[str]:
+    """Metrics from an uncalibrated network: by the config (objectives.uncalibrated_metrics) and
+    by the evaluation's own record (an Inception reported uncalibrated)."""
+    uncal = uncalibrated_metrics(config)
+    calibrated = _get(cross, "metadata", "calibrated", default={}) or {}
+    if any(ok is False for ok in calibrated.values()):
+        uncal |= {"fid", "kid", "kid_unpaired"}
+    return uncal
 
 
 def build_context(config: Mapping, inputs: Mapping, figures: Mapping, *, report_versions: Mapping | None = None, hardware: Mapping | None = None, analysis: str = "") -> dict:
@@ -54,9 +78,10 @@ def build_context(config: Mapping, inputs: Mapping, figures: Mapping, *, report_
 
     cross, stats, perf, table_df = inputs["cross"], inputs["stats"], inputs["performance"], inputs["table"]
     results = config["results_dir"]
-    datasets = _datasets(cross)
+    datasets = arm_order(config, _datasets(cross))
     arms = [d for d in datasets if d != BASELINE]
     metrics = [m for m in METRICS if m in cross.get("metrics", [])]
+    uncal = report_uncalibrated(config, cross)
     alpha = config["evaluation"]["success_criteria"]["alpha"]
     optimized = arm_objectives(config, arms)
     splits = _splits(cross)
@@ -82,27 +107,29 @@ def build_context(config: Mapping, inputs: Mapping, figures: Mapping, *, report_
     tests = stats.get("tests") or {}
     sig_metrics = [m for m in EVALUATED_METRICS if m in tests]
     defs = definitions()
-    config_plain = json.loads(json.dumps(dict(config), default=str))
+    config_plain = json.loads(json.dumps(config_diff(config), default=str))
     return {
         "title": "Full BSDS500 comparison: per-image VAE latent optimization",
         "experiment_id": config.get("experiment_id"),
         "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "synthetic": synthetic,
         "datasets": datasets,
-        "arms": [{"name": a, "loss": loss_description(config["losses"][a]["loss"]) if a in config["losses"] else "?", "iterations": _get(config, "losses", a, "iterations"), "lr": _get(config, "losses", a, "lr"), "optimized": ", ".join(metric_label(m, False) for m in sorted(optimized.get(a, ()))) or "none of the evaluation metrics"} for a in arms],
+        "arms": [{"name": a, "loss": loss_description(config["losses"][a]["loss"]) if a in config["losses"] else "?", "iterations": iterations_text(_get(config, "losses", a, "iterations"), _get(perf, "datasets", a, "retry_iterations", default=[])), "lr": _get(config, "losses", a, "lr"), "optimized": ", ".join(metric_label(m, False) for m in sorted(optimized.get(a, ()))) or "none of the evaluation metrics"} for a in arms],
         "n_images": int(len(per_image)),
         "split_counts": split_counts,
         "n_paired": _get(stats, "metadata", "n_paired_images"),
         "alpha": alpha,
         "optimized_mark": OPTIMIZED_MARK,
-        "headline": metric_table(cross, "all", datasets, metrics, optimized, table_df),
-        "split_tables": [{"split": s, "table": metric_table(cross, s, datasets, metrics, optimized, table_df)} for s in splits] if len(splits) > 1 else [],
+        "headline": metric_table(cross, "all", datasets, metrics, optimized, table_df, uncal),
+        "split_tables": [{"split": s, "table": metric_table(cross, s, datasets, metrics, optimized, table_df, uncal)} for s in splits] if len(splits) > 1 else [],
         "single_split": splits[0] if len(splits) == 1 else None,
-        "significance": [t for t in (significance_matrix(tests, m, datasets, alpha) for m in sig_metrics) if t],
-        "fid": fid_tables(cross, stats, datasets),
+        "significance": [t for t in (significance_matrix(tests, m, datasets, alpha, uncalibrated=uncal, criteria=stats.get("success_criteria")) for m in sig_metrics) if t],
+        "fid": fid_tables(cross, stats, datasets, uncal),
+        "uncalibrated": sorted(uncal),
+        "not_judged": NOT_JUDGED,
         "fid_enabled": bool(config["evaluation"]["fid"]),
         "performance": performance_table(perf, datasets),
-        "success": success_table(stats),
+        "success": success_table(stats, uncal, datasets),
         "quality_gate": gate_section(inputs.get("gates", [])),
         "gate_images": _get(config, "quality_gate", "images_per_loss"),
         "criteria_rules": criteria_rules(stats),
@@ -113,7 +140,7 @@ def build_context(config: Mapping, inputs: Mapping, figures: Mapping, *, report_
         "input_failures": unreadable_images(perf, datasets),
         "n_failed": sum(int(_get(perf, "datasets", d, "failed", default=0) or 0) for d in datasets),
         "n_failed_distinct": len({(f.get("split"), f.get("image_id")) for d in datasets for f in _get(perf, "datasets", d, "failed_images", default=[]) or []}),
-        "recommendations": recommendations(cross, stats, perf, datasets, optimized, alpha),
+        "recommendations": recommendations(cross, stats, perf, datasets, optimized, alpha, uncalibrated=uncal, gate_images=_get(config, "quality_gate", "images_per_loss")),
         "figures": figures,
         "definitions": defs,
         "config_yaml": yaml.safe_dump(config_plain, sort_keys=False, allow_unicode=True).rstrip(),
@@ -128,7 +155,7 @@ def build_context(config: Mapping, inputs: Mapping, figures: Mapping, *, report_
     }
 
 
-def render(context: Mapping) -> str:
+def render(context: Mapping, template: str = TEMPLATE) -> str:
     import jinja2
 
     env = jinja2.Environment(
@@ -139,24 +166,39 @@ def render(context: Mapping) -> str:
         keep_trailing_newline=True,
         autoescape=False,
     )
-    return env.get_template(TEMPLATE).render(**context)
+    return env.get_template(template).render(**context)
 
 
-def write_report(config: Mapping, *, cross: str | Path, stats: str | Path, performance: str | Path, table_csv: str | Path, report: str | Path, fig_dir: str | Path | None = None, gates: Sequence[str | Path] = (), categories: str | Path | None = None, hypotheses: str | Path | None = None, log: Callable[[str], None] = print) -> Path:
-    """Render the report and its figures from the evaluation outputs; returns the report path.
-    ``gates``: the quality gate's results; ``categories``/``hypotheses``: category_analysis.json /
-    hypothesis_analysis.json (optional)."""
+def appendix_path(report: str | Path) -> Path:
+    """The appendix next to the report: <report stem>_APPENDIX.md (layout.report_appendix_file)."""
+    return Path(report).with_name(Path(report).stem + "_APPENDIX.md")
+
+
+def write_report(config: Mapping, *, cross: str | Path, stats: str | Path, performance: str | Path, table_csv: str | Path, report: str | Path, fig_dir: str | Path | None = None, gates: Sequence[str | Path] = (), categories: str | Path | None = None, hypotheses: str | Path | None = None, appendix: str | Path | None = None, html: str | Path | None = None, log: Callable[[str], None] = print) -> Path:
+    """Render the report, its appendix, the HTML page and the figures from the evaluation
+    outputs; returns the report path. ``gates``: the quality gate's results;
+    ``categories``/``hypotheses``: category_analysis.json / hypothesis_analysis.json (optional);
+    ``appendix``/``html``: where the appendix and the HTML page go (default: next to the report,
+    appendix_path / the report's name with .html)."""
+    from latentopt.report.html import render_html
+
     from latentopt.report.analysis import load_optional, render_sections
 
     report = Path(report)
     fig_dir = Path(fig_dir) if fig_dir is not None else report.parent / FIGURES_DIRNAME
     inputs = {**load_inputs(cross, stats, performance, table_csv), "gates": load_gates(gates)}
-    datasets = _datasets(inputs["cross"])
+    datasets = arm_order(config, _datasets(inputs["cross"]))
     figs = make_figures(config["results_dir"], config, inputs, datasets, fig_dir, report.parent, log)
-    analysis = render_sections(inputs["cross"], datasets, inputs["table"], load_optional(categories), load_optional(hypotheses), fig_dir, report.parent)
+    analysis = render_sections(inputs["cross"], datasets, inputs["table"], load_optional(categories), load_optional(hypotheses), fig_dir, report.parent, uncalibrated=report_uncalibrated(config, inputs["cross"]))
     log("analysis sections: visual quality, categories, hypotheses")
-    text = render(build_context(config, inputs, figs, analysis=analysis))
-    with atomic_path(report) as tmp:
-        tmp.write_text(text)
-    log(f"report written: {report}")
+    appendix = Path(appendix) if appendix is not None else appendix_path(report)
+    html = Path(html) if html is not None else report.with_suffix(".html")
+    context = build_context(config, inputs, figs, analysis=analysis)
+    context.update(appendix_name=os.path.relpath(appendix, report.parent), report_name=report.name)
+    text, text_appendix = render(context), render(context, APPENDIX_TEMPLATE)
+    page = render_html(text, text_appendix, report.parent, title=context["title"], appendix_name=context["appendix_name"])
+    for path, content in ((report, text), (appendix, text_appendix), (html, page)):
+        with atomic_path(path) as tmp:
+            tmp.write_text(content)
+    log(f"report written: {report} ({len(text.splitlines())} lines), appendix {appendix} ({len(text_appendix.splitlines())} lines), HTML {html}")
     return report

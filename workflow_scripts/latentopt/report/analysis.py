@@ -19,6 +19,7 @@ from latentopt.workflow.metric_specs import TARGET_VALUE, VISUAL_METRICS
 from latentopt.report import formatting as r
 from latentopt.report.formatting import _finite, fmt
 from latentopt.report.definitions import module_docstring
+from latentopt.workflow.objectives import NOT_JUDGED
 
 TEMPLATE = "analysis.md.j2"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -59,18 +60,20 @@ def visual_quality_table(cross: Mapping, datasets: Sequence[str]) -> dict | None
 # categories
 
 
-def _gain_cell(row: Mapping, metric: str) -> str:
+def _gain_cell(row: Mapping, metric: str, uncalibrated=frozenset()) -> str:
     text = fmt(row.get("mean_gain"), metric, True)
     if _finite(row.get("ci95_low")) and _finite(row.get("ci95_high")):
-        text += f" [{fmt(row['ci95_low'], metric, True)}, {fmt(row['ci95_high'], metric, True)}]"
+        text += f" {r.interval(row['ci95_low'], row['ci95_high'], metric, True)}"  # the report's one interval formatter
     if row.get("n_too_small"):
         reason = row.get("n_too_small_reason")
         return f"{text} n={row.get('n')}, n too small" + (f" for {reason}" if reason and reason.startswith("Holm") else "")
     text += f" n={row.get('n')} p={r.fmt_p(row.get('p_holm'))}"
+    if metric in uncalibrated:
+        return f"{text} ({NOT_JUDGED})"
     return f"**{text}**" if row.get("significant") else text
 
 
-def category_tables(analysis: Mapping | None) -> list[dict]:
+def category_tables(analysis: Mapping | None, uncalibrated=frozenset()) -> list[dict]:
     """One entry per grouping: its description and a table rows = (group, loss), columns =
     metrics, cell = mean gain [bootstrap 95 % CI] n p_holm (or "n too small")."""
     if not analysis:
@@ -88,7 +91,7 @@ def category_tables(analysis: Mapping | None) -> list[dict]:
                 row = [f"{group}: {names.get(group, group)}" if names else group, arm]
                 for m in metrics:
                     t = next(t for t in g["tests"][m] if t["group"] == group and t["arm"] == arm)
-                    row.append(_gain_cell(t, m))
+                    row.append(_gain_cell(t, m, uncalibrated))
                 rows.append(row)
         cut = g.get("cut_points")
         if g.get("descriptor"):
@@ -99,7 +102,7 @@ def category_tables(analysis: Mapping | None) -> list[dict]:
     return out
 
 
-def category_figure(analysis: Mapping, path: str | Path) -> Path | None:
+def category_figure(analysis: Mapping, path: str | Path, order: Sequence[str] | None = None) -> Path | None:
     """Mean gain over the baseline with its bootstrap 95 % CI per group (x) and loss (colour), one
     panel per grouping (rows) and metric (columns); hollow markers: n too small to test."""
     from latentopt.report import plots as F
@@ -110,7 +113,9 @@ def category_figure(analysis: Mapping, path: str | Path) -> Path | None:
         return None
     fig = F.Figure(figsize=(3.3 * len(metrics), 2.7 * len(groupings)), layout="constrained")
     axes = fig.subplots(len(groupings), len(metrics), squeeze=False)
-    arms = list(dict.fromkeys(t["arm"] for g in groupings for m in metrics for t in analysis["groupings"][g]["tests"].get(m, [])))  # pipeline order: same colours as elsewhere
+    arms = list(dict.fromkeys(t["arm"] for g in groupings for m in metrics for t in analysis["groupings"][g]["tests"].get(m, [])))
+    if order:  # the report's arm order (arms.arm_order): same colours as every other figure
+        arms = [a for a in order if a in arms] + [a for a in arms if a not in order]
     colors = F.dataset_colors(["baseline", *arms])
     for i, g in enumerate(groupings):
         entry = analysis["groupings"][g]
@@ -147,13 +152,22 @@ def category_figure(analysis: Mapping, path: str | Path) -> Path | None:
 # hypotheses
 
 
-def hypothesis_tables(analysis: Mapping | None) -> dict | None:
+def hypothesis_tables(analysis: Mapping | None, cross: Mapping | None = None, uncalibrated=frozenset()) -> dict | None:
+    """The seed's FID expectations (verdict "not judged: uncalibrated network" with a random
+    Inception; the measured FID and its interval printed by the report's one FID formatter, from
+    the cross-evaluation cell where there is one), and the across-arm correlations."""
     if not analysis:
         return None
+    if "Inception" in ((analysis.get("metadata") or {}).get("not_comparable_reason") or ""):
+        uncalibrated = {*uncalibrated, "fid"}  # hypotheses.fid_not_comparable: a random Inception
     rows = []
     for h in analysis.get("expected_fid", []):
-        measured = "n/a" if not _finite(h.get("fid")) else f"{r.fmt(h['fid'], 'fid')} {r.interval(h.get('ci95_low'), h.get('ci95_high'), 'fid')}".strip()
-        verdict = h["verdict"] if h["verdict"] != "not comparable" else f"not comparable (CI would be {h['interval_relation']})"
+        cell = (((cross or {}).get("datasets") or {}).get(h["arm"]) or {}).get("all", {}).get("fid") or h
+        measured = "n/a" if not _finite(h.get("fid")) else f"{r.fmt(h['fid'], 'fid')} {r.fid_interval(cell)}".strip()
+        if "fid" in uncalibrated:
+            verdict = f"{NOT_JUDGED} (FID from a randomly initialised Inception)"
+        else:
+            verdict = h["verdict"] if h["verdict"] != "not comparable" else f"not comparable ({(analysis.get('metadata') or {}).get('not_comparable_reason') or 'see above'})"
         rows.append([h["arm"], f"{h['expected_low']:g}–{h['expected_high']:g} ± {h['tolerance']:g}", f"[{h['accepted_low']:g}, {h['accepted_high']:g}]", measured, h.get("n", "n/a"), verdict])
     corr = analysis.get("arm_correlations") or {}
     names = corr.get("names", [])
@@ -189,7 +203,7 @@ def make_figures(table_df: pd.DataFrame, datasets: Sequence[str], categories: Ma
     if metrics:
         out["visual"] = rel(F.distributions(table_df, datasets, metrics, {m: label(m) for m in metrics}, fig_dir / "visual_quality.png"))
     if categories:
-        path = category_figure(categories, fig_dir / "category_gains.png")
+        path = category_figure(categories, fig_dir / "category_gains.png", datasets)
         if path:
             out["categories"] = rel(path)
     corr = (hypotheses or {}).get("arm_correlations") or {}
@@ -203,15 +217,15 @@ def definitions() -> dict[str, str]:
     return {m.rpartition(".")[2]: module_docstring(m) for m in ("metrics.visual_quality", "analysis.categories", "analysis.hypotheses")}
 
 
-def render_sections(cross: Mapping, datasets: Sequence[str], table_df: pd.DataFrame, categories: Mapping | None, hypotheses: Mapping | None, fig_dir: Path, report_dir: Path) -> str:
+def render_sections(cross: Mapping, datasets: Sequence[str], table_df: pd.DataFrame, categories: Mapping | None, hypotheses: Mapping | None, fig_dir: Path, report_dir: Path, *, uncalibrated=frozenset()) -> str:
     """The Markdown of the three analysis sections (figures written to ``fig_dir``)."""
     import jinja2
 
     context = {
         "visual": visual_quality_table(cross, datasets),
-        "categories": category_tables(categories),
+        "categories": category_tables(categories, uncalibrated),
         "category_meta": (categories or {}).get("metadata") or {},
-        "hypotheses": hypothesis_tables(hypotheses),
+        "hypotheses": hypothesis_tables(hypotheses, cross, uncalibrated),
         "figures": make_figures(table_df, datasets, categories, hypotheses, fig_dir, report_dir),
         "definitions": definitions(),
     }

@@ -15,3 +15,15 @@ def loss_description(spec: Mapping) -> str:
     params = ", ".join(f"{k}={v}" for k, v in spec.items() if k != "name")
     return f"{spec.get('name')}({params})" if params else str(spec.get("name"))
 
+
+
+def arm_order(config: Mapping, names) -> list[str]:
+    """THE order of the datasets in every table and figure of the report: the baseline, then the
+    loss arms in the config's ``losses`` order, then any other dataset in the order given. Colours
+    follow it (plots.dataset_colors), so they are the same in every figure."""
+    from latentopt.workflow.layout import BASELINE
+
+    names = list(dict.fromkeys(names))
+    losses = [a for a in (config.get("losses") or {}) if a in names]
+    rest = [d for d in names if d != BASELINE and d not in losses]
+    return ([BASELINE] if BASELINE in names else []) + losses + rest

@@ -23,8 +23,9 @@ from collections.abc import Mapping, Sequence
 
 from latentopt.workflow.metric_specs import HIGHER_IS_BETTER
 from latentopt.workflow.layout import BASELINE
+from latentopt.workflow.objectives import NOT_JUDGED, with_relatives
 from latentopt.analysis.statistics import MIN_N_INTERVAL
-from latentopt.report.formatting import _finite, fmt, fmt_p, fmt_p_boot, interval, metric_label, table
+from latentopt.report.formatting import _finite, fmt, fmt_p, fmt_p_boot, interval, metric_label, pct, pct_interval, table
 from latentopt.report.inputs import _get, _pair_row, oriented
 
 # What the recommendations are about: (purpose, candidate metrics); the first present candidate
@@ -41,23 +42,43 @@ CRITERIA = (
     ("significance", "significantly better than baseline on a metric it did not optimize", lambda t: f"Holm p < {t}"),
     ("time_budget", "projected full-plan time (h)", lambda t: f"CI ≤ {t}"),
 )
-VERDICT_TEXT = {"pass": "PASS", "fail": "**FAIL**", "not shown": "not shown", "n too small": "n too small"}
+VERDICT_TEXT = {"pass": "PASS", "fail": "**FAIL**", "not shown": "not shown", "n too small": "n too small", "not judged": NOT_JUDGED}
+# The network each criterion rests on (a criterion on an uncalibrated network is not judged).
+CRITERION_METRICS = {"fid_improvement": ("fid",)}
+_pct = pct
 
 
-def _pct(v) -> str:
-    return f"{100 * v:+.1f} %" if _finite(v) else "n/a"
+def not_judged(key: str, e: Mapping, uncalibrated) -> bool:
+    """Whether criterion ``key`` rests on an uncalibrated network (or the JSON says so)."""
+    return e.get("verdict") == "not judged" or any(m in uncalibrated for m in CRITERION_METRICS.get(key, ()))
 
 
-def _criterion_cell(key: str, e: Mapping) -> str:
+def _with_matrix(metric: str, e: Mapping, tests: Mapping | None, arm: str | None) -> str:
+    """A metric the significance criterion found significant, with FAMILY_MARK and the
+    significance matrix's p where that family (the dataset pairs of the metric) does not."""
+    from latentopt.report.tables import FAMILY_MARK
+
+    label = metric_label(metric, False)
+    row = _pair_row(_get(tests, metric, "all", default=[]), arm, BASELINE) if arm else None
+    p = row.get("p_wilcoxon_holm") if row else None
+    if row is None or (_finite(p) and p < e.get("threshold", 0.05)):
+        return label
+    return f"{label} {FAMILY_MARK} (significance matrix, Holm over the dataset pairs of {label}: p={fmt_p(p)}, not significant)"
+
+
+def _criterion_cell(key: str, e: Mapping, uncalibrated=frozenset(), tests: Mapping | None = None, arm: str | None = None) -> str:
     v = VERDICT_TEXT.get(e.get("verdict"), "PASS" if e.get("pass") else "**FAIL**")
+    if not_judged(key, e, uncalibrated):
+        v = NOT_JUDGED
     if key == "success_rate":
         return f"{v}: {100 * e['value']:.1f} % of {e.get('n', 'n/a')}"
     if key == "fid_improvement":
-        ci = f" [{_pct(e.get('ci95_low'))}, {_pct(e.get('ci95_high'))}]" if _finite(e.get("ci95_low")) else ""
+        ci = f" {pct_interval(e.get('ci95_low'), e.get('ci95_high'))}" if _finite(e.get("ci95_low")) else ""
         p = fmt_p_boot(e.get("p_boot"), e.get("n_boot"))
-        return f"{v}: {_pct(e.get('value'))}{ci} (n = {e.get('n')}, bootstrap p {p if p.startswith('<') else '= ' + p})"
+        listed = " (value listed only)" if v == NOT_JUDGED else ""
+        return f"{v}{listed}: {_pct(e.get('value'))}{ci} (n = {e.get('n')}, bootstrap p {p if p.startswith('<') else '= ' + p})"
     if key == "significance":
-        text = f"{v}: {', '.join(metric_label(m, False) for m in e.get('value') or []) or 'none'}"
+        text = f"{v}: {', '.join(_with_matrix(m, e, tests, arm) for m in e.get('value') or []) or 'none'}"
         if e.get("own_objective_better"):
             text += f"; own objective only: {', '.join(metric_label(m, False) for m in e['own_objective_better'])}"
         text += f"; significantly worse on: {', '.join(metric_label(m, False) for m in e.get('deteriorations') or []) or 'none'}"
@@ -73,28 +94,48 @@ def _criterion_cell(key: str, e: Mapping) -> str:
     return v
 
 
-def success_table(stats: Mapping) -> dict | None:
+def success_table(stats: Mapping, uncalibrated=frozenset(), order: Sequence[str] | None = None) -> dict | None:
     """One row per loss arm, one column per criterion: verdict (PASS / FAIL / not shown /
-    n too small), the measured value with its uncertainty and n; 'all' is PASS only when every
-    criterion is PASS."""
+    n too small / not judged: uncalibrated network), the measured value with its uncertainty and
+    n; 'all' is PASS only when every criterion is PASS, "not judged" when none failed but one
+    rests on an uncalibrated network."""
     crit = stats.get("success_criteria") or {}
     if not crit:
         return None
     first = next(iter(crit.values()))
     rows = []
-    for arm, entry in crit.items():
+    for arm in _ordered(crit, order):
+        entry = crit[arm]
         row = [arm]
         for key, _, _ in CRITERIA:
             e = entry.get(key)
-            row.append("not evaluated" if e is None else _criterion_cell(key, e))
-        row.append("PASS" if all_pass(entry) else "not met")
+            row.append("not evaluated" if e is None else _criterion_cell(key, e, uncalibrated, stats.get("tests"), arm))
+        row.append(overall(entry, uncalibrated))
         rows.append(row)
     header = ["loss"] + [f"{label} ({thr(first[key]['threshold'])})" if first.get(key) else label for key, label, thr in CRITERIA] + ["all"]
     return table(header, rows, ["l"] * (len(CRITERIA) + 2))
 
 
-def all_pass(entry: Mapping) -> bool:
-    return all(v.get("pass") is True for v in entry.values() if isinstance(v, Mapping))
+def _ordered(names, order: Sequence[str] | None) -> list[str]:
+    """``names`` in the report's arm order (report.arms.arm_order), unknown names last."""
+    names = list(names)
+    if not order:
+        return names
+    return [a for a in order if a in names] + [a for a in names if a not in order]
+
+
+def all_pass(entry: Mapping, uncalibrated=frozenset()) -> bool:
+    return all(v.get("pass") is True for k, v in entry.items() if isinstance(v, Mapping) and not not_judged(k, v, uncalibrated)) and not any(
+        isinstance(v, Mapping) and not_judged(k, v, uncalibrated) for k, v in entry.items())
+
+
+def overall(entry: Mapping, uncalibrated=frozenset()) -> str:
+    """'PASS' when every criterion is PASS; 'not judged' when every judged criterion is PASS but
+    one rests on an uncalibrated network; 'not met' otherwise."""
+    judged = {k: v for k, v in entry.items() if isinstance(v, Mapping) and not not_judged(k, v, uncalibrated)}
+    if all(v.get("pass") is True for v in judged.values()):
+        return "PASS" if len(judged) == sum(isinstance(v, Mapping) for v in entry.values()) else "not judged"
+    return "not met"
 
 
 def criteria_rules(stats: Mapping) -> list[str]:
@@ -116,33 +157,45 @@ def criteria_rules(stats: Mapping) -> list[str]:
 
 def _evidence_metric(candidates: Sequence[str], present: Sequence[str], optimized: Mapping[str, set]) -> tuple[str | None, str | None]:
     """(objective metric, evidence metric) of a purpose: the first present candidate, and the
-    first present candidate that no arm optimized (else the objective metric itself)."""
+    first present candidate that is held out for every arm, i.e. neither an arm's objective nor
+    a declared relative of one (objectives.RELATED_METRICS; else the objective metric itself)."""
     avail = [m for m in candidates if m in present]
     if not avail:
         return None, None
     objective = avail[0]
-    taken = set().union(*optimized.values()) if optimized else set()
+    taken = set().union(*(with_relatives(ms) for ms in optimized.values())) if optimized else set()
     held = next((m for m in avail if m not in taken), None)
     return objective, held or objective
 
 
+def _value(cross: Mapping, arm: str, metric: str):
+    return _get(cross["datasets"], arm, "all", metric, "fid" if metric == "fid" else "mean")
+
+
 def _ranking(cross: Mapping, arms: Sequence[str], metric: str) -> list[str]:
-    key = "fid" if metric == "fid" else "mean"
-    finite = {a: v for a in arms if _finite(v := _get(cross["datasets"], a, "all", metric, key))}
+    finite = {a: v for a in arms if _finite(v := _value(cross, a, metric))}
     return sorted(finite, key=lambda a: finite[a], reverse=HIGHER_IS_BETTER[metric])
 
 
 def _own_text(metric: str, optimized: Mapping[str, set]) -> str:
     owners = sorted(a for a, ms in optimized.items() if metric in ms)
+    relatives = sorted(a for a, ms in optimized.items() if metric not in ms and metric in with_relatives(ms))
     label = metric_label(metric, False)
+    parts = []
     if owners:
-        return f"{label}, own objective of {', '.join(owners)} (not independent evidence for {'it' if len(owners) == 1 else 'them'})"
+        parts.append(f"own objective of {', '.join(owners)}")
+    if relatives:
+        parts.append(f"a monotone or near-monotone relative of the objective of {', '.join(relatives)}")
+    if parts:
+        who = owners + relatives
+        return f"{label}, {' and '.join(parts)} (not independent evidence for {'it' if len(who) == 1 else 'them'})"
     return f"{label}, held out (no loss optimized it)"
 
 
-def recommendations(cross: Mapping, stats: Mapping, perf: Mapping, datasets: Sequence[str], optimized: Mapping[str, set], alpha: float) -> list[str]:
+def recommendations(cross: Mapping, stats: Mapping, perf: Mapping, datasets: Sequence[str], optimized: Mapping[str, set], alpha: float, *, uncalibrated=frozenset(), gate_images: int | None = None) -> list[str]:
     """One sentence per purpose, decided on the evidence metric (see the module docstring), then
-    the cost line and the success-criteria line."""
+    the cost line, the success-criteria line and what images the evidence pools. A purpose whose
+    evidence metric comes from an uncalibrated network is not judged."""
     arms = [d for d in datasets if d != BASELINE]
     present = list(cross.get("metrics", []))
     tests = stats.get("tests") or {}
@@ -151,50 +204,76 @@ def recommendations(cross: Mapping, stats: Mapping, perf: Mapping, datasets: Seq
         objective, evidence = _evidence_metric(candidates, present, optimized)
         if evidence is None:
             continue
-        ranked = _ranking(cross, arms, evidence)
         label = metric_label(evidence, False)
+        if evidence in uncalibrated:
+            out.append(f"For {purpose} ({label}): {NOT_JUDGED} ({label} comes from a randomly initialised network; its values are listed, labelled, in the tables but no loss is named best on it).")
+            continue
+        ranked = _ranking(cross, arms, evidence)
         if not ranked:
             out.append(f"For {purpose} ({label}): no loss arm has a value; nothing to recommend.")
             continue
         best = ranked[0]
         lead = ""
-        if objective != evidence:
+        if objective != evidence and objective not in uncalibrated:
             ranked_obj = _ranking(cross, arms, objective)
-            if ranked_obj and ranked_obj[0] != best:
+            if ranked_obj and ranked_obj[0] != best and fmt(_value(cross, ranked_obj[0], objective), objective) != fmt(_value(cross, best, objective), objective):
                 lead = (f"For {purpose}, the objective metric {_own_text(objective, optimized)} and the held-out {label} disagree: "
                         f"{ranked_obj[0]} is best on {metric_label(objective, False)}, {best} on {label}; the decision follows {label}. Decision: ")
-        out.append(lead + _decision(purpose, best, evidence, ranked, stats, tests, optimized, alpha, objective, bool(lead)))
+        out.append(lead + _decision(purpose, best, evidence, ranked, cross, stats, tests, optimized, alpha, objective if objective not in uncalibrated else evidence, bool(lead)))
     out.extend(_cost_lines(perf, arms))
     crit = stats.get("success_criteria") or {}
     if crit:
-        passing = [a for a, e in crit.items() if all_pass(e)]
-        unmet = {a: [f"{k} ({e[k].get('verdict', 'fail')})" for k in e if isinstance(e[k], Mapping) and e[k].get("pass") is not True] for a, e in crit.items()}
+        passing = [a for a in _ordered(crit, arms) if overall(crit[a], uncalibrated) == "PASS"]
+        unmet = {a: [f"{k} ({NOT_JUDGED if not_judged(k, e[k], uncalibrated) else e[k].get('verdict', 'fail')})" for k in e if isinstance(e[k], Mapping) and (e[k].get("pass") is not True or not_judged(k, e[k], uncalibrated))] for a, e in ((a, crit[a]) for a in _ordered(crit, arms))}
         unmet = {a: f for a, f in unmet.items() if f}
         line = f"Losses meeting every success criterion (each judged with its uncertainty, see Success criteria): {', '.join(passing) if passing else 'none'}"
         if unmet:
             line += "; not met: " + "; ".join(f"{a}: {', '.join(f)}" for a, f in unmet.items())
         out.append(line + ".")
+    if gate_images:
+        out.append(f"Evidence pool: every test above uses all images that succeeded in every dataset, INCLUDING the first {gate_images} image(s) of each loss that the quality gate ran first (the gate judged only each loss's own objective on them; they are otherwise ordinary images of the plan).")
     return out
 
 
-def _decision(purpose: str, best: str, metric: str, ranked: Sequence[str], stats: Mapping, tests: Mapping, optimized: Mapping[str, set], alpha: float, objective: str, disagreed: bool) -> str:
+def _fid_holm(stats: Mapping) -> dict[frozenset, float]:
+    """Holm-corrected bootstrap p of every paired FID difference (the family: all pairs). A
+    bootstrap p of 0 (below its resolution) enters as its bound 1/n_boot, so the corrected value
+    is an upper bound then (printed "≤", see _fid_p_text)."""
+    from latentopt.analysis.statistics import holm
+
+    rows = [r for r in (_get(stats, "fid_differences", "all", default=[]) or []) if _finite(r.get("p_boot"))]
+    ps = [max(float(r["p_boot"]), 1.0 / r["n_boot"]) if _finite(r.get("n_boot")) and r["n_boot"] else float(r["p_boot"]) for r in rows]
+    return {frozenset((r["a"], r["b"])): float(p) for r, p in zip(rows, holm(ps))}
+
+
+def _fid_p_text(stats: Mapping, a: str, b: str) -> str:
+    row = _pair_row(_get(stats, "fid_differences", "all", default=[]), a, b) or {}
+    p = _fid_holm(stats).get(frozenset((a, b)))
+    bound = "≤ " if row.get("p_boot") == 0 else "= "
+    return f"bootstrap p Holm-corrected over the FID pairs {bound}{fmt_p(p)}"
+
+
+def _decision(purpose: str, best: str, metric: str, ranked: Sequence[str], cross: Mapping, stats: Mapping, tests: Mapping, optimized: Mapping[str, set], alpha: float, objective: str, disagreed: bool) -> str:
     label = metric_label(metric, False)
     unit = " dB" if metric == "psnr" else ""
     cmp = _vs_baseline(stats, tests, best, metric, alpha)
     head = "" if disagreed else f"For {purpose}, "
     evidence = f"evidence metric: {_own_text(metric, optimized)}"
+    shown = fmt(_value(cross, best, metric), metric)
+    tied = [a for a in ranked[1:] if fmt(_value(cross, a, metric), metric) == shown]
+    best_text = f"best {label} among the losses" + (f" (tied at the printed precision, {shown}, with {', '.join(tied)})" if tied else "")
     if cmp is None:
-        text = f"{head}no paired comparison with the baseline is available for **{best}**, the best loss on {label} (too few images succeeded in every dataset); {evidence}"
+        text = f"{head}no paired comparison with the baseline is available for **{best}**, the {best_text} (too few images succeeded in every dataset); {evidence}"
     else:
         numbers = f"{fmt(cmp['diff'], metric, True)}{unit} vs. baseline (95% CI {cmp['ci'] or 'n/a'}, {cmp['p_text']}, n = {cmp['n']})"
         if cmp["too_small"]:
-            text = f"{head}n is too small to show whether a loss beats the baseline on {label}: the best loss, **{best}**, is {numbers}; {cmp['why_small']}; {evidence}"
+            text = f"{head}n is too small to show whether a loss beats the baseline on {label}: the {best_text}, **{best}**, is {numbers}; {cmp['why_small']}; {evidence}"
         elif cmp["better"] and cmp["significant"]:
-            text = f"{head}use **{best}**: best {label} among the losses, {numbers}; {evidence}"
+            text = f"{head}use **{best}**: {best_text}, {numbers}; {evidence}"
         elif cmp["better"]:
-            text = f"{head}no loss is shown to beat the baseline on {label}: the best loss, **{best}**, is {numbers}, not significant at α = {alpha}; {evidence}"
+            text = f"{head}no loss is shown to beat the baseline on {label}: the {best_text}, **{best}**, is {numbers}, not significant at α = {alpha}; {evidence}"
         else:
-            text = f"{head}keep the **baseline**: no loss improves {label}; the best loss, {best}, is {numbers}; {evidence}"
+            text = f"{head}keep the **baseline**: no loss improves {label}; the {best_text}, {best}, is {numbers}; {evidence}"
     if len(ranked) > 1 and metric != "fid":
         row2 = _pair_row(_get(tests, metric, "all", default=[]), best, ranked[1])
         if row2 and _finite(row2.get("ci95_low")):
@@ -206,13 +285,31 @@ def _decision(purpose: str, best: str, metric: str, ranked: Sequence[str], stats
                 text += " (n too small for the test to reach α)"
             elif not (_finite(p) and p < alpha):
                 text += " (not significant)"
+    elif len(ranked) > 1:
+        row2 = _pair_row(_get(stats, "fid_differences", "all", default=[]), best, ranked[1])
+        if row2 and _finite(row2.get("ci95_low")):
+            d, lo, hi = oriented(row2, best, "diff")
+            p = _fid_holm(stats).get(frozenset((best, ranked[1])))
+            text += f"; vs. the runner-up {ranked[1]}: {fmt(d, metric, True)} {interval(lo, hi, metric, True)}, {_fid_p_text(stats, best, ranked[1])}"
+            if not (_finite(p) and p < alpha):
+                text += " (not significant)"
+        elif row2 and row2.get("n_too_small"):
+            text += f"; vs. the runner-up {ranked[1]}: n too small for the FID bootstrap"
     if metric == "fid":
-        flagged = sorted(a for a, r in (_get(stats, "fid_kid_agreement", default={}) or {}).items() if not r.get("agree", True))
+        flagged = sorted(a for a, r in (_get(stats, "fid_kid_agreement", default={}) or {}).items() if _disagree_shown(r))
         if flagged:
             text += f"; FID and paired KID disagree in direction vs the baseline for {', '.join(flagged)}"
     if objective != metric and not disagreed:
         text += f"; {metric_label(objective, False)}, the objective metric, names the same best loss"
     return text + "."
+
+
+def _disagree_shown(r: Mapping) -> bool:
+    """FID and paired KID disagree in direction AND both differences print as nonzero (a
+    difference that prints as 0 is no direction)."""
+    if r.get("agree", True):
+        return False
+    return all(_finite(r.get(k)) and float(fmt(r[k], m, True)) != 0 for k, m in (("fid_diff", "fid"), ("kid_diff", "kid")))
 
 
 def _vs_baseline(stats: Mapping, tests: Mapping, arm: str, metric: str, alpha: float) -> dict | None:
@@ -223,11 +320,13 @@ def _vs_baseline(stats: Mapping, tests: Mapping, arm: str, metric: str, alpha: f
         if row is None:
             return None
         d, lo, hi = oriented(row, arm, "diff")
-        p = row.get("p_boot")
-        p_text = "bootstrap p " + (t if (t := fmt_p_boot(p, row.get("n_boot"))).startswith("<") else f"= {t}")
-        too_small = bool(row.get("n_too_small"))
-        why = "the FID bootstrap needs more images" if too_small else ""
-        significant = _finite(lo) and _finite(hi) and (lo > 0 or hi < 0)
+        p = _fid_holm(stats).get(frozenset((arm, BASELINE)))
+        p_text = _fid_p_text(stats, arm, BASELINE)
+        m = len(_fid_holm(stats)) or 1
+        floor = m / row["n_boot"] if _finite(row.get("n_boot")) and row["n_boot"] else None
+        too_small = bool(row.get("n_too_small")) or (floor is not None and floor >= alpha)
+        why = "the FID bootstrap needs more images" if row.get("n_too_small") else (f"with {row.get('n_boot')} bootstrap replicates and Holm over {m} FID pairs the smallest attainable p is {fmt_p(min(1.0, floor))} ≥ α = {alpha}" if too_small else "")
+        significant = _finite(lo) and _finite(hi) and (lo > 0 or hi < 0) and _finite(p) and p < alpha
     else:
         row = _pair_row(_get(tests, metric, "all", default=[]), arm, BASELINE)
         if row is None:

@@ -37,17 +37,24 @@ def _losses_histories(results: str | Path, table_df: pd.DataFrame, arms: Sequenc
     return out
 
 
-def select_examples(table_df: pd.DataFrame, arm: str) -> list[tuple[str, str, str, float]]:
-    """(kind, split, image_id, PSNR gain) for the best, median and worst image by ``arm``'s PSNR
-    improvement over the baseline (images ok in both); duplicates dropped for tiny sets."""
+EXAMPLE_RULE = "the mean over all loss arms of the per-image PSNR gain over the baseline (images ok in the baseline and every loss arm)"
+
+
+def select_examples(table_df: pd.DataFrame, arms: str | Sequence[str]) -> list[tuple[str, str, str, float]]:
+    """(kind, split, image_id, gain) for the best, median and worst image by EXAMPLE_RULE (a
+    single arm: that arm's PSNR gain): the same images whatever order the losses are listed in;
+    duplicates dropped for tiny sets."""
+    arms = [arms] if isinstance(arms, str) else list(arms)
     ok = table_df[table_df["status"] == "ok"]
-    a = ok[ok["dataset"] == arm].set_index(["split", "image_id"])["psnr"]
     b = ok[ok["dataset"] == BASELINE].set_index(["split", "image_id"])["psnr"]
-    gain = (a - b).dropna()
+    gains = [(ok[ok["dataset"] == a].set_index(["split", "image_id"])["psnr"] - b) for a in arms]
+    if not gains:
+        return []
+    gain = pd.concat(gains, axis=1).dropna().mean(axis=1)
     gain = gain[gain.map(math.isfinite)]
     if gain.empty:
         return []
-    order = gain.sort_values(ascending=False, kind="mergesort")
+    order = gain.sort_index().sort_values(ascending=False, kind="mergesort")  # ties: by (split, image id)
     picks = [("best", 0), ("median", len(order) // 2), ("worst", len(order) - 1)]
     out, used = [], set()
     for kind, i in picks:
@@ -74,7 +81,10 @@ def make_figures(results: str | Path, config: Mapping, inputs: Mapping, datasets
     cross = inputs["cross"]
     arms = [d for d in datasets if d != BASELINE]
     metrics = [m for m in METRICS if m in table_df.columns]
-    labels = {m: metric_label(m) for m in (*METRICS, "time_s")}
+    from latentopt.workflow.objectives import uncalibrated_metrics
+
+    uncal = uncalibrated_metrics(config)
+    labels = {m: metric_label(m) + (" (uncalibrated)" if m in uncal else "") for m in (*METRICS, "time_s")}
     rel = lambda p: Path(os.path.relpath(p, report_dir)).as_posix()  # noqa: E731
     out: dict[str, Any] = {}
 
@@ -99,8 +109,7 @@ def make_figures(results: str | Path, config: Mapping, inputs: Mapping, datasets
     log("figures: time, trade-off, correlations")
     grids = []
     if arms:
-        ranking_arm = arms[0]
-        for kind, split, image_id, gain in select_examples(table_df, ranking_arm):
+        for kind, split, image_id, gain in select_examples(table_df, arms):
             panels = [(f"original\n{split}/{image_id}", _read_png(layout.original_png(results, split, image_id)))]
             if panels[0][1] is None:
                 continue
@@ -117,10 +126,10 @@ def make_figures(results: str | Path, config: Mapping, inputs: Mapping, datasets
                     label += "\n(failed)"
                 panels.append((label, img))
             crop_ref = 1 if len(panels) > 1 and panels[1][1] is not None else 0
-            title = f"{kind} image by {ranking_arm}'s PSNR gain over baseline: {split}/{image_id} ({gain:+.2f} dB)"
+            title = f"{kind} image by the mean PSNR gain of the losses over the baseline: {split}/{image_id} ({gain:+.2f} dB)"
             path = F.image_grid(panels, crop_ref, title, fig_dir / f"examples_{kind}.png")
             grids.append({"kind": kind, "split": split, "image_id": image_id, "gain": f"{gain:+.2f}", "path": rel(path)})
-        out["grids_arm"] = ranking_arm
+        out["grids_rule"] = EXAMPLE_RULE
     out["grids"] = grids
     log(f"figures: {len(grids)} image grids")
     return out

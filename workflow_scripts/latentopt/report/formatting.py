@@ -78,13 +78,21 @@ def too_small(n: Any, n_min: int = MIN_N_INTERVAL) -> str:
     return f"{TOO_SMALL} (n = {n if n is not None else 0} < {n_min})"
 
 
+def mean_only(v: Any, metric: str, n: Any, n_min: int = MIN_N_INTERVAL) -> str:
+    """A value whose n is below the minimum for an interval: the value itself, labelled
+    "CI: n too small" (never bold, never 'best')."""
+    if not _finite(v):
+        return too_small(n, n_min)
+    return f"{fmt(v, metric)} (CI: {TOO_SMALL}, n = {n if n is not None else 0} < {n_min})"
+
+
 def mean_ci(cell: Mapping | None, metric: str) -> str:
     """'mean ± half-width of the 95 % t-interval' (the interval is symmetric); "n too small"
     below MIN_N_INTERVAL values; RANGE_MARK when the interval leaves the metric's range."""
     if not cell or not _finite(cell.get("mean")):
         return "n/a"
     if (cell.get("n") or 0) < MIN_N_INTERVAL:
-        return too_small(cell.get("n"))
+        return mean_only(cell["mean"], metric, cell.get("n"))
     lo, hi = cell.get("ci95_low"), cell.get("ci95_high")
     if _finite(lo) and _finite(hi):
         mark = f" {RANGE_MARK}" if outside_range(lo, hi, metric) else ""
@@ -92,10 +100,45 @@ def mean_ci(cell: Mapping | None, metric: str) -> str:
     return fmt(cell["mean"], metric)
 
 
-def interval(lo: Any, hi: Any, metric: str = "", signed: bool = False) -> str:
+def interval(lo: Any, hi: Any, metric: str = "", signed: bool = False, *, difference: bool | None = None) -> str:
+    """THE interval formatter of the report: "[lo, hi]", followed by RANGE_MARK when a bound
+    lies outside the quantity's possible range (a value of ``metric``: METRIC_RANGES; a
+    difference, the default when ``signed``: never marked, its range is the span of two values).
+    Every section prints an interval through this function, so one interval prints identically
+    everywhere."""
     if not (_finite(lo) and _finite(hi)):
         return ""
-    return f"[{fmt(lo, metric, signed)}, {fmt(hi, metric, signed)}]"
+    text = f"[{fmt(lo, metric, signed)}, {fmt(hi, metric, signed)}]"
+    is_diff = signed if difference is None else difference
+    if not is_diff and outside_range(lo, hi, metric):
+        text += f" {RANGE_MARK}"
+    return text
+
+
+# A relative improvement (value_base - value_arm) / value_base of a quantity >= 0 cannot exceed 100 %.
+RELATIVE_MAX = 1.0
+
+
+def pct(v: Any) -> str:
+    return f"{100 * v:+.1f} %" if _finite(v) else "n/a"
+
+
+def pct_interval(lo: Any, hi: Any) -> str:
+    """A relative improvement's interval in %, marked when a bound exceeds +100 % (impossible
+    for a quantity that cannot go below 0, such as FID)."""
+    if not (_finite(lo) and _finite(hi)):
+        return ""
+    mark = f" {RANGE_MARK}" if hi > RELATIVE_MAX or lo > RELATIVE_MAX else ""
+    return f"[{pct(lo)}, {pct(hi)}]{mark}"
+
+
+def fid_interval(cell: Mapping | None) -> str:
+    """The FID interval of a cross-evaluation cell, the re-centred lower bound printed unclipped
+    (and so marked when below 0): used by every section that prints a FID interval."""
+    if not cell:
+        return ""
+    lo = cell.get("ci95_low_unclipped", cell.get("ci95_low"))
+    return interval(lo, cell.get("ci95_high"), "fid")
 
 
 def _cell(text: Any) -> str:
@@ -112,3 +155,12 @@ def table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: Sequence[
         "align": [":---" if a == "l" else "---:" for a in align],
     }
 
+
+
+def retried_text(counts) -> str:
+    """'retried: 2 × 300' (or '1 × 300, 1 × 280') for the iteration counts of retried images."""
+    from collections import Counter
+
+    if not counts:
+        return ""
+    return "retried: " + ", ".join(f"{k} × {v}" for v, k in sorted(Counter(counts).items()))

@@ -53,11 +53,14 @@ def oriented(row: Mapping, a: str, key_diff: str = "mean_diff") -> tuple[Any, An
 
 
 def best_datasets(values: Mapping[str, Any], metric: str) -> set[str]:
-    """The dataset(s) with the best finite value (ties all count)."""
+    """The dataset(s) with the best finite value; ties at the PRINTED precision all count (a
+    reader cannot see a difference that prints identically, so no bold may single one out)."""
+    from latentopt.report.formatting import fmt
+
     finite = {d: v for d, v in values.items() if _finite(v)}
     if not finite:
         return set()
     pick = max if HIGHER_IS_BETTER.get(metric, True) else min
-    best = pick(finite.values())
-    return {d for d, v in finite.items() if v == best}
+    best = fmt(pick(finite.values()), metric)
+    return {d for d, v in finite.items() if fmt(v, metric) == best}
 

@@ -12,7 +12,7 @@ from latentopt.workflow import layout
 from latentopt.core.fileio import read_json
 from latentopt.report.formatting import table
 
-REPORT_PACKAGES = ("matplotlib", "jinja2", "pyyaml")
+REPORT_PACKAGES = ("matplotlib", "jinja2", "markdown", "pyyaml")
 
 
 def _version(name: str) -> str | None:
@@ -41,11 +41,52 @@ def model_provenance(results: str | Path, table_df: pd.DataFrame, datasets: Sequ
             seen.setdefault(key, set()).add(rec.get("device") or model.get("device") or "?")
             files.update(model.get("weight_files") or {})
         for (kind, source, sha, dtype), devices in seen.items():
-            rows.append([d, kind, source, f"`{sha}`" if sha else "n/a", dtype, ", ".join(sorted(devices))])
+            rows.append([d, kind, source, f"`{sha}`" if sha else "n/a", hash_basis(sha, files), dtype, ", ".join(sorted(devices))])
     return {
-        "table": table(["dataset", "kind", "source", "weights sha256", "dtype", "devices"], rows, ["l"] * 6) if rows else None,
+        "table": table(["dataset", "kind", "source", "weights sha256", "hash of", "dtype", "devices"], rows, ["l"] * 7) if rows else None,
         "files": [{"path": p, "sha256": s} for p, s in sorted(files.items())],
     }
+
+
+def hash_basis(sha: str | None, files: Mapping[str, str]) -> str:
+    """What the record's ``weights_sha256`` is a hash of: the weight files themselves (one file:
+    its sha256; several: a hash over their hashes) or, where it matches none of them, the loaded
+    state dict (every key, dtype, shape and tensor byte, autoencoders.state_dict_sha256), which
+    identifies the weights whatever file format holds them, and so differs from the file hash."""
+    if not sha:
+        return "n/a"
+    if sha in set(files.values()):
+        return "the weight file's bytes"
+    if files:
+        return "the loaded state dict (keys, dtypes, shapes, tensor bytes), not the file: the file hashes are listed below"
+    return "the loaded state dict (keys, dtypes, shapes, tensor bytes)"
+
+
+def config_diff(config: Mapping) -> dict:
+    """The configuration as the report shows it: every value that differs from the schema's
+    default (config.schema.yaml), plus the model's own keys (config.model_spec) in full."""
+    from latentopt.workflow.config import load_schema, model_spec
+
+    def walk(value, schema):
+        props = (schema or {}).get("properties")
+        if isinstance(value, Mapping) and props is not None:
+            out = {}
+            for k, v in value.items():
+                sub = props.get(k, {})
+                if isinstance(v, Mapping) and sub.get("properties") is not None:
+                    d = walk(v, sub)
+                    if d:
+                        out[k] = d
+                elif "default" not in sub or sub["default"] != v:
+                    out[k] = v
+            return out
+        return value
+
+    out = walk(dict(config), load_schema())
+    model = config["model"]
+    own = {k: model[k] for k in ("seed", "train_steps") if model["kind"] == "demo_trained" and k in model}
+    out["model"] = {**(out.get("model") or {}), **own, **model_spec(dict(config))}
+    return out
 
 
 def dataset_metadata(results: str | Path, datasets: Sequence[str], report_versions: Mapping) -> dict:

@@ -9,8 +9,14 @@ import pandas as pd
 
 from latentopt.analysis.input_failures import input_failures_table
 from latentopt.analysis.statistics import MIN_N_INTERVAL
-from latentopt.report.formatting import OPTIMIZED_MARK, RANGE_MARK, _finite, fmt, fmt_p, fmt_p_boot, interval, mean_ci, metric_label, outside_range, table, too_small
+from latentopt.workflow.objectives import NOT_JUDGED
+from latentopt.report.formatting import OPTIMIZED_MARK, _finite, fid_interval, fmt, fmt_p, fmt_p_boot, interval, mean_ci, mean_only, metric_label, table, too_small
 from latentopt.report.inputs import _get, _pair_row, best_datasets, oriented
+
+# A cell whose (arm, metric) verdict differs between two test families (the success criterion's
+# family: the arm's held-out metrics; the significance matrix's: the dataset pairs of a metric).
+FAMILY_MARK = "§"
+UNCALIBRATED_LABEL = "uncalibrated"
 
 
 def fid_cell(cell: Mapping | None) -> str:
@@ -18,16 +24,15 @@ def fid_cell(cell: Mapping | None) -> str:
     if not cell or not _finite(cell.get("fid")):
         return "n/a"
     if cell.get("n_too_small") or (cell.get("n") or 0) < MIN_N_INTERVAL:
-        return too_small(cell.get("n"))
-    lo = cell.get("ci95_low_unclipped", cell.get("ci95_low"))
-    hi = cell.get("ci95_high")
-    mark = f" {RANGE_MARK}" if outside_range(lo, hi, "fid") else ""
-    return f"{fmt(cell['fid'], 'fid')} {interval(lo, hi, 'fid')}{mark}".strip()
+        return mean_only(cell["fid"], "fid", cell.get("n"))
+    return f"{fmt(cell['fid'], 'fid')} {fid_interval(cell)}".strip()
 
 
-def metric_table(cross: Mapping, split: str, datasets: Sequence[str], metrics: Sequence[str], optimized: Mapping[str, set], table_df: pd.DataFrame) -> dict:
+def metric_table(cross: Mapping, split: str, datasets: Sequence[str], metrics: Sequence[str], optimized: Mapping[str, set], table_df: pd.DataFrame, uncalibrated=frozenset()) -> dict:
     """Rows = datasets, columns = metrics: mean ± 95 % CI half-width (FID: estimate [CI]); the best
-    value of each column in bold, OPTIMIZED_MARK where the dataset's loss optimized that metric."""
+    value of each column in bold (ties at the printed precision all bold; never a column from an
+    uncalibrated network, whose header says "uncalibrated"), OPTIMIZED_MARK where the dataset's
+    loss optimized that metric."""
     with_fid = "fid" in cross.get("metrics", [])
     cols = list(metrics) + (["fid"] if with_fid else [])
     best = {}
@@ -43,21 +48,25 @@ def metric_table(cross: Mapping, split: str, datasets: Sequence[str], metrics: S
         for m in cols:
             cell = _get(cross["datasets"], d, split, m)
             text = fid_cell(cell) if m == "fid" else mean_ci(cell, m)
-            if d in best[m] and text != "n/a" and not text.startswith("n too small"):
+            if d in best[m] and m not in uncalibrated and text != "n/a" and "n too small" not in text:
                 text = f"**{text}**"
             if m in optimized.get(d, set()):
                 text += f" {OPTIMIZED_MARK}"
             row.append(text)
         rows.append(row)
-    header = ["dataset", "images ok"] + [metric_label(m) + (" [95% CI]" if m == "fid" else "") for m in cols]
+    header = ["dataset", "images ok"] + [metric_label(m) + (" [95% CI]" if m == "fid" else "") + (f" ({UNCALIBRATED_LABEL})" if m in uncalibrated else "") for m in cols]
     return table(header, rows)
 
 
-def significance_matrix(tests: Mapping, metric: str, datasets: Sequence[str], alpha: float) -> dict | None:
+def significance_matrix(tests: Mapping, metric: str, datasets: Sequence[str], alpha: float, *, uncalibrated=frozenset(), criteria: Mapping | None = None) -> dict | None:
     """Cell (row A, column B): mean of A − B over the paired images, [bootstrap 95 % CI], Holm-
     corrected Wilcoxon p and how many images had A − B > 0; bold when p_holm < alpha. The
     heading gives n, the number of tests in the Holm family and the smallest p it can reach;
-    when that floor is >= alpha the test cells say "n too small" instead of a p."""
+    when that floor is >= alpha the test cells say "n too small" instead of a p. A metric from an
+    uncalibrated network: no bold, the heading says "not judged". ``criteria`` (the success
+    criteria of statistical_analysis.json): where the significance criterion's family (the arm's
+    held-out metrics vs the baseline) reaches the other verdict for the same (arm, baseline)
+    pair, the cell carries FAMILY_MARK and that family's p."""
     rows_all = _get(tests, metric, "all")
     if not rows_all:
         return None
@@ -87,9 +96,23 @@ def significance_matrix(tests: Mapping, metric: str, datasets: Sequence[str], al
                 row.append(f"{fmt(d, metric, True)} {interval(lo, hi, metric, True)}{count}, test: n too small")
                 continue
             text = f"{fmt(d, metric, True)} {interval(lo, hi, metric, True)} p={fmt_p(p)}{count}"
-            row.append(f"**{text}**" if _finite(p) and p < alpha else text)
+            significant = _finite(p) and p < alpha
+            other = criterion_test(criteria, a if b == "baseline" else b, metric) if "baseline" in (a, b) else None
+            if other is not None and bool(other.get("significant")) != significant:
+                text += f" {FAMILY_MARK} criterion family (held-out metrics of {other['arm']}, Holm over {other['m']}): p={fmt_p(other.get('p_holm'))}, {'significant' if other.get('significant') else 'not significant'}"
+            row.append(f"**{text}**" if significant and metric not in uncalibrated else text)
         rows.append(row)
-    return {"metric": metric, "label": metric_label(metric), "n": n, "m_tests": m, "p_floor": fmt_p(floor), "can_reach": can_reach, "table": table(["row − column", *datasets], rows, ["l"] + ["r"] * len(datasets))}
+    return {"metric": metric, "label": metric_label(metric) + (f" ({NOT_JUDGED})" if metric in uncalibrated else ""), "n": n, "m_tests": m, "p_floor": fmt_p(floor), "can_reach": can_reach, "table": table(["row − column", *datasets], rows, ["l"] + ["r"] * len(datasets))}
+
+
+def criterion_test(criteria: Mapping | None, arm: str, metric: str) -> dict | None:
+    """The significance criterion's test of ``arm`` vs the baseline on ``metric`` (None when the
+    criterion did not scan that metric for that arm)."""
+    e = _get(criteria, arm, "significance")
+    if not e:
+        return None
+    t = next((t for t in e.get("detail") or [] if t.get("metric") == metric), None)
+    return None if t is None else {**t, "arm": arm, "m": e.get("m_tests")}
 
 
 def test_families(tests: Mapping, stats: Mapping, alpha: float) -> dict | None:
@@ -110,7 +133,10 @@ def test_families(tests: Mapping, stats: Mapping, alpha: float) -> dict | None:
         n = max(r.get("n", 0) for r in family)
         n_boot = max((r.get("n_boot") or 0) for r in family)
         small = any(r.get("n_too_small") for r in family)
-        rows.append(["FID difference", split, n, len(family), "paired bootstrap, uncorrected", f"1/{n_boot}" if n_boot else "n/a", f"**no**: {too_small(n)}" if small else "yes (uncorrected)"])
+        m_fid = len(family)
+        floor = min(1.0, m_fid / n_boot) if n_boot else None
+        reach = f"**no**: {too_small(n)}" if small else ("yes" if floor is not None and floor < alpha else f"**no**: {n_boot} replicates, Holm over {m_fid} pairs")
+        rows.append(["FID difference", split, n, m_fid, "paired bootstrap, Holm over the pairs (recommendations)", fmt_p(floor) if floor is not None else "n/a", reach])
     if not rows:
         return None
     return table(["metric", "split", "n (images)", "tests", "test", "smallest attainable p", f"can reach α = {alpha}?"], rows, ["l", "l", "r", "r", "l", "r", "l"])
@@ -129,7 +155,7 @@ def _kid_text(k: Mapping, n_f) -> str:
     return text
 
 
-def fid_tables(cross: Mapping, stats: Mapping, datasets: Sequence[str]) -> dict | None:
+def fid_tables(cross: Mapping, stats: Mapping, datasets: Sequence[str], uncalibrated=frozenset()) -> dict | None:
     """FID with its CI per dataset, paired KID (the estimator of this design) beside the
     standard unpaired KID (torchmetrics' definition), a flag where FID and paired KID move in
     opposite directions vs the baseline, and the paired FID differences."""
@@ -142,11 +168,10 @@ def fid_tables(cross: Mapping, stats: Mapping, datasets: Sequence[str]) -> dict 
         k = _get(cross["datasets"], d, "all", "kid") or {}
         ku = _get(cross["datasets"], d, "all", "kid_unpaired") or {}
         agree = agreement.get(d)
-        flag = "—" if agree is None else ("same direction" if agree["agree"] else f"**disagree**: FID {fmt(agree['fid_diff'], 'fid', True)}, paired KID {fmt(agree['kid_diff'], 'kid', True)}")
+        flag = "—" if agree is None else _direction_text(agree, "fid" in uncalibrated)
         small = f.get("n_too_small") or (f.get("n") or 0) < MIN_N_INTERVAL
-        lo = f.get("ci95_low_unclipped", f.get("ci95_low"))
-        ci = too_small(f.get("n")) if small else ((interval(lo, f.get("ci95_high"), "fid") + (f" {RANGE_MARK}" if outside_range(lo, f.get("ci95_high"), "fid") else "")) or "n/a")
-        rows.append([d, f.get("n", "n/a"), fmt(f.get("fid"), "fid") if not small else too_small(f.get("n")), ci, fmt(f.get("boot_bias"), "fid", True) if not small else "—", f.get("n_boot", "n/a"), _kid_text(k, f.get("n")), _kid_text(ku, f.get("n")), flag])
+        ci = f"CI: {too_small(f.get('n'))}" if small else (fid_interval(f) or "n/a")
+        rows.append([d, f.get("n", "n/a"), fmt(f.get("fid"), "fid"), ci, fmt(f.get("boot_bias"), "fid", True) if not small else "—", f.get("n_boot", "n/a"), _kid_text(k, f.get("n")), _kid_text(ku, f.get("n")), flag])
     main = table(["dataset", "N images", "FID ↓", "95% CI (re-centred bootstrap)", "bootstrap bias", "replicates", "paired KID ↓ (unbiased, same-image terms left out)", "standard KID ↓ (unpaired, torchmetrics' definition)", "FID vs paired KID direction (vs baseline)"], rows)
     diff_rows = []
     for r in _get(stats, "fid_differences", "all", default=[]) or []:
@@ -154,8 +179,28 @@ def fid_tables(cross: Mapping, stats: Mapping, datasets: Sequence[str]) -> dict 
             diff_rows.append([r["a"], r["b"], fmt(r.get("fid_a"), "fid"), fmt(r.get("fid_b"), "fid"), too_small(r.get("n")), "—", "—", r.get("n", "n/a")])
             continue
         diff_rows.append([r["a"], r["b"], fmt(r.get("fid_a"), "fid"), fmt(r.get("fid_b"), "fid"), fmt(r.get("diff"), "fid", True), interval(r.get("ci95_low"), r.get("ci95_high"), "fid", True) or "n/a", fmt_p_boot(r.get("p_boot"), r.get("n_boot")), r.get("n", "n/a")])
-    diffs = table(["A", "B", "FID(A)", "FID(B)", "FID(A) − FID(B)", "95% CI", "p (bootstrap)", "N"], diff_rows, ["l", "l"] + ["r"] * 6) if diff_rows else None
-    return {"table": main, "differences": diffs, "disagree": [d for d, a in agreement.items() if not a["agree"]]}
+    diffs = table(["A", "B", "FID(A)", "FID(B)", "FID(A) − FID(B)", "95% CI", "p (bootstrap, uncorrected)", "N"], diff_rows, ["l", "l"] + ["r"] * 6) if diff_rows else None
+    disagree = [] if "fid" in uncalibrated else [d for d in datasets if d in agreement and _disagree_shown(agreement[d])]
+    return {"table": main, "differences": diffs, "disagree": disagree, "uncalibrated": "fid" in uncalibrated}
+
+
+def _disagree_shown(agree: Mapping) -> bool:
+    from latentopt.report.conclusions import _disagree_shown as shown
+
+    return shown(agree)
+
+
+def _direction_text(agree: Mapping, uncalibrated: bool) -> str:
+    """FID vs paired KID direction vs the baseline: "disagree" only when both differences print
+    nonzero; no verdict at all from an uncalibrated Inception."""
+    numbers = f"FID {fmt(agree['fid_diff'], 'fid', True)}, paired KID {fmt(agree['kid_diff'], 'kid', True)}"
+    if uncalibrated:
+        return f"{NOT_JUDGED} ({numbers})"
+    if agree["agree"]:
+        return "same direction"
+    if not _disagree_shown(agree):
+        return f"no direction at the printed precision ({numbers})"
+    return f"**disagree**: {numbers}"
 
 
 def performance_table(perf: Mapping, datasets: Sequence[str]) -> dict:
@@ -166,7 +211,6 @@ def performance_table(perf: Mapping, datasets: Sequence[str]) -> dict:
     for d in datasets:
         p = _get(perf, "datasets", d) or {}
         t = p.get("time_per_image_s") or {}
-        it = p.get("iterations") or {}
         bc = p.get("batch_costs") or {}
         conv = p.get("converged_fraction")
         noise = bc.get("noise_cv")
@@ -180,12 +224,23 @@ def performance_table(perf: Mapping, datasets: Sequence[str]) -> dict:
             (f"{100 * noise:.0f} %" if bc.get("n_batches", 0) >= MIN_N_INTERVAL else too_small(bc.get("n_batches"))) if _finite(noise) else "n/a",
             fmt(t.get("mean"), "time_s"),
             f"{p['total_time_s'] / 3600:.3f}" if _finite(p.get("total_time_s")) else "n/a",
-            fmt(it.get("mean")) if it else "n/a",
+            iterations_cell(p),
             f"{100 * conv:.0f} %" if _finite(conv) else "n/a",
             f"{p['peak_memory_mb']:.0f}" if _finite(p.get("peak_memory_mb")) else "n/a",
             ", ".join(p.get("devices") or []) or "n/a",
         ])
-    return table(["dataset", "ok/images", "batches", "clock", "compute/image (s), mean ± 95% CI over batches", "compute/image-iteration (ms), mean ± 95% CI", "batch-to-batch CV", "wall time/image (s), per-image share", "total wall (h)", "iterations (mean)", "stopped early", "peak memory (MB)", "devices"], rows)
+    return table(["dataset", "ok/images", "batches", "clock", "compute/image (s), mean ± 95% CI over batches", "compute/image-iteration (ms), mean ± 95% CI", "batch-to-batch CV", "wall time/image (s), per-image share", "total wall (h)", "iterations (mean; retried apart)", "stopped early", "peak memory (MB)", "devices"], rows)
+
+
+def iterations_cell(p: Mapping) -> str:
+    """Mean iterations of the images that were not retried, the retried ones counted apart with
+    the retry's own totals ("30, retried: 2 × 60")."""
+    from latentopt.report.formatting import retried_text
+
+    it = p.get("iterations_not_retried") if "iterations_not_retried" in p else p.get("iterations")
+    text = fmt((it or {}).get("mean")) if it else ("—" if p.get("retried_images") else "n/a")
+    extra = retried_text(p.get("retry_iterations"))
+    return f"{text}, {extra}" if extra else text
 
 
 def failed_images(perf: Mapping, datasets: Sequence[str]) -> dict | None:

@@ -72,3 +72,13 @@ def gate_file(results: str | Path, arm: str) -> Path:
 
 def report_file(results: str | Path) -> Path:
     return Path(results) / "FULL_BSDS500_COMPARISON_REPORT.md"
+
+
+def report_appendix_file(results: str | Path) -> Path:
+    """The report's appendix (per-split results, significance matrices, definitions, provenance)."""
+    return Path(results) / "FULL_BSDS500_COMPARISON_REPORT_APPENDIX.md"
+
+
+def report_html_file(results: str | Path) -> Path:
+    """The report and its appendix as one HTML page (what ``snakemake --report`` shows)."""
+    return Path(results) / "FULL_BSDS500_COMPARISON_REPORT.html"

@@ -33,3 +33,42 @@ def optimized_metrics(spec: Mapping, config: Mapping) -> set[str]:
 def arm_objectives(config: Mapping, arms) -> dict[str, set[str]]:
     """{arm: optimized_metrics of its loss} for the loss arms of ``config`` among ``arms``."""
     return {a: optimized_metrics(config["losses"][a]["loss"], config) for a in arms if a in config.get("losses", {})}
+
+
+# Evaluation metrics that are monotone or near-monotone relatives of one another: a loss that
+# optimizes one of them improves the others on (almost) every image, so none of them is
+# independent ("held-out") evidence for it. PSNR = -10·log10(MSE) is a monotone transform of MSE;
+# MAE and MSE are both pixel-error norms of the same residual (near-monotone across images).
+RELATED_METRICS: tuple[frozenset[str], ...] = (frozenset({"mse", "psnr", "mae"}),)
+
+
+def with_relatives(metrics) -> set[str]:
+    """``metrics`` plus every metric declared related to one of them (RELATED_METRICS)."""
+    out = set(metrics)
+    for group in RELATED_METRICS:
+        if out & group:
+            out |= group
+    return out
+
+
+def not_held_out(config: Mapping, arm: str) -> set[str]:
+    """The metrics that are no independent evidence for ``arm``: its objectives and their
+    relatives."""
+    return with_relatives(optimized_metrics(config["losses"][arm]["loss"], config)) if arm in config.get("losses", {}) else set()
+
+
+# The evaluation metrics computed with each metric network.
+NETWORK_METRICS = {"lpips": ("lpips_alex", "lpips_vgg"), "inception": ("fid", "kid", "kid_unpaired")}
+NOT_JUDGED = "not judged: uncalibrated network"
+
+
+def uncalibrated_metrics(config: Mapping) -> set[str]:
+    """Metrics computed with a randomly initialised (uncalibrated) network: their numbers may be
+    listed, labelled, but no criterion, recommendation or hypothesis may rest on them."""
+    mn = config.get("metric_networks") or {}
+    out: set[str] = set()
+    if mn.get("lpips_random_trunk"):
+        out |= set(NETWORK_METRICS["lpips"])
+    if mn.get("inception_synthetic"):
+        out |= set(NETWORK_METRICS["inception"])
+    return out
