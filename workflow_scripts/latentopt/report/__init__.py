@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import yaml
+import jinja2
 
 from latentopt.workflow.config import synthetic_parts
 from latentopt.workflow.metric_specs import EVALUATED_METRICS, METRICS
@@ -43,11 +44,14 @@ from latentopt.report.arms import arm_order, loss_description, optimized_metrics
 from latentopt.report.conclusions import criteria_rules, recommendations, success_table
 from latentopt.report.definitions import definitions, docstring_section, module_docstring  # noqa: F401 - tests
 from latentopt.report.figures import make_figures
-from latentopt.report.formatting import OPTIMIZED_MARK, RANGE_MARK, metric_label, table
+from latentopt.report.formatting import metric_label, OPTIMIZED_MARK, RANGE_MARK, retried_text, table
 from latentopt.report.gate import gate_section, load_gates
 from latentopt.report.inputs import _datasets, _get, _splits, load_inputs
 from latentopt.report.provenance import REPORT_PACKAGES, _version, config_diff, dataset_metadata, metric_networks, model_provenance
 from latentopt.report.tables import failed_images, fid_tables, metric_table, performance_table, significance_matrix, test_families, unreadable_images
+from latentopt.core import provenance
+from latentopt.report.html import render_html
+from latentopt.report.analysis import load_optional, render_sections
 
 TEMPLATE = "report.md.j2"
 APPENDIX_TEMPLATE = "appendix.md.j2"
@@ -57,8 +61,6 @@ FIGURES_DIRNAME = "report_figures"
 
 def iterations_text(limit, retry_counts) -> str:
     """The arms table's iteration limit, the retried images counted apart: "150, retried: 2 × 300"."""
-    from latentopt.report.formatting import retried_text
-
     extra = retried_text(retry_counts)
     return f"{limit}, {extra}" if extra else str(limit)
 
@@ -74,8 +76,6 @@ def report_uncalibrated(config: Mapping, cross: Mapping | None = None) -> set[st
 
 
 def build_context(config: Mapping, inputs: Mapping, figures: Mapping, *, report_versions: Mapping | None = None, hardware: Mapping | None = None, analysis: str = "") -> dict:
-    from latentopt.core import provenance
-
     cross, stats, perf, table_df = inputs["cross"], inputs["stats"], inputs["performance"], inputs["table"]
     results = config["results_dir"]
     datasets = arm_order(config, _datasets(cross))
@@ -156,8 +156,6 @@ def build_context(config: Mapping, inputs: Mapping, figures: Mapping, *, report_
 
 
 def render(context: Mapping, template: str = TEMPLATE) -> str:
-    import jinja2
-
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
         undefined=jinja2.StrictUndefined,
@@ -180,10 +178,6 @@ def write_report(config: Mapping, *, cross: str | Path, stats: str | Path, perfo
     ``categories``/``hypotheses``: category_analysis.json / hypothesis_analysis.json (optional);
     ``appendix``/``html``: where the appendix and the HTML page go (default: next to the report,
     appendix_path / the report's name with .html)."""
-    from latentopt.report.html import render_html
-
-    from latentopt.report.analysis import load_optional, render_sections
-
     report = Path(report)
     fig_dir = Path(fig_dir) if fig_dir is not None else report.parent / FIGURES_DIRNAME
     inputs = {**load_inputs(cross, stats, performance, table_csv), "gates": load_gates(gates)}

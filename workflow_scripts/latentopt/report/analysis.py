@@ -10,16 +10,18 @@ report template places as is.
 from __future__ import annotations
 
 import os
+import jinja2
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from latentopt.workflow.metric_specs import TARGET_VALUE, VISUAL_METRICS
-from latentopt.report import formatting as r
+from latentopt.report import formatting as r, plots as F
 from latentopt.report.formatting import _finite, fmt
 from latentopt.report.definitions import module_docstring
 from latentopt.workflow.objectives import NOT_JUDGED
+from latentopt.core.fileio import read_json
 
 TEMPLATE = "analysis.md.j2"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -105,8 +107,6 @@ def category_tables(analysis: Mapping | None, uncalibrated=frozenset()) -> list[
 def category_figure(analysis: Mapping, path: str | Path, order: Sequence[str] | None = None) -> Path | None:
     """Mean gain over the baseline with its bootstrap 95 % CI per group (x) and loss (colour), one
     panel per grouping (rows) and metric (columns); hollow markers: n too small to test."""
-    from latentopt.report import plots as F
-
     groupings = list((analysis or {}).get("groupings") or {})
     metrics = (analysis or {}).get("metadata", {}).get("metrics", [])
     if not groupings or not metrics:
@@ -195,8 +195,6 @@ def hypothesis_tables(analysis: Mapping | None, cross: Mapping | None = None, un
 
 
 def make_figures(table_df: pd.DataFrame, datasets: Sequence[str], categories: Mapping | None, hypotheses: Mapping | None, fig_dir: Path, report_dir: Path) -> dict:
-    from latentopt.report import plots as F
-
     rel = lambda p: Path(os.path.relpath(p, report_dir)).as_posix()  # noqa: E731
     out: dict = {}
     metrics = [m for m in VISUAL_METRICS if m in table_df.columns]
@@ -219,8 +217,6 @@ def definitions() -> dict[str, str]:
 
 def render_sections(cross: Mapping, datasets: Sequence[str], table_df: pd.DataFrame, categories: Mapping | None, hypotheses: Mapping | None, fig_dir: Path, report_dir: Path, *, uncalibrated=frozenset()) -> str:
     """The Markdown of the three analysis sections (figures written to ``fig_dir``)."""
-    import jinja2
-
     context = {
         "visual": visual_quality_table(cross, datasets),
         "categories": category_tables(categories, uncalibrated),
@@ -234,7 +230,5 @@ def render_sections(cross: Mapping, datasets: Sequence[str], table_df: pd.DataFr
 
 
 def load_optional(path: str | Path | None) -> dict | None:
-    from latentopt.core.fileio import read_json
-
     return read_json(path) if path and Path(path).is_file() else None
 

@@ -24,8 +24,8 @@ from collections.abc import Mapping, Sequence
 from latentopt.workflow.metric_specs import HIGHER_IS_BETTER
 from latentopt.workflow.layout import BASELINE
 from latentopt.workflow.objectives import NOT_JUDGED, with_relatives
-from latentopt.analysis.statistics import MIN_N_INTERVAL
-from latentopt.report.formatting import _finite, fmt, fmt_p, fmt_p_boot, interval, metric_label, pct, pct_interval, table
+from latentopt.analysis.statistics import holm, MIN_N_INTERVAL
+from latentopt.report.formatting import FAMILY_MARK, _finite, fmt, fmt_p, fmt_p_boot, interval, metric_label, pct, pct_interval, table
 from latentopt.report.inputs import _get, _pair_row, oriented
 
 # What the recommendations are about: (purpose, candidate metrics); the first present candidate
@@ -56,7 +56,6 @@ def not_judged(key: str, e: Mapping, uncalibrated) -> bool:
 def _with_matrix(metric: str, e: Mapping, tests: Mapping | None, arm: str | None) -> str:
     """A metric the significance criterion found significant, with FAMILY_MARK and the
     significance matrix's p where that family (the dataset pairs of the metric) does not."""
-    from latentopt.report.tables import FAMILY_MARK
 
     label = metric_label(metric, False)
     row = _pair_row(_get(tests, metric, "all", default=[]), arm, BASELINE) if arm else None
@@ -239,8 +238,6 @@ def _fid_holm(stats: Mapping) -> dict[frozenset, float]:
     """Holm-corrected bootstrap p of every paired FID difference (the family: all pairs). A
     bootstrap p of 0 (below its resolution) enters as its bound 1/n_boot, so the corrected value
     is an upper bound then (printed "≤", see _fid_p_text)."""
-    from latentopt.analysis.statistics import holm
-
     rows = [r for r in (_get(stats, "fid_differences", "all", default=[]) or []) if _finite(r.get("p_boot"))]
     ps = [max(float(r["p_boot"]), 1.0 / r["n_boot"]) if _finite(r.get("n_boot")) and r["n_boot"] else float(r["p_boot"]) for r in rows]
     return {frozenset((r["a"], r["b"])): float(p) for r, p in zip(rows, holm(ps))}

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 
 from latentopt.workflow import layout
 from latentopt.workflow.metric_specs import METRICS
@@ -16,11 +17,12 @@ from latentopt.workflow.layout import BASELINE
 from latentopt.report.arms import loss_description
 from latentopt.report.formatting import METRIC_LABELS, fmt, metric_label
 from latentopt.report.inputs import _get
+from latentopt.data.images import read_rgb
+from latentopt.report import plots as F
+from latentopt.workflow.objectives import uncalibrated_metrics
 
 
 def _losses_histories(results: str | Path, table_df: pd.DataFrame, arms: Sequence[str]) -> dict[str, list[list[float]]]:
-    import torch
-
     out = {}
     for arm in arms:
         hist = []
@@ -67,22 +69,16 @@ def select_examples(table_df: pd.DataFrame, arms: str | Sequence[str]) -> list[t
 
 
 def _read_png(path: Path):
-    from latentopt.data.images import read_rgb
-
     return read_rgb(path) if path.is_file() else None
 
 
 def make_figures(results: str | Path, config: Mapping, inputs: Mapping, datasets: Sequence[str], fig_dir: Path, report_dir: Path, log: Callable[[str], None]) -> dict:
     """Write every figure; returns {name: {"path": relative path, ...}} for the template."""
-    from latentopt.report import plots as F
-
     fig_dir.mkdir(parents=True, exist_ok=True)
     table_df = inputs["table"]
     cross = inputs["cross"]
     arms = [d for d in datasets if d != BASELINE]
     metrics = [m for m in METRICS if m in table_df.columns]
-    from latentopt.workflow.objectives import uncalibrated_metrics
-
     uncal = uncalibrated_metrics(config)
     labels = {m: metric_label(m) + (" (uncalibrated)" if m in uncal else "") for m in (*METRICS, "time_s")}
     rel = lambda p: Path(os.path.relpath(p, report_dir)).as_posix()  # noqa: E731

@@ -4,6 +4,7 @@ values, Markdown-safe table dicts for the template's ``md_table`` macro."""
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,6 +28,7 @@ METRIC_LABELS = {
 # Display precision per metric (the JSON files keep full precision).
 FORMATS = {"psnr": ".2f", "ssim": ".4f", "lpips_alex": ".4f", "lpips_vgg": ".4f", "mse": ".3e", "mae": ".4f", "time_s": ".2f", "time_ms": ".1f", "fid": ".2f", "kid": ".4f", "gmsd": ".4f", "delta_e00": ".2f", "sharpness_ratio": ".3f"}
 OPTIMIZED_MARK = "†"
+FAMILY_MARK = "§"  # a cell whose verdict differs between two test families (see tables.significance_matrix)
 # Marks a 95 % interval with a bound outside the metric's possible range (printed unclipped).
 RANGE_MARK = "‡"
 TOO_SMALL = "n too small"
@@ -159,8 +161,6 @@ def table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: Sequence[
 
 def retried_text(counts) -> str:
     """'retried: 2 × 300' (or '1 × 300, 1 × 280') for the iteration counts of retried images."""
-    from collections import Counter
-
     if not counts:
         return ""
     return "retried: " + ", ".join(f"{k} × {v}" for v, k in sorted(Counter(counts).items()))

@@ -9,6 +9,7 @@ import base64
 import html as _html
 import re
 from pathlib import Path
+import markdown
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1200px; margin: 1.5em auto; padding: 0 1em; line-height: 1.45; color: #1b1b1b; }
@@ -38,8 +39,6 @@ def _embed_images(text: str, base: Path) -> str:
 
 
 def _markdown(text: str) -> str:
-    import markdown
-
     text = text.replace("> [!WARNING]\n", "> ⚠ **WARNING**\n>\n")  # GitHub's alert syntax is not Markdown
     return markdown.markdown(text, extensions=["tables", "fenced_code", "toc", "sane_lists"], output_format="html")
 

@@ -11,7 +11,7 @@ import pandas as pd
 from latentopt.workflow.metric_specs import HIGHER_IS_BETTER
 from latentopt.core.fileio import read_json
 from latentopt.workflow.layout import BASELINE
-from latentopt.report.formatting import _finite
+from latentopt.report.formatting import _finite, fmt
 
 
 def load_inputs(cross: str | Path, stats: str | Path, performance: str | Path, table_csv: str | Path) -> dict:
@@ -55,8 +55,6 @@ def oriented(row: Mapping, a: str, key_diff: str = "mean_diff") -> tuple[Any, An
 def best_datasets(values: Mapping[str, Any], metric: str) -> set[str]:
     """The dataset(s) with the best finite value; ties at the PRINTED precision all count (a
     reader cannot see a difference that prints identically, so no bold may single one out)."""
-    from latentopt.report.formatting import fmt
-
     finite = {d: v for d, v in values.items() if _finite(v)}
     if not finite:
         return set()

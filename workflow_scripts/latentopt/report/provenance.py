@@ -3,21 +3,23 @@ the packages that render the report."""
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from latentopt.workflow import layout
 from latentopt.core.fileio import read_json
 from latentopt.report.formatting import table
+from latentopt.workflow.config import load_schema, model_spec
+from latentopt.workflow.weights import TORCH_HUB_FILES
 
 REPORT_PACKAGES = ("matplotlib", "jinja2", "markdown", "pyyaml")
 
 
 def _version(name: str) -> str | None:
-    import importlib.metadata
-
     try:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
@@ -65,8 +67,6 @@ def hash_basis(sha: str | None, files: Mapping[str, str]) -> str:
 def config_diff(config: Mapping) -> dict:
     """The configuration as the report shows it: every value that differs from the schema's
     default (config.schema.yaml), plus the model's own keys (config.model_spec) in full."""
-    from latentopt.workflow.config import load_schema, model_spec
-
     def walk(value, schema):
         props = (schema or {}).get("properties")
         if isinstance(value, Mapping) and props is not None:
@@ -108,8 +108,6 @@ def dataset_metadata(results: str | Path, datasets: Sequence[str], report_versio
 def _dataset_meta(path: Path) -> dict | None:
     if not path.is_file():
         return None
-    import torch
-
     try:
         data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # noqa: BLE001 - an unreadable file is reported, not fatal
@@ -120,8 +118,6 @@ def _dataset_meta(path: Path) -> dict | None:
 def metric_networks(config: Mapping) -> list[str]:
     """What the LPIPS and FID networks were (weights identified by torchvision's file names,
     which carry the first hex digits of the file's sha256)."""
-    from latentopt.workflow.weights import TORCH_HUB_FILES
-
     mn = config["metric_networks"]
     nets = config["evaluation"]["lpips_nets"]
     out = []

@@ -10,12 +10,12 @@ import pandas as pd
 from latentopt.analysis.input_failures import input_failures_table
 from latentopt.analysis.statistics import MIN_N_INTERVAL
 from latentopt.workflow.objectives import NOT_JUDGED
-from latentopt.report.formatting import OPTIMIZED_MARK, _finite, fid_interval, fmt, fmt_p, fmt_p_boot, interval, mean_ci, mean_only, metric_label, table, too_small
+from latentopt.report.formatting import _finite, FAMILY_MARK, fid_interval, fmt, fmt_p, fmt_p_boot, interval, mean_ci, mean_only, metric_label, OPTIMIZED_MARK, retried_text, table, too_small
 from latentopt.report.inputs import _get, _pair_row, best_datasets, oriented
+from latentopt.report.conclusions import _disagree_shown as shown
 
 # A cell whose (arm, metric) verdict differs between two test families (the success criterion's
 # family: the arm's held-out metrics; the significance matrix's: the dataset pairs of a metric).
-FAMILY_MARK = "§"
 UNCALIBRATED_LABEL = "uncalibrated"
 
 
@@ -185,8 +185,6 @@ def fid_tables(cross: Mapping, stats: Mapping, datasets: Sequence[str], uncalibr
 
 
 def _disagree_shown(agree: Mapping) -> bool:
-    from latentopt.report.conclusions import _disagree_shown as shown
-
     return shown(agree)
 
 
@@ -235,8 +233,6 @@ def performance_table(perf: Mapping, datasets: Sequence[str]) -> dict:
 def iterations_cell(p: Mapping) -> str:
     """Mean iterations of the images that were not retried, the retried ones counted apart with
     the retry's own totals ("30, retried: 2 × 60")."""
-    from latentopt.report.formatting import retried_text
-
     it = p.get("iterations_not_retried") if "iterations_not_retried" in p else p.get("iterations")
     text = fmt((it or {}).get("mean")) if it else ("—" if p.get("retried_images") else "n/a")
     extra = retried_text(p.get("retry_iterations"))
