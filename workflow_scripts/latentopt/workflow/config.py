@@ -13,7 +13,10 @@ import os
 import re
 from pathlib import Path
 
+import jsonschema
 import yaml
+from jsonschema import validators
+from jsonschema.exceptions import best_match
 
 from latentopt.workflow import layout
 from latentopt.workflow.demo_model_spec import SUMMARY_NAME, WEIGHTS_NAME, TrainSettings, describe, read_summary
@@ -162,9 +165,6 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
 
 
 def _default_filling_validator(schema: dict):
-    import jsonschema
-    from jsonschema import validators
-
     base = jsonschema.Draft202012Validator
     check_properties = base.VALIDATORS["properties"]
 
@@ -230,8 +230,6 @@ def _describe(error) -> list[str]:
         missing = [k for k in error.validator_value if not isinstance(value, dict) or k not in value]
         return [f"{where}: required key(s) {', '.join(missing)} missing"]
     if rule in ("anyOf", "oneOf") and error.context:
-        from jsonschema.exceptions import best_match
-
         return _describe(best_match(error.context))[:1] or [f"{where}: {_short(value)} fits none of the allowed forms"]
     message = error.message.replace(repr(value), _short(value)) if len(repr(value)) > 60 else error.message
     return [f"{where}: {message}"]
