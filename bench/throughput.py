@@ -107,7 +107,8 @@ def experiment_losses() -> dict:
 
 def _loss_for_bench(spec: dict, device) -> tuple[Any, dict, str | None]:
     """build_loss; LPIPS falls back to a random trunk (same FLOPs) when the trunk weights are absent."""
-    from latentopt.optimize.losses import build_loss, lpips_weight_files
+    from latentopt.metrics.lpips_network import lpips_weight_files
+    from latentopt.optimize.losses import build_loss
 
     spec = dict(spec)
     note = None
@@ -124,7 +125,7 @@ def run_throughput(args, mode: dict, device, result: dict) -> None:
 
     from latentopt.models.autoencoders import load_autoencoder
     from latentopt.optimize.job import encode_exact
-    from latentopt.optimize.losses import lpips_network, lpips_weight_files
+    from latentopt.metrics.lpips_network import lpips_network, lpips_weight_files
 
     # the pipeline leaves cuDNN autotuning off (PyTorch's default): every new batch shape (the batch
     # shrinks as images stop) would be autotuned again: 21-91 s per new shape on an H100

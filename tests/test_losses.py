@@ -12,6 +12,7 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from latentopt.optimize import losses as L
+from latentopt.metrics import lpips_network as N
 from latentopt.metrics import ssim as S
 from latentopt.workflow.weights import MissingWeightsError
 
@@ -117,14 +118,14 @@ def test_ms_ssim_loss_is_one_minus_ms_ssim():
 
 @pytest.fixture(scope="module")
 def alex():
-    return L.lpips_network("alex", random_trunk=True)
+    return N.lpips_network("alex", random_trunk=True)
 
 
 def test_lpips_loss_equals_lpips_package_with_im2tensor(alex):
     # Independent construction of the same network: the package itself, under the documented
     # seed, called on lpips.im2tensor inputs (x / 127.5 - 1 on 8-bit images).
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(L.RANDOM_TRUNK_SEED)
+        torch.manual_seed(N.RANDOM_TRUNK_SEED)
         direct_net = lpips_pkg.LPIPS(pretrained=True, net="alex", pnet_rand=True, verbose=False)
     direct_net.eval()
     ours_sd, direct_sd = alex.state_dict(), direct_net.state_dict()
@@ -144,8 +145,8 @@ def test_lpips_loss_equals_lpips_package_with_im2tensor(alex):
 
 
 def test_lpips_network_cached_eval_frozen(alex):
-    assert L.lpips_network("alex", True, "cpu") is alex
-    assert L.lpips_network("alex", True, torch.device("cpu")) is alex
+    assert N.lpips_network("alex", True, "cpu") is alex
+    assert N.lpips_network("alex", True, torch.device("cpu")) is alex
     assert not alex.training
     assert all(not p.requires_grad for p in alex.parameters())
 
@@ -159,16 +160,16 @@ def test_lpips_linear_layers_are_the_calibrated_ones(alex):
 
 def test_missing_trunk_weights_raise_before_any_download(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    monkeypatch.setattr(L, "_LPIPS_CACHE", {})
+    monkeypatch.setattr(N, "_LPIPS_CACHE", {})
     with pytest.raises(MissingWeightsError, match="alexnet-owt-7be5be79.pth"):
-        L.lpips_network("alex", random_trunk=False)
+        N.lpips_network("alex", random_trunk=False)
     with pytest.raises(MissingWeightsError, match="vgg16-397923af.pth"):
         L.build_loss({"name": "lpips", "net": "vgg"})
     with pytest.raises(MissingWeightsError, match=str(tmp_path)):
         L.build_loss({"name": "weighted", "terms": [{"name": "lpips", "weight": 1.0}]})
     assert list(tmp_path.rglob("*")) == []  # torchvision never started a download
-    assert L.lpips_weight_files("alex", True) == []
-    assert L.lpips_weight_files("vgg")[0].path == tmp_path / "hub/checkpoints/vgg16-397923af.pth"
+    assert N.lpips_weight_files("alex", True) == []
+    assert N.lpips_weight_files("vgg")[0].path == tmp_path / "hub/checkpoints/vgg16-397923af.pth"
 
 
 # ------------------------------------------------------------------ every loss

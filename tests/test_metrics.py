@@ -10,7 +10,7 @@ import skimage.data
 import torch
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
 
-from latentopt.optimize import losses
+from latentopt.metrics.lpips_network import lpips_network
 from latentopt.metrics import image_metrics as metrics
 
 
@@ -28,7 +28,7 @@ def sk_ssim_u8(pred: np.ndarray, ref: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def alex():
-    return losses.lpips_network("alex", random_trunk=True)
+    return lpips_network("alex", random_trunk=True)
 
 
 @pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea"])

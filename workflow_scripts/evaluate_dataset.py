@@ -4,7 +4,7 @@ from latentopt.compute.devices import job_device
 from latentopt.analysis.scoring import per_image_table
 from latentopt.core.fileio import atomic_path
 from latentopt.core.joblog import job_log
-from latentopt.optimize.losses import lpips_network
+from latentopt.metrics.lpips_network import lpips_network
 from latentopt.workflow.plan import build_plan
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

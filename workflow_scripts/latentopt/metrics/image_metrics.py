@@ -32,7 +32,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from latentopt.optimize import losses
+from latentopt.metrics.lpips_network import lpips_distance
+from latentopt.workflow.metric_specs import SSIM_WINDOW
 from latentopt.metrics import ssim as _ssim
 from latentopt.compute.precision import exact_fp32
 
@@ -52,16 +53,21 @@ def tensor_metrics(
             f"and {tuple(target.shape)}"
         )
     with torch.no_grad(), exact_fp32():
-        mse = losses.mse(pred, target)
+        mse = per_image_mean((pred - target) ** 2)
         out = {
             "psnr": -10.0 * torch.log10(mse),  # log10(0) = -inf -> psnr = +inf
-            "ssim": _ssim.ssim(pred, target, window_size=11, sigma=1.5, data_range=1.0),
+            "ssim": _ssim.ssim(pred, target, window_size=SSIM_WINDOW[0], sigma=SSIM_WINDOW[1], data_range=1.0),
             "mse": mse,
-            "mae": losses.l1(pred, target),
+            "mae": per_image_mean((pred - target).abs()),
         }
         for name, net in (lpips_nets or {}).items():
-            out[f"lpips_{name}"] = losses.lpips_distance(net, pred, target)
+            out[f"lpips_{name}"] = lpips_distance(net, pred, target)
     return out
+
+
+def per_image_mean(t: Tensor) -> Tensor:
+    """Mean over C x H x W of each image of a [B, ...] tensor: [B]."""
+    return t.flatten(start_dim=1).mean(dim=1)
 
 
 def _u8_to_tensor(img: np.ndarray, what: str) -> Tensor:

@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from latentopt.core.fileio import read_json, write_json
+from latentopt.workflow.loss_specs import LOSS_PARAMS
 from latentopt.analysis.statistics import summarize
 
 OWN_METRIC = {
@@ -50,7 +51,7 @@ class GateFailed(RuntimeError):
 def own_metric(loss_spec: Mapping) -> tuple[str, bool]:
     """(metric, higher_is_better) the gate judges a loss by (see the module docstring)."""
     name = loss_spec.get("name")
-    if name == "lpips" and loss_spec.get("net", "alex") == "alex":
+    if name == "lpips" and loss_spec.get("net", LOSS_PARAMS["lpips"]["net"]) == "alex":
         return "lpips_alex", False
     return OWN_METRIC.get(name, ("loss", False))
 

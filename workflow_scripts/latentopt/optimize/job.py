@@ -31,7 +31,8 @@ from latentopt.metrics.image_metrics import tensor_metrics
 from latentopt.models import autoencoders
 from latentopt.optimize.checkpoints import CheckpointStore
 from latentopt.optimize.decoder_step import DecoderStep
-from latentopt.optimize.losses import build_loss, lpips_network
+from latentopt.metrics.lpips_network import lpips_network
+from latentopt.optimize.losses import build_loss
 from latentopt.optimize.optimizer import ImageTrack, optimize_with_retry
 from latentopt.optimize.records import image_files, output_paths, write_image_files
 from latentopt.workflow import layout

@@ -1,4 +1,5 @@
-"""Reconstruction losses for latent optimisation, and the LPIPS network they share with metrics.
+"""Reconstruction losses for latent optimisation (LPIPS through the network the metrics use too,
+:mod:`latentopt.metrics.lpips_network`).
 
 Every loss maps ``pred, target`` (tensors [B, 3, H, W], values in [0, 1]) to a per-image tensor
 [B] (lower is better), so a batch of independent images is optimised with the SUM of the per-image
@@ -41,7 +42,6 @@ ValueError.
 from __future__ import annotations
 
 import inspect
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,105 +49,31 @@ from typing import Any
 import torch
 from torch import Tensor
 
-import lpips as lpips_pkg
 
 from latentopt.metrics import ssim as _ssim
-from latentopt.workflow import weights
-from latentopt.workflow.loss_specs import LOSS_PARAMS, LPIPS_NETS
+from latentopt.metrics.image_metrics import per_image_mean
+from latentopt.metrics.lpips_network import lpips_distance, lpips_network
+from latentopt.workflow.metric_specs import SSIM_WINDOW
+from latentopt.workflow.loss_specs import LOSS_PARAMS
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
 _LPIPS = LOSS_PARAMS["lpips"]
 PSNR_EPS = 1e-8
-RANDOM_TRUNK_SEED = 0
-
-# ---------------------------------------------------------------------------------------------
-# Shared LPIPS network
-# ---------------------------------------------------------------------------------------------
-
-_LPIPS_CACHE: dict[tuple[str, bool, str], torch.nn.Module] = {}
-
-
-def _canonical_device(device: torch.device | str) -> torch.device:
-    device = torch.device(device)
-    if device.type != "cpu" and device.index is None:
-        device = torch.empty(0, device=device).device  # "cuda" -> "cuda:0"
-    return device
-
-
-def lpips_weight_files(net: str = _LPIPS["net"], random_trunk: bool = _LPIPS["random_trunk"]) -> list[weights.WeightFile]:
-    """The torchvision trunk checkpoint LPIPS(net) needs ([] for a random trunk)."""
-    _check_lpips_args(net, random_trunk)
-    return [] if random_trunk else [weights.torch_hub_checkpoint(f"lpips_{net}")]
-
-
-def _check_lpips_args(net: Any, random_trunk: Any) -> None:
-    if net not in LPIPS_NETS:
-        raise ValueError(f"LPIPS net must be one of {list(LPIPS_NETS)}, got {net!r}")
-    if not isinstance(random_trunk, bool):
-        raise ValueError(f"LPIPS random_trunk must be a bool, got {random_trunk!r}")
-
-
-def lpips_network(
-    net: str = _LPIPS["net"], random_trunk: bool = _LPIPS["random_trunk"], device: torch.device | str = "cpu"
-) -> torch.nn.Module:
-    """The lpips.LPIPS module for (net, random_trunk) on ``device``: eval mode, no parameter
-    requires grad, one cached instance per (net, random_trunk, device).
-
-    The calibrated linear layers ship inside the lpips wheel. The trunk (AlexNet / VGG16 ImageNet
-    weights) comes from torchvision's torch.hub cache; when ``random_trunk`` is False and that
-    file is missing, ``weights.MissingWeightsError`` is raised before torchvision could try to
-    download it. A random trunk is initialised under a fixed seed (the global RNG is untouched).
-    """
-    _check_lpips_args(net, random_trunk)
-    dev = _canonical_device(device)
-    key = (net, random_trunk, str(dev))
-    cached = _LPIPS_CACHE.get(key)
-    if cached is not None:
-        return cached
-    weights.require(lpips_weight_files(net, random_trunk))
-    with warnings.catch_warnings():
-        # torchvision's deprecation notices about lpips' `pretrained=` argument.
-        warnings.simplefilter("ignore", UserWarning)
-        with torch.random.fork_rng(devices=[]):  # built on the CPU: seed only its generator
-            torch.default_generator.manual_seed(RANDOM_TRUNK_SEED)
-            module = lpips_pkg.LPIPS(
-                pretrained=True, net=net, pnet_rand=random_trunk, verbose=False
-            )
-    module = module.to(dev).eval()
-    for p in module.parameters():
-        p.requires_grad_(False)
-    _LPIPS_CACHE[key] = module
-    return module
-
-
-def lpips_distance(network: torch.nn.Module, pred: Tensor, target: Tensor) -> Tensor:
-    """LPIPS per image, [B], for images in [0, 1]: ``network(2 pred - 1, 2 target - 1)``.
-
-    Inputs are cast to the network's dtype and device; the result comes back in pred's."""
-    p = next(network.parameters())
-    a = (2 * pred - 1).to(dtype=p.dtype, device=p.device)
-    b = (2 * target - 1).to(dtype=p.dtype, device=p.device)
-    return network(a, b).reshape(pred.shape[0]).to(dtype=pred.dtype, device=pred.device)
-
 
 # ---------------------------------------------------------------------------------------------
 # Loss functions: pred, target [B, 3, H, W] in [0, 1] -> [B]
 # ---------------------------------------------------------------------------------------------
 
 
-def _per_image_mean(t: Tensor) -> Tensor:
-    return t.flatten(start_dim=1).mean(dim=1)
-
-
 def mse(pred: Tensor, target: Tensor) -> Tensor:
     """Mean squared error per image (mean over C x H x W)."""
-    return _per_image_mean((pred - target) ** 2)
+    return per_image_mean((pred - target) ** 2)
 
 
 def l1(pred: Tensor, target: Tensor) -> Tensor:
     """Mean absolute error per image (mean over C x H x W)."""
-    return _per_image_mean((pred - target).abs())
+    return per_image_mean((pred - target).abs())
 
 
 def psnr(pred: Tensor, target: Tensor) -> Tensor:
@@ -157,7 +83,7 @@ def psnr(pred: Tensor, target: Tensor) -> Tensor:
 
 def ssim(pred: Tensor, target: Tensor) -> Tensor:
     """1 - SSIM per image (Gaussian window 11, sigma 1.5, RGB, valid positions)."""
-    return 1.0 - _ssim.ssim(pred, target, window_size=11, sigma=1.5)
+    return 1.0 - _ssim.ssim(pred, target, window_size=SSIM_WINDOW[0], sigma=SSIM_WINDOW[1])
 
 
 def improved_ssim(pred: Tensor, target: Tensor, *, window_size: int, sigma: float) -> Tensor:

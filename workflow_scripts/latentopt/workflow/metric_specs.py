@@ -39,5 +39,8 @@ METRIC_RANGES = {
     "fid": (0.0, float("inf")),
     "kid": (float("-inf"), float("inf")),
 }
+# The evaluation SSIM's Gaussian window (taps, sigma): metrics.image_metrics scores with it, and an SSIM
+# loss counts as optimizing the evaluation SSIM only with this window (workflow.objectives).
+SSIM_WINDOW = (11, 1.5)
 # Per-image metrics with a direction, LPIPS apart (which LPIPS nets are scored is a config choice).
 DIRECTIONAL_METRICS = tuple(m for m in EVALUATED_METRICS if m in HIGHER_IS_BETTER and not m.startswith("lpips_"))

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from latentopt.workflow.loss_specs import LOSS_PARAMS
+from latentopt.workflow.metric_specs import SSIM_WINDOW
+
 
 def optimized_metrics(spec: Mapping, config: Mapping) -> set[str]:
     """Evaluation metrics that the loss ``spec`` optimizes directly (the same quantity, or a
@@ -23,10 +26,12 @@ def optimized_metrics(spec: Mapping, config: Mapping) -> set[str]:
     if name == "l1":
         return {"mae"}
     if name in ("ssim", "improved_ssim"):
-        return {"ssim"} if (spec.get("window_size", 11), float(spec.get("sigma", 1.5))) == (11, 1.5) else set()
+        window = {**LOSS_PARAMS.get(name, {}), **spec}  # plain ssim: the evaluation window itself
+        return {"ssim"} if name == "ssim" or (window["window_size"], float(window["sigma"])) == SSIM_WINDOW else set()
     if name == "lpips":
-        same_trunk = bool(spec.get("random_trunk", False)) == bool(config["metric_networks"]["lpips_random_trunk"])
-        return {f"lpips_{spec.get('net', 'alex')}"} if same_trunk else set()
+        lpips = {**LOSS_PARAMS["lpips"], **spec}
+        same_trunk = bool(lpips["random_trunk"]) == bool(config["metric_networks"]["lpips_random_trunk"])
+        return {f"lpips_{lpips['net']}"} if same_trunk else set()
     return set()
 
 
