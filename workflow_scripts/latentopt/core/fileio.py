@@ -54,7 +54,12 @@ def write_json(path: str | Path, data: Any) -> None:
 
 
 def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text())
+    """The parsed file; a file that does not parse raises json.JSONDecodeError naming it."""
+    text = Path(path).read_text()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise json.JSONDecodeError(f"{path} is not valid JSON (damaged or cut off?): {exc.msg}", exc.doc, exc.pos) from None
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
