@@ -18,7 +18,7 @@ import torch
 from conftest import hold_driver_lock, make_config
 
 from latentopt.workflow import driverlock, layout
-from latentopt.workflow.config import check_config, metric_weight_files
+from latentopt.workflow.config import arm_settings, check_config, metric_weight_files
 from latentopt.data.datasets import DatasetInputError, build_dataset, load_dataset
 from latentopt.analysis.evaluation import success_criteria
 from latentopt.data.images import discover_splits, image_id
@@ -298,7 +298,10 @@ def _extra_outputs(cfg, plan, results):
         if out.path.exists() or out.kind in ("per-image record", "prepared record", "dataset manifest"):
             continue
         out.path.parent.mkdir(parents=True, exist_ok=True)
-        if out.verify == "json":
+        if out.verify == "settings":
+            arm = out.path.stem
+            out.path.write_text(json.dumps({"arm": arm, "settings": arm_settings(cfg, arm)}, indent=2) + "\n")
+        elif out.verify == "json":
             out.path.write_text(json.dumps({"kind": out.kind, "values": list(range(50))}, indent=2) + "\n")
         elif out.verify == "csv":
             pd.DataFrame({"image_id": [f"im{i}" for i in range(20)], "psnr": np.linspace(20, 30, 20)}).to_csv(out.path, index=False)
@@ -442,3 +445,27 @@ def test_a_damaged_json_names_its_file(tmp_path):
     path.write_text('{"passed": tr')
     with pytest.raises(json.JSONDecodeError, match=str(path)):
         read_json(path)
+
+
+@pytest.mark.parametrize("key, value, named", [("losses.psnr.lr", 0.02, None), ("losses.psnr.betas", [0.8, 0.99], None), ("losses.psnr.eps", 1e-6, None),
+                                        ("losses.psnr.iterations", 4, None), ("losses.psnr.stopping.patience", 2, None),
+                                        ("losses.psnr.retry.enabled", False, None), ("losses.psnr.loss", {"name": "mse"}, None),
+                                        ("run.precision", "fp32", None), ("run.compile.enabled", True, "compile"), ("model.seed", 3, None),
+                                        ("preprocess.size", 256, None)])
+def test_a_setting_that_shapes_results_makes_the_arm_settings_stale(tree, key, value, named):
+    """Every setting that shapes a per-image result reaches the arm's settings file: the check before
+    planning finds it stale and names the change (its job, then every job of the arm, reruns)."""
+    from latentopt.core.fileio import write_json
+    from latentopt.workflow.config import load_config
+
+    cfg, plan, results = tree
+    path = layout.arm_settings_file(results, "psnr")
+    write_json(path, {"arm": "psnr", "settings": arm_settings(cfg, "psnr")})
+    assert _redo(cfg, plan) == {}
+    changed = make_config(results, Path(cfg["data"]["root"]), **{"data.splits": ["train"], "use_losses": ["psnr"], "losses.psnr.iterations": 3,
+                                                                   "run.batch_size": 2, key: value})
+    redo = _redo(changed, plan)
+    rel = str(path.relative_to(results))
+    assert rel in redo and "settings of psnr changed" in redo[rel] and (named or key.split(".")[-1]) in redo[rel], redo
+    if key.startswith("preprocess."):  # the references are prepared again too
+        assert {str(layout.prepared_record(results, "train", i).relative_to(results)) for i in ("astronaut", "coffee")} <= set(redo)

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Callable
 
 from latentopt.workflow import layout
-from latentopt.core.fileio import read_json, sha256_file, write_json
+from latentopt.core.fileio import as_json, read_json, sha256_file, write_json
 from latentopt.data.prepare import source_sha256
 
 CACHE_NAME = Path(".integrity") / "hash_cache.json"
@@ -161,6 +161,7 @@ class HashCache:
 # -- the checks, one per verification of layout.VERIFY ------------------------------------------
 @dataclass
 class _Context:
+    config: dict
     results: Path
     cache: HashCache
     sources: dict  # prepared record path -> ImageEntry (its source)
@@ -206,8 +207,33 @@ def _check_prepared(out: layout.Output, ctx: _Context):
     entry = ctx.sources[out.path]
     if record.get("source_sha256") != source_sha256(entry.path):
         return f"source {entry.path} changed since it was prepared (sha256 differs)", ()
+    if record["status"] == "ok" and record.get("preprocess") != as_json(ctx.config["preprocess"]):
+        return f"{out.path} was prepared with other preprocess settings ({record.get('preprocess')})", ()
     if record["status"] == "ok":
         return reference_problem(ctx.results, entry.split, entry.image_id, record, ctx.cache.sha256), ()
+    return None, ()
+
+
+def _changes(old, new, prefix="") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [c for k in sorted(set(old) | set(new)) for c in _changes(old.get(k), new.get(k), f"{prefix}{k}.")]
+    return [] if old == new else [f"{prefix.rstrip('.')} {old!r} -> {new!r}"]
+
+
+def _check_settings(out: layout.Output, ctx: _Context):
+    """The arm's settings file is stale when the config now gives other settings: moved aside, its
+    job (record_settings) runs again, and with it every optimization job of the arm, in this run,
+    whether or not Snakemake's own metadata is there (a copied or restored folder)."""
+    from latentopt.workflow.config import arm_settings
+
+    record, problem = _record(out.path, required="settings")
+    if problem:
+        return problem, ()
+    arm = out.path.name.removesuffix(".json")
+    now = as_json(arm_settings(ctx.config, arm))
+    if record["settings"] != now:
+        changed = "; ".join(_changes(record["settings"], now)[:5])
+        return f"the settings of {arm} changed ({changed}): its results are redone", ()
     return None, ()
 
 
@@ -304,6 +330,7 @@ def _check_png_dir(out: layout.Output, ctx: _Context):
 
 
 VERIFIERS = {
+    "settings": _check_settings,
     "prepared": _check_prepared,
     "per_image": _check_per_image,
     "manifest": _check_manifest,
@@ -338,7 +365,7 @@ def verify_results(config: dict, plan, log: Callable[[str], None] = print, full:
         return []
     full = os.environ.get(FULL_ENV, "").lower() == "full" if full is None else full
     cache = HashCache(results, full=full, log=log)
-    ctx = _Context(results, cache, {layout.prepared_record(results, e.split, e.image_id): e for e in plan_entries(plan)})
+    ctx = _Context(config, results, cache, {layout.prepared_record(results, e.split, e.image_id): e for e in plan_entries(plan)})
     findings: list[Finding] = []
     redone: set[tuple[str, str]] = set()  # images prepared again: their jobs rerun downstream anyway
     for out in outputs_of(config, plan):

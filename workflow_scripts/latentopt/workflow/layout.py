@@ -102,7 +102,9 @@ EVALUATION_CSV = ("per_image_metrics.csv", "image_categories.csv")
 # deleted one is made again), and latentopt.workflow.integrity verifies each by its `verify`
 # (so a new kind cannot be added without saying how it is checked). Verifications:
 VERIFY = {
-    "prepared": "JSON record with a status; the source's sha256 and the reference PNG's sha256 as recorded by prepare",
+    "settings": "JSON; the settings it records equal the arm's settings of the config now (else it is stale)",
+    "prepared": "JSON record with a status; the source's sha256 and the reference PNG's sha256 as recorded by prepare; "
+                "an ok record's preprocessing equals the config's",
     "per_image": "JSON record with a status; the .pt's sha256 as recorded by the optimization job",
     "manifest": "JSON manifest; the dataset .pt and every PNG of its tree by the sha256 the dataset builder recorded, no PNG extra",
     "json": "parses as JSON",
@@ -139,7 +141,7 @@ def declared_outputs(results: str | Path, entries, arms: list[str], gate_arms: l
         weights, summary = demo_model
         out += [Output("demo model weights", Path(weights), "zip", (Path(summary),)),
                 Output("demo model summary", Path(summary), "json")]
-    out += [Output("arm settings", arm_settings_file(results, arm), "json") for arm in arms]
+    out += [Output("arm settings", arm_settings_file(results, arm), "settings") for arm in arms]
     out += [Output("prepared record", prepared_record(results, e.split, e.image_id), "prepared",
                    (original_png(results, e.split, e.image_id),)) for e in entries]
     for arm in arms:
