@@ -300,7 +300,7 @@ def _extra_outputs(cfg, plan, results):
         out.path.parent.mkdir(parents=True, exist_ok=True)
         if out.verify == "settings":
             arm = out.path.stem
-            out.path.write_text(json.dumps({"arm": arm, "settings": arm_settings(cfg, arm)}, indent=2) + "\n")
+            out.path.write_text(json.dumps({"arm": arm, "results_dir": str(results), "settings": arm_settings(cfg, arm)}, indent=2) + "\n")
         elif out.verify == "json":
             out.path.write_text(json.dumps({"kind": out.kind, "values": list(range(50))}, indent=2) + "\n")
         elif out.verify == "csv":
@@ -460,7 +460,7 @@ def test_a_setting_that_shapes_results_makes_the_arm_settings_stale(tree, key, v
 
     cfg, plan, results = tree
     path = layout.arm_settings_file(results, "psnr")
-    write_json(path, {"arm": "psnr", "settings": arm_settings(cfg, "psnr")})
+    write_json(path, {"arm": "psnr", "results_dir": str(results), "settings": arm_settings(cfg, "psnr")})
     assert _redo(cfg, plan) == {}
     changed = make_config(results, Path(cfg["data"]["root"]), **{"data.splits": ["train"], "use_losses": ["psnr"], "losses.psnr.iterations": 3,
                                                                    "run.batch_size": 2, key: value})

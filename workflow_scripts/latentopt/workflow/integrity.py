@@ -220,6 +220,17 @@ def _changes(old, new, prefix="") -> list[str]:
     return [] if old == new else [f"{prefix.rstrip('.')} {old!r} -> {new!r}"]
 
 
+def _portable(obj, root):
+    """Paths under the results folder written relative to it (a copied or moved folder keeps its settings)."""
+    if isinstance(obj, str) and root and (obj == root or obj.startswith(root.rstrip("/") + "/")):
+        return "<results_dir>" + obj[len(root.rstrip("/")):]
+    if isinstance(obj, dict):
+        return {k: _portable(v, root) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_portable(v, root) for v in obj]
+    return obj
+
+
 def _check_settings(out: layout.Output, ctx: _Context):
     """The arm's settings file is stale when the config now gives other settings: moved aside, its
     job (record_settings) runs again, and with it every optimization job of the arm, in this run,
@@ -230,9 +241,10 @@ def _check_settings(out: layout.Output, ctx: _Context):
     if problem:
         return problem, ()
     arm = out.path.name.removesuffix(".json")
-    now = as_json(arm_settings(ctx.config, arm))
-    if record["settings"] != now:
-        changed = "; ".join(_changes(record["settings"], now)[:5])
+    now = _portable(as_json(arm_settings(ctx.config, arm)), str(ctx.config["results_dir"]))
+    recorded = _portable(record["settings"], record.get("results_dir"))
+    if recorded != now:
+        changed = "; ".join(_changes(recorded, now)[:5])
         return f"the settings of {arm} changed ({changed}): its results are redone", ()
     return None, ()
 
