@@ -44,6 +44,7 @@ rule record_settings:
         str(layout.arm_settings_file(RESULTS, "{arm}")),
     log:
         f"{RESULTS}/logs/record_settings/{{arm}}.log",
+    localrule: True
     conda:
         "../envs/pipeline.yaml"
     params:
