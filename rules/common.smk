@@ -132,15 +132,17 @@ def settings_input():
 
 
 def gate_input(chunk):
-    """A loss's jobs after its gate wait for the gate's result. ancient(): a re-evaluated gate
-    (e.g. a new threshold) does not redo finished images; kept in every mode, so that switching
-    quality_gate.mode does not change the jobs' inputs (Snakemake's input trigger). What the
-    results depend on reaches these jobs through settings_input()."""
+    """A loss's jobs after its gate wait for the gate to have run (its .gate/<loss>.done, written
+    after the verdict). ancient(): a re-evaluated gate (e.g. a new threshold) does not redo
+    finished images; kept in every mode, so that switching quality_gate.mode does not change the
+    jobs' inputs (Snakemake's input trigger). Not the verdict itself: a deleted or damaged verdict
+    would be missing when planning, and Snakemake reruns the dependents of a missing ancient()
+    input. What the results depend on reaches these jobs through settings_input()."""
 
     def inputs(wildcards):
         if chunk.gate or wildcards.arm == layout.BASELINE or not PLAN.gate_entries:
             return []
-        return [ancient(str(layout.gate_file(RESULTS, wildcards.arm)))]
+        return [ancient(str(layout.gate_done(RESULTS, wildcards.arm)))]
 
     return inputs
 

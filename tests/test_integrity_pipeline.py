@@ -232,6 +232,7 @@ def test_damaged_gate_verdict_weights_and_tables_are_quarantined_and_planned_aga
     retrained; truncated evaluation JSON/CSV were kept; a wrong-shaped hash cache crashed -n."""
     config, results, data, untouched = copy
     cache = results / ".integrity" / "hash_cache.json"
+    cache.parent.mkdir(exist_ok=True)
     cache.write_text('{"files": [1, 2]}')
     for rel in ("quality_gate/psnr.json", "evaluation_results/statistical_analysis.json", "evaluation_results/per_image_metrics.csv"):
         path = results / rel

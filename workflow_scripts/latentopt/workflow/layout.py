@@ -16,6 +16,7 @@ results_dir/
   logs/, benchmarks/                           per-job logs and Snakemake benchmarks
   .integrity/hash_cache.json                   checksums of verified outputs (latentopt.workflow.integrity)
   .integrity/quarantine/<timestamp>/...        outputs that failed verification, moved aside before planning
+  .gate/{loss}.done                            the gate has run (what the loss's other jobs wait on)
   .settings/{arm}.json                         the settings every result of an arm depends on (see rules/optimize.smk)
   .latentopt.lock                              the driver running on this folder (latentopt.workflow.driverlock)
 """
@@ -71,6 +72,12 @@ def evaluation_dir(results: str | Path) -> Path:
 
 def gate_file(results: str | Path, arm: str) -> Path:
     return Path(results) / "quality_gate" / f"{arm}.json"
+
+
+def gate_done(results: str | Path, arm: str) -> Path:
+    """Written by the gate job after its verdict: what the loss's other jobs wait on (ancient), so a
+    deleted or damaged verdict is judged again without redoing them."""
+    return Path(results) / ".gate" / f"{arm}.done"
 
 
 def report_file(results: str | Path) -> Path:
@@ -148,6 +155,7 @@ def declared_outputs(results: str | Path, entries, arms: list[str], gate_arms: l
         out += [Output("per-image record", per_image(results, arm, e.split, e.image_id, "json"), "per_image",
                        (per_image(results, arm, e.split, e.image_id, "pt"),)) for e in entries]
     out += [Output("quality gate verdict", gate_file(results, arm), "json") for arm in gate_arms]
+    out += [Output("quality gate done", gate_done(results, arm), "text") for arm in gate_arms]
     out += [Output("dataset manifest", dataset_manifest(results, arm), "manifest", (dataset_file(results, arm),))
             for arm in arms]
     out += [Output("per-image table", per_arm_table(results, arm), "csv") for arm in arms]
