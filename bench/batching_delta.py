@@ -25,7 +25,8 @@ from latentopt.data.images import discover_splits, read_rgb  # noqa: E402
 from latentopt.optimize.job import decode_exact, encode_exact  # noqa: E402
 from latentopt.optimize.losses import build_loss  # noqa: E402
 from latentopt.metrics.image_metrics import tensor_metrics  # noqa: E402
-from latentopt.optimize.optimizer import AdamSettings, StopRule, optimize_latents  # noqa: E402
+from latentopt.optimize.optimizer import optimize_latents  # noqa: E402
+from latentopt.workflow.settings import AdamSettings, StopRule  # noqa: E402
 
 
 def crops(root: Path, n: int, h: int, w: int) -> torch.Tensor:
@@ -61,7 +62,7 @@ def main() -> None:
     print(f"TAEF2, {len(targets)} BSDS500 test crops {args.crop[0]}x{args.crop[1]}, psnr loss, lr {args.lr}, "
           f"{args.iterations} iterations, CPU fp32, torch {torch.__version__}")
 
-    none = AdamSettings(iterations=args.iterations, lr=args.lr, stopping=StopRule("none"))
+    none = AdamSettings.of(iterations=args.iterations, lr=args.lr, stopping=StopRule.of("none"))
     batched = final_psnr(model, targets, optimize_latents(model.decode, targets, z0, loss, none))
     solo = np.concatenate([final_psnr(model, targets[i : i + 1], optimize_latents(model.decode, targets[i : i + 1], z0[i : i + 1], loss, none))
                            for i in range(len(targets))])
@@ -73,8 +74,8 @@ def main() -> None:
     best, last = [], []
     for i in range(len(targets)):
         t, z = targets[i : i + 1], z0[i : i + 1]
-        best.append(final_psnr(model, t, optimize_latents(model.decode, t, z, loss, AdamSettings(**seed, stopping=StopRule("absolute", 1e-5, 1))))[0])
-        last.append(final_psnr(model, t, optimize_latents(model.decode, t, z, loss, AdamSettings(**seed, stopping=StopRule("reference", 1e-5, 1))))[0])
+        best.append(final_psnr(model, t, optimize_latents(model.decode, t, z, loss, AdamSettings.of(**seed, stopping=StopRule("absolute", 1e-5, 1))))[0])
+        last.append(final_psnr(model, t, optimize_latents(model.decode, t, z, loss, AdamSettings.of(**seed, stopping=StopRule("reference", 1e-5, 1))))[0])
     d = np.array(best) - np.array(last)
     print(f"rule absolute (patience 1, best latent) minus rule reference (original), threshold 1e-5, batch 1: "
           f"per image {np.round(d, 4).tolist()} dB; mean {d.mean():+.4f} dB")

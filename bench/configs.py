@@ -61,8 +61,8 @@ class Config:
         """The pipeline's decoder step for this config (latentopt.optimize.decoder_step.DecoderStep)."""
         from latentopt.optimize.decoder_step import DecoderStep
 
-        return DecoderStep(precision=self.precision, final_precision="fp32", final_precision_steps=self.final_steps,
-                           compile=self.compile, compile_mode=self.compile_mode)
+        return DecoderStep.of(precision=self.precision, final_precision="fp32", final_precision_steps=self.final_steps,
+                              compile=self.compile, compile_mode=self.compile_mode)
 
 
 CONFIG_SYNTAX = "precision:bN[:cl][:compile][:cg][:ckpt][:lastK]"

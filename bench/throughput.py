@@ -17,9 +17,10 @@ def timed_optimize(decode, targets, z0, loss_fn, iterations, lr, step, device):
     """One optimize_latents call with a fixed number of iterations (stopping rule 'none') and the
     pipeline's decoder step ``step`` (latentopt.optimize.decoder_step.DecoderStep: precision, schedule,
     gradient scaling); returns (tracks, wall seconds, process CPU seconds)."""
-    from latentopt.optimize.optimizer import AdamSettings, StopRule, optimize_latents
+    from latentopt.optimize.optimizer import optimize_latents
+    from latentopt.workflow.settings import AdamSettings, StopRule
 
-    settings = AdamSettings(iterations=iterations, lr=lr, stopping=StopRule("none"), checkpoint_interval=10**9)
+    settings = AdamSettings.of(iterations=iterations, lr=lr, stopping=StopRule.of("none"), checkpoint_interval=10**9)
     _sync(device)
     t0, c0 = time.perf_counter(), time.process_time()
     tracks = optimize_latents(decode, targets, z0, loss_fn, settings, precision=step.schedule(iterations),
@@ -95,12 +96,13 @@ def measure_config(cfg: Config, base, targets_all, loss_fn, nets, ctx: dict) -> 
 
 
 def experiment_losses() -> dict:
-    """The three arms of the seed experiment (repo config.yaml): loss spec and iterations."""
-    import yaml
+    """The three arms of the seed experiment (repo config.yaml, validated: the schema's defaults
+    for what it leaves out): loss spec and iterations."""
+    from latentopt.workflow.config import load_config
 
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
-    return {arm: {"loss": spec["loss"], "iterations": int(spec.get("iterations", 50)),
-                  "lr": float(spec.get("lr", 0.05))} for arm, spec in cfg["losses"].items()}
+    cfg = load_config()
+    return {arm: {"loss": spec["loss"], "iterations": int(spec["iterations"]), "lr": float(spec["lr"])}
+            for arm, spec in cfg["losses"].items()}
 
 
 def _loss_for_bench(spec: dict, device) -> tuple[Any, dict, str | None]:

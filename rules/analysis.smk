@@ -3,7 +3,7 @@
 
 rule analyze_categories:
     input:
-        table=f"{EVAL}/per_image_metrics.csv",
+        table=rules.summarize_evaluation.output.table,
         originals=per_image_prepared(),
         user_csv=config["analysis"]["categories"]["csv"] or [],
     output:
@@ -23,12 +23,14 @@ rule analyze_categories:
 
 rule test_hypotheses:
     input:
-        cross=f"{EVAL}/cross_evaluation_matrix.json",
-        table=f"{EVAL}/per_image_metrics.csv",
+        cross=rules.summarize_evaluation.output.cross,
+        table=rules.summarize_evaluation.output.table,
     output:
-        f"{EVAL}/hypothesis_analysis.json",
+        analysis=f"{EVAL}/hypothesis_analysis.json",
     log:
         f"{RESULTS}/logs/test_hypotheses.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/test_hypotheses.tsv"
     conda:
         "../envs/pipeline.yaml"
     params:

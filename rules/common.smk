@@ -117,10 +117,6 @@ def gate_records(arm):
     ]
 
 
-def settings_of(wildcards):
-    return arm_settings(config, wildcards.arm)
-
-
 def settings_input():
     """Every optimization job of an arm takes the arm's settings file (made by record_settings); a
     settings change reruns that rule (its params), and Snakemake then reruns every job that reads
@@ -147,9 +143,26 @@ def gate_input(chunk):
     return inputs
 
 
-def dataset_targets(arm):
-    """The dataset's manifest: written last, it stands for the .pt and the PNG tree."""
-    return [str(layout.dataset_manifest(RESULTS, arm))]
+# Everything the optimization of one arm depends on, built once: rule params (the rerun trigger
+# of the arm's optimize and build_dataset jobs) and the jobs' fingerprint input.
+ARM_SETTINGS = {arm: arm_settings(config, arm) for arm in ARMS}
+
+
+def arm_settings_param(wildcards):
+    return ARM_SETTINGS[wildcards.arm]
+
+
+def dataset_file_param(wildcards):
+    return str(layout.dataset_file(RESULTS, wildcards.arm))
+
+
+def dataset_png_param(wildcards):
+    return str(layout.dataset_png_dir(RESULTS, wildcards.arm))
+
+
+def gate_loss_param(wildcards):
+    """The loss spec a quality gate judges (its metric and threshold follow from it)."""
+    return config["losses"][wildcards.arm]["loss"]
 
 
 def optimize_resources(config):
@@ -165,11 +178,14 @@ def optimize_resources(config):
     }
 
 
-def feature_inputs(name):
+def feature_inputs(wildcards):
     """Inception features are computed from the originals or from one dataset's PNGs."""
-    if name == "original":
+    if wildcards.name == "original":
         return per_image_prepared()
-    return dataset_targets(name) + per_image_outputs(name, "json")
+    return [
+        str(layout.dataset_manifest(RESULTS, wildcards.name)),
+        *per_image_outputs(wildcards.name, "json"),
+    ]
 
 
 def per_image_prepared():
@@ -183,7 +199,7 @@ def per_image_prepared():
 def feature_files():
     if not config["evaluation"]["fid"]:
         return []
-    return expand(f"{EVAL}/features/{{name}}.npz", name=["original", *ARMS])
+    return expand(rules.inception_features.output.features, name=["original", *ARMS])
 
 
 def all_targets():

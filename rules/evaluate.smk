@@ -4,9 +4,9 @@
 rule evaluate_dataset:
     input:
         json=per_image_outputs("{arm}", "json"),
-        dataset=lambda wildcards: dataset_targets(wildcards.arm),
+        dataset=rules.build_dataset.output.manifest,
     output:
-        f"{EVAL}/per_image/{{arm}}.csv",
+        table=f"{EVAL}/per_image/{{arm}}.csv",
     log:
         f"{RESULTS}/logs/evaluate/{{arm}}.log",
     benchmark:
@@ -24,9 +24,9 @@ rule evaluate_dataset:
 
 rule inception_features:
     input:
-        lambda wildcards: feature_inputs(wildcards.name),
+        feature_inputs,
     output:
-        f"{EVAL}/features/{{name}}.npz",
+        features=f"{EVAL}/features/{{name}}.npz",
     log:
         f"{RESULTS}/logs/features/{{name}}.log",
     benchmark:
@@ -45,7 +45,7 @@ rule inception_features:
 
 rule summarize_evaluation:
     input:
-        tables=expand(f"{EVAL}/per_image/{{arm}}.csv", arm=ARMS),
+        tables=expand(rules.evaluate_dataset.output.table, arm=ARMS),
         features=feature_files(),
     output:
         cross=f"{EVAL}/cross_evaluation_matrix.json",

@@ -9,6 +9,8 @@ rule quality_gate:
         done=str(layout.gate_done(RESULTS, "{arm}")),
     log:
         f"{RESULTS}/logs/quality_gate/{{arm}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/quality_gate/{{arm}}.tsv"
     wildcard_constraints:
         arm="|".join(a for a in ARMS if a != layout.BASELINE),
     retries: 0  # a failed gate is a verdict, not a transient failure
@@ -16,6 +18,6 @@ rule quality_gate:
         "../envs/pipeline.yaml"
     params:
         gate=config["quality_gate"],
-        loss=lambda wildcards: config["losses"][wildcards.arm]["loss"],
+        loss=gate_loss_param,
     script:
         "../workflow_scripts/check_quality_gate.py"

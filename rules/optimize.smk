@@ -34,7 +34,7 @@ for chunk in PLAN.chunks:
         params:
             split=chunk.split,
             image_ids=chunk.image_ids,
-            settings=lambda wildcards: arm_settings(config, wildcards.arm),
+            settings=arm_settings_param,
         script:
             "../workflow_scripts/optimize_images.py"
 
@@ -44,10 +44,12 @@ rule record_settings:
         str(layout.arm_settings_file(RESULTS, "{arm}")),
     log:
         f"{RESULTS}/logs/record_settings/{{arm}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/record_settings/{{arm}}.tsv"
     localrule: True
     conda:
         "../envs/pipeline.yaml"
     params:
-        settings=settings_of,
+        settings=arm_settings_param,
     script:
         "../workflow_scripts/record_settings.py"

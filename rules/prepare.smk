@@ -13,6 +13,8 @@ for chunk in PLAN.chunks:
             ],
         log:
             f"{RESULTS}/logs/prepare/{chunk.name}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/prepare/{chunk.name}.tsv"
         conda:
             "../envs/pipeline.yaml"
         params:

@@ -3,13 +3,13 @@
 
 rule report:
     input:
-        cross=f"{EVAL}/cross_evaluation_matrix.json",
-        stats=f"{EVAL}/statistical_analysis.json",
-        performance=f"{EVAL}/performance_summary.json",
-        table=f"{EVAL}/per_image_metrics.csv",
-        categories=f"{EVAL}/category_analysis.json",
-        hypotheses=f"{EVAL}/hypothesis_analysis.json",
-        datasets=[t for arm in ARMS for t in dataset_targets(arm)],
+        cross=rules.summarize_evaluation.output.cross,
+        stats=rules.summarize_evaluation.output.stats,
+        performance=rules.summarize_evaluation.output.performance,
+        table=rules.summarize_evaluation.output.table,
+        categories=rules.analyze_categories.output.analysis,
+        hypotheses=rules.test_hypotheses.output.analysis,
+        datasets=expand(rules.build_dataset.output.manifest, arm=ARMS),
         records=[f for arm in ARMS for f in per_image_outputs(arm, "json")],
         pt=[f for arm in ARMS for f in per_image_outputs(arm, "pt")],
         originals=per_image_prepared(),

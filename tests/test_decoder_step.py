@@ -16,7 +16,8 @@ from latentopt.workflow.config import arm_settings
 from latentopt.optimize.decoder_step import DecoderStep
 from latentopt.optimize.job import encode_exact
 from latentopt.optimize.losses import build_loss
-from latentopt.optimize.optimizer import AdamSettings, StopRule, optimize_latents
+from latentopt.optimize.optimizer import optimize_latents
+from latentopt.workflow.settings import AdamSettings, StopRule
 
 CPU = torch.device("cpu")
 
@@ -29,7 +30,7 @@ def small():
 
 
 def _run(model, x, z0, step: DecoderStep, iterations=6, decode=None, loss="psnr"):
-    settings = AdamSettings(iterations=iterations, lr=0.05, stopping=StopRule("none"))
+    settings = AdamSettings.of(iterations=iterations, lr=0.05, stopping=StopRule.of("none"))
     return optimize_latents(decode or step.decode(model, x.shape[0]), x, z0, build_loss({"name": loss}), settings,
                             precision=step.schedule(iterations), grad_scaler=step.grad_scaler(CPU))
 
@@ -59,11 +60,11 @@ def test_opt_in_settings_enter_the_fingerprint(tmp_path, demo_data):
 
 def test_bad_settings_are_named():
     with pytest.raises(ValueError, match="final_precision"):
-        DecoderStep(final_precision="bf16")
+        DecoderStep.of(final_precision="bf16")
     with pytest.raises(ValueError, match="compile.mode"):
-        DecoderStep(compile_mode="fastest")
+        DecoderStep.of(compile_mode="fastest")
     with pytest.raises(ValueError, match="final_precision_steps"):
-        DecoderStep(final_precision_steps=-1)
+        DecoderStep.of(final_precision_steps=-1)
 
 
 def test_schedule_runs_the_last_steps_in_the_final_precision(small):
@@ -75,10 +76,10 @@ def test_schedule_runs_the_last_steps_in_the_final_precision(small):
         seen.append(torch.is_autocast_enabled("cpu"))
         return model.decode(z)
 
-    step = DecoderStep(precision="bf16", final_precision="fp32", final_precision_steps=2)
+    step = DecoderStep.of(precision="bf16", final_precision="fp32", final_precision_steps=2)
     _run(model, x, z0, step, iterations=5, decode=decode)
     assert seen == [True, True, True, False, False, False]
-    assert DecoderStep(precision="bf16").schedule(5) == "bf16"
+    assert DecoderStep.of(precision="bf16").schedule(5) == "bf16"
 
 
 def test_fp16_scales_the_gradient_and_stays_close_to_fp32(small):
@@ -90,10 +91,10 @@ def test_fp16_scales_the_gradient_and_stays_close_to_fp32(small):
         dtypes.append(out.dtype)
         return out
 
-    step = DecoderStep(precision="fp16")
+    step = DecoderStep.of(precision="fp16")
     scaler = step.grad_scaler(CPU)
     assert scaler is not None and scaler.is_enabled()
-    settings = AdamSettings(iterations=6, lr=0.05, stopping=StopRule("none"))
+    settings = AdamSettings.of(iterations=6, lr=0.05, stopping=StopRule.of("none"))
     loss = build_loss({"name": "psnr"})
     fp16 = optimize_latents(decode, x, z0, loss, settings, precision="fp16", grad_scaler=scaler)
     fp32 = optimize_latents(model.decode, x, z0, loss, settings, precision="fp32")
@@ -108,7 +109,7 @@ def test_fp16_scales_the_gradient_and_stays_close_to_fp32(small):
 def test_fp16_resume_carries_the_scaler_state(small):
     model, x, z0 = small
     loss = build_loss({"name": "psnr"})
-    settings = AdamSettings(iterations=6, lr=0.05, stopping=StopRule("none"), checkpoint_interval=3)
+    settings = AdamSettings.of(iterations=6, lr=0.05, stopping=StopRule.of("none"), checkpoint_interval=3)
     states = []
     whole = optimize_latents(model.decode, x, z0, loss, settings, precision="fp16",
                              grad_scaler=torch.amp.GradScaler("cpu", init_scale=1024.0), on_checkpoint=states.append)
@@ -186,7 +187,7 @@ def test_compiled_decoder_matches_eager_and_fills_the_cache(tmp_path, monkeypatc
     torch._dynamo.reset()
     counters.clear()
     cache = tmp_path / "inductor"
-    step = DecoderStep(precision="fp32", compile=True, cache_dir=str(cache))
+    step = DecoderStep.of(precision="fp32", compile=True, cache_dir=str(cache))
     try:
         assert step.warm_up(model, z0, 4)
         graphs = counters["stats"]["unique_graphs"]
@@ -198,7 +199,7 @@ def test_compiled_decoder_matches_eager_and_fills_the_cache(tmp_path, monkeypatc
         with torch.no_grad():
             decode(z0)  # forward-only: eager
         assert counters["stats"]["unique_graphs"] == graphs  # no recompilation
-        eager = _run(model, x, z0, DecoderStep(precision="fp32"), iterations=4, loss="mse")
+        eager = _run(model, x, z0, DecoderStep.of(precision="fp32"), iterations=4, loss="mse")
         for a, b in zip(compiled, eager):
             assert a.history == pytest.approx(b.history, rel=1e-5, abs=1e-7)
         assert cache.is_dir() and any(cache.rglob("*"))
@@ -220,7 +221,7 @@ def test_fp16_initial_scale_skips_no_step_where_the_default_did(taef2_dir):
     x = torch.from_numpy(img.astype(np.float32) / 255).permute(2, 0, 1)[None].contiguous()
     z0 = encode_exact(model, x)
     loss = build_loss({"name": "psnr"})
-    settings = AdamSettings(iterations=6, lr=0.05, stopping=StopRule("none"))
+    settings = AdamSettings.of(iterations=6, lr=0.05, stopping=StopRule.of("none"))
 
     def run(scaler):
         scales = []
@@ -234,7 +235,7 @@ def test_fp16_initial_scale_skips_no_step_where_the_default_did(taef2_dir):
         track = optimize_latents(model.decode, x, z0, loss, settings, precision="fp16", grad_scaler=scaler)[0]
         return track, scales
 
-    ours, ours_scales = run(DecoderStep(precision="fp16").grad_scaler(CPU))
+    ours, ours_scales = run(DecoderStep.of(precision="fp16").grad_scaler(CPU))
     default, default_scales = run(torch.amp.GradScaler("cpu"))
     fp32 = optimize_latents(model.decode, x, z0, loss, settings, precision="fp32")[0]
     assert ours_scales == [decoder_step.FP16_INIT_SCALE] * 6  # never halved: no step skipped

@@ -91,11 +91,11 @@ def test_run_gate_writes_on_pass_and_raises_without_output_in_stop_mode(tmp_path
     config = {"losses": {"psnr": {"loss": {"name": "psnr"}}}, "quality_gate": GATE}
     lines = []
     with pytest.raises(GateFailed, match=r"mean psnr improvement \+0.015 dB over 2 of 2 gate images \(threshold \+0.1 dB"):
-        run_gate(config, "psnr", paths, tmp_path / "gate.json", log=lines.append)
+        run_gate("psnr", config["losses"]["psnr"]["loss"], config["quality_gate"], paths, tmp_path / "gate.json", log=lines.append)
     assert not (tmp_path / "gate.json").exists()
     assert any('"passed": false' in line for line in lines), "the full result goes to the job log"
     warn = {**config, "quality_gate": {**GATE, "mode": "warn"}}
-    run_gate(warn, "psnr", paths, tmp_path / "gate.json", log=lines.append)
+    run_gate("psnr", warn["losses"]["psnr"]["loss"], warn["quality_gate"], paths, tmp_path / "gate.json", log=lines.append)
     assert read_json(tmp_path / "gate.json")["decision"] == "failed, continued (warn)"
 
 
@@ -114,7 +114,7 @@ def _gate_run(tmp, data_root, model, loss, lr, **overrides):
     gate_chunks = [c for c in plan.chunks if c.gate]
     records = []
     for chunk in gate_chunks:
-        prepare_chunk(list(chunk.entries), cfg, log=lambda m: None)
+        prepare_chunk(list(chunk.entries), cfg["preprocess"], cfg["results_dir"], log=lambda m: None)
         records += optimize_chunk(cfg, loss, chunk.split, chunk.image_ids, "cpu", log=lambda m: None)
     paths = [Path(cfg["results_dir"]) / f"{loss}_dataset" / "per_image" / r["split"] / f"{r['image_id']}.json" for r in records]
     assert [read_json(p)["image_id"] for p in paths] == [e.image_id for e in plan.gate_entries]
@@ -131,11 +131,11 @@ def test_gate_passes_with_sensible_settings_and_stops_an_absurd_lr_on_the_synthe
     at lr 1e4), so the large-lr case is tested on the real TAEF2 below."""
     crop = {"preprocess.crop_box": [32, 48], "losses.psnr.iterations": 10}
     cfg, records, paths = _gate_run(tmp_path / "ok", demo_data, SYNTHETIC, "psnr", 0.05, **crop)
-    result = run_gate(cfg, "psnr", paths, tmp_path / "ok.json", log=lambda m: None)
+    result = run_gate("psnr", cfg["losses"]["psnr"]["loss"], cfg["quality_gate"], paths, tmp_path / "ok.json", log=lambda m: None)
     assert result["passed"] and result["mean_improvement"] > cfg["quality_gate"]["min_improvement"]["psnr"]
     cfg, records, paths = _gate_run(tmp_path / "absurd", demo_data, SYNTHETIC, "psnr", 1e-9, **crop)
     with pytest.raises(GateFailed, match="STOPPED for loss 'psnr'"):
-        run_gate(cfg, "psnr", paths, tmp_path / "absurd.json", log=lambda m: None)
+        run_gate("psnr", cfg["losses"]["psnr"]["loss"], cfg["quality_gate"], paths, tmp_path / "absurd.json", log=lambda m: None)
     assert not (tmp_path / "absurd.json").exists()
 
 
@@ -153,12 +153,12 @@ def test_gate_on_taef2_and_real_bsds500(tmp_path, bsds_root, taef2_model):
     real = {"allow_synthetic": True, "metric_networks": {"lpips_random_trunk": True, "inception_synthetic": True},
             "data.splits": ["test"], "preprocess.crop_box": [32, 48], "losses.psnr.iterations": 10}
     cfg, records, paths = _gate_run(tmp_path / "ok", bsds_root, taef2_model, "psnr", 0.05, **real)
-    result = run_gate(cfg, "psnr", paths, tmp_path / "ok.json", log=lambda m: None)
+    result = run_gate("psnr", cfg["losses"]["psnr"]["loss"], cfg["quality_gate"], paths, tmp_path / "ok.json", log=lambda m: None)
     print("TAEF2 gate, lr 0.05:", result["message"], [round(i["improvement"], 3) for i in result["images"]])
     assert result["passed"]
     cfg, records, paths = _gate_run(tmp_path / "absurd", bsds_root, taef2_model, "psnr", 1e4, **real)
     with pytest.raises(GateFailed, match="STOPPED for loss 'psnr'") as failure:
-        run_gate(cfg, "psnr", paths, tmp_path / "absurd.json", log=lambda m: None)
+        run_gate("psnr", cfg["losses"]["psnr"]["loss"], cfg["quality_gate"], paths, tmp_path / "absurd.json", log=lambda m: None)
     print("TAEF2 gate, lr 1e4:", failure.value)
     # the protocol retried every image (lr x0.1, iterations x2) before the gate judged it
     for r in records:

@@ -18,7 +18,7 @@ import torch
 from conftest import hold_driver_lock, make_config
 
 from latentopt.workflow import driverlock, layout
-from latentopt.workflow.config import arm_settings, check_config, metric_weight_files
+from latentopt.workflow.config import arm_settings, check_config, metric_weight_files, synthetic_parts
 from latentopt.data.datasets import DatasetInputError, build_dataset, load_dataset
 from latentopt.analysis.evaluation import success_criteria
 from latentopt.data.images import discover_splits, image_id
@@ -36,10 +36,11 @@ def _build(cfg, plan, arm):
     results = cfg["results_dir"]
     ids = [(s, e.image_id) for s, es in plan.splits.items() for e in es]
     return build_dataset(
-        cfg, arm,
+        arm,
         [layout.per_image(results, arm, s, i, "json") for s, i in ids],
         [layout.per_image(results, arm, s, i, "pt") for s, i in ids],
         layout.dataset_png_dir(results, arm), layout.dataset_file(results, arm), manifest=layout.dataset_manifest(results, arm),
+        settings=arm_settings(cfg, arm), experiment_id=cfg["experiment_id"], synthetic=synthetic_parts(cfg),
     )
 
 
@@ -53,7 +54,7 @@ def finished(tmp_path_factory, demo_data):
         shutil.copy2(demo_data / "train" / f"{name}.jpg", data / "train")
     cfg = make_config(root / "results", data, **{"data.splits": ["train"], "use_losses": ["psnr"], "losses.psnr.iterations": 3, "run.batch_size": 2})
     plan = build_plan(cfg)
-    prepare_chunk(plan.splits["train"], cfg, log=lambda m: None)
+    prepare_chunk(plan.splits["train"], cfg["preprocess"], cfg["results_dir"], log=lambda m: None)
     for arm in ARMS:
         optimize_chunk(cfg, arm, "train", [e.image_id for e in plan.splits["train"]], "cpu", log=lambda m: None)
         _build(cfg, plan, arm)
@@ -182,7 +183,7 @@ def test_awkward_names_broken_and_looping_links_are_planned(tmp_path, demo_data)
     ids = [e.image_id for e in found]
     assert ids == ["a%7Bb%7D c%25[1]'é", "broken", "loop"]
     cfg = make_config(tmp_path / "results", tmp_path, **{"data.splits": ["train"]})
-    records = {r["image_id"]: r for r in prepare_chunk(found, cfg, log=lambda m: None)}
+    records = {r["image_id"]: r for r in prepare_chunk(found, cfg["preprocess"], cfg["results_dir"], log=lambda m: None)}
     assert records["a%7Bb%7D c%25[1]'é"]["status"] == "ok"
     for bad in ("broken", "loop"):
         assert records[bad]["status"] == "failed" and records[bad]["failure_kind"] == "input"

@@ -23,7 +23,7 @@ def prepared(tmp_path, demo_data):
     cfg = make_config(tmp_path / "results", data, **{"losses.psnr.iterations": 4, "run.batch_size": 4})
     plan = build_plan(cfg)
     for entries in plan.splits.values():
-        prepare_chunk(entries, cfg, log=lambda m: None)
+        prepare_chunk(entries, cfg["preprocess"], cfg["results_dir"], log=lambda m: None)
     return cfg, plan
 
 

@@ -8,7 +8,8 @@ import torch
 
 from latentopt.models.autoencoders import load_autoencoder
 from latentopt.optimize.losses import build_loss
-from latentopt.optimize.optimizer import AdamSettings, ImageTrack, StopRule, optimize_latents
+from latentopt.optimize.optimizer import ImageTrack, optimize_latents
+from latentopt.workflow.settings import AdamSettings, StopRule
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def _run(model, images, settings, loss="mse", **kw):
 
 
 def test_loss_goes_down_and_best_is_kept(model, images):
-    settings = AdamSettings(iterations=15, lr=0.05, stopping=StopRule("none"))
+    settings = AdamSettings.of(iterations=15, lr=0.05, stopping=StopRule.of("none"))
     tracks = _run(model, images, settings)
     for t in tracks:
         assert len(t.history) == 16  # z_0 .. z_15
@@ -49,7 +50,7 @@ def test_loss_goes_down_and_best_is_kept(model, images):
 def test_batch_equals_one_by_one(model, images):
     """Summed loss + per-element Adam: each image follows its solo trajectory, also when images
     stop at different iterations and leave the batch."""
-    settings = AdamSettings(iterations=12, lr=0.05, stopping=StopRule("relative", 2e-2, 2))
+    settings = AdamSettings.of(iterations=12, lr=0.05, stopping=StopRule("relative", 2e-2, 2))
     batched = _run(model, images, settings)
     solo = [_run(model, images[i : i + 1], settings)[0] for i in range(len(images))]
     for b, s in zip(batched, solo):
@@ -61,7 +62,7 @@ def test_batch_equals_one_by_one(model, images):
 
 def test_mean_loss_would_not_be_exact(model, images):
     """Guard for the design choice: a MEAN over the batch changes the trajectory through eps."""
-    settings = AdamSettings(iterations=5, lr=0.05, eps=1e-2, stopping=StopRule("none"))
+    settings = AdamSettings.of(iterations=5, lr=0.05, eps=1e-2, stopping=StopRule.of("none"))
     mse = build_loss({"name": "mse"})
     with torch.no_grad():
         z0 = model.encode(images)
@@ -92,7 +93,7 @@ def test_stopping_rules():
 
 
 def test_resume_from_checkpoint_is_exact(model, images):
-    settings = AdamSettings(iterations=10, lr=0.05, stopping=StopRule("none"), checkpoint_interval=4)
+    settings = AdamSettings.of(iterations=10, lr=0.05, stopping=StopRule.of("none"), checkpoint_interval=4)
     states = []
     full = _run(model, images, settings, on_checkpoint=states.append)
     assert [s["iteration"] for s in states] == [4, 8]
@@ -104,7 +105,7 @@ def test_resume_from_checkpoint_is_exact(model, images):
 
 
 def test_time_limit_stops_with_timeout(model, images):
-    settings = AdamSettings(iterations=1000, lr=0.01, stopping=StopRule("none"))
+    settings = AdamSettings.of(iterations=1000, lr=0.01, stopping=StopRule.of("none"))
     tracks = _run(model, images, settings, time_limit_s=0.0)
     assert all(t.stop_reason == "timeout" for t in tracks)
     assert all(t.steps == 1 for t in tracks)
@@ -112,7 +113,7 @@ def test_time_limit_stops_with_timeout(model, images):
 
 def test_region_restricts_the_loss(model, images):
     """reflect_pad: only the original area counts; padding pixels get no gradient pressure."""
-    settings = AdamSettings(iterations=3, lr=0.05, stopping=StopRule("none"))
+    settings = AdamSettings.of(iterations=3, lr=0.05, stopping=StopRule.of("none"))
     region = (slice(4, 28), slice(8, 40))
     tracks = _run(model, images, settings, region=region)
     with torch.no_grad():

@@ -207,7 +207,7 @@ def test_adding_a_loss_evaluates_only_the_new_dataset(demo, tmp_path):
     out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, check=True).stdout
     counts = job_counts(out)
     assert counts == {"optimize_gate_train_000": "1", "optimize_val_000": "1", "optimize_test_000": "1",
-                      "quality_gate": "1", "build_dataset_l1": "1", "evaluate_dataset": "1", "inception_features": "1",
+                      "quality_gate": "1", "build_dataset": "1", "evaluate_dataset": "1", "inception_features": "1",
                       "summarize_evaluation": "1", "analyze_categories": "1", "test_hypotheses": "1", "report": "1",
                       "all": "1", "total": "12"}, out
     wildcards = {line.strip() for line in out.splitlines() if line.strip().startswith("wildcards:")}

@@ -15,7 +15,8 @@ from latentopt.core.fileio import read_json
 from latentopt.optimize.job import decode_exact, encode_exact, optimize_chunk
 from latentopt.optimize.losses import build_loss
 from latentopt.metrics.image_metrics import tensor_metrics
-from latentopt.optimize.optimizer import AdamSettings, StopRule, optimize_latents
+from latentopt.optimize.optimizer import optimize_latents
+from latentopt.workflow.settings import AdamSettings, StopRule
 from latentopt.workflow.plan import build_plan
 from latentopt.compute.precision import decode_precision, exact_fp32
 from latentopt.data.prepare import prepare_chunk
@@ -88,7 +89,7 @@ def test_the_loss_runs_in_fp32_while_the_decoder_runs_in_bf16():
         seen.append(("loss", torch.is_autocast_enabled("cpu")))
         return mse(pred, target)
 
-    settings = AdamSettings(iterations=3, lr=0.05, stopping=StopRule("none"))
+    settings = AdamSettings.of(iterations=3, lr=0.05, stopping=StopRule.of("none"))
     optimize_latents(decode, x, encode_exact(model, x), loss, settings, precision="bf16")
     assert ("decode", torch.bfloat16) in seen
     assert [v for k, v in seen if k == "loss"] == [False] * 4  # z_0 .. z_3, never under autocast
@@ -118,7 +119,7 @@ def test_baseline_of_a_bf16_run_equals_the_fp32_run(tmp_path, demo_data):
         cfg = make_config(tmp_path / precision, data, **{"losses.psnr.iterations": 3, "run.precision": precision})
         plan = build_plan(cfg)
         entries = plan.splits["val"]
-        prepare_chunk(entries, cfg, log=lambda m: None)
+        prepare_chunk(entries, cfg["preprocess"], cfg["results_dir"], log=lambda m: None)
         optimize_chunk(cfg, "psnr", "val", [e.image_id for e in entries], "cpu", log=lambda m: None)
         records = [read_json(layout.per_image(cfg["results_dir"], "psnr", "val", e.image_id, "json")) for e in entries]
         initial[precision] = [r["initial"] for r in records]

@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from latentopt.optimize.losses import build_loss
-from latentopt.optimize.optimizer import AdamSettings, StopRule, optimize_latents
+from latentopt.optimize.optimizer import optimize_latents
+from latentopt.workflow.settings import AdamSettings, StopRule
 
 
 def original_loop(decode, target, z0, loss_fn, iterations, lr, threshold):
@@ -45,7 +46,7 @@ def firing_threshold(decode, target, z0, loss_fn, iterations, lr):
 
 def assert_same_as_original(decode, target, z0, loss_fn, iterations, lr, threshold):
     z_ref, losses, convergence = original_loop(decode, target, z0, loss_fn, iterations, lr, threshold)
-    settings = AdamSettings(iterations=iterations, lr=lr, stopping=StopRule("reference", threshold, 1))
+    settings = AdamSettings.of(iterations=iterations, lr=lr, stopping=StopRule("reference", threshold, 1))
     (track,) = optimize_latents(decode, target, z0, loss_fn, settings)
     assert torch.equal(track.best_z, z_ref[0]), "returned latent differs from the original's"
     assert track.history == losses  # bit for bit, every iteration
@@ -96,7 +97,7 @@ def test_best_returning_rules_differ_from_the_original(tiny_decoder, tiny_case):
     loss_fn = build_loss({"name": "psnr"})
     threshold = firing_threshold(tiny_decoder, target, z0, loss_fn, 40, 0.05)
     z_ref, losses, convergence = original_loop(tiny_decoder, target, z0, loss_fn, 40, 0.05, threshold)
-    settings = AdamSettings(iterations=40, lr=0.05, stopping=StopRule("absolute", threshold, 1))
+    settings = AdamSettings.of(iterations=40, lr=0.05, stopping=StopRule("absolute", threshold, 1))
     (track,) = optimize_latents(tiny_decoder, target, z0, loss_fn, settings)
     assert track.converged_at == convergence
     assert track.steps == len(losses) - 1  # the step after the stop decision is not taken
@@ -110,7 +111,7 @@ def test_reference_rule_at_batch_size_above_one_is_only_mathematically_equal(tin
     targets = torch.cat([target, target.flip(-1), torch.rand(1, 3, 24, 32, generator=g)])
     z0s = torch.cat([z0, z0.flip(-1), z0 * 0.5])
     loss_fn = build_loss({"name": "psnr"})
-    settings = AdamSettings(iterations=20, lr=0.05, stopping=StopRule("reference", 1e-3, 1))
+    settings = AdamSettings.of(iterations=20, lr=0.05, stopping=StopRule("reference", 1e-3, 1))
     batched = optimize_latents(tiny_decoder, targets, z0s, loss_fn, settings)
     for i, b in enumerate(batched):
         (solo,) = optimize_latents(tiny_decoder, targets[i : i + 1], z0s[i : i + 1], loss_fn, settings)
@@ -122,7 +123,7 @@ def test_reference_rule_at_batch_size_above_one_is_only_mathematically_equal(tin
 def test_reference_rule_resumes_exactly(tiny_decoder, tiny_case):
     target, z0 = tiny_case
     loss_fn = build_loss({"name": "psnr"})
-    settings = AdamSettings(iterations=10, lr=0.05, stopping=StopRule("reference", 0.0, 1), checkpoint_interval=4)
+    settings = AdamSettings.of(iterations=10, lr=0.05, stopping=StopRule("reference", 0.0, 1), checkpoint_interval=4)
     states = []
     (full,) = optimize_latents(tiny_decoder, target, z0, loss_fn, settings, on_checkpoint=states.append)
     (resumed,) = optimize_latents(tiny_decoder, target, z0, loss_fn, settings, resume=states[0])
@@ -177,7 +178,7 @@ def test_job_runs_the_reference_rule_at_batch_size_1_and_records_it(tmp_path, de
         "run.batch_size": 3, "losses.psnr.iterations": 6, "losses.psnr.lr": 0.05,
         "losses.psnr.stopping": {"rule": "reference", "threshold": 1e-5}})
     entries = build_plan(cfg).splits["train"]
-    prepare_chunk(entries, cfg, log=lambda m: None)
+    prepare_chunk(entries, cfg["preprocess"], cfg["results_dir"], log=lambda m: None)
     records = optimize_chunk(cfg, "psnr", "train", [e.image_id for e in entries], "cpu", log=lambda m: None)
     model = load_autoencoder(model_spec(cfg))
     loss_fn = build_loss({"name": "psnr"})

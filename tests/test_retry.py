@@ -10,7 +10,8 @@ import torch
 from conftest import make_config
 
 from latentopt.optimize.losses import build_loss
-from latentopt.optimize.optimizer import AdamSettings, RetrySettings, StopRule, non_convergence, optimize_with_retry
+from latentopt.optimize.optimizer import non_convergence, optimize_with_retry
+from latentopt.workflow.settings import AdamSettings, RetrySettings, StopRule
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,7 @@ def tiny():
 def test_absurd_lr_is_retried_with_the_documented_settings(tiny):
     decode, targets, z0 = tiny
     mse = build_loss({"name": "mse"})
-    settings = AdamSettings(iterations=6, lr=1e4, stopping=StopRule("none"), retry=RetrySettings(True, 1e-5, 2.0))
+    settings = AdamSettings.of(iterations=6, lr=1e4, stopping=StopRule.of("none"), retry=RetrySettings(True, 1e-5, 2.0))
     logged = []
     tracks = optimize_with_retry(decode, targets, z0, mse, settings, log=logged.append)
     for t in tracks:
@@ -44,12 +45,12 @@ def test_absurd_lr_is_retried_with_the_documented_settings(tiny):
 def test_images_that_improved_are_not_retried_and_retry_can_be_disabled(tiny):
     decode, targets, z0 = tiny
     mse = build_loss({"name": "mse"})
-    good = optimize_with_retry(decode, targets, z0, mse, AdamSettings(iterations=6, lr=0.05, stopping=StopRule("none")))
+    good = optimize_with_retry(decode, targets, z0, mse, AdamSettings.of(iterations=6, lr=0.05, stopping=StopRule.of("none")))
     assert all(t.retry is None and non_convergence(t) is None for t in good)
-    off = AdamSettings(iterations=6, lr=1e4, stopping=StopRule("none"), retry=RetrySettings(enabled=False))
+    off = AdamSettings.of(iterations=6, lr=1e4, stopping=StopRule.of("none"), retry=RetrySettings.of(enabled=False))
     assert all(t.retry is None and non_convergence(t) for t in optimize_with_retry(decode, targets, z0, mse, off))
     # the reference rule reproduces the original, which has no retry
-    ref = AdamSettings(iterations=6, lr=1e4, stopping=StopRule("reference", 0.0, 1))
+    ref = AdamSettings.of(iterations=6, lr=1e4, stopping=StopRule("reference", 0.0, 1))
     assert all(t.retry is None for t in optimize_with_retry(decode, targets, z0, mse, ref))
 
 
@@ -63,7 +64,7 @@ def test_non_finite_loss_is_retried(tiny):
         out = mse(pred, target)
         return out * float("nan") if 2 < calls["n"] <= 5 else out
 
-    settings = AdamSettings(iterations=4, lr=0.05, stopping=StopRule("none"))
+    settings = AdamSettings.of(iterations=4, lr=0.05, stopping=StopRule.of("none"))
     tracks = optimize_with_retry(decode, targets, z0, poisoned, settings, log=lambda m: None)
     for t in tracks:
         assert t.retry["reason"] == "non-finite loss" and math.isnan(t.retry["first_attempt"]["last_loss"])
@@ -85,7 +86,7 @@ def test_nonconvergence_retry_on_a_real_image(tmp_path, bsds_root, taef2_dir):
         "losses.psnr.iterations": 8, "losses.psnr.lr": 20.0, "losses.psnr.stopping": {"rule": "none"},
         "losses.psnr.retry": {"lr_factor": 0.0025, "iterations_factor": 2}})
     entries = build_plan(cfg).splits["test"]
-    prepare_chunk(entries, cfg, log=lambda m: None)
+    prepare_chunk(entries, cfg["preprocess"], cfg["results_dir"], log=lambda m: None)
     (rec,) = optimize_chunk(cfg, "psnr", "test", [entries[0].image_id], "cpu", log=lambda m: None)
     retry = rec["retry"]
     print("retry record:", retry, "PSNR", rec["initial"]["psnr"], "->", rec["final"]["psnr"])

@@ -276,7 +276,7 @@ def test_all_jobs_finished(env, first_run):
     assert not bad, bad
     # Every job of the workflow went through SLURM (the target rule `all` runs nowhere).
     rules = sorted(j["rule"] for j in first_run.jobs.values())
-    for prefix in ("prepare_", "optimize_", "build_dataset_", "evaluate_dataset", "summarize_evaluation"):
+    for prefix in ("prepare_", "optimize_", "build_dataset", "evaluate_dataset", "summarize_evaluation"):
         assert any(r.startswith(prefix) for r in rules), (prefix, rules)
     dry = env["dry_run"]()
     assert "Nothing to be done" in dry, dry[-3000:]
@@ -372,10 +372,10 @@ def test_rerun_after_deleting_one_image(env, first_run):
     assert rule.startswith((f"optimize_{split}_", f"optimize_gate_{split}_")) and wildcards == ARM, (rule, wildcards, split)
     assert not [r for r, _ in submitted if r.startswith("prepare_")], submitted
     # Per-arm jobs only for that arm; the rest aggregates over all arms.
-    per_arm = [(r, w) for r, w in submitted if r.startswith("build_dataset_") or r in ("evaluate_dataset", "inception_features")]
-    assert ("build_dataset_" + ARM, "") in per_arm, submitted
+    per_arm = [(r, w) for r, w in submitted if r in ("build_dataset", "evaluate_dataset", "inception_features")]
+    assert ("build_dataset", ARM) in per_arm, submitted
     for r, w in per_arm:
-        assert r == "build_dataset_" + ARM or w == ARM, (r, w)
+        assert w == ARM, (r, w)
     assert any(r == "summarize_evaluation" for r, _ in submitted), submitted
 
     after = _per_image(results)

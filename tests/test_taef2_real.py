@@ -32,7 +32,7 @@ def results(tmp_path_factory, bsds_root, taef2_dir):
     )
     plan = build_plan(cfg)
     entries = plan.splits["test"]
-    prepare_chunk(entries, cfg, log=lambda m: None)
+    prepare_chunk(entries, cfg["preprocess"], cfg["results_dir"], log=lambda m: None)
     ids = [e.image_id for e in entries]
     out = {}
     for arm in ("baseline", "psnr", "ssim"):

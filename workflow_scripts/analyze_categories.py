@@ -6,5 +6,6 @@ from latentopt.workflow.plan import build_plan
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with job_log(sm.log[0]) as log:
-    result = write_category_analysis(sm.config, build_plan(sm.config), sm.input.table, sm.output.table, sm.output.analysis)
+    result = write_category_analysis(sm.config, build_plan(sm.config), sm.input.table, sm.output.table, sm.output.analysis,
+                                     categories=sm.params.categories)
     log(f"categories: edge density from {result['metadata']['edge_density_source']}, groupings {list(result['groupings'])}")

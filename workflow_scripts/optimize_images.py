@@ -9,5 +9,6 @@ sm = snakemake  # noqa: F821 - injected by Snakemake
 stages = sm.log[0].removesuffix(".log") + ".stages.json"  # logs/optimize/<arm>/<chunk>.stages.json
 with job_log(sm.log[0]) as log:
     # the GPU lease is entered inside, after the CPU-side start-up
+    # params.settings (the rerun trigger) is checked against the config and fingerprints the results
     optimize_chunk(sm.config, sm.wildcards.arm, sm.params.split, sm.params.image_ids, job_device(sm.config), log=log,
-                   stages_path=stages)
+                   stages_path=stages, params=sm.params.settings)

@@ -9,4 +9,4 @@ from latentopt.data.prepare import prepare_chunk
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with job_log(sm.log[0]) as log:
     entries = [ImageEntry(sm.params.split, i, Path(p)) for i, p in zip(sm.params.image_ids, sm.params.sources)]
-    prepare_chunk(entries, sm.config, log=log)
+    prepare_chunk(entries, sm.params.preprocess, sm.config["results_dir"], log=log)

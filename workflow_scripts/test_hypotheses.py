@@ -5,5 +5,6 @@ from latentopt.core.joblog import job_log
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with job_log(sm.log[0]) as log:
-    result = write_hypothesis_analysis(sm.config, sm.input.cross, sm.input.table, sm.output[0])
+    result = write_hypothesis_analysis(sm.config, sm.input.cross, sm.input.table, sm.output.analysis,
+                                       hypotheses=sm.params.hypotheses)
     log(f"hypotheses: {[(r['arm'], r['verdict']) for r in result['expected_fid']]}")

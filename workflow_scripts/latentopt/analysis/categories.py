@@ -252,13 +252,14 @@ def group_gains(per_image: pd.DataFrame, groups: pd.DataFrame, metrics: Sequence
     return out
 
 
-def category_analysis(per_image: pd.DataFrame, groups: pd.DataFrame, meta: Mapping, config: Mapping) -> dict:
-    """The content of category_analysis.json."""
+def category_analysis(per_image: pd.DataFrame, groups: pd.DataFrame, meta: Mapping, config: Mapping,
+                      categories: Mapping) -> dict:
+    """The content of category_analysis.json; ``categories``: the analysis.categories settings."""
     from latentopt.workflow.config import synthetic_parts
     from latentopt.analysis.evaluation import HIGHER_IS_BETTER
     from latentopt.analysis.statistics import min_n_for_alpha
 
-    settings = config["analysis"]["categories"]
+    settings = categories
     ev = config["evaluation"]
     alpha = ev["success_criteria"]["alpha"]
     gains = group_gains(per_image, groups, settings["metrics"], HIGHER_IS_BETTER, alpha=alpha, n_boot=ev["n_boot"], seed=ev["seed"])
@@ -287,14 +288,16 @@ def originals_of(config: Mapping, plan) -> tuple[pd.DataFrame, dict]:
     return pd.DataFrame(rows, columns=["split", "image_id", "path"]), gt
 
 
-def write_category_analysis(config: Mapping, plan, per_image_csv: str | Path, out_csv: str | Path, out_json: str | Path) -> dict:
-    """image_categories.csv (descriptors and groups per original) and category_analysis.json."""
+def write_category_analysis(config: Mapping, plan, per_image_csv: str | Path, out_csv: str | Path, out_json: str | Path,
+                            categories: Mapping) -> dict:
+    """image_categories.csv (descriptors and groups per original) and category_analysis.json, as
+    ``categories`` (the analysis.categories settings: the rule's param) says."""
     from latentopt.core.fileio import atomic_path, write_json
 
     originals, gt = originals_of(config, plan)
-    groups, meta = categorize(originals, config["analysis"]["categories"], gt, config["preprocess"])
+    groups, meta = categorize(originals, categories, gt, config["preprocess"])
     per_image = pd.read_csv(per_image_csv, dtype={"split": str, "image_id": str, "dataset": str})
-    result = category_analysis(per_image, groups, meta, config)
+    result = category_analysis(per_image, groups, meta, config, categories)
     with atomic_path(out_csv) as tmp:
         groups.to_csv(tmp, index=False)
     write_json(out_json, result)

@@ -67,8 +67,10 @@ def fid_not_comparable(config: Mapping) -> str | None:
     return "; ".join(reasons) or None
 
 
-def expected_fid_table(cross: Mapping, config: Mapping) -> list[dict]:
-    expected = config["analysis"]["hypotheses"]["expected_fid"]
+def expected_fid_table(cross: Mapping, config: Mapping, expected: Mapping | None = None) -> list[dict]:
+    """``expected``: the expected FID ranges per arm (the config's analysis.hypotheses.expected_fid
+    when not given)."""
+    expected = config["analysis"]["hypotheses"]["expected_fid"] if expected is None else expected
     not_comparable = fid_not_comparable(config)
     rows = []
     for arm in cross["datasets"]:
@@ -152,8 +154,8 @@ def arm_correlations(points: Sequence[Mapping], alpha: float, seed: int = 0) -> 
     return {"names": names, "rho": matrix["rho"], "n": matrix["n"], "pairs": matrix["pairs"], "n_points": n_points, "n_too_small": too_small}
 
 
-def hypothesis_analysis(cross: Mapping, per_image: pd.DataFrame, config: Mapping) -> dict:
-    """The content of hypothesis_analysis.json."""
+def hypothesis_analysis(cross: Mapping, per_image: pd.DataFrame, config: Mapping, expected: Mapping | None = None) -> dict:
+    """The content of hypothesis_analysis.json (``expected``: see :func:`expected_fid_table`)."""
     from latentopt.workflow.config import synthetic_parts
     from latentopt.analysis.evaluation import HIGHER_IS_BETTER
 
@@ -161,16 +163,17 @@ def hypothesis_analysis(cross: Mapping, per_image: pd.DataFrame, config: Mapping
     points = arm_points(cross, per_image, HIGHER_IS_BETTER)
     return {
         "metadata": {"experiment_id": config["experiment_id"], "synthetic": synthetic_parts(config), "alpha": alpha, "seed_setting": SEED_SETTING, "not_comparable_reason": fid_not_comparable(config), "model_kind": config["model"]["kind"]},
-        "expected_fid": expected_fid_table(cross, config),
+        "expected_fid": expected_fid_table(cross, config, expected),
         "arm_points": points,
         "arm_correlations": arm_correlations(points, alpha, config["evaluation"]["seed"]),
     }
 
 
-def write_hypothesis_analysis(config: Mapping, cross_json, per_image_csv, out_json) -> dict:
+def write_hypothesis_analysis(config: Mapping, cross_json, per_image_csv, out_json, hypotheses: Mapping) -> dict:
+    """hypothesis_analysis.json; ``hypotheses``: the analysis.hypotheses settings (the rule's param)."""
     from latentopt.core.fileio import read_json, write_json
 
     per_image = pd.read_csv(per_image_csv, dtype={"split": str, "image_id": str, "dataset": str})
-    result = hypothesis_analysis(read_json(cross_json), per_image, config)
+    result = hypothesis_analysis(read_json(cross_json), per_image, config, hypotheses["expected_fid"])
     write_json(out_json, result)
     return result

@@ -30,7 +30,6 @@ from pathlib import Path
 
 import torch
 
-from latentopt.workflow.config import arm_settings, synthetic_parts
 from latentopt.core.fileio import atomic_path, read_json, sha256_file, write_json
 from latentopt.data.images import write_png
 from latentopt.core.provenance import versions
@@ -74,12 +73,17 @@ def _swap_in(new: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def build_dataset(config: dict, arm: str, records: list[Path], pts: list[Path], png_dir: Path, out_file: Path, manifest: Path | None = None) -> dict:
-    """Write the dataset file and PNG tree of ``arm``, then (if given) its manifest."""
+def build_dataset(arm: str, records: list[Path], pts: list[Path], png_dir: Path, out_file: Path, manifest: Path | None = None,
+                  *, settings: dict, experiment_id: str, synthetic: list[str]) -> dict:
+    """Write the dataset file and PNG tree of ``arm``, then (if given) its manifest. ``settings``:
+    what the arm's optimization depended on (latentopt.workflow.config.arm_settings), ``synthetic``:
+    which models are random or demo-only (latentopt.workflow.config.synthetic_parts); both go into
+    the dataset's metadata with ``experiment_id``."""
+    provenance = {"experiment_id": experiment_id, "settings": settings, "synthetic": synthetic}
     staging = png_dir.with_name(f".{png_dir.name}.new-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        metadata = _build(config, arm, records, pts, staging, out_file)
+        metadata = _build(provenance, arm, records, pts, staging, out_file)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -93,7 +97,7 @@ def build_dataset(config: dict, arm: str, records: list[Path], pts: list[Path], 
     return metadata
 
 
-def _build(config: dict, arm: str, records: list[Path], pts: list[Path], png_dir: Path, out_file: Path) -> dict:
+def _build(provenance: dict, arm: str, records: list[Path], pts: list[Path], png_dir: Path, out_file: Path) -> dict:
     samples, failed, model_info = [], [], None
     for json_path, pt_path in zip(records, pts):
         record, payload = read_verified(json_path, pt_path)
@@ -114,11 +118,11 @@ def _build(config: dict, arm: str, records: list[Path], pts: list[Path], png_dir
             }
         )
     metadata = {
-        "experiment_id": config["experiment_id"],
+        "experiment_id": provenance["experiment_id"],
         "arm": arm,
-        "settings": arm_settings(config, arm),
+        "settings": provenance["settings"],
         "model": model_info,
-        "synthetic": synthetic_parts(config),
+        "synthetic": provenance["synthetic"],
         "versions": versions(),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "n_images": len(records),

@@ -18,11 +18,10 @@ from latentopt.core.fileio import sha256_file, write_json
 from latentopt.data.images import ImageEntry, ImageReadError, preprocess, read_rgb, write_png
 
 
-def prepare_image(entry: ImageEntry, config: dict) -> dict:
-    """Write original_bsds500/<split>/<id>.png and return the preparation record.
-    An unreadable image yields a record with status 'failed' and the reason (no exception)."""
-    results = config["results_dir"]
-    pre = config["preprocess"]
+def prepare_image(entry: ImageEntry, pre: dict, results: str) -> dict:
+    """Write <results>/original_bsds500/<split>/<id>.png preprocessed as ``pre`` (the validated
+    ``preprocess`` settings) and return the preparation record. An unreadable image yields a record
+    with status 'failed' and the reason (no exception)."""
     record = {"image_id": entry.image_id, "split": entry.split, "source": str(entry.path)}
     try:
         data = Path(entry.path).read_bytes()
@@ -64,11 +63,12 @@ def source_sha256(path) -> str | None:
         return None
 
 
-def prepare_chunk(entries: list[ImageEntry], config: dict, log=print) -> list[dict]:
+def prepare_chunk(entries: list[ImageEntry], preprocess: dict, results_dir: str, log=print) -> list[dict]:
+    """Prepare each entry (:func:`prepare_image`) and write its record under ``results_dir``."""
     records = []
     for entry in entries:
-        record = prepare_image(entry, config)
-        write_json(layout.prepared_record(config["results_dir"], entry.split, entry.image_id), record)
+        record = prepare_image(entry, preprocess, results_dir)
+        write_json(layout.prepared_record(results_dir, entry.split, entry.image_id), record)
         if record["status"] != "ok":
             log(f"FAILED {entry.split}/{entry.image_id}: {record['reason']}")
         records.append(record)

@@ -42,16 +42,14 @@ the published decode and metrics stay exact-fp32 eager (:mod:`latentopt.optimize
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-from latentopt.compute.precision import PRECISIONS
+from latentopt.workflow.settings import DecoderNumerics
 
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs", "max-autotune")
-FINAL_PRECISIONS = ("fp32", "tf32")
 # GradScaler's default initial scale (2**16) overflowed the first steps of a 6-step TAEF2 run
 # (psnr loss, 32x48, CPU): 3 of 6 Adam steps skipped while the scale halved to 8192; with 2**10
 # none was skipped and the losses followed fp32 within 0.02 dB. Every skipped step is an
@@ -61,37 +59,13 @@ RECOMPILE_LIMIT = 64  # shapes x precisions a job may compile before dynamo fall
 
 
 @dataclass(frozen=True)
-class DecoderStep:
-    precision: str = "fp32"
-    final_precision: str = "fp32"
-    final_precision_steps: int = 0
-    compile: bool = False
-    compile_mode: str = "default"
-    cache_dir: str | None = None
-
-    def __post_init__(self):
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"run.precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.final_precision not in FINAL_PRECISIONS:
-            raise ValueError(f"run.final_precision must be one of {FINAL_PRECISIONS}, got {self.final_precision!r}")
-        if self.final_precision_steps < 0:
-            raise ValueError(f"run.final_precision_steps must be >= 0, got {self.final_precision_steps}")
-        if self.compile_mode not in COMPILE_MODES:
-            raise ValueError(f"run.compile.mode must be one of {COMPILE_MODES}, got {self.compile_mode!r}")
+class DecoderStep(DecoderNumerics):
+    """The decoder numerics (:class:`latentopt.workflow.settings.DecoderNumerics`: fields, checks,
+    ``from_config`` and ``of``) with the torch side that runs them."""
 
     @classmethod
-    def from_config(cls, config: dict) -> "DecoderStep":
-        run = config["run"]
-        comp = run.get("compile") or {}
-        cache = comp.get("cache_dir") or str(Path(config["results_dir"]) / ".inductor_cache")
-        return cls(
-            precision=run["precision"],
-            final_precision=run.get("final_precision", "fp32"),
-            final_precision_steps=int(run.get("final_precision_steps", 0)),
-            compile=bool(comp.get("enabled", False)),
-            compile_mode=comp.get("mode", "default"),
-            cache_dir=cache,
-        )
+    def from_numerics(cls, numerics: DecoderNumerics) -> "DecoderStep":
+        return cls(**asdict(numerics))
 
     def schedule(self, iterations: int) -> str | Callable[[int], str]:
         """The ``precision`` argument of :func:`latentopt.optimize.optimizer.optimize_latents`: a plain
@@ -155,7 +129,7 @@ def clear_compiled() -> None:
     _WARM.clear()
 
 
-def compiled_decode(model, mode: str = "default", cache_dir: str | None = None) -> Callable:
+def compiled_decode(model, mode: str, cache_dir: str | None) -> Callable:
     """``torch.compile(model.decode, dynamic=False, mode=mode)``, built once per process and model."""
     key = (id(model), mode)
     if key not in _COMPILED:

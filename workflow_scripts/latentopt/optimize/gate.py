@@ -169,13 +169,14 @@ def gate_table(results: Sequence[Mapping]) -> dict:
     return {"header": header, "rows": rows}
 
 
-def run_gate(config: Mapping, arm: str, record_paths: Sequence[str | Path], output: str | Path, log=print) -> dict:
-    """The gate job: evaluate, log the full result, write ``output`` and, in mode stop, raise
+def run_gate(arm: str, loss: Mapping, gate: Mapping, record_paths: Sequence[str | Path], output: str | Path,
+             log=print) -> dict:
+    """The gate job of ``arm`` (its loss spec ``loss``, the ``quality_gate`` settings ``gate``): evaluate, log the full result, write ``output`` and, in mode stop, raise
     GateFailed for a failure (then nothing is written: Snakemake would delete it; the result stays
     in the job log). The one-line verdict also goes to the run's own stderr, so it shows in the
     Snakemake output even though the job log captures everything else."""
     records = [read_json(p) for p in record_paths]
-    result = evaluate_gate(arm, config["losses"][arm]["loss"], records, config["quality_gate"])
+    result = evaluate_gate(arm, loss, records, gate)
     log(json.dumps(result, indent=2, default=str))
     log(result["message"])
     if not result["passed"]:

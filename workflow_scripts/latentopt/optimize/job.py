@@ -32,11 +32,12 @@ import torch
 
 from latentopt.workflow import layout
 from latentopt.optimize.checkpoints import CheckpointStore
-from latentopt.workflow.config import arm_settings, is_baseline, model_spec, synthetic_parts
+from latentopt.workflow.config import model_spec, synthetic_parts
 from latentopt.optimize.decoder_step import DecoderStep
 from latentopt.core.fileio import atomic_path, check_writable, read_json, sha256_file, sha256_json, write_json
 from latentopt.data.images import Region, model_input, read_rgb, to_uint8
 from latentopt.optimize.optimizer import AdamSettings, ImageTrack, optimize_with_retry
+from latentopt.workflow.settings import ArmSettings, RunSettings
 from latentopt.compute.precision import exact_fp32
 from latentopt.core.stage_times import StageClock
 
@@ -57,10 +58,13 @@ class Item:
 
 @dataclass
 class JobContext:
-    """What a job needs beyond the images; built once per job."""
+    """What a job needs beyond the images; built once per job, its settings with it."""
 
     config: dict
     arm: str
+    arm_settings: ArmSettings
+    run: RunSettings
+    step: DecoderStep
     model: torch.nn.Module
     device: torch.device
     loss_fn: Callable | None
@@ -76,7 +80,8 @@ class JobContext:
 
     @property
     def settings(self) -> AdamSettings | None:
-        return None if is_baseline(self.arm) else AdamSettings.from_config(self.config["losses"][self.arm])
+        """The arm's Adam settings (None for the baseline)."""
+        return self.arm_settings.adam
 
 
 def _to_tensor(arrays: list[np.ndarray], device: torch.device) -> torch.Tensor:
@@ -162,8 +167,8 @@ def run_batch(ctx: JobContext, items: list[Item], batch_size: int | None = None)
         resume = ctx.store.load_batch(ids) if ctx.store else None
         if resume is not None:
             ctx.log(f"resuming {ids} from iteration {resume['iteration']}")
-        timeout = ctx.config["run"]["timeout_per_image_s"] * len(items)
-        step = DecoderStep.from_config(ctx.config)
+        timeout = ctx.run.timeout_per_image_s * len(items)
+        step = ctx.step
         with ctx.stage("compile"):
             step.warm_up(ctx.model, z0, settings.iterations, batch_size)
         with ctx.stage("optimization"):
@@ -246,7 +251,7 @@ def run_items(ctx: JobContext, items: list[Item], batch_size: int) -> list[dict]
                 half = max(1, len(batch) // 2)
                 ctx.log(f"out of memory with batch {len(batch)}: retrying with batch {half}")
                 results.extend(run_items(ctx, batch, half))
-            elif ctx.device.type != "cpu" and ctx.config["run"]["cpu_fallback"] and ctx.cpu_model_factory:
+            elif ctx.device.type != "cpu" and ctx.run.cpu_fallback and ctx.cpu_model_factory:
                 ctx.log(f"out of memory for {batch[0].image_id} at batch 1: retrying on the CPU")
                 model, loss_fn, nets = ctx.cpu_model_factory()
                 cpu_ctx = JobContext(**{**ctx.__dict__, "model": model, "loss_fn": loss_fn, "metric_nets": nets, "device": torch.device("cpu")})
@@ -372,21 +377,37 @@ def write_outputs(ctx: JobContext, result: dict) -> dict:
     return record
 
 
-def job_fingerprint(config: dict, arm: str, weights_sha256: str) -> str:
-    return sha256_json({"settings": arm_settings(config, arm), "weights": weights_sha256})
+def job_fingerprint(settings: dict, weights_sha256: str) -> str:
+    """``settings``: :meth:`ArmSettings.params` (the rule's ``settings`` param)."""
+    return sha256_json({"settings": settings, "weights": weights_sha256})
 
 
-def build_context(config: dict, arm: str, split: str, device: str, log, model=None) -> JobContext:
+def job_settings(config: dict, arm: str, params: dict | None = None) -> ArmSettings:
+    """The arm's settings, built once for the job. ``params``: the rule's declared ``settings``
+    param (the rerun trigger), which must be what this config gives (else the job would run with,
+    and fingerprint, something other than what Snakemake tracks)."""
+    settings = ArmSettings.from_config(config, arm, model_spec(config))
+    if params is not None and dict(params) != settings.params():
+        raise ValueError(f"{arm}: the rule's params.settings {dict(params)} differ from the config's {settings.params()}")
+    return settings
+
+
+def build_context(config: dict, arm: str, split: str, device: str, log, model=None,
+                  settings: ArmSettings | None = None, run: RunSettings | None = None) -> JobContext:
     """Everything a job computes with, on ``device``; ``model``: the autoencoder already loaded
-    (on the CPU), moved instead of loaded again."""
+    (on the CPU), moved instead of loaded again; ``settings``, ``run``: the job's, built once
+    (:func:`job_settings`, :class:`RunSettings`)."""
     from latentopt.models.autoencoders import load_autoencoder
     from latentopt.optimize.losses import build_loss, lpips_network
 
+    settings = settings or job_settings(config, arm)
+    run = run or RunSettings.from_config(config)
+
     def make(dev: torch.device, model=None):
-        model = model.to(dev) if model is not None else load_autoencoder(model_spec(config), device=dev)
-        if config["run"]["channels_last"]:
+        model = model.to(dev) if model is not None else load_autoencoder(settings.model, device=dev)
+        if settings.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        loss_fn = None if is_baseline(arm) else build_loss(config["losses"][arm]["loss"], device=dev)
+        loss_fn = None if settings.is_baseline else build_loss(settings.loss, device=dev)
         nets = {}
         random_trunk = config["metric_networks"]["lpips_random_trunk"]
         try:
@@ -397,13 +418,14 @@ def build_context(config: dict, arm: str, split: str, device: str, log, model=No
 
     dev = torch.device(device)
     model, loss_fn, nets = make(dev, model)
-    fingerprint = job_fingerprint(config, arm, model.info["weights_sha256"])
-    store = None if is_baseline(arm) else CheckpointStore(layout.checkpoint_dir(config["results_dir"], arm, split), fingerprint)
-    return JobContext(config, arm, model, dev, loss_fn, nets, store, fingerprint, log, lambda: make(torch.device("cpu")))
+    fingerprint = job_fingerprint(settings.params(), model.info["weights_sha256"])
+    store = None if settings.is_baseline else CheckpointStore(layout.checkpoint_dir(config["results_dir"], arm, split), fingerprint)
+    return JobContext(config, arm, settings, run, DecoderStep.from_numerics(settings.numerics), model, dev, loss_fn, nets,
+                      store, fingerprint, log, lambda: make(torch.device("cpu")))
 
 
 def optimize_chunk(config: dict, arm: str, split: str, image_ids: list[str], device, log=print,
-                   stages_path=None) -> list[dict]:
+                   stages_path=None, params: dict | None = None) -> list[dict]:
     """Run one job; return the per-image records written.
 
     ``device`` is a device string or a context manager yielding one (the GPU lease of
@@ -412,17 +434,19 @@ def optimize_chunk(config: dict, arm: str, split: str, image_ids: list[str], dev
     concurrent jobs than GPUs (``--resources gpu=2`` per GPU) the next job starts up while the
     current one computes, and the lease still lets one job at a time compute on each GPU.
     ``stages_path``: where to write the job's wall-time split (:mod:`latentopt.core.stage_times`).
+    ``params``: the rule's ``settings`` param, checked against the config (:func:`job_settings`).
     """
     from latentopt.models.autoencoders import load_autoencoder
 
     clock = StageClock()
+    settings, run = job_settings(config, arm, params), RunSettings.from_config(config)
     check_writable(config["results_dir"])
     with clock.stage("model_load"):
-        model = load_autoencoder(model_spec(config), device="cpu")
+        model = load_autoencoder(settings.model, device="cpu")
     with clock.stage("image_reading"):
         items, failures = load_items(config, split, image_ids, log)
     with clock.stage("cuda_driver_init"):
-        if config["run"]["device"] != "cpu" and torch.cuda.is_available():
+        if run.device != "cpu" and torch.cuda.is_available():
             torch.cuda.init()  # the CUDA runtime (device count, allocator) before the lease; unverified on a GPU
     lease = contextlib.nullcontext(device) if isinstance(device, str) else device
     waiting = time.perf_counter()
@@ -434,7 +458,7 @@ def optimize_chunk(config: dict, arm: str, split: str, image_ids: list[str], dev
                 torch.zeros(1, device=dev)
             clock.sync = lambda: torch.cuda.synchronize(dev)
         with clock.stage("device_setup"):
-            ctx = build_context(config, arm, split, str(dev), log, model=model)
+            ctx = build_context(config, arm, split, str(dev), log, model=model, settings=settings, run=run)
         ctx.clock = clock
         log(f"{arm}/{split}: {len(image_ids)} images on {dev}; model {ctx.model.info.get('source')}; start-up: "
             + ", ".join(f"{v:.1f} s {k.replace('_', ' ')}" for k, v in clock.summary()["stages_s"].items() if k != "other")
@@ -443,7 +467,7 @@ def optimize_chunk(config: dict, arm: str, split: str, image_ids: list[str], dev
             return _optimize_items(ctx, split, image_ids, items, failures)
         finally:
             summary = clock.summary(arm=arm, split=split, images=len(image_ids), device=str(dev),
-                                    batch_size=config["run"]["batch_size"])
+                                    batch_size=ctx.run.batch_size)
             log("wall-time split: " + ", ".join(f"{k} {v:.1f} s" for k, v in summary["stages_s"].items())
                 + f"; {summary['outside_adam_loop_s']:.1f} s of {summary['wall_s']:.1f} s outside the Adam loop")
             if stages_path is not None:
@@ -465,7 +489,7 @@ def _optimize_items(ctx: JobContext, split: str, image_ids: list[str], items, fa
         else:
             todo.append(item)
     settings = ctx.settings  # stopping.rule reference runs at batch size 1, as the original
-    batch_size = 1 if settings is not None and settings.reference else config["run"]["batch_size"]
+    batch_size = 1 if settings is not None and settings.reference else ctx.run.batch_size
     done = 0
     for group in group_by_shape(todo):
         for start in range(0, len(group), batch_size):
@@ -478,7 +502,7 @@ def _optimize_items(ctx: JobContext, split: str, image_ids: list[str], items, fa
                 log(f"[{done}/{len(todo)}] {rec['image_id']}: {rec['status']}"
                     + (f" PSNR {rec['initial']['psnr']:.2f} -> {final['psnr']:.2f} dB, {rec['iterations']} it, {rec['time_s']:.1f} s" if rec["status"] == "ok" else f" ({rec['reason']})"))
     failed = [r for r in records if r["status"] != "ok"]
-    if failed and config["run"]["failure_policy"] == "fatal":
+    if failed and ctx.run.failure_policy == "fatal":
         raise ImageFailure(f"{len(failed)} image(s) failed (failure_policy: fatal): " + "; ".join(f"{r['image_id']}: {r['reason']}" for r in failed))
     if ctx.store is not None:
         ctx.store.clear(image_ids)

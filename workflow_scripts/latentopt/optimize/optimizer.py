@@ -35,70 +35,15 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 
 from latentopt.compute.precision import decode_precision, exact_fp32
+from latentopt.workflow.settings import AdamSettings, StopRule
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-@dataclass(frozen=True)
-class StopRule:
-    rule: str = "relative"
-    threshold: float = 1e-5
-    patience: int = 5
-
-
-@dataclass(frozen=True)
-class RetrySettings:
-    """Non-convergence protocol: a second attempt with a smaller learning rate, more iterations."""
-
-    enabled: bool = True
-    lr_factor: float = 0.1
-    iterations_factor: float = 2.0
-
-
-@dataclass(frozen=True)
-class AdamSettings:
-    iterations: int = 50
-    lr: float = 0.05
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    stopping: StopRule = field(default_factory=StopRule)
-    checkpoint_interval: int = 10
-    retry: RetrySettings = field(default_factory=RetrySettings)
-
-    @property
-    def reference(self) -> bool:
-        return self.stopping.rule == "reference"
-
-    @classmethod
-    def from_config(cls, arm: dict) -> "AdamSettings":
-        stop = arm.get("stopping", {})
-        return cls(
-            iterations=int(arm["iterations"]),
-            lr=float(arm["lr"]),
-            betas=tuple(float(b) for b in arm.get("betas", (0.9, 0.999))),
-            eps=float(arm.get("eps", 1e-8)),
-            stopping=StopRule(
-                stop.get("rule", "relative"),
-                float(stop.get("threshold", 1e-5)),
-                int(stop.get("patience", 5)),
-            ),
-            checkpoint_interval=int(arm.get("checkpoint_interval", 10)),
-            retry=RetrySettings(**arm.get("retry", {})),
-        )
-
-    def for_retry(self) -> "AdamSettings":
-        """The second attempt's settings (non-convergence protocol)."""
-        return replace(
-            self,
-            lr=self.lr * self.retry.lr_factor,
-            iterations=max(1, math.ceil(self.iterations * self.retry.iterations_factor)),
-        )
 
 
 @dataclass

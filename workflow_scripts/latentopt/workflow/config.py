@@ -11,10 +11,9 @@ from pathlib import Path
 
 import yaml
 
-from latentopt import __version__
 from latentopt.workflow import layout
-from latentopt.workflow.layout import BASELINE
 from latentopt.workflow.plan import selected_losses
+from latentopt.workflow.settings import ArmSettings
 
 SCHEMA = Path(__file__).with_name("config.schema.yaml")
 REPO_CONFIG = Path(__file__).resolve().parents[3] / "config.yaml"
@@ -210,34 +209,10 @@ def demo_model_label(config: dict) -> str:
     return describe(summary["n_crops"], summary["train_time_s"])
 
 
-def is_baseline(arm: str) -> bool:
-    return arm == BASELINE
-
-
 def arm_settings(config: dict, arm: str) -> dict:
-    """Everything the optimization of one arm depends on (used as rule params and fingerprint)."""
-    common = {
-        "arm": arm,
-        "model": model_spec(config),
-        "preprocess": config["preprocess"],
-        "channels_last": config["run"]["channels_last"],
-        "library_version": __version__,
-    }
-    if is_baseline(arm):  # encode and decode are exact fp32: run.precision does not change it
-        return {**common, "iterations": 0}
-    return {**common, "precision": config["run"]["precision"], **decoder_numerics(config), **config["losses"][arm]}
-
-
-def decoder_numerics(config: dict) -> dict:
-    """The run.* settings of the Adam loop's decoder that change results beyond run.precision
-    (latentopt.optimize.decoder_step), only those not at their default: a default config keeps its
-    fingerprint and rule params."""
-    run, out = config["run"], {}
-    if run.get("final_precision_steps"):
-        out.update(final_precision=run.get("final_precision", "fp32"), final_precision_steps=run["final_precision_steps"])
-    if (run.get("compile") or {}).get("enabled"):
-        out["compile"] = run["compile"].get("mode", "default")
-    return out
+    """Everything the optimization of one arm depends on (used as rule params and fingerprint):
+    :meth:`latentopt.workflow.settings.ArmSettings.params`."""
+    return ArmSettings.from_config(config, arm, model_spec(config)).params()
 
 
 def synthetic_parts(config: dict) -> list[str]:
