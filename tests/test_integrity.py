@@ -431,7 +431,7 @@ def test_prepare_hashes_the_very_bytes_it_decodes(tmp_path, demo_data, monkeypat
 
     monkeypatch.setattr(prepare, "read_rgb", decode_then_replace)
     cfg = make_config(tmp_path / "results", tmp_path, **{"data.splits": ["train"]})
-    record = prepare_chunk(discover_splits(tmp_path, ["train"])["train"], cfg, log=lambda m: None)[0]
+    record = prepare_chunk(discover_splits(tmp_path, ["train"])["train"], cfg["preprocess"], cfg["results_dir"], log=lambda m: None)[0]
     assert record["source_sha256"] == hashlib.sha256(decoded_bytes).hexdigest()
     assert record["source_sha256"] != hashlib.sha256(src.read_bytes()).hexdigest()
     monkeypatch.setattr(prepare, "read_rgb", real)
