@@ -182,7 +182,7 @@ def test_a_loss_setting_change_is_applied_in_full_in_one_run(copy):
     """losses.psnr.lr 0.05 -> 0.02 on a finished run: before the fix, one run redid only the gate
     chunk (2 of 6 psnr images) and exited 0; the other chunks followed on a second run."""
     from latentopt.optimize.job import job_fingerprint
-    from latentopt.workflow.config import load_config
+    from latentopt.workflow.config import arm_settings, load_config
 
     config, results, data, untouched = copy
     before = {arm: _records(results, arm) for arm in ARMS}
@@ -195,7 +195,7 @@ def test_a_loss_setting_change_is_applied_in_full_in_one_run(copy):
     after = _records(results, "psnr")
     assert len(after) == len(before["psnr"]) == 6
     for path, record in after.items():  # every record of the loss carries the new settings
-        assert record["fingerprint"] == job_fingerprint(cfg, "psnr", record["model"]["weights_sha256"]), path
+        assert record["fingerprint"] == job_fingerprint(arm_settings(cfg, "psnr"), record["model"]["weights_sha256"]), path
         assert record["fingerprint"] != before["psnr"][path]["fingerprint"], path
     assert read_json(results / ".settings" / "psnr.json")["settings"]["lr"] == 0.02
     for arm in ("baseline", "ssim", "lpips"):  # untouched arms keep their records
