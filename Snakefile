@@ -6,7 +6,7 @@ import sys
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
-min_version("9.0")
+min_version("9.27.1")  # the version tested (requirements.txt)
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow_scripts"))
 
 from latentopt.workflow.config import ConfigError, coerce_config, validate_config

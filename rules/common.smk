@@ -1,6 +1,5 @@
 # Helpers shared by the rules: config checks, the work plan, what a results
 # folder already holds (verified), the results-folder lock, target lists.
-import dataclasses
 from dataclasses import asdict
 
 from snakemake.exceptions import WorkflowError
@@ -21,7 +20,7 @@ from latentopt.workflow.config import (
 )
 from latentopt.workflow.weights import ensure_weights
 from latentopt.core.fileio import check_folder_path, check_writable
-from latentopt.workflow.integrity import verify_results
+from latentopt.workflow.integrity import outputs_of, quarantine_damaged
 from latentopt.workflow.plan import build_plan
 
 try:
@@ -45,32 +44,16 @@ def literal(value):
     return lambda wildcards: value
 
 
-def force_rerun(paths):
-    """Rerun the jobs that produce ``paths``, as ``--forcerun paths`` would (Snakemake then reruns
-    what depends on them). The DAG settings exist only once this file is read, so they are extended
-    just before the DAG is prepared."""
-    prepare = workflow._prepare_dag
-
-    def prepare_with_redo(*args, **kwargs):
-        settings = workflow.dag_settings
-        workflow.dag_settings = dataclasses.replace(
-            settings, forcerun=frozenset(settings.forcerun) | set(paths)
-        )
-        return prepare(*args, **kwargs)
-
-    workflow._prepare_dag = prepare_with_redo
-
-
 # Before planning, in the driver: another driver on this results folder is named now, before
-# Snakemake's own lock of the working directory (whose LockException advises --unlock); then only
-# what still verifies is taken as done.
+# Snakemake's own lock of the working directory (whose LockException advises --unlock); then an
+# output that fails verification is moved to quarantine (under the driver lock; dry runs too), so
+# that Snakemake finds it missing and makes it again with what depends on it
+# (latentopt.workflow.integrity). Every declared output is a target of `rule all`.
 if workflow.is_main_process:
     HELD = driverlock.held_message(RESULTS)
     if HELD:
         logger.warning(HELD)
-    REDO = verify_results(config, PLAN, log=logger.warning)
-    if REDO:
-        force_rerun([str(f.output) for f in REDO])
+    quarantine_damaged(config, PLAN, log=logger.warning)
 
 DRIVER_LOCK = None
 
@@ -159,15 +142,28 @@ def gate_records(arm):
     ]
 
 
+def settings_input():
+    """Every optimization job of an arm takes the arm's settings file (made by record_settings); a
+    settings change reruns that rule (its params), and Snakemake then reruns every job that reads
+    the file. The jobs' own params do not suffice: once the gate job must rerun, Snakemake skips the
+    params check of everything downstream of it and follows only edges that are not ancient(), so
+    the jobs after the gate would keep results of the old settings until a second run.
+    """
+    return str(layout.arm_settings_file(RESULTS, "{arm}"))
+
+
 def gate_input(chunk):
-    """A loss's jobs after its gate wait for the gate's result. ancient(): a re-evaluated gate
-    (e.g. a new threshold) does not redo finished images; kept in every mode, so that switching
-    quality_gate.mode does not change the jobs' inputs (Snakemake's input trigger)."""
+    """A loss's jobs after its gate wait for the gate to have run (its .gate/<loss>.done, written
+    after the verdict). ancient(): a re-evaluated gate (e.g. a new threshold) does not redo
+    finished images; kept in every mode, so that switching quality_gate.mode does not change the
+    jobs' inputs (Snakemake's input trigger). Not the verdict itself: a deleted or damaged verdict
+    would be missing when planning, and Snakemake reruns the dependents of a missing ancient()
+    input. What the results depend on reaches these jobs through settings_input()."""
 
     def inputs(wildcards):
         if chunk.gate or wildcards.arm == layout.BASELINE or not PLAN.gate_entries:
             return []
-        return [ancient(str(layout.gate_file(RESULTS, wildcards.arm)))]
+        return [ancient(str(layout.gate_done(RESULTS, wildcards.arm)))]
 
     return inputs
 
@@ -232,23 +228,8 @@ def feature_files():
 
 
 def all_targets():
-    """The report, plus every per-image output: a deleted per-image file is then a missing
-    target, so its job (and what depends on it) is redone."""
-    per_image = [
-        path
-        for arm in ARMS
-        for ext in ("json", "pt")
-        for path in per_image_outputs(arm, ext)
-    ]
-    return (
-        per_image
-        + gate_files()
-        + [
-            str(f(RESULTS))
-            for f in (
-                layout.report_file,
-                layout.report_appendix_file,
-                layout.report_html_file,
-            )
-        ]
-    )
+    """Every declared output (latentopt.workflow.layout.declared_outputs, the list integrity
+    verifies) and every per-image .pt: a deleted one is a missing target, so its job (and what
+    depends on it) is redone."""
+    declared = [str(out.path) for out in outputs_of(config, PLAN)]
+    return declared + [path for arm in ARMS for path in per_image_outputs(arm, "pt")]

@@ -5,7 +5,8 @@ rule quality_gate:
     input:
         records=gate_records("{arm}"),
     output:
-        str(layout.gate_file(RESULTS, "{arm}")),
+        verdict=str(layout.gate_file(RESULTS, "{arm}")),
+        done=str(layout.gate_done(RESULTS, "{arm}")),
     log:
         f"{RESULTS}/logs/quality_gate/{{arm}}.log",
     benchmark:

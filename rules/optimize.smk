@@ -1,5 +1,6 @@
 # Baseline (encode -> decode) and per-loss latent optimization: one GPU job per (arm, chunk),
-# with one declared output pair per image.
+# with one declared output pair per image. Each reads its arm's settings file (record_settings,
+# below), through which a settings change reaches every job of the arm in one run.
 for chunk in PLAN.chunks:
 
     rule:
@@ -11,6 +12,7 @@ for chunk in PLAN.chunks:
                 for i in chunk.image_ids
             ],
             gate=gate_input(chunk),
+            settings=settings_input(),
             model=model_inputs(),
         output:
             json=[
@@ -35,3 +37,19 @@ for chunk in PLAN.chunks:
             settings=arm_settings_param,
         script:
             "../workflow_scripts/optimize_images.py"
+
+
+rule record_settings:
+    output:
+        str(layout.arm_settings_file(RESULTS, "{arm}")),
+    log:
+        f"{RESULTS}/logs/record_settings/{{arm}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/record_settings/{{arm}}.tsv"
+    localrule: True
+    conda:
+        "../envs/pipeline.yaml"
+    params:
+        settings=arm_settings_param,
+    script:
+        "../workflow_scripts/record_settings.py"

@@ -284,3 +284,189 @@ def test_unreadable_inputs_are_counted_apart_and_the_success_rate_is_on_readable
     cross = {"datasets": {"psnr": {"all": {}}, "baseline": {"all": {}}}}
     rate = success_criteria(cfg, rows, ["baseline", "psnr"], cross, {})["psnr"]["success_rate"]
     assert rate["value"] == 0.5 and rate["of_readable_images"] == 2
+
+
+# -- issue 16: every output kind verified by one declaration; quarantine; the hash cache ----------
+def _extra_outputs(cfg, plan, results):
+    """Write one healthy file of each kind the fixture tree lacks (gate verdict, evaluation JSON and
+    CSV, features .npz, demo weights, figures, report) where the layout declares it."""
+    import numpy as np
+    from PIL import Image
+
+    from latentopt.workflow.integrity import outputs_of
+
+    made = {}
+    for out in outputs_of(cfg, plan):
+        if out.path.exists() or out.kind in ("per-image record", "prepared record", "dataset manifest"):
+            continue
+        out.path.parent.mkdir(parents=True, exist_ok=True)
+        if out.verify == "settings":
+            arm = out.path.stem
+            out.path.write_text(json.dumps({"arm": arm, "results_dir": str(results), "settings": arm_settings(cfg, arm)}, indent=2) + "\n")
+        elif out.verify == "json":
+            out.path.write_text(json.dumps({"kind": out.kind, "values": list(range(50))}, indent=2) + "\n")
+        elif out.verify == "csv":
+            pd.DataFrame({"image_id": [f"im{i}" for i in range(20)], "psnr": np.linspace(20, 30, 20)}).to_csv(out.path, index=False)
+        elif out.verify == "zip" and out.path.suffix == ".npz":
+            np.savez(out.path, mu=np.arange(64.0), sigma=np.eye(8))
+        elif out.verify == "zip":
+            torch.save({"w": torch.arange(256.0)}, out.path)
+        elif out.verify == "png_dir":
+            out.path.mkdir(exist_ok=True)
+            Image.fromarray(np.full((16, 16, 3), 128, np.uint8)).save(out.path / "figure.png")
+        elif out.verify == "text":
+            out.path.write_text("# Report\n\nNumbers.\n")
+        made[out.kind] = out
+    return made
+
+
+def test_every_declared_verification_has_its_check_and_an_unknown_one_cannot_be_declared():
+    from latentopt.workflow.integrity import VERIFIERS
+
+    assert set(VERIFIERS) == set(layout.VERIFY)
+    with pytest.raises(ValueError, match="unknown verification"):
+        layout.Output("new kind", Path("x.bin"), "trust me")
+
+
+def test_every_kind_of_output_is_verified_and_a_truncated_one_is_named(tree):
+    cfg, plan, results = tree
+    cfg["model"]["kind"] = "demo_trained"  # the demo's weights are an output then
+    made = _extra_outputs(cfg, plan, results)
+    assert {"quality gate verdict", "evaluation result", "evaluation table", "demo model weights", "report figures",
+            "report", "arm settings"} <= set(made)
+    assert _redo(cfg, plan) == {}  # healthy files of every kind verify
+    for kind, out in made.items():  # text has no recorded checksum: only an empty or non-UTF-8 one is seen
+        target = next(out.path.glob("*.png")) if out.verify == "png_dir" else out.path
+        data = target.read_bytes()
+        target.write_bytes(b"" if out.verify == "text" else data[: len(data) // 2])
+        redo = _redo(cfg, plan)
+        rel = str(out.path.relative_to(results))
+        assert list(redo) == [rel] and str(target) in redo[rel], (kind, redo)
+        target.write_bytes(data)
+
+
+@pytest.mark.parametrize("content", ['{"files": [1, 2]}', '{"files": {"a.pt": 5}}', "[1, 2]", '{"files": {"a.pt": [1, 2, 3, "x", 9]}}', "{trunc"])
+def test_a_damaged_or_wrong_shaped_hash_cache_is_discarded_with_a_warning(tree, content):
+    cfg, plan, results = tree
+    cache_path = results / ".integrity" / "hash_cache.json"
+    cache_path.parent.mkdir(parents=True, exist_ok=True)
+    cache_path.write_text(content)
+    messages = []
+    assert verify_results(cfg, plan, log=messages.append) == []
+    assert len(messages) == 1 and "discarding the hash cache" in messages[0] and str(cache_path) in messages[0]
+    assert isinstance(json.loads(cache_path.read_text())["files"], dict)  # rewritten, whole
+
+
+def test_the_hash_cache_is_written_only_when_it_changed_and_forgets_vanished_files(tree):
+    cfg, plan, results = tree
+    cache_path = results / ".integrity" / "hash_cache.json"
+    _redo(cfg, plan)
+    stamp = cache_path.stat().st_mtime_ns
+    time.sleep(0.01)
+    _redo(cfg, plan)
+    assert cache_path.stat().st_mtime_ns == stamp  # nothing changed: not rewritten
+    gone = layout.original_png(results, "train", "coffee")
+    key = str(gone.relative_to(results))
+    assert key in HashCache(results).entries
+    shutil.rmtree(results / "prepared")  # the records gone: their references are not checked
+    gone.unlink()
+    _redo(cfg, plan)
+    assert key not in HashCache(results).entries
+
+
+def test_damaged_outputs_are_moved_to_quarantine_with_their_records_and_each_move_is_logged(tree):
+    from latentopt.workflow.integrity import QUARANTINE, quarantine_damaged
+
+    cfg, plan, results = tree
+    pt = layout.per_image(results, "psnr", "train", "coffee", "pt")
+    pt.write_bytes(pt.read_bytes()[:100])
+    png = layout.original_png(results, "train", "astronaut")
+    png.write_bytes(png.read_bytes()[:-20])
+    messages = []
+    found = quarantine_damaged(cfg, plan, log=messages.append)
+    assert {str(f.output.relative_to(results)) for f in found} == {"psnr_dataset/per_image/train/coffee.json", "prepared/train/astronaut.json"}
+    moved = sorted(str(p.relative_to(results / QUARANTINE).parts[1:]) for p in (results / QUARANTINE).rglob("*") if p.is_file())
+    assert len(moved) == 4, moved  # record + .pt, record + reference
+    for path in (pt, pt.with_suffix(".json"), png, layout.prepared_record(results, "train", "astronaut")):
+        assert not path.exists()
+    assert len(messages) == 2 and all("moved to" in m and str(QUARANTINE) in m for m in messages)
+    assert not (results / driverlock.LOCK_NAME).exists()  # released
+    assert quarantine_damaged(cfg, plan, log=messages.append) == []  # what is left verifies
+
+
+def test_no_quarantine_while_another_driver_holds_the_folder(tree):
+    from latentopt.workflow.integrity import quarantine_damaged
+
+    cfg, plan, results = tree
+    pt = layout.per_image(results, "psnr", "train", "coffee", "pt")
+    pt.write_bytes(pt.read_bytes()[:100])
+    holder = hold_driver_lock(results)
+    try:
+        messages = []
+        found = quarantine_damaged(cfg, plan, log=messages.append)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert len(found) == 1 and pt.exists() and not (results / ".integrity" / "quarantine").exists()
+    assert "NOT moving" in messages[-1] and f"pid {holder.pid}" in messages[-1]
+
+
+def test_prepare_hashes_the_very_bytes_it_decodes(tmp_path, demo_data, monkeypatch):
+    """A source replaced between decoding and hashing: the record's checksum is of what was decoded."""
+    import hashlib
+
+    import latentopt.data.prepare as prepare
+    from latentopt.data.images import read_rgb
+
+    split = tmp_path / "train"
+    split.mkdir()
+    src = split / "coffee.jpg"
+    shutil.copy(demo_data / "train" / "coffee.jpg", src)
+    decoded_bytes = src.read_bytes()
+    real = prepare.read_rgb
+
+    def decode_then_replace(path, *args, **kwargs):
+        out = real(path, *args, **kwargs)
+        shutil.copy(demo_data / "train" / "astronaut.jpg", path)  # replaced right after it was read
+        return out
+
+    monkeypatch.setattr(prepare, "read_rgb", decode_then_replace)
+    cfg = make_config(tmp_path / "results", tmp_path, **{"data.splits": ["train"]})
+    record = prepare_chunk(discover_splits(tmp_path, ["train"])["train"], cfg["preprocess"], cfg["results_dir"], log=lambda m: None)[0]
+    assert record["source_sha256"] == hashlib.sha256(decoded_bytes).hexdigest()
+    assert record["source_sha256"] != hashlib.sha256(src.read_bytes()).hexdigest()
+    monkeypatch.setattr(prepare, "read_rgb", real)
+    assert record["size"] == list(read_rgb(layout.original_png(cfg["results_dir"], "train", "coffee")).shape[:2])
+
+
+def test_a_damaged_json_names_its_file(tmp_path):
+    from latentopt.core.fileio import read_json
+
+    path = tmp_path / "quality_gate" / "psnr.json"
+    path.parent.mkdir()
+    path.write_text('{"passed": tr')
+    with pytest.raises(json.JSONDecodeError, match=str(path)):
+        read_json(path)
+
+
+@pytest.mark.parametrize("key, value, named", [("losses.psnr.lr", 0.02, None), ("losses.psnr.betas", [0.8, 0.99], None), ("losses.psnr.eps", 1e-6, None),
+                                        ("losses.psnr.iterations", 4, None), ("losses.psnr.stopping.patience", 2, None),
+                                        ("losses.psnr.retry.enabled", False, None), ("losses.psnr.loss", {"name": "mse"}, None),
+                                        ("run.precision", "fp32", None), ("run.compile.enabled", True, "compile"), ("model.seed", 3, None),
+                                        ("preprocess.size", 256, None)])
+def test_a_setting_that_shapes_results_makes_the_arm_settings_stale(tree, key, value, named):
+    """Every setting that shapes a per-image result reaches the arm's settings file: the check before
+    planning finds it stale and names the change (its job, then every job of the arm, reruns)."""
+    from latentopt.core.fileio import write_json
+
+    cfg, plan, results = tree
+    path = layout.arm_settings_file(results, "psnr")
+    write_json(path, {"arm": "psnr", "results_dir": str(results), "settings": arm_settings(cfg, "psnr")})
+    assert _redo(cfg, plan) == {}
+    changed = make_config(results, Path(cfg["data"]["root"]), **{"data.splits": ["train"], "use_losses": ["psnr"], "losses.psnr.iterations": 3,
+                                                                   "run.batch_size": 2, key: value})
+    redo = _redo(changed, plan)
+    rel = str(path.relative_to(results))
+    assert rel in redo and "settings of psnr changed" in redo[rel] and (named or key.split(".")[-1]) in redo[rel], redo
+    if key.startswith("preprocess."):  # the references are prepared again too
+        assert {str(layout.prepared_record(results, "train", i).relative_to(results)) for i in ("astronaut", "coffee")} <= set(redo)

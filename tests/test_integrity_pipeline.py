@@ -162,3 +162,93 @@ def test_inspection_commands_work_on_a_read_only_finished_folder(copy):
         for path in [results, *results.rglob("*")]:
             if not path.is_symlink():
                 path.chmod(path.stat().st_mode | 0o200)
+
+
+# -- issue 16: one run applies a config change in full; every deliverable is a target -------------
+def _set(config: Path, dotted: str, value) -> None:
+    cfg = yaml.safe_load(config.read_text())
+    node = cfg
+    *parents, last = dotted.split(".")
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[last] = value
+    config.write_text(yaml.safe_dump(cfg))
+
+
+def _records(results: Path, arm: str) -> dict[str, dict]:
+    return {str(p.relative_to(results)): read_json(p) for p in sorted((results / f"{arm}_dataset" / "per_image").rglob("*.json"))}
+
+
+def test_a_loss_setting_change_is_applied_in_full_in_one_run(copy):
+    """losses.psnr.lr 0.05 -> 0.02 on a finished run: before the fix, one run redid only the gate
+    chunk (2 of 6 psnr images) and exited 0; the other chunks followed on a second run."""
+    from latentopt.optimize.job import job_fingerprint
+    from latentopt.workflow.config import arm_settings, load_config
+
+    config, results, data, untouched = copy
+    before = {arm: _records(results, arm) for arm in ARMS}
+    _set(config, "losses.psnr.lr", 0.02)
+    plan = job_stats(snakemake(config, "-n", "--quiet", "rules").stdout)
+    chunks = {r for r in plan if r.startswith("optimize_")}
+    assert chunks == {"optimize_gate_train_000", "optimize_test_000", "optimize_val_000"} and plan["record_settings"] == 1, plan
+    snakemake(config)
+    cfg = load_config([REPO / "demo" / "config.yaml", config])
+    after = _records(results, "psnr")
+    assert len(after) == len(before["psnr"]) == 6
+    for path, record in after.items():  # every record of the loss carries the new settings
+        assert record["fingerprint"] == job_fingerprint(arm_settings(cfg, "psnr"), record["model"]["weights_sha256"]), path
+        assert record["fingerprint"] != before["psnr"][path]["fingerprint"], path
+    assert read_json(results / ".settings" / "psnr.json")["settings"]["lr"] == 0.02
+    for arm in ("baseline", "ssim", "lpips"):  # untouched arms keep their records
+        assert _records(results, arm) == before[arm], arm
+    assert "Nothing to be done" in snakemake(config, "-n").stdout
+
+
+def test_deleted_deliverables_are_made_again_with_only_what_depends_on_them(copy):
+    """Deleted: an evaluation JSON, a per-image table, a dataset manifest, a preparation record, a
+    gate verdict. Before: 'Nothing to be done', a real run exited 0 and they stayed missing."""
+    config, results, data, untouched = copy
+    deleted = ["evaluation_results/cross_evaluation_matrix.json", "evaluation_results/per_image/psnr.csv",
+               "psnr_dataset/manifest.json", "prepared/val/camera.json", "quality_gate/ssim.json"]
+    for rel in deleted:
+        (results / rel).unlink()
+    plan = job_stats(snakemake(config, "-n", "--quiet", "rules").stdout)
+    assert {r for r in plan if r.startswith("optimize_")} == {"optimize_val_000"}, plan  # camera's job, each arm
+    assert plan["optimize_val_000"] == 4 and plan["prepare_val_000"] == 1 and plan["quality_gate"] == 1, plan
+    assert "train_demo_model" not in plan and "optimize_gate_train_000" not in plan
+    before = snapshot(results)
+    snakemake(config)
+    for rel in deleted:
+        assert (results / rel).is_file(), rel
+    done = rewritten(before, snapshot(results))
+    assert {p.rsplit("/", 1)[0] for p in done if "/per_image/" in p and p.endswith(".json")} == {f"{a}_dataset/per_image/val" for a in ARMS}
+    assert lost(before, snapshot(results)) == []
+    _assert_numbers_equal(untouched, results)
+    assert "Nothing to be done" in snakemake(config, "-n").stdout
+
+
+def test_damaged_gate_verdict_weights_and_tables_are_quarantined_and_planned_again(copy):
+    """Dry runs only (they quarantine too). Before: a truncated gate JSON failed every report job
+    with a bare JSONDecodeError; a truncated demo autoencoder failed every optimize job and was never
+    retrained; truncated evaluation JSON/CSV were kept; a wrong-shaped hash cache crashed -n."""
+    config, results, data, untouched = copy
+    cache = results / ".integrity" / "hash_cache.json"
+    cache.parent.mkdir(exist_ok=True)
+    cache.write_text('{"files": [1, 2]}')
+    for rel in ("quality_gate/psnr.json", "evaluation_results/statistical_analysis.json", "evaluation_results/per_image_metrics.csv"):
+        path = results / rel
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    out = snakemake(config, "-n", "--quiet", "rules")
+    text = out.stdout + out.stderr
+    plan = job_stats(out.stdout)
+    assert "discarding the hash cache" in text and str(cache) in text
+    assert plan["quality_gate"] == 1 and plan["summarize_evaluation"] == 1, plan
+    assert not [r for r in plan if r.startswith(("optimize_", "prepare_", "build_dataset"))], plan
+    quarantined = {p.relative_to(results / ".integrity" / "quarantine").parts[1:] for p in (results / ".integrity" / "quarantine").rglob("*") if p.is_file()}
+    assert {"/".join(q) for q in quarantined} == {"quality_gate/psnr.json", "evaluation_results/statistical_analysis.json",
+                                                    "evaluation_results/per_image_metrics.csv"}
+    weights = results / "demo_model" / "demo_autoencoder.pt"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    plan = job_stats(snakemake(config, "-n", "--quiet", "rules").stdout)
+    assert plan["train_demo_model"] == 1 and plan["optimize_gate_train_000"] == 4, plan
+    assert not weights.exists()

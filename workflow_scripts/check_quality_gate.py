@@ -5,4 +5,7 @@ from latentopt.core.joblog import job_log
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with job_log(sm.log[0]) as log:
-    run_gate(sm.wildcards.arm, sm.params.loss, sm.params.gate, sm.input.records, sm.output[0], log=log)
+    run_gate(sm.wildcards.arm, sm.params.loss, sm.params.gate, sm.input.records, sm.output.verdict, log=log)
+# after the verdict: what the loss's other jobs wait on (rules/common.smk gate_input)
+with open(sm.output.done, "w") as fh:
+    fh.write(f"the quality gate of {sm.wildcards.arm} has run; verdict in {sm.output.verdict}\n")

@@ -61,6 +61,7 @@ def drill_fault(name, fault, src: Path, base: Path, untouched_rows: dict) -> dic
         "rewritten": rewritten(before, after), "lost": lost(before, after),
         "numbers_vs_untouched": compare(untouched_rows, metric_rows(results)),
         "then_nothing_to_do": "Nothing to be done" in rerun.stdout + rerun.stderr,
+        "quarantined": sorted(str(p.relative_to(results)) for p in (results / ".integrity" / "quarantine").rglob("*") if p.is_file()),
         "tail": (proc.stdout + proc.stderr)[-1500:] if proc.returncode else "",
     }
 

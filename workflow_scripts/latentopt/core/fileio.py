@@ -53,8 +53,18 @@ def write_json(path: str | Path, data: Any) -> None:
         tmp.write_text(json.dumps(_finite(data), indent=2, default=_json_default) + "\n")
 
 
+def as_json(data: Any) -> Any:
+    """``data`` as :func:`write_json` then :func:`read_json` would give it back (tuples as lists, ...)."""
+    return json.loads(json.dumps(_finite(data), default=_json_default))
+
+
 def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text())
+    """The parsed file; a file that does not parse raises json.JSONDecodeError naming it."""
+    text = Path(path).read_text()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise json.JSONDecodeError(f"{path} is not valid JSON (damaged or cut off?): {exc.msg}", exc.doc, exc.pos) from None
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,11 +18,12 @@ class ImageReadError(ValueError):
     """An image file could not be read or converted to RGB."""
 
 
-def read_rgb(path: str | Path) -> np.ndarray:
+def read_rgb(path: str | Path, data: bytes | None = None) -> np.ndarray:
     """Read an image as uint8 HxWx3 RGB. Grayscale, palette, CMYK, 16-bit and alpha images are
-    converted; unreadable or truncated files raise ImageReadError."""
+    converted; unreadable or truncated files raise ImageReadError. ``data``: the file's bytes,
+    already read (decoded instead of reading ``path`` again; ``path`` then only names it)."""
     try:
-        with Image.open(path) as im:
+        with Image.open(path if data is None else io.BytesIO(data)) as im:
             im.load()
             im = ImageOps.exif_transpose(im)
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):

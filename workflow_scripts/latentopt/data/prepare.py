@@ -2,17 +2,21 @@
 
 Each record holds the source's sha256 (None when it cannot be opened at all): planning compares it
 with the source as it is now (latentopt.workflow.integrity), so a source whose content changed is prepared
-again whatever its modification time says.
+again whatever its modification time says. The source is read once: the checksum is of the very bytes
+that were decoded, so a source replaced while it is prepared cannot leave a reference of the old
+content under the new file's checksum.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
+from pathlib import Path
 
 from latentopt.workflow import layout
 from latentopt.core.fileio import sha256_file, write_json
 from latentopt.data.images import ImageReadError, preprocess, read_rgb, write_png
-from latentopt.workflow.sources import ImageEntry, source_sha256
+from latentopt.workflow.sources import ImageEntry
 
 
 def prepare_image(entry: ImageEntry, pre: dict, results: str) -> dict:
@@ -21,7 +25,13 @@ def prepare_image(entry: ImageEntry, pre: dict, results: str) -> dict:
     with status 'failed' and the reason (no exception)."""
     record = {"image_id": entry.image_id, "split": entry.split, "source": str(entry.path)}
     try:
-        rgb = read_rgb(entry.path)
+        data = Path(entry.path).read_bytes()
+    except OSError as exc:  # a broken link, a permission: nothing was read
+        return {**record, "status": "failed", "failure_kind": "input", "reason": f"cannot read image {entry.path}: {exc}",
+                "source_sha256": None}
+    digest = hashlib.sha256(data).hexdigest()  # of the bytes decoded below, not of a second read
+    try:
+        rgb = read_rgb(entry.path, data=data)
         ref = preprocess(
             rgb,
             pre["mode"],
@@ -30,8 +40,7 @@ def prepare_image(entry: ImageEntry, pre: dict, results: str) -> dict:
             crop_box=tuple(pre["crop_box"]) if pre["crop_box"] else None,
         )
     except ImageReadError as exc:
-        return {**record, "status": "failed", "failure_kind": "input", "reason": str(exc),
-                "source_sha256": source_sha256(entry.path)}
+        return {**record, "status": "failed", "failure_kind": "input", "reason": str(exc), "source_sha256": digest}
     png = layout.original_png(results, entry.split, entry.image_id)
     write_png(png, ref)
     return {
@@ -42,7 +51,7 @@ def prepare_image(entry: ImageEntry, pre: dict, results: str) -> dict:
         "preprocess": pre,
         "png": str(png),
         "sha256": sha256_file(png),
-        "source_sha256": source_sha256(entry.path),
+        "source_sha256": digest,
         "written_at": time.time(),
     }
 

@@ -75,6 +75,40 @@ def broken_link(results: Path, data: Path) -> str:
     return f"replaced {target.relative_to(data)} by a broken symbolic link"
 
 
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def delete_deliverables(results: Path, data: Path) -> str:
+    """Issue 16: deliverables whose consumers are up to date (before: never made again)."""
+    rels = ["evaluation_results/cross_evaluation_matrix.json", "evaluation_results/per_image/psnr.csv",
+            "psnr_dataset/manifest.json", "prepared/val/camera.json", "quality_gate/ssim.json"]
+    for rel in rels:
+        (results / rel).unlink()
+    return "deleted " + ", ".join(rels)
+
+
+def truncate_gate_verdict(results: Path, data: Path) -> str:
+    _truncate(results / "quality_gate" / "psnr.json")
+    return "truncated quality_gate/psnr.json to half its size"
+
+
+def truncate_demo_model(results: Path, data: Path) -> str:
+    _truncate(results / "demo_model" / "demo_autoencoder.pt")
+    return "truncated demo_model/demo_autoencoder.pt to half its size"
+
+
+def truncate_evaluation(results: Path, data: Path) -> str:
+    _truncate(results / "evaluation_results" / "statistical_analysis.json")
+    _truncate(results / "evaluation_results" / "per_image" / "lpips.csv")
+    return "truncated evaluation_results/statistical_analysis.json and per_image/lpips.csv to half their size"
+
+
+def wrong_shaped_hash_cache(results: Path, data: Path) -> str:
+    (results / ".integrity" / "hash_cache.json").write_text('{"files": [1, 2]}')
+    return "replaced .integrity/hash_cache.json by valid JSON of the wrong shape"
+
+
 FAULTS = {
     "truncated per-image .pt": truncate_pt,
     "bit-flipped per-image .pt": bit_flip_pt,
@@ -82,6 +116,12 @@ FAULTS = {
     "source rewritten, old mtime restored": rewrite_source_keep_mtime,
     "data file with an awkward name": awkward_name,
     "broken link in a split folder": broken_link,
+    # issue 16
+    "deleted deliverables (evaluation JSON, per-image table, manifest, preparation record, gate verdict)": delete_deliverables,
+    "truncated quality gate verdict": truncate_gate_verdict,
+    "truncated demo autoencoder": truncate_demo_model,
+    "truncated evaluation JSON and CSV": truncate_evaluation,
+    "wrong-shaped hash cache": wrong_shaped_hash_cache,
 }
 
 

@@ -2,7 +2,10 @@
 
 For every image it writes <arm>_dataset/per_image/<split>/<id>.pt (initial and optimized latents,
 loss history, decoded 8-bit image) and .json (metrics, status, provenance). Failure protocol:
-  * an image whose preparation failed, or whose reference no longer verifies, is recorded as failed;
+  * an image whose preparation failed is recorded as failed (an input failure);
+  * a reference that no longer verifies (changed after planning) fails the job, naming the file: the
+    next run's check before planning (latentopt.workflow.integrity, the same check) moves it to
+    quarantine and prepares it again;
   * CUDA out-of-memory: the batch is halved and retried; at batch size 1 the image moves to the CPU
     (run.cpu_fallback), else it is recorded as failed;
   * any other error in a batch: its images are retried one by one, so only the culprit fails;
@@ -14,17 +17,19 @@ A killed job resumes from its checkpoints (see checkpoints.py).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import resource
 import time
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
 from latentopt.compute.precision import exact_fp32
-from latentopt.core.fileio import check_writable, read_json, sha256_file, sha256_json, write_json
+from latentopt.core.fileio import check_writable, read_json, sha256_json, write_json
 from latentopt.core.stage_times import StageClock
 from latentopt.data.images import Region, model_input, read_rgb, to_uint8
 from latentopt.metrics.image_metrics import tensor_metrics
@@ -311,8 +316,14 @@ def _failure(item: Item, reason: str, tb: str | None = None) -> dict:
     return {"item": item, "status": "failed", "reason": reason, "traceback": tb}
 
 
+class ReferenceChanged(RuntimeError):
+    """A prepared reference does not verify (latentopt.workflow.integrity.reference_problem)."""
+
+
 def load_items(config: dict, split: str, image_ids: list[str], log) -> tuple[list[Item], list[dict]]:
     """Read each prepared reference (verifying its checksum); return items and failures."""
+    from latentopt.workflow.integrity import reference_problem
+
     results, pre = config["results_dir"], config["preprocess"]
     items, failures = [], []
     for image_id in image_ids:
@@ -322,10 +333,17 @@ def load_items(config: dict, split: str, image_ids: list[str], log) -> tuple[lis
             failures.append({**_failure(stub, f"preparation failed: {record['reason']}"), "failure_kind": "input"})
             continue
         png = layout.original_png(results, split, image_id)
-        if not png.is_file() or sha256_file(png) != record["sha256"]:
-            failures.append(_failure(stub, f"reference {png} is missing or does not match its checksum; delete {layout.prepared_record(results, split, image_id)} to regenerate it"))
-            continue
-        reference = read_rgb(png)
+        data = {}  # read once: the bytes checked are the bytes decoded
+
+        def digest(path):
+            data["png"] = Path(path).read_bytes()
+            return hashlib.sha256(data["png"]).hexdigest()
+
+        problem = reference_problem(results, split, image_id, record, sha256=digest)
+        if problem:
+            raise ReferenceChanged(f"{problem} (it changed after planning): run again; the check before planning "
+                                   "moves it to quarantine and prepares it again")
+        reference = read_rgb(png, data=data["png"])
         inp, region = model_input(reference, pre["mode"], pre["multiple"])
         items.append(Item(image_id, split, reference, inp, region, record))
     return items, failures

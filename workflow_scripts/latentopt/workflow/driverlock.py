@@ -4,7 +4,8 @@ Snakemake's own lock lives in the working directory (``.snakemake/locks``), so t
 from different directories on the same ``results_dir`` would both run every job on the same files.
 This lock lives in the results folder itself:
 
-  * taken by the driver before its first job (not by dry runs, ``--summary`` or other inspection),
+  * taken by the driver before its first job, and by any Snakemake command (dry runs included) for
+    the moment it moves damaged outputs to quarantine (latentopt.workflow.integrity),
     released when it ends;
   * holds host, pid, the process's start time, working directory and start time (JSON);
   * created with link(2) from a private file: atomic on local and on NFS file systems (SLURM);

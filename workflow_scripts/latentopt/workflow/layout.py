@@ -15,11 +15,15 @@ results_dir/
   .checkpoints/{arm}/{split}/                  resumable in-progress state (removed when a job ends)
   logs/, benchmarks/                           per-job logs and Snakemake benchmarks
   .integrity/hash_cache.json                   checksums of verified outputs (latentopt.workflow.integrity)
+  .integrity/quarantine/<timestamp>/...        outputs that failed verification, moved aside before planning
+  .gate/{loss}.done                            the gate has run (what the loss's other jobs wait on)
+  .settings/{arm}.json                         the settings every result of an arm depends on (see rules/optimize.smk)
   .latentopt.lock                              the driver running on this folder (latentopt.workflow.driverlock)
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 BASELINE = "baseline"
@@ -70,6 +74,12 @@ def gate_file(results: str | Path, arm: str) -> Path:
     return Path(results) / "quality_gate" / f"{arm}.json"
 
 
+def gate_done(results: str | Path, arm: str) -> Path:
+    """Written by the gate job after its verdict: what the loss's other jobs wait on (ancient), so a
+    deleted or damaged verdict is judged again without redoing them."""
+    return Path(results) / ".gate" / f"{arm}.done"
+
+
 def report_file(results: str | Path) -> Path:
     return Path(results) / "FULL_BSDS500_COMPARISON_REPORT.md"
 
@@ -82,3 +92,89 @@ def report_appendix_file(results: str | Path) -> Path:
 def report_html_file(results: str | Path) -> Path:
     """The report and its appendix as one HTML page (what ``snakemake --report`` shows)."""
     return Path(results) / "FULL_BSDS500_COMPARISON_REPORT.html"
+
+
+def arm_settings_file(results: str | Path, arm: str) -> Path:
+    return Path(results) / ".settings" / f"{arm}.json"
+
+
+def features_file(results: str | Path, name: str) -> Path:
+    return evaluation_dir(results) / "features" / f"{name}.npz"
+
+
+def per_arm_table(results: str | Path, arm: str) -> Path:
+    return evaluation_dir(results) / "per_image" / f"{arm}.csv"
+
+
+def figures_dir(results: str | Path) -> Path:
+    return Path(results) / "report_figures"
+
+
+EVALUATION_JSON = ("cross_evaluation_matrix.json", "statistical_analysis.json", "performance_summary.json",
+                   "category_analysis.json", "hypothesis_analysis.json")
+EVALUATION_CSV = ("per_image_metrics.csv", "image_categories.csv")
+
+# -- What every output kind is, and how it is verified -------------------------------------------
+# One declaration, read twice: the Snakefile's `rule all` asks for every declared output (so a
+# deleted one is made again), and latentopt.workflow.integrity verifies each by its `verify`
+# (so a new kind cannot be added without saying how it is checked). Verifications:
+VERIFY = {
+    "settings": "JSON; the settings it records equal the arm's settings of the config now (else it is stale)",
+    "prepared": "JSON record with a status; the source's sha256 and the reference PNG's sha256 as recorded by prepare; "
+                "an ok record's preprocessing equals the config's",
+    "per_image": "JSON record with a status; the .pt's sha256 as recorded by the optimization job",
+    "manifest": "JSON manifest; the dataset .pt and every PNG of its tree by the sha256 the dataset builder recorded, no PNG extra",
+    "json": "parses as JSON",
+    "csv": "parses as CSV: a header and no ragged row",
+    "zip": "a zip archive (torch .pt, numpy .npz) whose directory and member CRCs read back, torch-free",
+    "png_dir": "a folder whose every PNG has its signature and ends with an IEND chunk",
+    "text": "UTF-8 text, not empty",
+}
+
+
+@dataclass(frozen=True)
+class Output:
+    """A declared output of one job. ``companions``: files written with it that are verified through
+    it and moved to quarantine with it (a record's PNG or .pt, a dataset's .pt)."""
+
+    kind: str
+    path: Path
+    verify: str
+    companions: tuple[Path, ...] = field(default=())
+
+    def __post_init__(self):
+        if self.verify not in VERIFY:
+            raise ValueError(f"output kind {self.kind}: unknown verification {self.verify!r}")
+
+
+def declared_outputs(results: str | Path, entries, arms: list[str], gate_arms: list[str], fid: bool,
+                     demo_model: tuple[Path, Path] | None = None) -> list[Output]:
+    """Every deliverable of a run, in the order jobs make them. ``entries``: the planned images
+    (with .split and .image_id); ``gate_arms``: the losses that have a quality gate;
+    ``demo_model``: the demo autoencoder's (weights, summary) when the run trains it."""
+    results = Path(results)
+    out = []
+    if demo_model:
+        weights, summary = demo_model
+        out += [Output("demo model weights", Path(weights), "zip", (Path(summary),)),
+                Output("demo model summary", Path(summary), "json")]
+    out += [Output("arm settings", arm_settings_file(results, arm), "settings") for arm in arms]
+    out += [Output("prepared record", prepared_record(results, e.split, e.image_id), "prepared",
+                   (original_png(results, e.split, e.image_id),)) for e in entries]
+    for arm in arms:
+        out += [Output("per-image record", per_image(results, arm, e.split, e.image_id, "json"), "per_image",
+                       (per_image(results, arm, e.split, e.image_id, "pt"),)) for e in entries]
+    out += [Output("quality gate verdict", gate_file(results, arm), "json") for arm in gate_arms]
+    out += [Output("quality gate done", gate_done(results, arm), "text") for arm in gate_arms]
+    out += [Output("dataset manifest", dataset_manifest(results, arm), "manifest", (dataset_file(results, arm),))
+            for arm in arms]
+    out += [Output("per-image table", per_arm_table(results, arm), "csv") for arm in arms]
+    if fid:
+        out += [Output("inception features", features_file(results, name), "zip") for name in ("original", *arms)]
+    ev = evaluation_dir(results)
+    out += [Output("evaluation result", ev / name, "json") for name in EVALUATION_JSON]
+    out += [Output("evaluation table", ev / name, "csv") for name in EVALUATION_CSV]
+    out += [Output("report figures", figures_dir(results), "png_dir"), Output("report", report_file(results), "text"),
+            Output("report appendix", report_appendix_file(results), "text"),
+            Output("HTML report", report_html_file(results), "text")]
+    return out
