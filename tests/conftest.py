@@ -39,6 +39,20 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(0)
 
 
+def seed_config(**overrides) -> dict:
+    """The repository's config.yaml as read (not validated), with dotted-key overrides."""
+    import yaml
+
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    for key, value in overrides.items():
+        node = cfg
+        *path, last = key.split(".")
+        for p in path:
+            node = node.setdefault(p, {})
+        node[last] = value
+    return cfg
+
+
 def make_config(results_dir: Path, data_root: Path, **overrides) -> dict:
     """The demo config (validated, defaults filled) pointed at tmp folders; dotted-key overrides.
     The autoencoder is the random ``synthetic_kl`` unless overridden: the demo's trained one would

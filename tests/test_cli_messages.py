@@ -9,22 +9,14 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from latentopt.workflow.config import ConfigError, check_config, coerce_config, load_schema, validate_config
+
+from conftest import seed_config
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _seed(**overrides):
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
-    for key, value in overrides.items():
-        node = cfg
-        *path, last = key.split(".")
-        for p in path:
-            node = node.setdefault(p, {})
-        node[last] = value
-    return cfg
 
 
 def _message(cfg) -> str:
@@ -46,7 +38,7 @@ def _message(cfg) -> str:
     ],
 )
 def test_each_mistake_is_one_short_line_naming_key_and_value(key, value, expected):
-    text = _message(_seed(**{key: value}))
+    text = _message(seed_config(**{key: value}))
     first = text.splitlines()[0]
     assert len(text.splitlines()) == 1, text
     assert first.startswith(expected), first
@@ -54,21 +46,21 @@ def test_each_mistake_is_one_short_line_naming_key_and_value(key, value, expecte
 
 
 def test_unknown_names_get_the_closest_valid_ones():
-    assert "did you mean 'center_crop'?" in _message(_seed(**{"preprocess.mode": "center-crop"}))
-    assert "did you mean 'psnr'?" in _message(_seed(use_losses=["psnrr"]))
-    nothing_close = _message(_seed(zzzz=1))
+    assert "did you mean 'center_crop'?" in _message(seed_config(**{"preprocess.mode": "center-crop"}))
+    assert "did you mean 'psnr'?" in _message(seed_config(use_losses=["psnrr"]))
+    nothing_close = _message(seed_config(zzzz=1))
     assert nothing_close.startswith("zzzz: unknown key (value 1); valid: ")
     assert "results_dir" in nothing_close  # the valid top-level names, not the schema
 
 
 def test_unknown_loss_name_suggests_the_registered_one():
-    cfg = _seed()
+    cfg = seed_config()
     cfg["losses"]["psnr"]["loss"] = {"name": "lpipz"}
     assert "did you mean 'lpips'?" in _message(cfg)
 
 
 def test_several_problems_one_line_each():
-    text = _message(_seed(use_loss=["psnr"], **{"losses.psnr.iteratons": 20, "run.batch_size": 4.5}))
+    text = _message(seed_config(use_loss=["psnr"], **{"losses.psnr.iteratons": 20, "run.batch_size": 4.5}))
     lines = text.splitlines()
     assert lines[0] == "3 problems:"
     assert sorted(line.split(":")[0].strip() for line in lines[1:4]) == ["losses.psnr.iteratons", "run.batch_size", "use_loss"]
@@ -77,7 +69,7 @@ def test_several_problems_one_line_each():
 
 def test_verbose_escape_hatch_gives_jsonschemas_report(monkeypatch):
     monkeypatch.setenv("LATENTOPT_VERBOSE", "1")
-    text = _message(_seed(use_loss=["psnr"]))
+    text = _message(seed_config(use_loss=["psnr"]))
     assert text.splitlines()[0].startswith("use_loss: unknown key")
     assert "Failed validating 'additionalProperties'" in text
 
@@ -85,12 +77,12 @@ def test_verbose_escape_hatch_gives_jsonschemas_report(monkeypatch):
 def test_defaults_are_filled_as_snakemakes_validate_does():
     from snakemake.utils import validate
 
-    ours = validate_config(_seed(**{"data.limit_per_split": 2}))
-    theirs = _seed(**{"data.limit_per_split": 2})
+    ours = validate_config(seed_config(**{"data.limit_per_split": 2}))
+    theirs = seed_config(**{"data.limit_per_split": 2})
     validate(theirs, str(REPO / "workflow_scripts/latentopt/workflow/config.schema.yaml"), set_default=True)
     assert ours == theirs
     schema = load_schema()
-    validate_config(_seed())
+    validate_config(seed_config())
     assert load_schema() == schema  # filling defaults copies them, the schema is untouched
 
 
@@ -369,7 +361,7 @@ def test_relative_paths_in_messages_say_relative_to_what(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError) as err:
         discover_splits(tmp_path / "nowhere", ["train"])
     assert "relative to" not in str(err.value)
-    cfg = validate_config(_seed(**{"analysis.categories.csv": "cats.csv"}))
+    cfg = validate_config(seed_config(**{"analysis.categories.csv": "cats.csv"}))
     with pytest.raises(ConfigError, match=rf"file cats.csv does not exist \(relative to {tmp_path}\)"):
         check_config(cfg, losses=False)
 
@@ -380,7 +372,7 @@ def test_start_and_end_lines_name_absolute_paths_report_and_html_command(tmp_pat
     from latentopt.workflow import messages
 
     monkeypatch.chdir(tmp_path)
-    cfg = validate_config(_seed(results_dir="results/demo", **{"data.root": "demo/data"}))
+    cfg = validate_config(seed_config(results_dir="results/demo", **{"data.root": "demo/data"}))
     start = messages.start_lines(cfg)
     assert start[0] == f"latentopt: results folder {tmp_path}/results/demo"
     assert start[1].startswith(f"latentopt: data root {tmp_path}/demo/data (working directory {tmp_path})")

@@ -6,27 +6,18 @@ import copy
 from pathlib import Path
 
 import pytest
-import yaml
-from snakemake.exceptions import WorkflowError
 
 from latentopt.workflow.config import ConfigError, check_config, validate_config
+
+from conftest import seed_config
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _config(**overrides):
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
-    for key, value in overrides.items():
-        node = cfg
-        *path, last = key.split(".")
-        for p in path:
-            node = node.setdefault(p, {})
-        node[last] = value
-    return cfg
 
 
 def test_seed_config_is_valid_and_defaults_are_filled():
-    cfg = validate_config(_config())
+    cfg = validate_config(seed_config())
     assert cfg["losses"]["lpips"]["iterations"] == 150
     assert cfg["losses"]["ssim"]["stopping"]["threshold"] == 1e-5
     assert cfg["run"]["failure_policy"] == "record"
@@ -46,11 +37,11 @@ def test_seed_config_is_valid_and_defaults_are_filled():
 )
 def test_schema_names_the_bad_key(key, value, fragment):
     with pytest.raises(ConfigError, match=fragment):
-        validate_config(_config(**{key: value}))
+        validate_config(seed_config(**{key: value}))
 
 
 def _checked(**overrides):
-    cfg = validate_config(_config(**overrides))
+    cfg = validate_config(seed_config(**overrides))
     check_config(cfg)
     return cfg
 
@@ -128,7 +119,7 @@ def _from_command_line(*entries: str) -> dict:
 
     from latentopt.workflow.config import merge_config
 
-    cfg = _config()
+    cfg = seed_config()
     merge_config(cfg, parse_config(list(entries)))
     return cfg
 
@@ -177,7 +168,7 @@ def test_uncoercible_command_line_values_name_the_key(entry, message):
 def test_typed_values_are_left_to_the_validation():
     from latentopt.workflow.config import coerce_config
 
-    cfg = coerce_config(_config(**{"run.batch_size": 4.5, "data.limit_per_split": 3}))
+    cfg = coerce_config(seed_config(**{"run.batch_size": 4.5, "data.limit_per_split": 3}))
     assert cfg["run"]["batch_size"] == 4.5 and cfg["data"]["limit_per_split"] == 3
     with pytest.raises(ConfigError, match="batch_size"):
         validate_config(cfg)
