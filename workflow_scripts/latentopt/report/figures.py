@@ -117,7 +117,7 @@ def make_figures(results: str | Path, config: Mapping, inputs: Mapping, datasets
                     r = row.iloc[0]
                     label += f"\nPSNR {fmt(r.get('psnr'), 'psnr')} dB"
                     if lp:
-                        label += f", {METRIC_LABELS[lp]} {fmt(r.get(lp), lp)}"
+                        label += f", {METRIC_LABELS[lp]} {fmt(r.get(lp), lp)}" + (" (uncal.)" if lp in uncal else "")
                 else:
                     label += "\n(failed)"
                 panels.append((label, img))
