@@ -3,8 +3,8 @@
 For every image it writes <arm>_dataset/per_image/<split>/<id>.pt (initial and optimized latents,
 loss history, decoded 8-bit image) and .json (metrics, status, provenance). Failure protocol:
   * an image whose preparation failed is recorded as failed (an input failure);
-  * a reference that no longer verifies (changed after planning) fails the job, naming the file: the
-    next run's check before planning (latentopt.workflow.integrity, the same check) moves it to
+  * a reference that no longer verifies (changed after planning) is recorded as failed, naming the
+    file (its chunk-mates finish): the next run's check before planning (latentopt.workflow.integrity, the same check) moves it to
     quarantine and prepares it again;
   * CUDA out-of-memory: the batch is halved and retried; at batch size 1 the image moves to the CPU
     (run.cpu_fallback), else it is recorded as failed;
@@ -42,6 +42,7 @@ from latentopt.optimize.optimizer import ImageTrack, optimize_with_retry
 from latentopt.optimize.records import image_files, output_paths, write_image_files
 from latentopt.workflow import layout
 from latentopt.workflow.config import model_spec, synthetic_parts
+from latentopt.workflow.integrity import reference_problem
 from latentopt.workflow.settings import AdamSettings, ArmSettings, RunSettings
 
 
@@ -316,14 +317,8 @@ def _failure(item: Item, reason: str, tb: str | None = None) -> dict:
     return {"item": item, "status": "failed", "reason": reason, "traceback": tb}
 
 
-class ReferenceChanged(RuntimeError):
-    """A prepared reference does not verify (latentopt.workflow.integrity.reference_problem)."""
-
-
 def load_items(config: dict, split: str, image_ids: list[str], log) -> tuple[list[Item], list[dict]]:
     """Read each prepared reference (verifying its checksum); return items and failures."""
-    from latentopt.workflow.integrity import reference_problem
-
     results, pre = config["results_dir"], config["preprocess"]
     items, failures = [], []
     for image_id in image_ids:
@@ -340,9 +335,10 @@ def load_items(config: dict, split: str, image_ids: list[str], log) -> tuple[lis
             return hashlib.sha256(data["png"]).hexdigest()
 
         problem = reference_problem(results, split, image_id, record, sha256=digest)
-        if problem:
-            raise ReferenceChanged(f"{problem} (it changed after planning): run again; the check before planning "
-                                   "moves it to quarantine and prepares it again")
+        if problem:  # changed after planning: this image fails, its chunk-mates finish
+            failures.append(_failure(stub, f"{problem} (it changed after planning); the next run's check before "
+                                           "planning moves it to quarantine and prepares it again"))
+            continue
         reference = read_rgb(png, data=data["png"])
         inp, region = model_input(reference, pre["mode"], pre["multiple"])
         items.append(Item(image_id, split, reference, inp, region, record))
