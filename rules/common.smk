@@ -130,9 +130,7 @@ def per_image_outputs(arm, ext):
 
 def gate_files():
     """The quality gate's result per loss (none when quality_gate.images_per_loss is 0)."""
-    if not PLAN.gate_entries:
-        return []
-    return [str(layout.gate_file(RESULTS, a)) for a in ARMS if a != layout.BASELINE]
+    return [str(layout.gate_file(RESULTS, a)) for a in PLAN.gate_arms]
 
 
 def gate_records(arm):

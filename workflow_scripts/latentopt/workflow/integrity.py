@@ -47,7 +47,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from latentopt.workflow import layout
+from latentopt.workflow import driverlock, layout
+from latentopt.workflow.config import arm_settings, demo_model_summary, demo_model_weights
 from latentopt.core.fileio import as_json, read_json, sha256_file, write_json
 from latentopt.workflow.sources import source_sha256
 
@@ -235,8 +236,6 @@ def _check_settings(out: layout.Output, ctx: _Context):
     """The arm's settings file is stale when the config now gives other settings: moved aside, its
     job (record_settings) runs again, and with it every optimization job of the arm, in this run,
     whether or not Snakemake's own metadata is there (a copied or restored folder)."""
-    from latentopt.workflow.config import arm_settings
-
     record, problem = _record(out.path, required="settings")
     if problem:
         return problem, ()
@@ -361,11 +360,8 @@ def plan_entries(plan) -> list:
 
 def outputs_of(config: dict, plan) -> list[layout.Output]:
     """The declared outputs of this config's run (layout.declared_outputs)."""
-    from latentopt.workflow.config import demo_model_summary, demo_model_weights
-
     demo = (demo_model_weights(config), demo_model_summary(config)) if config["model"]["kind"] == "demo_trained" else None
-    gate_arms = [a for a in plan.arms if a != layout.BASELINE] if plan.gate_entries else []
-    return layout.declared_outputs(config["results_dir"], plan_entries(plan), plan.arms, gate_arms,
+    return layout.declared_outputs(config["results_dir"], plan_entries(plan), plan.arms, plan.gate_arms,
                                    fid=bool(config["evaluation"]["fid"]), demo_model=demo)
 
 
@@ -424,8 +420,6 @@ def quarantine(results: str | Path, findings: list[Finding], log: Callable[[str]
 def quarantine_damaged(config: dict, plan, log: Callable[[str], None] = print, full: bool | None = None) -> list[Finding]:
     """The driver's check before planning: verify, and move what fails to quarantine under the driver
     lock (skipped, with a warning, when another driver holds it or the folder cannot be written)."""
-    from latentopt.workflow import driverlock
-
     findings = verify_results(config, plan, log=log, full=full)
     if not findings:
         return findings

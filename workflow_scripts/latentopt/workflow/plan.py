@@ -41,6 +41,11 @@ class Plan:
     def gate_entries(self) -> list[ImageEntry]:
         return [e for c in self.chunks if c.gate for e in c.entries]
 
+    @property
+    def gate_arms(self) -> list[str]:
+        """The loss arms that have a quality gate (every loss, when the plan has gate images)."""
+        return [a for a in self.arms if a != BASELINE] if self.gate_entries else []
+
 
 def make_chunks(splits: dict[str, list[ImageEntry]], images_per_job: int, gate_images: int = 0) -> list[Chunk]:
     """Chunks of at most ``images_per_job`` images of one split. The plan's first ``gate_images``
