@@ -11,8 +11,7 @@ from latentopt.devtools.snakemake_cli import job_stats, snakemake_command
 
 # Captured: `snakemake -n --quiet rules` on the demo config (synthetic_kl, limit_per_split 2,
 # images_per_job 2), Snakemake 9.27.1, from "Building DAG" on. A dry run prints the table twice.
-DRY_RUN = """\
-Building DAG of jobs...
+JOB_STATS = """\
 Job stats:
 job                        count
 -----------------------  -------
@@ -35,29 +34,8 @@ test_hypotheses                1
 report                         1
 all                            1
 total                         36
-
-Job stats:
-job                        count
------------------------  -------
-prepare_gate_train_000         1
-prepare_test_000               1
-prepare_val_000                1
-inception_features             5
-optimize_gate_train_000        4
-optimize_test_000              4
-optimize_val_000               4
-build_dataset_baseline         1
-quality_gate                   3
-evaluate_dataset               4
-build_dataset_lpips            1
-build_dataset_psnr             1
-build_dataset_ssim             1
-summarize_evaluation           1
-analyze_categories             1
-test_hypotheses                1
-report                         1
-all                            1
-total                         36
+"""
+DRY_RUN = "Building DAG of jobs...\n" + JOB_STATS + "\n" + JOB_STATS + """\
 
 Reasons:
     (check individual jobs above for details)
