@@ -10,6 +10,7 @@ min_version("9.27.1")  # the version tested (requirements.txt)
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow_scripts"))
 
 from latentopt.workflow.config import ConfigError, coerce_config, validate_config
+from latentopt.workflow.study import is_study
 
 
 configfile: os.path.join(workflow.basedir, "config.yaml")
@@ -22,15 +23,24 @@ except ConfigError as exc:
     raise WorkflowError(f"invalid configuration: {exc}")
 
 
-include: "rules/common.smk"
-include: "rules/prepare.smk"
-include: "rules/demo_model.smk"
-include: "rules/optimize.smk"
-include: "rules/gate.smk"
-include: "rules/datasets.smk"
-include: "rules/evaluate.smk"
-include: "rules/analysis.smk"
-include: "rules/report.smk"
+if is_study(
+    config
+):  # several autoencoders: each a one-model run of its own (rules/study.smk)
+
+    include: "rules/study_common.smk"
+    include: "rules/study.smk"
+
+else:
+
+    include: "rules/common.smk"
+    include: "rules/prepare.smk"
+    include: "rules/demo_model.smk"
+    include: "rules/optimize.smk"
+    include: "rules/gate.smk"
+    include: "rules/datasets.smk"
+    include: "rules/evaluate.smk"
+    include: "rules/analysis.smk"
+    include: "rules/report.smk"
 
 
 rule all:

@@ -24,6 +24,7 @@ from latentopt.workflow.loss_specs import LOSS_PARAMS
 from latentopt.workflow.metric_specs import DIRECTIONAL_METRICS
 from latentopt.workflow.plan import selected_losses
 from latentopt.workflow.settings import ArmSettings
+from latentopt.workflow.study import StudyError, check_study, is_study, model_configs
 
 SCHEMA = Path(__file__).with_name("config.schema.yaml")
 REPO_CONFIG = Path(__file__).resolve().parents[3] / "config.yaml"
@@ -278,8 +279,10 @@ def demo_model_summary(config: dict) -> Path:
 
 
 def demo_model_settings(config: dict):
-    """The demo autoencoder's training settings: model.seed and model.train_steps, the rest fixed."""
-    return TrainSettings(seed=config["model"]["seed"], steps=config["model"]["train_steps"])
+    """The demo autoencoder's training settings: model.seed, model.train_steps and model.widths,
+    the rest fixed."""
+    model = config["model"]
+    return TrainSettings(seed=model["seed"], steps=model["train_steps"], widths=tuple(int(w) for w in model["widths"]))
 
 
 def demo_model_label(config: dict) -> str:
@@ -315,6 +318,17 @@ def synthetic_parts(config: dict) -> list[str]:
 def check_config(config: dict, losses: bool = True) -> None:
     """Raise ConfigError for values the schema cannot rule out. ``losses=False`` skips the loss
     specs (the Snakefile checks them once, in the main process)."""
+    try:
+        check_study(config)
+        if is_study(config):  # every model's own config, its keys named as the study's
+            for name, sub in model_configs(config).items():
+                try:
+                    check_config(sub, losses=losses)
+                except ConfigError as exc:
+                    raise ConfigError(re.sub(r"^model\.", f"models.{name}.", str(exc))) from None
+            return
+    except StudyError as exc:
+        raise ConfigError(str(exc)) from None
     if synthetic_parts(config) and not config["allow_synthetic"]:
         raise ConfigError(
             "allow_synthetic: the config uses random or demo-only models ("

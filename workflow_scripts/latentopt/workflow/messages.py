@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterable
 
 from latentopt.workflow import layout
+from latentopt.workflow.study import model_results_dir, study_dir
 
 BANNER = "NOT RESEARCH RESULTS — synthetic / uncalibrated components"
 
@@ -82,6 +83,19 @@ def end_lines(config: dict, html_command: str, synthetic: list[str] | None = Non
         f"latentopt: report {results / layout.report_file('.').name} (figures in {results / 'report_figures'})",
         f"latentopt: HTML report (from {os.getcwd()}): {html_command}",
     ]
+    if synthetic:
+        lines.append(f"latentopt: {BANNER}: " + "; ".join(synthetic) + ". Do not quote these numbers.")
+    return lines
+
+
+def study_end_lines(config: dict, models: list[str], synthetic: list[str] | None = None) -> list[str]:
+    """What a finished study says last: each model's results folder and report, the study's
+    report and, when a model or metric network is random or demo-only, the banner."""
+    study = absolute(study_dir(config))
+    lines = [f"latentopt: study of {len(models)} models ({', '.join(models)}) in {absolute(config['results_dir'])}"]
+    for m in models:
+        lines.append(f"latentopt: {m}: report {absolute(model_results_dir(config, m)) / layout.report_file('.').name}")
+    lines.append(f"latentopt: study report {study / 'study_report.md'} (figures in {study / 'figures'})")
     if synthetic:
         lines.append(f"latentopt: {BANNER}: " + "; ".join(synthetic) + ". Do not quote these numbers.")
     return lines

@@ -1,0 +1,42 @@
+# A study (config key `models`): the one-model workflow (this repository's Snakefile) imported
+# once per model as a Snakemake module, on that model's own config (latentopt.workflow.study),
+# with its rules named <model>_<rule>; then the comparison of the models in <results_dir>/study/.
+
+for MODEL, MODEL_CONFIG in MODEL_CONFIGS.items():
+    MODEL_PREFIX = f"{MODEL}_"
+
+    module:
+        name: MODEL
+        snakefile:
+            "../Snakefile"
+        config:
+            MODEL_CONFIG
+
+    use rule * from MODEL as MODEL_PREFIX*
+
+
+rule compare_models:
+    input:
+        **{
+            f"table_{m}": p
+            for m, p in model_outputs("summarize_evaluation", "table").items()
+        },
+        **{
+            f"performance_{m}": p
+            for m, p in model_outputs("summarize_evaluation", "performance").items()
+        },
+        **{f"report_{m}": p for m, p in model_outputs("report", "report").items()},
+    output:
+        analysis=f"{STUDY}/study_analysis.json",
+        report=f"{STUDY}/study_report.md",
+        figures=directory(f"{STUDY}/figures"),
+    log:
+        f"{STUDY}/logs/compare_models.log",
+    benchmark:
+        f"{STUDY}/benchmarks/compare_models.tsv"
+    conda:
+        "../envs/pipeline.yaml"
+    params:
+        study=study_params(config),
+    script:
+        "../workflow_scripts/compare_models.py"

@@ -1,0 +1,81 @@
+# Helpers of a study (config key `models`, rules/study.smk): its checks, the models' configs,
+# the driver lock of the study's folder, target lists.
+from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
+
+from latentopt.core.fileio import check_folder_path, check_writable
+from latentopt.workflow import driverlock, messages
+from latentopt.workflow.config import ConfigError, check_config, synthetic_parts
+from latentopt.workflow.study import model_configs, study_dir, study_params
+from latentopt.workflow.weights import ensure_weights
+
+try:
+    check_config(config, losses=workflow.is_main_process)
+    check_folder_path(config["results_dir"])
+    MODEL_CONFIGS = model_configs(config)
+except (ConfigError, OSError, ValueError) as exc:
+    raise WorkflowError(f"invalid configuration: {exc}")
+
+RESULTS = config["results_dir"]
+STUDY = str(study_dir(config))
+
+# Another driver on this study is named before any model's folder is checked (each model's
+# rules check their own folder for damaged outputs when they are made, below).
+if workflow.is_main_process:
+    HELD = driverlock.held_message(RESULTS)
+    if HELD:
+        logger.warning(HELD)
+
+DRIVER_LOCK = None
+
+
+def preflight():
+    """Before the first job (not in dry runs): every model's weights (as a one-model run does),
+    the results folder writable, this driver alone on the study's folder."""
+    global DRIVER_LOCK
+    try:
+        for sub in MODEL_CONFIGS.values():
+            ensure_weights(sub)
+        check_writable(RESULTS)
+        DRIVER_LOCK = driverlock.acquire(RESULTS, log=logger.warning)
+    except (OSError, driverlock.LockHeld) as exc:
+        raise WorkflowError(f"cannot start: {exc}")
+
+
+def release_lock():
+    if DRIVER_LOCK is not None:
+        DRIVER_LOCK.release()
+
+
+onstart:
+    preflight()
+    for line in messages.start_lines(config):
+        logger.info(line)
+
+
+onsuccess:
+    release_lock()
+    synthetic = sorted(
+        {p for sub in MODEL_CONFIGS.values() for p in synthetic_parts(sub)}
+    )
+    for line in messages.study_end_lines(config, list(MODEL_CONFIGS), synthetic):
+        logger.info(line)
+
+
+onerror:
+    release_lock()
+
+
+def model_outputs(rule, key):
+    """For every model, the path of one output of one of its rules (named as in the one-model workflow)."""
+    return {
+        m: getattr(getattr(rules, f"{m}_{rule}").output, key) for m in MODEL_CONFIGS
+    }
+
+
+def all_targets():
+    """Every model's targets (its rule `all`) and the study's outputs."""
+    return [
+        *[getattr(rules, f"{m}_all").input for m in MODEL_CONFIGS],
+        *rules.compare_models.output,
+    ]

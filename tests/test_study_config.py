@@ -1,0 +1,111 @@
+"""A study (config key ``models``): each model's own config, the checks, and the plan of a dry run."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+from conftest import REPO, snakemake, write_config
+
+from latentopt.devtools.snakemake_cli import job_stats
+from latentopt.workflow.config import ConfigError, arm_settings, check_config, load_config
+from latentopt.workflow.study import arms_by_model, model_config, model_configs, study_params
+
+DEMO = REPO / "demo" / "config.yaml"
+
+
+def study(tmp_path, **extra) -> dict:
+    over = {
+        "results_dir": str(tmp_path / "r"),
+        "models": {"small": {"kind": "synthetic_kl", "seed": 1}, "large": {"kind": "synthetic_kl", "seed": 2}},
+        **extra,
+    }
+    return load_config([DEMO], over)
+
+
+def test_each_model_gets_a_one_model_config_of_its_own(tmp_path):
+    cfg = study(tmp_path)
+    subs = model_configs(cfg)
+    assert list(subs) == ["small", "large"]
+    for name, sub in subs.items():
+        assert sub["model"] == cfg["models"][name]
+        assert sub["results_dir"] == str(tmp_path / "r" / name)
+        assert "models" not in sub and "use_models" not in sub
+        assert list(sub["losses"]) == list(cfg["losses"])
+        check_config(load_config([DEMO], {**sub, "models": None}))  # a valid one-model config
+
+
+def test_a_model_config_has_the_settings_of_the_same_one_model_run(tmp_path):
+    """The arm settings (rule params, fingerprint) of a study's model equal those of a one-model
+    run of that model into the same folder: one code path, the same results."""
+    cfg = study(tmp_path)
+    sub = model_config(cfg, "small")
+    one = load_config([DEMO], {"results_dir": sub["results_dir"], "model": cfg["models"]["small"]})
+    for arm in ["baseline", *cfg["losses"]]:
+        assert arm_settings(sub, arm) == arm_settings(one, arm)
+
+
+def test_losses_can_be_restricted_to_some_models(tmp_path):
+    cfg = study(tmp_path)
+    cfg["losses"]["ssim"]["models"] = ["large"]
+    assert arms_by_model(cfg) == {"small": ["psnr", "lpips"], "large": ["psnr", "ssim", "lpips"]}
+    assert "models" not in model_config(cfg, "large")["losses"]["ssim"]  # not in the arm's params
+    cfg["use_models"] = ["large"]
+    assert list(model_configs(cfg)) == ["large"]
+    assert list(study_params(cfg)["models"]) == ["large"]
+
+
+@pytest.mark.parametrize(
+    "change, fragment",
+    [
+        ({"use_models": ["medium"]}, "use_models: ['medium'] not defined under models"),
+        ({"losses": {"ssim": {"models": ["tiny"]}}}, "losses.ssim.models: ['tiny'] not defined under models"),
+        ({"models": {"small": {"kind": "taesd"}}}, "models.small.encoder: required for model.kind 'taesd'"),
+    ],
+)
+def test_study_errors_name_the_key(tmp_path, change, fragment):
+    cfg = study(tmp_path)
+    for key, value in change.items():
+        if key == "losses":
+            cfg["losses"]["ssim"].update(value["ssim"])
+        elif key == "models":
+            cfg["models"]["small"] = load_config([DEMO], {"model": value["small"]})["model"]
+        else:
+            cfg[key] = value
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        check_config(cfg)
+
+
+def test_study_keys_need_a_study(tmp_path):
+    cfg = load_config([DEMO], {"results_dir": str(tmp_path)})
+    cfg["losses"]["psnr"]["models"] = ["small"]
+    with pytest.raises(ConfigError, match=r"losses\.psnr\.models: only with `models`"):
+        check_config(cfg)
+
+
+def test_model_names_are_checked_by_the_schema(tmp_path):
+    with pytest.raises(ConfigError, match="models"):
+        study(tmp_path, models={"Big-One": {"kind": "synthetic_kl"}})
+
+
+def test_dry_run_plans_every_model_and_the_comparison(tmp_path, demo_data):
+    """Each model plans the one-model jobs of its own arms (rules named <model>_<rule>), and one
+    comparison job follows them."""
+    cfg = write_config(
+        tmp_path / "study.yaml", tmp_path / "r", demo_data,
+        models={"small": {"kind": "synthetic_kl", "seed": 1}, "large": {"kind": "synthetic_kl", "seed": 2}},
+        losses={"ssim": {"models": ["large"]}},
+    )
+    proc = snakemake(cfg, "-n", timeout=300)
+    jobs = job_stats(proc.stdout)
+    one = job_stats(snakemake(write_config(tmp_path / "one.yaml", tmp_path / "one", demo_data,
+                                           model={"kind": "synthetic_kl", "seed": 1}), "-n", timeout=300).stdout)
+    assert jobs["compare_models"] == 1 and jobs["all"] == 1
+    for rule, count in one.items():
+        if rule in ("all", "total"):
+            continue
+        assert jobs[f"large_{rule}"] == count  # every arm
+        if rule.startswith(("optimize_", "evaluate_dataset", "build_dataset", "record_settings")):
+            assert jobs[f"small_{rule}"] == count * 3 // 4  # no ssim arm: 3 of 4 arms
+    assert yaml.safe_load(cfg.read_text())["models"]  # the file itself names the models
