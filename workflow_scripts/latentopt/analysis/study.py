@@ -17,6 +17,8 @@ objectives.NOT_JUDGED, outside every family):
 * ``smaller_vs_larger``: for each model pair with known decoder parameters (a has fewer), each
   loss arm of a vs b's baseline (paired per image, the same images), with both compute costs and
   their Welch comparison (analysis.performance.cost_comparisons; not claimed across clocks).
+* ``frontiers[model][metric]``: the frontier over all of a model's loss arms holding the metric
+  out (the study figure's line; frontier.py).
 * ``sweeps[model][base]``: the frontier and recommendation per held-out metric (frontier.py).
 * ``methods[model]``: every pair of arms of different optimization methods, on the metrics held
   out for both, with both costs.
@@ -57,6 +59,7 @@ def study_analysis(tables: Mapping[str, pd.DataFrame], performance: Mapping[str,
         "baseline_differences": baseline_differences(tables, ctx),
         "gain_differences": gain_differences(tables, ctx),
         "smaller_vs_larger": smaller_vs_larger(tables, performance, models, ctx),
+        "frontiers": {m: model_frontiers(gains[m], costs[m]) for m in tables},
         "sweeps": {m: {base: sweep_entry(tables[m], gains[m], costs[m], arms, ctx) for base, arms in sweeps.items() if set(arms) & set(gains[m])} for m in tables},
         "methods": {m: method_comparisons(tables[m], performance.get(m), methods, ctx) for m in tables} if methods else {},
     })
@@ -138,7 +141,7 @@ def sweep_entry(table: pd.DataFrame, gains: Mapping, costs: Mapping, settings: M
     """Points, frontier and recommendation per held-out metric of one sweep of one model."""
     arms = [a for a in settings if a in gains]
     metrics = gains[arms[0]]["held_out"]
-    points = {m: {a: (costs[a]["mean"], gains[a]["tests"][m]["mean_diff"]) for a in arms if _finite(costs.get(a, {}).get("mean")) and m in gains[a]["tests"] and _finite(gains[a]["tests"][m]["mean_diff"])} for m in metrics}
+    points = {m: gain_points(gains, costs, arms, m) for m in metrics}
     picks = {m: fr.candidate(points[m]) for m in metrics}
     runner = {m: st.compare(st.oriented(table, b, m), st.oriented(table, r, m), ctx["ev"]) for m, (b, r) in picks.items() if b and r}
     runner = st.family(runner, ctx["alpha"], ctx["uncal"])
@@ -149,6 +152,24 @@ def sweep_entry(table: pd.DataFrame, gains: Mapping, costs: Mapping, settings: M
         "frontier": {m: fr.pareto_front(p) for m, p in points.items()},
         "vs_runner_up": runner, "recommendation": rec,
     }
+
+
+def gain_points(gains: Mapping, costs: Mapping, arms, metric: str) -> dict[str, tuple[float, float]]:
+    """{arm: (mean compute per image, mean gain on ``metric``)} for the arms that have both."""
+    out = {}
+    for a in arms:
+        t = gains.get(a, {}).get("tests", {}).get(metric)
+        c = costs.get(a, {}).get("mean")
+        if t and _finite(c) and _finite(t["mean_diff"]):
+            out[a] = (c, t["mean_diff"])
+    return out
+
+
+def model_frontiers(gains: Mapping, costs: Mapping) -> dict[str, list[str]]:
+    """Per metric, the frontier over every loss arm of one model that holds the metric out
+    (what the study figure draws)."""
+    metrics = list(dict.fromkeys(m for g in gains.values() for m in g["held_out"]))
+    return {m: fr.pareto_front(gain_points(gains, costs, gains, m)) for m in metrics}
 
 
 def method_comparisons(table: pd.DataFrame, perf: Mapping | None, methods: Mapping[str, str], ctx: Mapping) -> list[dict]:
