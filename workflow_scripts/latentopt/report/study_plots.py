@@ -31,7 +31,7 @@ def frontier_panel(ax, points: Sequence[Mapping], frontiers: Mapping[str, Sequen
         pts = sorted((p["x"], p["y"]) for p in points if p["model"] == model and p["arm"] in arms)
         if pts:
             xs, ys = zip(*pts)
-            ax.step(xs, ys, where="post", color=colors[model], lw=1.2, ls="--", alpha=0.8, zorder=2)
+            ax.plot(xs, ys, color=colors[model], lw=1.6, ls="--", alpha=0.9, zorder=4)
     xs = np.array([p["x"] for p in points], dtype=float)
     if xs.min() > 0 and xs.max() / xs.min() > 20:
         ax.set_xscale("log")
@@ -54,7 +54,7 @@ def frontier_figure(panels: Sequence[Mapping], model_labels: Mapping[str, str], 
         _no_data(axes[0])
     handles = [axes[0].plot([], [], "o", color=colors[m], label=label)[0] for m, label in model_labels.items()]
     handles.append(axes[0].plot([], [], "--", color="0.3", label="frontier (Pareto-optimal arms)")[0])
-    handles.append(axes[0].plot([], [], "o", mfc="white", mec="0.3", color="0.3", label="open: CI n too small")[0])
+    handles.append(axes[0].plot([], [], "o", mfc="white", mec="0.3", color="0.3", label="open marker: a CI with n too small (no bar)")[0])
     fig.legend(handles=handles, loc="outside lower center", ncol=min(4, len(handles)), fontsize=8)
     fig.suptitle("Held-out gain over the model's own baseline vs compute (mean, 95 % CI)", fontsize=10)
     return _save(fig, path)
