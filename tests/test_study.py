@@ -6,7 +6,6 @@ the rendered section (every claim states n and CI) and the two figures."""
 
 from __future__ import annotations
 
-import itertools
 
 import numpy as np
 import pandas as pd

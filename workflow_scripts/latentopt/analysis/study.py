@@ -212,3 +212,20 @@ def cost_pair(perf_a: Mapping | None, arm_a: str, perf_b: Mapping | None, arm_b:
         row["claimed"] = bool(row["claimed"] and out["same_clock"])
         out["comparison"] = row
     return out
+
+
+def load_model_outputs(results_dir, names) -> tuple[dict[str, pd.DataFrame], dict[str, dict]]:
+    """({model: per_image_metrics.csv}, {model: performance_summary.json}) of each model's tree
+    ``<results_dir>/<model>/evaluation_results/`` (split and image id read as text, as
+    report.inputs does, so that ids join across models)."""
+    from pathlib import Path
+
+    from latentopt.core.fileio import read_json
+    from latentopt.workflow.layout import evaluation_dir
+
+    tables, perf = {}, {}
+    for name in names:
+        ev = evaluation_dir(Path(results_dir) / name)
+        tables[name] = pd.read_csv(ev / "per_image_metrics.csv", dtype={"split": str, "image_id": str, "dataset": str})
+        perf[name] = read_json(ev / "performance_summary.json")
+    return tables, perf
