@@ -1,0 +1,67 @@
+"""The quality-vs-compute frontier of a sweep and the recommended setting per purpose.
+
+Frontier
+    Points are the sweep's arms with a finite mean held-out gain (analysis.study_tests: oriented,
+    larger is better) and a finite mean compute per image on the device clock (the batch is the
+    unit, analysis.performance). An arm is on the frontier (Pareto-optimal) when no other arm has
+    compute <= and gain >= with at least one of the two strict. Means are point estimates; the
+    frontier says where the settings lie, the recommendation is what a test backs.
+
+Recommendation (per purpose = per held-out metric)
+    The candidate is the frontier arm with the largest mean gain (ties: the cheaper, then the
+    name). It is recommended only when (a) its gain over the baseline has the verdict "better"
+    and (b) its paired comparison with the runner-up (the arm with the next largest mean gain
+    among all the sweep's points) has the verdict "better", the runner-up tests being one Holm
+    family over the sweep's purposes (study_tests.family). Otherwise: "no setting shown better",
+    with the reason. An arm off the frontier is never recommended; a purpose on an uncalibrated
+    network is objectives.NOT_JUDGED.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from latentopt.workflow.objectives import NOT_JUDGED
+
+NONE_SHOWN = "no setting shown better"
+
+
+def pareto_front(points: Mapping[str, tuple[float, float]]) -> list[str]:
+    """Names of the non-dominated (compute, gain) points: lower compute, higher gain."""
+    def dominated(c, g):
+        return any(c2 <= c and g2 >= g and (c2 < c or g2 > g) for c2, g2 in points.values())
+    return sorted((a for a, (c, g) in points.items() if not dominated(c, g)), key=lambda a: points[a])
+
+
+def ranked(points: Mapping[str, tuple[float, float]], among=None) -> list[str]:
+    """Arms by mean gain, largest first (ties: cheaper first, then name)."""
+    names = [a for a in points if among is None or a in among]
+    return sorted(names, key=lambda a: (-points[a][1], points[a][0], a))
+
+
+def candidate(points: Mapping[str, tuple[float, float]]) -> tuple[str | None, str | None]:
+    """(the frontier's best-gain arm, the runner-up among all points) or Nones."""
+    front = pareto_front(points)
+    if not front:
+        return None, None
+    best = ranked(points, front)[0]
+    rest = [a for a in ranked(points) if a != best]
+    return best, (rest[0] if rest else None)
+
+
+def decide(best: str | None, runner_up: str | None, vs_baseline: Mapping | None, vs_runner_up: Mapping | None, not_judged: bool) -> dict:
+    """The recommendation entry of one purpose (module docstring)."""
+    out = {"candidate": best, "runner_up": runner_up, "recommended": None}
+    if not_judged:
+        return {**out, "verdict": NOT_JUDGED, "reason": "the purpose's metric comes from an uncalibrated network"}
+    if best is None:
+        return {**out, "verdict": NONE_SHOWN, "reason": "no arm has both a gain and a compute cost"}
+    if runner_up is None:
+        return {**out, "verdict": NONE_SHOWN, "reason": "one setting only: nothing to compare it with"}
+    base_v = (vs_baseline or {}).get("verdict")
+    run_v = (vs_runner_up or {}).get("verdict")
+    if base_v != "better":
+        return {**out, "verdict": NONE_SHOWN, "reason": f"{best} vs the baseline: {base_v or 'no test'}"}
+    if run_v != "better":
+        return {**out, "verdict": NONE_SHOWN, "reason": f"{best} vs the runner-up {runner_up}: {run_v or 'no test'}"}
+    return {**out, "verdict": "recommended", "recommended": best, "reason": f"{best} beats the baseline and the runner-up {runner_up}"}
