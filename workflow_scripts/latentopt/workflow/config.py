@@ -18,7 +18,7 @@ import yaml
 from jsonschema import validators
 from jsonschema.exceptions import best_match
 
-from latentopt.workflow import layout
+from latentopt.workflow import layout, sweeps
 from latentopt.workflow.demo_model_spec import SUMMARY_NAME, WEIGHTS_NAME, TrainSettings, describe, read_summary
 from latentopt.workflow.loss_specs import LOSS_PARAMS
 from latentopt.workflow.metric_specs import DIRECTIONAL_METRICS
@@ -239,7 +239,7 @@ def _describe(error) -> list[str]:
 def load_config(configfiles: list[str | Path] = (), overrides: dict | None = None) -> dict:
     """What Snakemake builds: the repository's config.yaml, each --configfile merged over it
     (nested dicts merge, other values replace), then dotted-key overrides; coerced by the
-    schema's types and validated, as the Snakefile does."""
+    schema's types, validated and its sweeps expanded, as the Snakefile does."""
     config: dict = {}
     for path in [REPO_CONFIG, *configfiles]:
         merge_config(config, yaml.safe_load(Path(path).read_text()) or {})
@@ -249,7 +249,17 @@ def load_config(configfiles: list[str | Path] = (), overrides: dict | None = Non
         for p in parents:
             node = node.setdefault(p, {})
         node[last] = value
-    return validate_config(coerce_config(config))
+    return expand_sweeps(validate_config(coerce_config(config)))
+
+
+def expand_sweeps(config: dict) -> dict:
+    """After validation: each ``losses`` entry that lists values becomes its arms, in place
+    (:func:`latentopt.workflow.sweeps.expand_sweeps`, idempotent); return ``config``. Its errors
+    raise as ConfigError naming the key."""
+    try:
+        return sweeps.expand_sweeps(config)
+    except sweeps.SweepError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def merge_config(base: dict, extra: dict) -> None:
