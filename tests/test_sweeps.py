@@ -262,3 +262,36 @@ def test_start_lines_name_each_sweeps_arms():
     swept = _config({"psnr": {**PSNR, "lr": [0.02, 0.1]}, "l1": {"loss": {"name": "l1"}}})
     assert start_lines(swept)[2:] == ["latentopt: sweep psnr: 2 arm(s): psnr-lr0.02, psnr-lr0.1"]
     assert len(start_lines(_config({"psnr": {**PSNR}}))) == 2  # no sweep, no line
+
+
+def test_a_study_runs_each_sweep_arm_per_model(tmp_path, demo_data):
+    """With `models` (a study) each model's one-model config holds the sweep's arms, re-validated
+    unchanged inside its Snakemake module; the comparison's params list the sweep."""
+    from latentopt.workflow.study import model_configs, study_params
+
+    models = {"small": {"kind": "synthetic_kl", "seed": 1}, "large": {"kind": "synthetic_kl", "seed": 2}}
+    cfg = load_config([REPO / "demo" / "config.yaml"], {"results_dir": str(tmp_path / "r"), "models": models,
+                                                        "losses.psnr.lr": [0.02, 0.1], "use_losses": ["psnr"]})
+    arms = ["psnr-lr0.02", "psnr-lr0.1"]
+    for sub in model_configs(cfg).values():
+        assert selected_losses(sub) == arms
+        again = expand_sweeps(validate_config(coerce_config(copy.deepcopy(sub))))  # what the module does
+        assert {k: v for k, v in again.items() if k not in ("models", "use_models")} == sub  # + the schema's defaults
+    assert study_params(cfg)["sweeps"] == {"psnr": {"psnr-lr0.02": {"lr": 0.02}, "psnr-lr0.1": {"lr": 0.1}}}
+
+
+@pytest.mark.skipif(not (REPO / "workflow_scripts" / "compare_models.py").is_file(),
+                    reason="the study's compare_models script is not in the repository yet")
+def test_dry_run_of_a_study_with_a_sweep(tmp_path, demo_data):
+    models = {"small": {"kind": "synthetic_kl", "seed": 1}, "large": {"kind": "synthetic_kl", "seed": 2}}
+    arms = ["psnr-lr0.02", "psnr-lr0.1"]
+    path = write_config(tmp_path / "study.yaml", tmp_path / "r", demo_data, models=models,
+                        losses={"psnr": {"lr": [0.02, 0.1]}}, use_losses=["psnr"])
+    out = subprocess.run(snakemake_cmd(path, "-n"), cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    jobs = job_stats(out.stdout)
+    assert jobs["compare_models"] == 1
+    for m in models:
+        assert jobs[f"{m}_quality_gate"] == 2 and jobs[f"{m}_record_settings"] == 3
+    for m, a in itertools.product(models, arms):
+        assert str(layout.dataset_manifest(tmp_path / "r" / m, a)) in out.stdout
