@@ -173,6 +173,13 @@ def test_bad_values_are_rejected_naming_the_key(key, value, where):
     assert str(err.value).startswith(where + ":"), str(err.value)
 
 
+def test_empty_or_repeated_lists_say_what_a_sweep_takes():
+    for value, problem in (([], "[] is empty"), ([5, 5], "[5, 5] lists a value twice")):
+        with pytest.raises(ConfigError, match=re.escape(f"losses.psnr.iterations: {problem}; give one value or a "
+                                                         "non-empty list of distinct values (a sweep)")):
+            load_config([], {"losses.psnr.iterations": value})
+
+
 def test_non_sweepable_keys_take_no_list():
     with pytest.raises(ConfigError, match=r"losses.psnr.betas\[0\]: \[0.9, 0.999\] is not a number"):
         load_config([], {"losses.psnr.betas": [[0.9, 0.999], [0.5, 0.9]]})

@@ -230,6 +230,11 @@ def _describe(error) -> list[str]:
     if rule == "required":
         missing = [k for k in error.validator_value if not isinstance(value, dict) or k not in value]
         return [f"{where}: required key(s) {', '.join(missing)} missing"]
+    types = error.schema.get("type") if isinstance(error.schema, dict) else None
+    if rule in ("minItems", "uniqueItems") and isinstance(types, list) and "array" in types and len(types) > 1:
+        # a key that takes one value or a list of them (a sweep, latentopt.workflow.sweeps)
+        problem = "is empty" if rule == "minItems" else "lists a value twice"
+        return [f"{where}: {_short(value)} {problem}; give one value or a non-empty list of distinct values (a sweep)"]
     if rule in ("anyOf", "oneOf") and error.context:
         return _describe(best_match(error.context))[:1] or [f"{where}: {_short(value)} fits none of the allowed forms"]
     message = error.message.replace(repr(value), _short(value)) if len(repr(value)) > 60 else error.message
