@@ -302,3 +302,29 @@ def test_dry_run_of_a_study_with_a_sweep(tmp_path, demo_data):
         assert jobs[f"{m}_quality_gate"] == 2 and jobs[f"{m}_record_settings"] == 3
     for m, a in itertools.product(models, arms):
         assert str(layout.dataset_manifest(tmp_path / "r" / m, a)) in out.stdout
+
+
+@pytest.mark.slow
+def test_a_sweep_runs_end_to_end_and_a_grown_list_adds_only_its_new_arm(tmp_path, demo_data):
+    """A 2-value lr sweep (3 images, 3 iterations) runs to its report; the report lists each arm;
+    nothing is left to do; with a third value only the new arm's jobs (and the aggregates) are planned."""
+    from conftest import snakemake
+
+    def config(lrs, name):
+        return write_config(tmp_path / f"{name}.yaml", tmp_path / "results", demo_data,
+                            model={"kind": "synthetic_kl"}, data={"limit_per_split": 1}, use_losses=["psnr"],
+                            losses={"psnr": {**PSNR, "lr": lrs, "iterations": [3]}},
+                            quality_gate={"images_per_loss": 1, "mode": "warn"}, run={"images_per_job": 2, "batch_size": 2},
+                            evaluation={"n_boot": 10, "fid_n_boot": 10})
+
+    first = config([0.05, 0.1], "first")
+    snakemake(first, timeout=1800)
+    report = layout.report_file(tmp_path / "results").read_text()
+    for arm in ("psnr-lr0.05-it3", "psnr-lr0.1-it3"):
+        assert f"| {arm} |" in report
+        assert layout.dataset_manifest(tmp_path / "results", arm).is_file()
+    assert "Nothing to be done" in snakemake(first, "-n").stdout + snakemake(first, "-n").stderr
+    grown = snakemake(config([0.05, 0.1, 0.2], "grown"), "-n").stdout
+    arms = _arms_of(grown)
+    assert set().union(*arms.values()) == {"psnr-lr0.2-it3"}, arms
+    assert job_stats(grown)["record_settings"] == 1 and job_stats(grown)["build_dataset"] == 1
