@@ -9,7 +9,12 @@ from snakemake.utils import min_version
 min_version("9.27.1")  # the version tested (requirements.txt)
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow_scripts"))
 
-from latentopt.workflow.config import ConfigError, coerce_config, validate_config
+from latentopt.workflow.config import (
+    ConfigError,
+    coerce_config,
+    expand_sweeps,
+    validate_config,
+)
 from latentopt.workflow.study import is_study
 
 
@@ -17,8 +22,9 @@ configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 try:  # --config hands nested values over as strings: give them the schema's types, then
-    # validate (defaults filled in; one short line per problem, no schema dump)
-    validate_config(coerce_config(config))
+    # validate (defaults filled in; one short line per problem, no schema dump), then expand
+    # the sweeps (an entry listing values becomes one arm per combination; idempotent)
+    expand_sweeps(validate_config(coerce_config(config)))
 except ConfigError as exc:
     raise WorkflowError(f"invalid configuration: {exc}")
 

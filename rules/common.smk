@@ -108,8 +108,8 @@ onerror:
 
 
 wildcard_constraints:
-    arm="|".join(ARMS),
-    split="|".join(PLAN.splits),
+    arm=layout.one_of(ARMS),
+    split=layout.one_of(PLAN.splits),
 
 
 def model_inputs():

@@ -32,7 +32,7 @@ rule inception_features:
     benchmark:
         f"{RESULTS}/benchmarks/features/{{name}}.tsv"
     wildcard_constraints:
-        name="|".join(["original", *ARMS]),
+        name=layout.one_of(["original", *ARMS]),
     conda:
         "../envs/pipeline.yaml"
     resources:

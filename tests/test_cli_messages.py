@@ -32,7 +32,8 @@ def _message(cfg) -> str:
         ("losses.psnr.iteratons", 20, "losses.psnr.iteratons: unknown key (value 20); did you mean 'iterations'?"),
         ("run.batchsize", 4, "run.batchsize: unknown key (value 4); did you mean 'batch_size'?"),
         ("run.batch_size", 4.5, "run.batch_size: 4.5 is not an integer"),
-        ("losses.psnr.lr", [1, 2], "losses.psnr.lr: [1, 2] is not a number"),
+        ("losses.psnr.lr", {"fast": 1}, "losses.psnr.lr: {'fast': 1} is not a number or a list"),  # a list: a sweep
+        ("losses.psnr.lr", [1, -2], "losses.psnr.lr[1]: -2 is less than or equal to the minimum of 0"),
         ("preprocess.mode", "center-crop", "preprocess.mode: 'center-crop' is not one of"),
         ("use_losses", ["psnrr"], "use_losses: ['psnrr'] not defined under losses"),
     ],

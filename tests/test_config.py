@@ -152,7 +152,7 @@ def test_nested_command_line_values_get_the_schema_types():
     [
         ("data={limit_per_split: ten}", "data.limit_per_split: 'ten' is not an integer or null"),
         ("run={batch_size: 4.5}", "run.batch_size: '4.5' is not an integer"),
-        ("losses={psnr: {lr: fast}}", "losses.psnr.lr: 'fast' is not a number"),
+        ("losses={psnr: {lr: fast}}", "losses.psnr.lr: 'fast' is not a number or a list"),  # a list: a sweep
         ("preprocess={crop_box: [64, wide]}", "preprocess.crop_box[1]: 'wide' is not an integer"),
         ("run={channels_last: maybe}", "run.channels_last: 'maybe' is not a boolean"),
     ],

@@ -18,7 +18,7 @@ import yaml
 from jsonschema import validators
 from jsonschema.exceptions import best_match
 
-from latentopt.workflow import layout
+from latentopt.workflow import layout, sweeps
 from latentopt.workflow.demo_model_spec import SUMMARY_NAME, WEIGHTS_NAME, TrainSettings, describe, read_summary
 from latentopt.workflow.loss_specs import LOSS_PARAMS
 from latentopt.workflow.metric_specs import DIRECTIONAL_METRICS
@@ -230,6 +230,11 @@ def _describe(error) -> list[str]:
     if rule == "required":
         missing = [k for k in error.validator_value if not isinstance(value, dict) or k not in value]
         return [f"{where}: required key(s) {', '.join(missing)} missing"]
+    types = error.schema.get("type") if isinstance(error.schema, dict) else None
+    if rule in ("minItems", "uniqueItems") and isinstance(types, list) and "array" in types and len(types) > 1:
+        # a key that takes one value or a list of them (a sweep, latentopt.workflow.sweeps)
+        problem = "is empty" if rule == "minItems" else "lists a value twice"
+        return [f"{where}: {_short(value)} {problem}; give one value or a non-empty list of distinct values (a sweep)"]
     if rule in ("anyOf", "oneOf") and error.context:
         return _describe(best_match(error.context))[:1] or [f"{where}: {_short(value)} fits none of the allowed forms"]
     message = error.message.replace(repr(value), _short(value)) if len(repr(value)) > 60 else error.message
@@ -239,7 +244,7 @@ def _describe(error) -> list[str]:
 def load_config(configfiles: list[str | Path] = (), overrides: dict | None = None) -> dict:
     """What Snakemake builds: the repository's config.yaml, each --configfile merged over it
     (nested dicts merge, other values replace), then dotted-key overrides; coerced by the
-    schema's types and validated, as the Snakefile does."""
+    schema's types, validated and its sweeps expanded, as the Snakefile does."""
     config: dict = {}
     for path in [REPO_CONFIG, *configfiles]:
         merge_config(config, yaml.safe_load(Path(path).read_text()) or {})
@@ -249,7 +254,17 @@ def load_config(configfiles: list[str | Path] = (), overrides: dict | None = Non
         for p in parents:
             node = node.setdefault(p, {})
         node[last] = value
-    return validate_config(coerce_config(config))
+    return expand_sweeps(validate_config(coerce_config(config)))
+
+
+def expand_sweeps(config: dict) -> dict:
+    """After validation: each ``losses`` entry that lists values becomes its arms, in place
+    (:func:`latentopt.workflow.sweeps.expand_sweeps`, idempotent); return ``config``. Its errors
+    raise as ConfigError naming the key."""
+    try:
+        return sweeps.expand_sweeps(config)
+    except sweeps.SweepError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def merge_config(base: dict, extra: dict) -> None:

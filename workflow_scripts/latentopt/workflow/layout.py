@@ -3,7 +3,8 @@
 results_dir/
   original_bsds500/{split}/{image}.png        preprocessed originals (evaluation reference)
   prepared/{split}/{image}.json               per-image preparation record (status, size, sha256)
-  {arm}_dataset/per_image/{split}/{image}.json   per-image metrics + status   (arm = baseline or a loss)
+  {arm}_dataset/per_image/{split}/{image}.json   per-image metrics + status   (arm = baseline or a loss;
+                                                 a sweep's arms are named psnr-lr0.1-it50: [a-z0-9_.-])
   {arm}_dataset/per_image/{split}/{image}.pt     latents, loss history, decoded 8-bit image
   {arm}_dataset/pytorch/bsds500_{optimized_<arm>|baseline}.pt   the per-loss dataset
   {arm}_dataset/png/{split}/{image}.png        decoded images (8-bit, rounded)
@@ -23,10 +24,17 @@ results_dir/
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 BASELINE = "baseline"
+
+
+def one_of(names) -> str:
+    """A regex matching exactly one of ``names`` (Snakemake's wildcard constraints): each name
+    escaped, since the arms of a sweep hold '.' (psnr-lr0.1)."""
+    return "|".join(re.escape(str(n)) for n in names)
 
 
 def original_png(results: str | Path, split: str, image_id: str) -> Path:

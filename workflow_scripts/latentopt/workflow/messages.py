@@ -16,6 +16,7 @@ from typing import Iterable
 
 from latentopt.workflow import layout
 from latentopt.workflow.study import model_results_dir, study_dir
+from latentopt.workflow.sweeps import sweep_groups
 
 BANNER = "NOT RESEARCH RESULTS — synthetic / uncalibrated components"
 
@@ -32,10 +33,13 @@ def relative_to_cwd(path: str | Path) -> str:
 
 
 def start_lines(config: dict) -> list[str]:
-    """The run's results folder and data root, absolute (printed when the first job starts)."""
+    """The run's results folder and data root, absolute, and the arms of each sweep (printed when
+    the first job starts)."""
     return [
         f"latentopt: results folder {absolute(config['results_dir'])}",
         f"latentopt: data root {absolute(config['data']['root'])} (working directory {os.getcwd()})",
+        *(f"latentopt: sweep {base}: {len(arms)} arm(s): {', '.join(a['arm'] for a in arms)}"
+          for base, arms in sweep_groups(config).items()),
     ]
 
 

@@ -230,10 +230,11 @@ def _overall(out: dict, spans: list, then: float, now: float) -> dict:
 
 
 def format_table(status: dict) -> str:
-    lines = [f"{'arm':<12}{'done':>6}{'failed':>8}{'left':>6}{'running':>9}{'img/min':>9}{'ETA':>10}"]
+    width = max([12, *(len(arm) + 2 for arm in status)])  # a sweep's arm names are long (psnr-lr0.02-it25)
+    lines = [f"{'arm':<{width}}{'done':>6}{'failed':>8}{'left':>6}{'running':>9}{'img/min':>9}{'ETA':>10}"]
     for arm, s in status.items():
         eta = "-" if s["eta_s"] is None else time.strftime("%H:%M:%S", time.gmtime(s["eta_s"]))
-        lines.append(f"{arm:<12}{s['ok']:>6}{s['failed']:>8}{s['remaining']:>6}{s['running']:>9}"
+        lines.append(f"{arm:<{width}}{s['ok']:>6}{s['failed']:>8}{s['remaining']:>6}{s['running']:>9}"
                      f"{s['images_per_min']:>9.2f}{eta:>10}")
     return "\n".join(lines)
 

@@ -21,6 +21,7 @@ import yaml
 
 from latentopt import __version__
 from latentopt.workflow.layout import BASELINE
+from latentopt.workflow.sweeps import RECORD as SWEEP_RECORD
 
 SCHEMA = Path(__file__).with_name("config.schema.yaml")
 
@@ -39,7 +40,7 @@ def _defaults(schema: dict):
     if schema.get("type") == "object" or "properties" in schema:
         out = copy.deepcopy(schema.get("default", {}))
         for key, sub in schema.get("properties", {}).items():
-            if key not in out and ("default" in sub or "properties" in sub):
+            if key not in out and "default" in sub:  # what validation fills (not the sweep record)
                 out[key] = _defaults(sub)
         return out
     return copy.deepcopy(schema["default"])
@@ -213,7 +214,8 @@ class RunSettings:
 @dataclass(frozen=True)
 class ArmSettings:
     """Everything the optimization of one arm depends on. ``block`` is the validated
-    ``losses.<arm>`` block as the config gives it (None for the baseline): the rule params and the
+    ``losses.<arm>`` block as the config gives it, less a sweep's ``sweep`` record (None for the
+    baseline): the rule params and the
     fingerprint hold it verbatim, so that a finished result keeps its fingerprint; ``adam`` is the
     typed reading of the same block."""
 
@@ -236,7 +238,9 @@ class ArmSettings:
     @classmethod
     def from_config(cls, config: dict, arm: str, model: dict) -> "ArmSettings":
         """``model``: the arm's model spec (latentopt.workflow.config.model_spec)."""
-        block = None if arm == BASELINE else copy.deepcopy(config["losses"][arm])  # the job's, unshared
+        # the job's, unshared; without a sweep's record of its origin (latentopt.workflow.sweeps),
+        # so that an arm of a sweep has the settings of the same arm written by hand
+        block = None if arm == BASELINE else {k: copy.deepcopy(v) for k, v in config["losses"][arm].items() if k != SWEEP_RECORD}
         return cls(
             arm=arm,
             model=copy.deepcopy(model),

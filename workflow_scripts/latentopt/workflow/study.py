@@ -15,6 +15,7 @@ import copy
 from pathlib import Path
 
 from latentopt.workflow.plan import selected_losses
+from latentopt.workflow.sweeps import sweep_groups
 
 STUDY_DIR = "study"
 # keys of a study config that a model's own config does not have
@@ -96,6 +97,14 @@ def arm_methods(config: dict) -> dict[str, str]:
     return {arm: block.get("method", "backprop") for arm, block in config["losses"].items()}
 
 
+def study_sweeps(config: dict) -> dict[str, dict[str, dict]]:
+    """Per swept entry, its selected arms and their swept values ({psnr: {psnr-lr0.1: {lr: 0.1}}};
+    latentopt.workflow.sweeps.sweep_groups; entries without a sweep are absent)."""
+    chosen = set(selected_losses(config))
+    groups = {base: {g["arm"]: g["values"] for g in arms if g["arm"] in chosen} for base, arms in sweep_groups(config).items()}
+    return {base: arms for base, arms in groups.items() if arms}
+
+
 def study_params(config: dict) -> dict:
     """What the comparison of the models depends on (the compare_models rule's params): the
     models in order with their specs and the arms each runs, each arm's method, the sweeps
@@ -104,7 +113,7 @@ def study_params(config: dict) -> dict:
     return {
         "models": {name: {"spec": sub["model"], "arms": selected_losses(sub)} for name, sub in subs.items()},
         "methods": arm_methods(config),
-        "sweeps": {},
+        "sweeps": study_sweeps(config),
         "evaluation": copy.deepcopy(config["evaluation"]),
         "gate_images": int(config["quality_gate"]["images_per_loss"]),
     }
