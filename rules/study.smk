@@ -29,6 +29,7 @@ rule compare_models:
     output:
         analysis=f"{STUDY}/study_analysis.json",
         report=f"{STUDY}/study_report.md",
+        html=f"{STUDY}/study_report.html",
         figures=directory(f"{STUDY}/figures"),
     log:
         f"{STUDY}/logs/compare_models.log",

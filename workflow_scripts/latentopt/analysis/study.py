@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
+from pathlib import Path
 
 import pandas as pd
 
@@ -39,7 +40,7 @@ from latentopt.analysis import frontier as fr
 from latentopt.analysis import study_tests as st
 from latentopt.analysis.performance import cost_comparisons
 from latentopt.analysis.statistics import n_too_small
-from latentopt.core.fileio import as_json
+from latentopt.core.fileio import as_json, read_json
 from latentopt.workflow.layout import BASELINE
 
 
@@ -214,18 +215,9 @@ def cost_pair(perf_a: Mapping | None, arm_a: str, perf_b: Mapping | None, arm_b:
     return out
 
 
-def load_model_outputs(results_dir, names) -> tuple[dict[str, pd.DataFrame], dict[str, dict]]:
-    """({model: per_image_metrics.csv}, {model: performance_summary.json}) of each model's tree
-    ``<results_dir>/<model>/evaluation_results/`` (split and image id read as text, as
-    report.inputs does, so that ids join across models)."""
-    from pathlib import Path
-
-    from latentopt.core.fileio import read_json
-    from latentopt.workflow.layout import evaluation_dir
-
-    tables, perf = {}, {}
-    for name in names:
-        ev = evaluation_dir(Path(results_dir) / name)
-        tables[name] = pd.read_csv(ev / "per_image_metrics.csv", dtype={"split": str, "image_id": str, "dataset": str})
-        perf[name] = read_json(ev / "performance_summary.json")
-    return tables, perf
+def load_model_outputs(tables: Mapping[str, str | Path], performance: Mapping[str, str | Path]) -> tuple[dict[str, pd.DataFrame], dict[str, dict]]:
+    """({model: its per_image_metrics.csv}, {model: its performance_summary.json}) from each
+    model's files (split and image id read as text, as report.inputs does, so that ids join
+    across models)."""
+    frames = {m: pd.read_csv(p, dtype={"split": str, "image_id": str, "dataset": str}) for m, p in tables.items()}
+    return frames, {m: read_json(p) for m, p in performance.items()}

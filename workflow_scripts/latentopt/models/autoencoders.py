@@ -128,6 +128,14 @@ class Autoencoder(torch.nn.Module):
         return f"kind={self.info.get('kind')}, convention={self.convention}"
 
 
+def decoder_parameters(autoencoder: Autoencoder) -> int:
+    """Parameters of the decoding path z -> image: the decoder (with post_quant_conv for the KL
+    autoencoders), the capacity a study compares."""
+    net = autoencoder.model
+    parts = [net.decoder] + ([net.post_quant_conv] if getattr(net, "post_quant_conv", None) is not None else [])
+    return int(sum(p.numel() for part in parts for p in part.parameters()))
+
+
 def state_dict_sha256(module) -> str:
     """sha256 over a module's state dict: each key, dtype, shape and raw tensor bytes, key-sorted."""
     h = hashlib.sha256()

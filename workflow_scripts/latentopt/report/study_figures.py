@@ -24,7 +24,13 @@ GRID_RULE = "the median image by the mean PSNR gain over the baseline across eve
 
 
 def model_labels(models: Mapping) -> dict[str, str]:
-    return {m: d.get("label", m) + (" (demo/synthetic)" if d.get("synthetic") else "") for m, d in models.items()}
+    """Short figure labels: the model's name, its decoder size and whether it is demo-only (the
+    full description is the report's models table)."""
+    def label(m, d):
+        size = d.get("decoder_parameters")
+        parts = ([f"{size / 1e6:.2f} M decoder params" if size >= 1e5 else f"{size:,} decoder params"] if size else []) + (["demo/synthetic"] if d.get("synthetic") else [])
+        return f"{m} ({', '.join(parts)})" if parts else m
+    return {m: label(m, d) for m, d in models.items()}
 
 
 def figure_metrics(analysis: Mapping) -> list[str]:
@@ -94,7 +100,7 @@ def grid_rows(tables: Mapping[str, pd.DataFrame], models: Mapping, results_dir: 
             r = t[(t["dataset"] == arm) & (t["split"] == split) & (t["image_id"] == image_id) & (t["status"] == "ok")]
             img = load(layout.dataset_png_dir(root, arm) / split / f"{image_id}.png") if len(r) else None
             panels.append((f"{arm}\nPSNR {fmt(r['psnr'].iloc[0], 'psnr')} dB" if len(r) else f"{arm}\n(not run / failed)", img))
-        rows.append((labels.get(model, model), panels))
+        rows.append((labels.get(model, model).replace(" (", "\n(", 1), panels))
     return rows
 
 

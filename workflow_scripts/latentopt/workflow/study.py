@@ -111,7 +111,7 @@ def study_params(config: dict) -> dict:
     (base entry -> {arm: swept values}) and the evaluation settings (bootstrap, alpha, seed)."""
     subs = model_configs(config)
     return {
-        "models": {name: {"spec": sub["model"], "arms": selected_losses(sub)} for name, sub in subs.items()},
+        "models": {name: {"model": sub["model"], "arms": selected_losses(sub)} for name, sub in subs.items()},
         "methods": arm_methods(config),
         "sweeps": study_sweeps(config),
         "evaluation": copy.deepcopy(config["evaluation"]),
