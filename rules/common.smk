@@ -21,7 +21,7 @@ from latentopt.workflow.config import (
 from latentopt.workflow.weights import ensure_weights
 from latentopt.core.fileio import check_folder_path, check_writable
 from latentopt.workflow.integrity import outputs_of, quarantine_damaged
-from latentopt.workflow.plan import build_plan
+from latentopt.workflow.plan import build_plan, optimize_rule_name
 
 try:
     check_config(
@@ -140,30 +140,21 @@ def gate_records(arm):
     ]
 
 
-def settings_input():
-    """Every optimization job of an arm takes the arm's settings file (made by record_settings); a
-    settings change reruns that rule (its params), and Snakemake then reruns every job that reads
-    the file. The jobs' own params do not suffice: once the gate job must rerun, Snakemake skips the
-    params check of everything downstream of it and follows only edges that are not ancient(), so
-    the jobs after the gate would keep results of the old settings until a second run.
-    """
-    return str(layout.arm_settings_file(RESULTS, "{arm}"))
-
-
-def gate_input(chunk):
+def gate_input(chunk, arm):
     """A loss's jobs after its gate wait for the gate to have run (its .gate/<loss>.done, written
     after the verdict). ancient(): a re-evaluated gate (e.g. a new threshold) does not redo
     finished images; kept in every mode, so that switching quality_gate.mode does not change the
     jobs' inputs (Snakemake's input trigger). Not the verdict itself: a deleted or damaged verdict
     would be missing when planning, and Snakemake reruns the dependents of a missing ancient()
-    input. What the results depend on reaches these jobs through settings_input()."""
-
-    def inputs(wildcards):
-        if chunk.gate or wildcards.arm == layout.BASELINE or not PLAN.gate_entries:
-            return []
-        return [ancient(str(layout.gate_done(RESULTS, wildcards.arm)))]
-
-    return inputs
+    input. What the results depend on reaches these jobs through their arm's settings file
+    (.settings/<arm>.json, made by record_settings): a settings change reruns that rule (its
+    params), and Snakemake then reruns every job that reads the file. The jobs' own params do not
+    suffice: once the gate job must rerun, Snakemake skips the params check of everything
+    downstream of it and follows only edges that are not ancient(), so the jobs after the gate
+    would keep results of the old settings until a second run."""
+    if chunk.gate or arm == layout.BASELINE or not PLAN.gate_entries:
+        return []
+    return [ancient(str(layout.gate_done(RESULTS, arm)))]
 
 
 # Everything the optimization of one arm depends on, built once: rule params (the rerun trigger

@@ -74,8 +74,10 @@ def model_outputs(rule, key):
 
 
 def all_targets():
-    """Every model's targets (its rule `all`) and the study's outputs."""
+    """Every model's targets (those of its `all`) and the study's outputs, as plain paths: an
+    input object of another rule here would make Snakemake hash the whole list once per path
+    (minutes at 500 images)."""
     return [
-        *[getattr(rules, f"{m}_all").input for m in MODEL_CONFIGS],
-        *rules.compare_models.output,
+        *[str(f) for m in MODEL_CONFIGS for f in getattr(rules, f"{m}_all").input],
+        *map(str, rules.compare_models.output),
     ]

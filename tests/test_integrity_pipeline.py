@@ -21,7 +21,7 @@ from latentopt.devtools.faults import (awkward_name, bit_flip_pt, broken_link, d
                                        rewrite_source_keep_mtime, rewritten, snapshot, truncate_pt)
 from latentopt.workflow import driverlock
 from latentopt.core.fileio import read_json
-from latentopt.devtools.snakemake_cli import job_stats
+from latentopt.devtools.snakemake_cli import chunk_stats, job_stats
 
 pytestmark = pytest.mark.slow
 ARMS = ("baseline", "psnr", "ssim", "lpips")
@@ -57,7 +57,7 @@ def test_damaged_outputs_redo_only_their_jobs(copy):
     bit_flip_pt(results, data)          # baseline, test
     delete_dataset_png(results, data, arm="lpips")
     before = snapshot(results)
-    plan = job_stats(snakemake(config, "-n", "--quiet", "rules").stdout)
+    plan = chunk_stats(snakemake(config, "-n", "--quiet", "rules").stdout)
     assert {r: n for r, n in plan.items() if r.startswith(("optimize_", "prepare_", "build_dataset"))} == {
         "optimize_gate_train_000": 1, "optimize_test_000": 1,  # the truncated train image is a gate image
         "build_dataset": 3}, plan
@@ -188,7 +188,7 @@ def test_a_loss_setting_change_is_applied_in_full_in_one_run(copy):
     config, results, data, untouched = copy
     before = {arm: _records(results, arm) for arm in ARMS}
     _set(config, "losses.psnr.lr", 0.02)
-    plan = job_stats(snakemake(config, "-n", "--quiet", "rules").stdout)
+    plan = chunk_stats(snakemake(config, "-n", "--quiet", "rules").stdout)
     chunks = {r for r in plan if r.startswith("optimize_")}
     assert chunks == {"optimize_gate_train_000", "optimize_test_000", "optimize_val_000"} and plan["record_settings"] == 1, plan
     snakemake(config)
@@ -212,7 +212,7 @@ def test_deleted_deliverables_are_made_again_with_only_what_depends_on_them(copy
                "psnr_dataset/manifest.json", "prepared/val/camera.json", "quality_gate/ssim.json"]
     for rel in deleted:
         (results / rel).unlink()
-    plan = job_stats(snakemake(config, "-n", "--quiet", "rules").stdout)
+    plan = chunk_stats(snakemake(config, "-n", "--quiet", "rules").stdout)
     assert {r for r in plan if r.startswith("optimize_")} == {"optimize_val_000"}, plan  # camera's job, each arm
     assert plan["optimize_val_000"] == 4 and plan["prepare_val_000"] == 1 and plan["quality_gate"] == 1, plan
     assert "train_demo_model" not in plan and "optimize_gate_train_000" not in plan
@@ -240,7 +240,7 @@ def test_damaged_gate_verdict_weights_and_tables_are_quarantined_and_planned_aga
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     out = snakemake(config, "-n", "--quiet", "rules")
     text = out.stdout + out.stderr
-    plan = job_stats(out.stdout)
+    plan = chunk_stats(out.stdout)
     assert "discarding the hash cache" in text and str(cache) in text
     assert plan["quality_gate"] == 1 and plan["summarize_evaluation"] == 1, plan
     assert not [r for r in plan if r.startswith(("optimize_", "prepare_", "build_dataset"))], plan
@@ -249,6 +249,6 @@ def test_damaged_gate_verdict_weights_and_tables_are_quarantined_and_planned_aga
                                                     "evaluation_results/per_image_metrics.csv"}
     weights = results / "demo_model" / "demo_autoencoder.pt"
     weights.write_bytes(weights.read_bytes()[:1000])
-    plan = job_stats(snakemake(config, "-n", "--quiet", "rules").stdout)
+    plan = chunk_stats(snakemake(config, "-n", "--quiet", "rules").stdout)
     assert plan["train_demo_model"] == 1 and plan["optimize_gate_train_000"] == 4, plan
     assert not weights.exists()

@@ -22,7 +22,7 @@ from conftest import snakemake, snakemake_cmd, write_config
 from latentopt.workflow import layout
 from latentopt.data.datasets import load_dataset
 from latentopt.core.fileio import read_json
-from latentopt.devtools.snakemake_cli import job_stats
+from latentopt.devtools.snakemake_cli import chunk_stats, job_stats
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -110,7 +110,7 @@ def test_deleting_one_image_recomputes_only_its_job(demo):
     target_json.unlink()
     layout.per_image(results, "psnr", "test", "hubble", "pt").unlink()
     plan = snakemake(cfg, "-n", "--quiet", "rules").stdout
-    counts = job_stats(plan)
+    counts = chunk_stats(plan)
     assert {rule: n for rule, n in counts.items() if rule.startswith("optimize_")} == {"optimize_test_000": 1}, plan
     snakemake(cfg)
     after = _mtimes(results)
@@ -206,7 +206,7 @@ def test_adding_a_loss_evaluates_only_the_new_dataset(demo, tmp_path):
     cmd = snakemake_cmd(cfg, "-n")
     cmd.insert(cmd.index(str(cfg)) + 1, str(extra))
     out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, check=True).stdout
-    counts = job_stats(out)
+    counts = chunk_stats(out)
     assert counts == {"record_settings": 1, "optimize_gate_train_000": 1, "optimize_val_000": 1, "optimize_test_000": 1,
                       "quality_gate": 1, "build_dataset": 1, "evaluate_dataset": 1, "inception_features": 1,
                       "summarize_evaluation": 1, "analyze_categories": 1, "test_hypotheses": 1, "report": 1,

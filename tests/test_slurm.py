@@ -40,6 +40,7 @@ import pytest
 import yaml
 
 from latentopt.devtools.snakemake_cli import snakemake_command
+from latentopt.workflow.plan import parse_optimize_rule
 
 pytestmark = pytest.mark.slurm
 
@@ -363,9 +364,9 @@ def test_rerun_after_deleting_one_image(env, first_run):
     # Exactly one optimization job: the deleted image's chunk, for the arm whose files went.
     optimize = [(r, w) for r, w in submitted if r.startswith("optimize_")]
     assert len(optimize) == 1, submitted
-    rule, wildcards = optimize[0]
+    _, chunk, arm = parse_optimize_rule(optimize[0][0])  # one rule per (chunk, arm)
     # the chunk of that split (a quality-gate chunk when the image is one of the gate's images)
-    assert rule.startswith((f"optimize_{split}_", f"optimize_gate_{split}_")) and wildcards == ARM, (rule, wildcards, split)
+    assert chunk.startswith((f"{split}_", f"gate_{split}_")) and arm == ARM, (optimize, split)
     assert not [r for r, _ in submitted if r.startswith("prepare_")], submitted
     # Per-arm jobs only for that arm; the rest aggregates over all arms.
     per_arm = [(r, w) for r, w in submitted if r in ("build_dataset", "evaluate_dataset", "inception_features")]

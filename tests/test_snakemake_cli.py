@@ -75,3 +75,16 @@ def test_snakemake_command_means_what_it_says_to_snakemakes_own_parser():
     args = parser.parse_args(snakemake_command("-n", "results/report.md", snakefile="S", configfiles=["c.yaml"])[3:])
     assert set(args.targets) == {"results/report.md"} and [str(p) for p in args.configfile] == ["c.yaml"] and args.dryrun
     assert "--directory" not in snakemake_command(snakefile="S") and "--cores" not in snakemake_command(snakefile="S")
+
+
+def test_optimize_rule_names_read_back_to_chunk_and_arm():
+    from latentopt.devtools.snakemake_cli import chunk_stats
+    from latentopt.workflow.plan import Chunk, optimize_rule_name, parse_optimize_rule
+
+    for chunk in (Chunk("test", 0, ()), Chunk("train", 12, (), gate=True)):
+        for arm in ("baseline", "psnr_gf", "psnr-lr0.1-it50"):
+            assert parse_optimize_rule(optimize_rule_name(chunk, arm)) == ("", chunk.name, arm)
+            assert parse_optimize_rule("small_" + optimize_rule_name(chunk, arm)) == ("small_", chunk.name, arm)
+    assert parse_optimize_rule("build_dataset") is None and parse_optimize_rule("optimize_images") is None
+    table = "Job stats:\njob count\n---- ----\noptimize_test_000_psnr 1\noptimize_test_000_baseline 1\nbig_optimize_gate_val_001_ssim 1\nreport 1\ntotal 4\n"
+    assert chunk_stats(table) == {"optimize_test_000": 2, "big_optimize_gate_val_001": 1, "report": 1, "total": 4}

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from conftest import REPO, snakemake, write_config
 
-from latentopt.devtools.snakemake_cli import job_stats
+from latentopt.devtools.snakemake_cli import chunk_stats, job_stats
 from latentopt.workflow.config import ConfigError, arm_settings, check_config, load_config
 from latentopt.workflow.study import arms_by_model, model_config, model_configs, study_params
 
@@ -98,8 +98,8 @@ def test_dry_run_plans_every_model_and_the_comparison(tmp_path, demo_data):
         losses={"ssim": {"models": ["large"]}},
     )
     proc = snakemake(cfg, "-n", timeout=300)
-    jobs = job_stats(proc.stdout)
-    one = job_stats(snakemake(write_config(tmp_path / "one.yaml", tmp_path / "one", demo_data,
+    jobs = chunk_stats(proc.stdout)
+    one = chunk_stats(snakemake(write_config(tmp_path / "one.yaml", tmp_path / "one", demo_data,
                                            model={"kind": "synthetic_kl", "seed": 1}), "-n", timeout=300).stdout)
     assert jobs["compare_models"] == 1 and jobs["all"] == 1
     for rule, count in one.items():

@@ -10,5 +10,5 @@ stages = sm.log[0].removesuffix(".log") + ".stages.json"  # logs/optimize/<arm>/
 with job_log(sm.log[0]) as log:
     # the GPU lease is entered inside, after the CPU-side start-up
     # params.settings (the rerun trigger) is checked against the config and fingerprints the results
-    optimize_chunk(sm.config, sm.wildcards.arm, sm.params.split, sm.params.image_ids, job_device(sm.config), log=log,
+    optimize_chunk(sm.config, sm.params.arm, sm.params.split, sm.params.image_ids, job_device(sm.config), log=log,
                    stages_path=stages, params=sm.params.settings)

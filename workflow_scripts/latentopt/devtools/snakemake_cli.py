@@ -6,6 +6,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from latentopt.workflow.plan import parse_optimize_rule
+
 
 def snakemake_command(*args: str, snakefile: str | Path, targets: Sequence[str] = (), configfiles: Sequence[str | Path] = (),
                       directory: str | Path | None = None, cores: int | str | None = None, script: bool = False) -> list[str]:
@@ -44,4 +46,16 @@ def job_stats(output: str) -> dict[str, int]:
                 counts[parts[0]] = int(parts[1])
             elif counts and not line.startswith("-"):
                 break
+    return counts
+
+
+def chunk_stats(output: str) -> dict[str, int]:
+    """:func:`job_stats` with the optimization rules of one chunk counted together, whatever the
+    arm: ``optimize_<chunk>_<arm>`` (one rule per arm and chunk) -> ``optimize_<chunk>``, the
+    number of arms whose job of that chunk is planned (a study's ``<model>_`` prefix kept)."""
+    counts: dict[str, int] = {}
+    for rule, n in job_stats(output).items():
+        parsed = parse_optimize_rule(rule)
+        key = f"{parsed[0]}optimize_{parsed[1]}" if parsed else rule
+        counts[key] = counts.get(key, 0) + n
     return counts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +46,21 @@ class Plan:
     def gate_arms(self) -> list[str]:
         """The loss arms that have a quality gate (every loss, when the plan has gate images)."""
         return [a for a in self.arms if a != BASELINE] if self.gate_entries else []
+
+
+OPTIMIZE_RULE = re.compile(r"^(?P<prefix>.*?)optimize_(?P<chunk>(?:gate_)?[A-Za-z0-9]+_\d{3})_(?P<arm>.+)$")
+
+
+def optimize_rule_name(chunk: Chunk, arm: str) -> str:
+    """The optimization rule of one (chunk, arm): optimize_<chunk>_<arm> (rules/optimize.smk)."""
+    return f"optimize_{chunk.name}_{arm}"
+
+
+def parse_optimize_rule(name: str) -> tuple[str, str, str] | None:
+    """(prefix, chunk name, arm) of an optimization rule's name (prefix: '<model>_' in a study,
+    else ''), None for any other rule."""
+    m = OPTIMIZE_RULE.match(name)
+    return (m["prefix"], m["chunk"], m["arm"]) if m else None
 
 
 def make_chunks(splits: dict[str, list[ImageEntry]], images_per_job: int, gate_images: int = 0) -> list[Chunk]:
