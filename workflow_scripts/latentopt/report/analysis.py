@@ -158,8 +158,8 @@ def hypothesis_tables(analysis: Mapping | None, cross: Mapping | None = None, un
     the cross-evaluation cell where there is one), and the across-arm correlations."""
     if not analysis:
         return None
-    if "Inception" in ((analysis.get("metadata") or {}).get("not_comparable_reason") or ""):
-        uncalibrated = {*uncalibrated, "fid"}  # hypotheses.fid_not_comparable: a random Inception
+    if any(h.get("verdict") == NOT_JUDGED for h in analysis.get("expected_fid", [])) or "Inception" in ((analysis.get("metadata") or {}).get("not_comparable_reason") or ""):
+        uncalibrated = {*uncalibrated, "fid"}  # hypotheses.expected_fid_table: a random Inception
     rows = []
     for h in analysis.get("expected_fid", []):
         cell = (((cross or {}).get("datasets") or {}).get(h["arm"]) or {}).get("all", {}).get("fid") or h
