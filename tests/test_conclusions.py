@@ -251,6 +251,40 @@ def test_cells_below_minimum_n_say_n_too_small_and_are_never_bold():
     assert sig["table"]["rows"][0][2] == "n too small (n = 3 < 5)" and not sig["can_reach"]
 
 
+def test_every_report_cell_applies_the_one_small_n_rule(monkeypatch):
+    """The report never re-checks n against the minimum itself: every cell asks
+    statistics.n_too_small. Moving that rule's minimum (module constant MIN_N_INTERVAL) moves every
+    cell with it: at n = 4 each cell is "n too small" under the shipped minimum 5, and each shows
+    its value (bold, interval, p, noise, mean cost) once the rule's minimum is 4."""
+    cross = {"metrics": ["psnr", "fid"], "datasets": {
+        "baseline": {"all": {"psnr": {"mean": 20.0, "ci95_low": 18.0, "ci95_high": 22.0, "n": 4}, "fid": {"fid": 3.0, "ci95_low": 2.0, "ci95_high": 4.0, "n": 4}}},
+        "psnr": {"all": {"psnr": {"mean": 35.0, "ci95_low": 33.0, "ci95_high": 37.0, "n": 4}, "fid": {"fid": 2.0, "ci95_low": 1.0, "ci95_high": 3.0, "n": 4}}}}}
+    df = pd.DataFrame({"dataset": ["baseline", "psnr"], "split": ["all", "all"], "status": ["ok", "ok"]})
+    pair = {"psnr": {"all": [{"a": "baseline", "b": "psnr", "n": 4, "mean_diff": -15.0, "ci95_low": -16.0, "ci95_high": -14.0, "p_wilcoxon_holm": 0.125, "p_wilcoxon_holm_min": 0.125}]}}
+    bc = costs([1.0, 1.1, 0.9, 1.05])  # 4 batches
+    perf = {"datasets": {"psnr": {"batch_costs": bc, "images": 4, "succeeded": 4}}, "cost_comparisons": []}
+
+    def cells():
+        head = tables.metric_table(cross, "all", ["baseline", "psnr"], ["psnr"], {}, df)["rows"]
+        sig = tables.significance_matrix(pair, "psnr", ["baseline", "psnr"], 0.5)["table"]["rows"][0][2]
+        fam = tables.test_families(pair, {}, 0.1)["rows"][0][-1]  # floor 0.125 >= 0.1: says why
+        fid = tables.fid_tables(cross, {}, ["baseline", "psnr"])["table"]["rows"][1][3]
+        noise = tables.performance_table(perf, ["psnr"])["rows"][0][6]
+        return {"head_psnr": head[1][2], "head_fid": head[1][3], "fid_cell": tables.fid_cell(cross["datasets"]["psnr"]["all"]["fid"]), "mean_ci": formatting.mean_ci(cross["datasets"]["psnr"]["all"]["psnr"], "psnr"), "sig": sig, "families": fam, "fid_table": fid, "noise": noise, "cost": conclusions._cost_lines(perf, ["psnr"])[0]}
+
+    before = cells()
+    assert all("n too small" in before[k] and "n = 4 < 5" in before[k] for k in before if k != "cost"), before
+    assert "psnr n too small (4 batches)" in before["cost"]
+    monkeypatch.setattr(st, "MIN_N_INTERVAL", 4)
+    after = cells()
+    assert after["head_psnr"].startswith("**35.00") and after["mean_ci"] == "35.00 ± 2.00"
+    assert after["head_fid"].startswith("**2.00") and after["fid_cell"].startswith("2.00 [1.00, 3.00]")
+    assert after["fid_table"].startswith("[1.00, 3.00]")
+    assert "n too small" not in after["sig"] and "-15.00" in after["sig"]
+    assert after["families"] == "**no**: n too small for this many tests" and after["noise"].endswith("%")
+    assert f"psnr {bc['compute_per_image_s']['mean']:.3g} s (4 batches)" in after["cost"]
+
+
 def test_bounds_outside_the_range_are_marked_not_clipped():
     text = formatting.mean_ci({"mean": 0.01, "ci95_low": -0.02, "ci95_high": 0.04, "n": 6}, "lpips_alex")
     assert text == f"0.0100 ± 0.0300 {formatting.RANGE_MARK}"

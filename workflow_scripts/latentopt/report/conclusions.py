@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from latentopt.workflow.metric_specs import HIGHER_IS_BETTER
 from latentopt.workflow.layout import BASELINE
 from latentopt.workflow.objectives import NOT_JUDGED, with_relatives
-from latentopt.analysis.statistics import holm, MIN_N_INTERVAL
+from latentopt.analysis.statistics import holm, MIN_N_INTERVAL, n_too_small
 from latentopt.report.formatting import FAMILY_MARK, _finite, fmt, fmt_p, fmt_p_boot, interval, metric_label, pct, pct_interval, table
 from latentopt.report.inputs import _get, _pair_row, oriented
 
@@ -350,7 +350,7 @@ def _cost_lines(perf: Mapping, arms: Sequence[str]) -> list[str]:
     claimed = [c for c in comps if c.get("claimed")]
     clock = ", ".join(sorted({k for c in costs.values() for k in c.get("clock") or []}))
     order = sorted(costs, key=lambda a: costs[a]["compute_per_image_s"]["mean"])
-    means = ", ".join(f"{a} {costs[a]['compute_per_image_s']['mean']:.3g} s ({costs[a]['n_batches']} batches)" if costs[a]["n_batches"] >= MIN_N_INTERVAL else f"{a} n too small ({costs[a]['n_batches']} batches)" for a in order)
+    means = ", ".join(f"{a} {costs[a]['compute_per_image_s']['mean']:.3g} s ({costs[a]['n_batches']} batches)" if not n_too_small(costs[a]["n_batches"] or 0) else f"{a} n too small ({costs[a]['n_batches']} batches)" for a in order)
     line = f"Cost (compute per image on the device clock, {clock}; the batch is the unit): {means}"
     if not claimed:
         return [line + ". No cost ranking is claimed: no difference exceeds the batch-to-batch noise with a 95 % Welch interval excluding 0 (needs ≥ 5 batches per loss)."]
