@@ -458,6 +458,15 @@ def test_uncalibrated_networks_give_no_verdict(rng):
         assert NOT_JUDGED in line and "use **" not in line and "best" not in line.split(NOT_JUDGED)[0]
     assert "use **psnr**" in next(r for r in recs if "pixel" in r)  # calibrated metrics still judged
     assert "Losses meeting every success criterion (each judged with its uncertainty, see Success criteria): none" in recs[-1]
+    # issue 19 (TAEF2 run): was "none; not met: psnr: fid_improvement (not judged: ...)", a FID
+    # verdict ("not met") the success table itself does not give ("all": "not judged")
+    assert "not met" not in recs[-1]
+    assert f"{NOT_JUDGED} (neither met nor failed): psnr: fid_improvement" in recs[-1]
+    # a judged failure beside it is still "not met"; the uncalibrated one still listed apart
+    failing = {"psnr": {**crit["psnr"], "success_rate": {**crit["psnr"]["success_rate"], "value": 0.5, "verdict": "fail", "pass": False}}}
+    last = conclusions.recommendations(cross, {**stats, "success_criteria": failing}, {}, arms, optimized, 0.05, uncalibrated=uncal)[-1]
+    assert "not met: psnr: success_rate (fail)" in last and "fid_improvement" not in last.split("not met")[1].split(NOT_JUDGED)[0]
+    assert f"{NOT_JUDGED} (neither met nor failed): psnr: fid_improvement" in last
     head = tables.metric_table(cross, "all", arms, ["psnr", "lpips_alex"], optimized, table, uncal)
     assert head["header"][3].endswith("(uncalibrated)") and head["header"][4].endswith("(uncalibrated)")
     assert not any(r[3].startswith("**") or r[4].startswith("**") for r in head["rows"])  # LPIPS, FID: never bold
@@ -620,3 +629,51 @@ def test_config_dump_shows_what_differs_from_defaults_and_the_model_keys(config)
     # one weights hash, explained: a state-dict hash that matches no file says so
     assert hash_basis("ab" * 32, {"/w.pt": "cd" * 32}).startswith("the loaded state dict")
     assert hash_basis("cd" * 32, {"/w.pt": "cd" * 32}) == "the weight file's bytes"
+
+
+def test_significance_criterion_names_no_own_objective_from_an_uncalibrated_network():
+    """issue 19 (TAEF2 run): the lpips arm's significance cell said "own objective only: LPIPS-alex"
+    with a random LPIPS trunk, a verdict on the uncalibrated network. A calibrated own objective
+    is still named."""
+    from latentopt.workflow.objectives import NOT_JUDGED
+
+    def entry(own, not_judged=()):
+        return {"value": ["psnr"], "own_objective_better": list(own), "deteriorations": [], "m_tests": 3, "n": 12, "n_nonzero": 12,
+                "p_holm_min": 0.003, "threshold": 0.05, "not_judged": list(not_judged), "verdict": "pass", "pass": True}
+
+    def sig_cell(e, uncalibrated=frozenset()):
+        t = conclusions.success_table({"success_criteria": {"lpips": {"significance": e}}}, uncalibrated)
+        return t["rows"][0][next(i for i, h in enumerate(t["header"]) if h.startswith("significantly better"))]
+
+    uncal = {"lpips_alex", "lpips_vgg"}
+    cell = sig_cell(entry(["lpips_alex"], ["lpips_alex"]), uncal)
+    assert cell.startswith("PASS: PSNR") and "own objective" not in cell and "LPIPS" not in cell
+    # the JSON alone (no config) saying the metric is not judged is enough
+    assert "LPIPS" not in sig_cell(entry(["lpips_alex"], ["lpips_alex"]))
+    calibrated = sig_cell(entry(["lpips_alex"]))
+    assert "own objective only: LPIPS-alex" in calibrated and NOT_JUDGED not in calibrated
+
+
+def test_category_and_hypothesis_headers_label_uncalibrated_metrics(monkeypatch, tmp_path):
+    """issue 19 (TAEF2 run): the category table's "LPIPS-alex ↓ gain" column and the across-arm
+    points' FID / LPIPS-alex columns came from random networks without the "(uncalibrated)" label
+    every other table carries."""
+    from latentopt.report import analysis as A
+
+    cats = {"metadata": {"metrics": ["psnr", "lpips_alex"]}, "groupings": {"g": {"descriptor": "colourfulness", "cut_points": [1.0, 2.0], "names": {}, "groups": [{"group": "low", "n_images": 2}],
+            "tests": {m: [{"group": "low", "arm": "psnr", "mean_gain": 0.1, "n": 2, "n_too_small": True}] for m in ("psnr", "lpips_alex")}}}}
+    header = A.category_tables(cats, {"lpips_alex", "fid"})[0]["table"]["header"]
+    assert header[2].endswith("gain") and header[3].endswith("gain (uncalibrated)")
+    assert A.category_tables(cats)[0]["table"]["header"][3].endswith("gain")
+    hyp = {"metadata": {}, "expected_fid": [], "arm_points": [{"dataset": "baseline", "fid": 1.0, "psnr_improvement": 0.0, "lpips_alex_improvement": 0.0, "time_s": 1.0}],
+           "arm_correlations": {"names": ["fid", "psnr_improvement", "lpips_alex_improvement", "time_s"], "pairs": []}}
+    pts = A.hypothesis_tables(hyp, None, {"lpips_alex", "fid"})["points"]["header"]
+    assert [h.endswith("(uncalibrated)") for h in pts] == [False, True, False, True, False]
+    # the figure of the same matrix carries the same labels, and says the rho are descriptive only
+    seen = {}
+    monkeypatch.setattr(A.F, "spearman_heatmaps", lambda corr, labels, path, titles=None: seen.update(labels=labels, titles=titles) or path)
+    hyp["arm_correlations"].update(n_points=1, n_too_small=True)
+    hyp["expected_fid"] = [{"verdict": "not judged: uncalibrated network"}]  # the JSON alone marks FID
+    A.make_figures(pd.DataFrame({"dataset": []}), ["baseline"], None, hyp, tmp_path, tmp_path, {"lpips_alex"})
+    assert list(seen["labels"].values()) == pts[1:]
+    assert "descriptive only" in seen["titles"]["datasets"]

@@ -78,8 +78,10 @@ def _criterion_cell(key: str, e: Mapping, uncalibrated=frozenset(), tests: Mappi
         return f"{v}{listed}: {_pct(e.get('value'))}{ci} (n = {e.get('n')}, bootstrap p {p if p.startswith('<') else '= ' + p})"
     if key == "significance":
         text = f"{v}: {', '.join(_with_matrix(m, e, tests, arm) for m in e.get('value') or []) or 'none'}"
-        if e.get("own_objective_better"):
-            text += f"; own objective only: {', '.join(metric_label(m, False) for m in e['own_objective_better'])}"
+        # an own objective from an uncalibrated network is no statement the report may make
+        own = [m for m in e.get("own_objective_better") or [] if m not in uncalibrated and m not in (e.get("not_judged") or [])]
+        if own:
+            text += f"; own objective only: {', '.join(metric_label(m, False) for m in own)}"
         text += f"; significantly worse on: {', '.join(metric_label(m, False) for m in e.get('deteriorations') or []) or 'none'}"
         nonzero = f", fewest nonzero differences {e['n_nonzero']}" if e.get("n_nonzero") is not None and e["n_nonzero"] != e.get("n") else ""
         return text + f" (n = {e.get('n')}{nonzero}, Holm over {e.get('m_tests')} metrics, smallest attainable p = {fmt_p(e.get('p_holm_min'))})"
@@ -223,11 +225,18 @@ def recommendations(cross: Mapping, stats: Mapping, perf: Mapping, datasets: Seq
     crit = stats.get("success_criteria") or {}
     if crit:
         passing = [a for a in _ordered(crit, arms) if overall(crit[a], uncalibrated) == "PASS"]
-        unmet = {a: [f"{k} ({NOT_JUDGED if not_judged(k, e[k], uncalibrated) else e[k].get('verdict', 'fail')})" for k in e if isinstance(e[k], Mapping) and (e[k].get("pass") is not True or not_judged(k, e[k], uncalibrated))] for a, e in ((a, crit[a]) for a in _ordered(crit, arms))}
+        # a criterion on an uncalibrated network is neither met nor "not met": it is listed apart,
+        # as the success table's "all" column says "not judged" (never "not met") for such a loss
+        entries = [(a, crit[a]) for a in _ordered(crit, arms)]
+        unmet = {a: [f"{k} ({e[k].get('verdict', 'fail')})" for k in e if isinstance(e[k], Mapping) and e[k].get("pass") is not True and not not_judged(k, e[k], uncalibrated)] for a, e in entries}
         unmet = {a: f for a, f in unmet.items() if f}
+        unjudged = {a: [k for k in e if isinstance(e[k], Mapping) and not_judged(k, e[k], uncalibrated)] for a, e in entries}
+        unjudged = {a: f for a, f in unjudged.items() if f}
         line = f"Losses meeting every success criterion (each judged with its uncertainty, see Success criteria): {', '.join(passing) if passing else 'none'}"
         if unmet:
             line += "; not met: " + "; ".join(f"{a}: {', '.join(f)}" for a, f in unmet.items())
+        if unjudged:
+            line += f"; {NOT_JUDGED} (neither met nor failed): " + "; ".join(f"{a}: {', '.join(f)}" for a, f in unjudged.items())
         out.append(line + ".")
     if gate_images:
         out.append(f"Evidence pool: every test above uses all images that succeeded in every dataset, INCLUDING the first {gate_images} image(s) of each loss that the quality gate ran first (the gate judged only each loss's own objective on them; they are otherwise ordinary images of the plan).")
