@@ -665,6 +665,10 @@ def test_category_and_hypothesis_headers_label_uncalibrated_metrics(monkeypatch,
     header = A.category_tables(cats, {"lpips_alex", "fid"})[0]["table"]["header"]
     assert header[2].endswith("gain") and header[3].endswith("gain (uncalibrated)")
     assert A.category_tables(cats)[0]["table"]["header"][3].endswith("gain")
+    titles = []
+    monkeypatch.setattr(A.F, "_save", lambda fig, path: titles.extend(ax.get_title() for ax in fig.axes) or path)
+    A.category_figure(cats, tmp_path / "c.png", ["psnr"], {"lpips_alex"})
+    assert titles[:2] == [header[2], header[3]]  # the figure's panels carry the table's labels
     hyp = {"metadata": {}, "expected_fid": [], "arm_points": [{"dataset": "baseline", "fid": 1.0, "psnr_improvement": 0.0, "lpips_alex_improvement": 0.0, "time_s": 1.0}],
            "arm_correlations": {"names": ["fid", "psnr_improvement", "lpips_alex_improvement", "time_s"], "pairs": []}}
     pts = A.hypothesis_tables(hyp, None, {"lpips_alex", "fid"})["points"]["header"]

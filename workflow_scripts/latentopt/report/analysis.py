@@ -105,7 +105,7 @@ def category_tables(analysis: Mapping | None, uncalibrated=frozenset()) -> list[
     return out
 
 
-def category_figure(analysis: Mapping, path: str | Path, order: Sequence[str] | None = None) -> Path | None:
+def category_figure(analysis: Mapping, path: str | Path, order: Sequence[str] | None = None, uncalibrated=frozenset()) -> Path | None:
     """Mean gain over the baseline with its bootstrap 95 % CI per group (x) and loss (colour), one
     panel per grouping (rows) and metric (columns); hollow markers: n too small to test."""
     groupings = list((analysis or {}).get("groupings") or {})
@@ -140,7 +140,7 @@ def category_figure(analysis: Mapping, path: str | Path, order: Sequence[str] | 
             ax.set_xticks(range(len(groups)), [f"{x}\n(n={n['n_images']})" for x, n in zip(groups, entry["groups"])], fontsize=7)
             ax.tick_params(axis="y", labelsize=7)
             if i == 0:
-                ax.set_title(f"{label(m)} gain", fontsize=9)
+                ax.set_title(f"{label(m)} gain" + (f" ({UNCALIBRATED_LABEL})" if m in uncalibrated else ""), fontsize=9)
             if j == 0:
                 ax.set_ylabel(g, fontsize=9)
             ax.grid(axis="y", alpha=0.3)
@@ -216,7 +216,7 @@ def make_figures(table_df: pd.DataFrame, datasets: Sequence[str], categories: Ma
     if metrics:
         out["visual"] = rel(F.distributions(table_df, datasets, metrics, {m: label(m) for m in metrics}, fig_dir / "visual_quality.png"))
     if categories:
-        path = category_figure(categories, fig_dir / "category_gains.png", datasets)
+        path = category_figure(categories, fig_dir / "category_gains.png", datasets, uncalibrated)
         if path:
             out["categories"] = rel(path)
     corr = (hypotheses or {}).get("arm_correlations") or {}
