@@ -106,7 +106,7 @@ def test_significance_needs_a_held_out_metric_and_lists_deteriorations(config, r
     assert crit["value"] == [] and crit["verdict"] == "fail" and not crit["pass"]
     assert crit["deteriorations"] == ["lpips_vgg"]
     cell = conclusions._criterion_cell("significance", crit)
-    assert "significantly worse on: LPIPS-vgg" in cell and "own objective only: PSNR (dB), MSE" in cell
+    assert "significantly worse on: LPIPS-vgg" in cell and "own objective or its relative only (not counted): PSNR (dB), MSE" in cell
 
     arm["ssim"] = base["ssim"] + 0.05 + np.abs(rng.normal(0, 0.01, n))  # held-out gain
     table = per_image({"baseline": base, "psnr": arm}, n)
@@ -651,7 +651,7 @@ def test_significance_criterion_names_no_own_objective_from_an_uncalibrated_netw
     # the JSON alone (no config) saying the metric is not judged is enough
     assert "LPIPS" not in sig_cell(entry(["lpips_alex"], ["lpips_alex"]))
     calibrated = sig_cell(entry(["lpips_alex"]))
-    assert "own objective only: LPIPS-alex" in calibrated and NOT_JUDGED not in calibrated
+    assert "own objective or its relative only (not counted): LPIPS-alex" in calibrated and NOT_JUDGED not in calibrated
 
 
 def test_category_and_hypothesis_headers_label_uncalibrated_metrics(monkeypatch, tmp_path):
@@ -681,3 +681,17 @@ def test_category_and_hypothesis_headers_label_uncalibrated_metrics(monkeypatch,
     A.make_figures(pd.DataFrame({"dataset": []}), ["baseline"], None, hyp, tmp_path, tmp_path, {"lpips_alex"})
     assert list(seen["labels"].values()) == pts[1:]
     assert "descriptive only" in seen["titles"]["datasets"]
+
+
+def test_cost_saving_interval_prints_like_every_other_interval():
+    """issue 19 (TAEF2 run): the cost line printed "95% CI 37.8–70.6", the only interval of the
+    report not in the one "[lo, hi]" form. The saving's bounds are the comparison's |bounds|."""
+    cheap, dear = costs([1.0, 1.1, 0.9, 1.05, 0.95, 1.0]), costs([3.0, 3.2, 2.9, 3.1, 3.0, 2.8])
+    (comp,) = performance.cost_comparisons({"a": cheap, "c": dear})
+    assert comp["claimed"]
+    perf = {"datasets": {"a": {"batch_costs": cheap}, "c": {"batch_costs": dear}}, "cost_comparisons": [comp]}
+    (line,) = conclusions._cost_lines(perf, ["a", "c"])
+    lo, hi = sorted(abs(v) for v in (comp["ci95_low"], comp["ci95_high"]))
+    assert 0 < lo < abs(comp["mean_diff"]) < hi
+    assert f"a is cheaper than c by {abs(comp['mean_diff']):.2f} s/image (95% CI [{lo:.2f}, {hi:.2f}];" in line
+    assert "–" not in line

@@ -81,7 +81,8 @@ def _criterion_cell(key: str, e: Mapping, uncalibrated=frozenset(), tests: Mappi
         # an own objective from an uncalibrated network is no statement the report may make
         own = [m for m in e.get("own_objective_better") or [] if m not in uncalibrated and m not in (e.get("not_judged") or [])]
         if own:
-            text += f"; own objective only: {', '.join(metric_label(m, False) for m in own)}"
+            # "own" = the objective or a declared relative of it (MAE ~ MSE ~ PSNR): never counted
+            text += f"; own objective or its relative only (not counted): {', '.join(metric_label(m, False) for m in own)}"
         text += f"; significantly worse on: {', '.join(metric_label(m, False) for m in e.get('deteriorations') or []) or 'none'}"
         nonzero = f", fewest nonzero differences {e['n_nonzero']}" if e.get("n_nonzero") is not None and e["n_nonzero"] != e.get("n") else ""
         return text + f" (n = {e.get('n')}{nonzero}, Holm over {e.get('m_tests')} metrics, smallest attainable p = {fmt_p(e.get('p_holm_min'))})"
@@ -366,7 +367,8 @@ def _cost_lines(perf: Mapping, arms: Sequence[str]) -> list[str]:
     parts = []
     for c in claimed:
         cheap, dear = (c["a"], c["b"]) if c["mean_diff"] < 0 else (c["b"], c["a"])
-        parts.append(f"{cheap} is cheaper than {dear} by {abs(c['mean_diff']):.3g} s/image (95% CI {abs(c['ci95_high'] if c['mean_diff'] < 0 else c['ci95_low']):.3g}–{abs(c['ci95_low'] if c['mean_diff'] < 0 else c['ci95_high']):.3g}; noise CV {100 * c['noise_cv']:.0f} %)")
+        lo, hi = sorted((abs(c["ci95_low"]), abs(c["ci95_high"])))  # the saving's interval (it excludes 0: claimed)
+        parts.append(f"{cheap} is cheaper than {dear} by {fmt(abs(c['mean_diff']), 'time_s')} s/image (95% CI {interval(lo, hi, 'time_s')}; noise CV {100 * c['noise_cv']:.0f} %)")  # the report's one interval formatter
     unclaimed = [f"{c['a']} vs {c['b']}" for c in comps if not c.get("claimed")]
     line += ". " + "; ".join(parts)
     if unclaimed:
