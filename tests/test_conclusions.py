@@ -106,7 +106,7 @@ def test_significance_needs_a_held_out_metric_and_lists_deteriorations(config, r
     assert crit["value"] == [] and crit["verdict"] == "fail" and not crit["pass"]
     assert crit["deteriorations"] == ["lpips_vgg"]
     cell = conclusions._criterion_cell("significance", crit)
-    assert "significantly worse on: LPIPS-vgg" in cell and "own objective only: PSNR (dB), MSE" in cell
+    assert "significantly worse on: LPIPS-vgg" in cell and "own objective or its relative only (not counted): PSNR (dB), MSE" in cell
 
     arm["ssim"] = base["ssim"] + 0.05 + np.abs(rng.normal(0, 0.01, n))  # held-out gain
     table = per_image({"baseline": base, "psnr": arm}, n)
@@ -249,6 +249,40 @@ def test_cells_below_minimum_n_say_n_too_small_and_are_never_bold():
     assert rows[0][2].startswith("**20.00")  # the best value among the cells that are shown
     sig = tables.significance_matrix({"psnr": {"all": [{"a": "baseline", "b": "psnr", "n": 3, "mean_diff": -1.0, "p_wilcoxon_holm": 0.25, "p_wilcoxon_holm_min": 0.25}]}}, "psnr", ["baseline", "psnr"], 0.05)
     assert sig["table"]["rows"][0][2] == "n too small (n = 3 < 5)" and not sig["can_reach"]
+
+
+def test_every_report_cell_applies_the_one_small_n_rule(monkeypatch):
+    """The report never re-checks n against the minimum itself: every cell asks
+    statistics.n_too_small. Moving that rule's minimum (module constant MIN_N_INTERVAL) moves every
+    cell with it: at n = 4 each cell is "n too small" under the shipped minimum 5, and each shows
+    its value (bold, interval, p, noise, mean cost) once the rule's minimum is 4."""
+    cross = {"metrics": ["psnr", "fid"], "datasets": {
+        "baseline": {"all": {"psnr": {"mean": 20.0, "ci95_low": 18.0, "ci95_high": 22.0, "n": 4}, "fid": {"fid": 3.0, "ci95_low": 2.0, "ci95_high": 4.0, "n": 4}}},
+        "psnr": {"all": {"psnr": {"mean": 35.0, "ci95_low": 33.0, "ci95_high": 37.0, "n": 4}, "fid": {"fid": 2.0, "ci95_low": 1.0, "ci95_high": 3.0, "n": 4}}}}}
+    df = pd.DataFrame({"dataset": ["baseline", "psnr"], "split": ["all", "all"], "status": ["ok", "ok"]})
+    pair = {"psnr": {"all": [{"a": "baseline", "b": "psnr", "n": 4, "mean_diff": -15.0, "ci95_low": -16.0, "ci95_high": -14.0, "p_wilcoxon_holm": 0.125, "p_wilcoxon_holm_min": 0.125}]}}
+    bc = costs([1.0, 1.1, 0.9, 1.05])  # 4 batches
+    perf = {"datasets": {"psnr": {"batch_costs": bc, "images": 4, "succeeded": 4}}, "cost_comparisons": []}
+
+    def cells():
+        head = tables.metric_table(cross, "all", ["baseline", "psnr"], ["psnr"], {}, df)["rows"]
+        sig = tables.significance_matrix(pair, "psnr", ["baseline", "psnr"], 0.5)["table"]["rows"][0][2]
+        fam = tables.test_families(pair, {}, 0.1)["rows"][0][-1]  # floor 0.125 >= 0.1: says why
+        fid = tables.fid_tables(cross, {}, ["baseline", "psnr"])["table"]["rows"][1][3]
+        noise = tables.performance_table(perf, ["psnr"])["rows"][0][6]
+        return {"head_psnr": head[1][2], "head_fid": head[1][3], "fid_cell": tables.fid_cell(cross["datasets"]["psnr"]["all"]["fid"]), "mean_ci": formatting.mean_ci(cross["datasets"]["psnr"]["all"]["psnr"], "psnr"), "sig": sig, "families": fam, "fid_table": fid, "noise": noise, "cost": conclusions._cost_lines(perf, ["psnr"])[0]}
+
+    before = cells()
+    assert all("n too small" in before[k] and "n = 4 < 5" in before[k] for k in before if k != "cost"), before
+    assert "psnr n too small (4 batches)" in before["cost"]
+    monkeypatch.setattr(st, "MIN_N_INTERVAL", 4)
+    after = cells()
+    assert after["head_psnr"].startswith("**35.00") and after["mean_ci"] == "35.00 ± 2.00"
+    assert after["head_fid"].startswith("**2.00") and after["fid_cell"].startswith("2.00 [1.00, 3.00]")
+    assert after["fid_table"].startswith("[1.00, 3.00]")
+    assert "n too small" not in after["sig"] and "-15.00" in after["sig"]
+    assert after["families"] == "**no**: n too small for this many tests" and after["noise"].endswith("%")
+    assert f"psnr {bc['compute_per_image_s']['mean']:.3g} s (4 batches)" in after["cost"]
 
 
 def test_bounds_outside_the_range_are_marked_not_clipped():
@@ -424,6 +458,15 @@ def test_uncalibrated_networks_give_no_verdict(rng):
         assert NOT_JUDGED in line and "use **" not in line and "best" not in line.split(NOT_JUDGED)[0]
     assert "use **psnr**" in next(r for r in recs if "pixel" in r)  # calibrated metrics still judged
     assert "Losses meeting every success criterion (each judged with its uncertainty, see Success criteria): none" in recs[-1]
+    # issue 19 (TAEF2 run): was "none; not met: psnr: fid_improvement (not judged: ...)", a FID
+    # verdict ("not met") the success table itself does not give ("all": "not judged")
+    assert "not met" not in recs[-1]
+    assert f"{NOT_JUDGED} (neither met nor failed): psnr: fid_improvement" in recs[-1]
+    # a judged failure beside it is still "not met"; the uncalibrated one still listed apart
+    failing = {"psnr": {**crit["psnr"], "success_rate": {**crit["psnr"]["success_rate"], "value": 0.5, "verdict": "fail", "pass": False}}}
+    last = conclusions.recommendations(cross, {**stats, "success_criteria": failing}, {}, arms, optimized, 0.05, uncalibrated=uncal)[-1]
+    assert "not met: psnr: success_rate (fail)" in last and "fid_improvement" not in last.split("not met")[1].split(NOT_JUDGED)[0]
+    assert f"{NOT_JUDGED} (neither met nor failed): psnr: fid_improvement" in last
     head = tables.metric_table(cross, "all", arms, ["psnr", "lpips_alex"], optimized, table, uncal)
     assert head["header"][3].endswith("(uncalibrated)") and head["header"][4].endswith("(uncalibrated)")
     assert not any(r[3].startswith("**") or r[4].startswith("**") for r in head["rows"])  # LPIPS, FID: never bold
@@ -586,3 +629,69 @@ def test_config_dump_shows_what_differs_from_defaults_and_the_model_keys(config)
     # one weights hash, explained: a state-dict hash that matches no file says so
     assert hash_basis("ab" * 32, {"/w.pt": "cd" * 32}).startswith("the loaded state dict")
     assert hash_basis("cd" * 32, {"/w.pt": "cd" * 32}) == "the weight file's bytes"
+
+
+def test_significance_criterion_names_no_own_objective_from_an_uncalibrated_network():
+    """issue 19 (TAEF2 run): the lpips arm's significance cell said "own objective only: LPIPS-alex"
+    with a random LPIPS trunk, a verdict on the uncalibrated network. A calibrated own objective
+    is still named."""
+    from latentopt.workflow.objectives import NOT_JUDGED
+
+    def entry(own, not_judged=()):
+        return {"value": ["psnr"], "own_objective_better": list(own), "deteriorations": [], "m_tests": 3, "n": 12, "n_nonzero": 12,
+                "p_holm_min": 0.003, "threshold": 0.05, "not_judged": list(not_judged), "verdict": "pass", "pass": True}
+
+    def sig_cell(e, uncalibrated=frozenset()):
+        t = conclusions.success_table({"success_criteria": {"lpips": {"significance": e}}}, uncalibrated)
+        return t["rows"][0][next(i for i, h in enumerate(t["header"]) if h.startswith("significantly better"))]
+
+    uncal = {"lpips_alex", "lpips_vgg"}
+    cell = sig_cell(entry(["lpips_alex"], ["lpips_alex"]), uncal)
+    assert cell.startswith("PASS: PSNR") and "own objective" not in cell and "LPIPS" not in cell
+    # the JSON alone (no config) saying the metric is not judged is enough
+    assert "LPIPS" not in sig_cell(entry(["lpips_alex"], ["lpips_alex"]))
+    calibrated = sig_cell(entry(["lpips_alex"]))
+    assert "own objective or its relative only (not counted): LPIPS-alex" in calibrated and NOT_JUDGED not in calibrated
+
+
+def test_category_and_hypothesis_headers_label_uncalibrated_metrics(monkeypatch, tmp_path):
+    """issue 19 (TAEF2 run): the category table's "LPIPS-alex ↓ gain" column and the across-arm
+    points' FID / LPIPS-alex columns came from random networks without the "(uncalibrated)" label
+    every other table carries."""
+    from latentopt.report import analysis as A
+
+    cats = {"metadata": {"metrics": ["psnr", "lpips_alex"]}, "groupings": {"g": {"descriptor": "colourfulness", "cut_points": [1.0, 2.0], "names": {}, "groups": [{"group": "low", "n_images": 2}],
+            "tests": {m: [{"group": "low", "arm": "psnr", "mean_gain": 0.1, "n": 2, "n_too_small": True}] for m in ("psnr", "lpips_alex")}}}}
+    header = A.category_tables(cats, {"lpips_alex", "fid"})[0]["table"]["header"]
+    assert header[2].endswith("gain") and header[3].endswith("gain (uncalibrated)")
+    assert A.category_tables(cats)[0]["table"]["header"][3].endswith("gain")
+    titles = []
+    monkeypatch.setattr(A.F, "_save", lambda fig, path: titles.extend(ax.get_title() for ax in fig.axes) or path)
+    A.category_figure(cats, tmp_path / "c.png", ["psnr"], {"lpips_alex"})
+    assert titles[:2] == [header[2], header[3]]  # the figure's panels carry the table's labels
+    hyp = {"metadata": {}, "expected_fid": [], "arm_points": [{"dataset": "baseline", "fid": 1.0, "psnr_improvement": 0.0, "lpips_alex_improvement": 0.0, "time_s": 1.0}],
+           "arm_correlations": {"names": ["fid", "psnr_improvement", "lpips_alex_improvement", "time_s"], "pairs": []}}
+    pts = A.hypothesis_tables(hyp, None, {"lpips_alex", "fid"})["points"]["header"]
+    assert [h.endswith("(uncalibrated)") for h in pts] == [False, True, False, True, False]
+    # the figure of the same matrix carries the same labels, and says the rho are descriptive only
+    seen = {}
+    monkeypatch.setattr(A.F, "spearman_heatmaps", lambda corr, labels, path, titles=None: seen.update(labels=labels, titles=titles) or path)
+    hyp["arm_correlations"].update(n_points=1, n_too_small=True)
+    hyp["expected_fid"] = [{"verdict": "not judged: uncalibrated network"}]  # the JSON alone marks FID
+    A.make_figures(pd.DataFrame({"dataset": []}), ["baseline"], None, hyp, tmp_path, tmp_path, {"lpips_alex"})
+    assert list(seen["labels"].values()) == pts[1:]
+    assert "descriptive only" in seen["titles"]["datasets"]
+
+
+def test_cost_saving_interval_prints_like_every_other_interval():
+    """issue 19 (TAEF2 run): the cost line printed "95% CI 37.8–70.6", the only interval of the
+    report not in the one "[lo, hi]" form. The saving's bounds are the comparison's |bounds|."""
+    cheap, dear = costs([1.0, 1.1, 0.9, 1.05, 0.95, 1.0]), costs([3.0, 3.2, 2.9, 3.1, 3.0, 2.8])
+    (comp,) = performance.cost_comparisons({"a": cheap, "c": dear})
+    assert comp["claimed"]
+    perf = {"datasets": {"a": {"batch_costs": cheap}, "c": {"batch_costs": dear}}, "cost_comparisons": [comp]}
+    (line,) = conclusions._cost_lines(perf, ["a", "c"])
+    lo, hi = sorted(abs(v) for v in (comp["ci95_low"], comp["ci95_high"]))
+    assert 0 < lo < abs(comp["mean_diff"]) < hi
+    assert f"a is cheaper than c by {abs(comp['mean_diff']):.2f} s/image (95% CI [{lo:.2f}, {hi:.2f}];" in line
+    assert "–" not in line

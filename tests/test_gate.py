@@ -236,3 +236,21 @@ def test_report_shows_the_gate_table(tmp_path):
     assert lpips["own metric"] == "loss (relative)" and lpips["result"] == "passed"
     text = report.write_report(config, gates=(), **kwargs).read_text()
     assert "No quality gate ran" in text
+
+
+def test_gate_cell_below_minimum_n_says_ci_n_too_small():
+    """issue 19 (TAEF2 run): the gate column "mean improvement (95% CI)" showed a bare mean for 4
+    gate images (no interval below 5 values, and no word why); every other cell of the report says
+    "CI: n too small". At >= 5 images the interval is printed and nothing is added."""
+    from latentopt.report.gate import gate_section
+
+    few = [_record(str(i), 20.0, 21.0 + 0.1 * i) for i in range(4)]
+    enough = [_record(str(i), 20.0, 21.0 + 0.1 * i) for i in range(6)]
+    g_few = evaluate_gate("psnr", {"name": "psnr"}, few, {**GATE, "images_per_loss": 4})
+    g_enough = evaluate_gate("psnr", {"name": "psnr"}, enough, {**GATE, "images_per_loss": 6})
+    assert g_few["ci95"][0] is None and g_enough["ci95"][0] is not None
+    cell_few = gate_section([g_few])["rows"][0][3]
+    cell_enough = gate_section([g_enough])["rows"][0][3]
+    assert cell_few.endswith("(CI: n too small, n = 4 < 5)")
+    assert float(cell_few.split()[0]) == pytest.approx(sum(1.0 + 0.1 * i for i in range(4)) / 4, rel=1e-3)
+    assert "n too small" not in cell_enough and " to " in cell_enough  # the interval itself

@@ -44,9 +44,35 @@ def test_expected_fid_verdicts_use_the_tolerance_and_refuse_synthetic_fid():
     assert rows["ssim"]["verdict"] == "outside"  # 55 > 45 + 5
     assert rows["lpips"]["verdict"] == "inconclusive"  # CI 31-36 straddles 34
     syn = {r["arm"]: r for r in H.expected_fid_table(cross, _config(synthetic=True))}
-    assert all(r["verdict"] == "not comparable" for r in syn.values())
+    # issue 19: a random Inception's verdict is the report's one wording, not "not comparable"
+    assert all(r["verdict"] == "not judged: uncalibrated network" for r in syn.values())
+    assert all("Inception" in r["verdict_reason"] for r in syn.values())
     assert syn["ssim"]["interval_relation"] == "outside"
     assert "random" in H.fid_not_comparable(_config(synthetic=True))
+    # a calibrated Inception on a random autoencoder: the FID is calibrated, the model is not the seed's
+    only_model = _config(synthetic=False)
+    only_model["model"]["kind"] = "synthetic_kl"
+    rows = {r["arm"]: r for r in H.expected_fid_table(cross, only_model)}
+    assert {r["verdict"] for r in rows.values()} == {"not comparable"}
+    assert {r["verdict_reason"] for r in rows.values()} == {"randomly initialised autoencoder"}
+    assert "verdict_reason" not in {k for r in H.expected_fid_table(cross, _config(synthetic=False)) for k in r}
+
+
+def test_hypotheses_json_and_report_say_the_same_words_for_a_random_inception():
+    """hypothesis_analysis.json's verdict and the report's hypotheses table use the one wording
+    (objectives.NOT_JUDGED), which the report's every other uncalibrated verdict uses too."""
+    from latentopt.report import analysis as A
+    from latentopt.workflow.objectives import NOT_JUDGED
+
+    config = _config(synthetic=True)
+    cross = _cross({"baseline": ((40, 38, 42), 0.1), "psnr": ((27, 26, 27.9), 5), "ssim": ((60, 55, 65), 5)})
+    rows = [{"dataset": d, "split": "t", "image_id": str(i), "status": "ok", "psnr": 20 + g + i, "ssim": 0.5 + g / 10, "lpips_alex": 0.3 - g / 10} for d, g in [("baseline", 0), ("psnr", 2), ("ssim", 1)] for i in range(3)]
+    analysis = H.hypothesis_analysis(cross, pd.DataFrame(rows), config)
+    json_verdicts = {r["verdict"] for r in analysis["expected_fid"]}
+    assert json_verdicts == {NOT_JUDGED} == {"not judged: uncalibrated network"}
+    report_verdicts = {r[-1] for r in A.hypothesis_tables(analysis, cross)["expected"]["rows"]}
+    assert report_verdicts == {f"{NOT_JUDGED} (FID from a randomly initialised Inception)"}
+    assert not any("not comparable" in v for v in json_verdicts | report_verdicts)
 
 
 def test_exact_spearman_p_counts_pairings():

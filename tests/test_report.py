@@ -295,3 +295,36 @@ def test_small_split_cells_and_report_consistency(synthetic_run):
     families = md_table_after(text, "### Test families")
     assert {r[1] for r in families[1:]} == {"all", "train", "test"}
     assert all(r[6].startswith("**no**") for r in families[1:] if r[1] == "test")
+
+
+def test_per_image_correlation_figure_labels_uncalibrated_metrics(tmp_path, monkeypatch):
+    """issue 19 (TAEF2 run): the per-image Spearman figure named "LPIPS-alex gain" without the
+    "(uncalibrated)" every other figure and table gives a random-trunk metric; a calibrated run
+    keeps the plain label."""
+    from latentopt.report import figures as FG
+
+    def labels_for(random_nets: bool, where: Path) -> dict:
+        seen = {}
+        real = FG.F.spearman_heatmaps
+        monkeypatch.setattr(FG.F, "spearman_heatmaps", lambda corr, labels, path, **kw: seen.update(labels) or real(corr, labels, path, **kw))
+        config = make_config(where, random_nets=random_nets)
+        render(where, config, build_tree(where, config))
+        monkeypatch.setattr(FG.F, "spearman_heatmaps", real)
+        return seen
+
+    random = labels_for(True, tmp_path / "random")
+    assert random["lpips_alex_improvement"] == "LPIPS-alex gain (uncalibrated)" and random["psnr_improvement"] == "PSNR (dB) gain"
+    assert labels_for(False, tmp_path / "calibrated")["lpips_alex_improvement"] == "LPIPS-alex gain"
+
+
+def test_main_report_of_a_demo_sized_run_fits_in_250_lines(tmp_path):
+    """issue 19 "Done when": the main report (banner, headline, recommendations, criteria, key
+    figures) stays <= 250 lines for a demo-shaped run: the demo's three losses, random metric
+    networks, three splits, a failed image; everything else is in the appendix."""
+    config = make_config(tmp_path, arms=("psnr", "ssim", "lpips"), random_nets=True)
+    outputs = build_tree(tmp_path, config, splits=("train", "val", "test"), all_failed=None)
+    report.write_report(config, cross=outputs["cross"], stats=outputs["stats"], performance=outputs["performance"], table_csv=outputs["table"], report=layout.report_file(tmp_path), log=lambda msg: None)
+    main = layout.report_file(tmp_path).read_text().splitlines()
+    appendix = layout.report_appendix_file(tmp_path).read_text()
+    assert len(main) <= 250, len(main)
+    assert "## Headline results" in "\n".join(main) and "## Results per split" in appendix

@@ -7,10 +7,12 @@ Expected FID (``analysis.hypotheses.expected_fid``)
     SD-VAE, i.e. another setting). Accepted range W = [low - tolerance, high + tolerance].
     Verdict from the measured FID's 95 % bootstrap CI (cross_evaluation_matrix.json, split
     "all"): ``consistent`` when the CI lies inside W, ``outside`` when it does not overlap W,
-    ``inconclusive`` when it overlaps W only partly or has no CI. When the FID network or the
-    autoencoder is synthetic (random weights), FID values are on another scale altogether and the
-    verdict is ``not comparable`` (the interval relation is still recorded as
-    ``interval_relation``). FID also depends on the number of images (fid.py, FID bias): a
+    ``inconclusive`` when it overlaps W only partly or has no CI. With a randomly initialised
+    Inception the FID is on an arbitrary scale and the verdict is the report's own wording,
+    ``objectives.NOT_JUDGED`` ("not judged: uncalibrated network"); with a calibrated Inception but
+    a randomly initialised autoencoder it is ``not comparable`` (the model is not the seed's). The
+    reason is ``verdict_reason`` (also metadata ``not_comparable_reason``), and the interval
+    relation is still recorded as ``interval_relation``. FID also depends on the number of images (fid.py, FID bias): a
     different n shifts it even for the same model.
 
 Per-arm correlation matrix
@@ -43,6 +45,7 @@ from latentopt.core.fileio import read_json, write_json
 from latentopt.workflow.config import synthetic_parts
 from latentopt.workflow.layout import BASELINE
 from latentopt.workflow.metric_specs import HIGHER_IS_BETTER
+from latentopt.workflow.objectives import NOT_JUDGED, uncalibrated_metrics
 
 SEED_SETTING = "an earlier 60-image experiment with the SD-VAE (Stable Diffusion's AutoencoderKL)"
 IMPROVEMENT_METRICS = ("psnr", "ssim", "lpips")
@@ -78,6 +81,8 @@ def expected_fid_table(cross: Mapping, config: Mapping, expected: Mapping | None
     when not given)."""
     expected = config["analysis"]["hypotheses"]["expected_fid"] if expected is None else expected
     not_comparable = fid_not_comparable(config)
+    # the one wording the report uses for a verdict resting on an uncalibrated network
+    withheld = NOT_JUDGED if "fid" in uncalibrated_metrics(config) else "not comparable" if not_comparable else None
     rows = []
     for arm in cross["datasets"]:
         if arm == BASELINE or arm not in expected:
@@ -90,7 +95,9 @@ def expected_fid_table(cross: Mapping, config: Mapping, expected: Mapping | None
             row["interval_relation"] = row["verdict"] = "not measured"
         else:
             row["interval_relation"] = interval_relation(fid.get("ci95_low"), fid.get("ci95_high"), low, high)
-            row["verdict"] = "not comparable" if not_comparable else row["interval_relation"]
+            row["verdict"] = withheld or row["interval_relation"]
+            if withheld:
+                row["verdict_reason"] = not_comparable
         rows.append(row)
     return rows
 

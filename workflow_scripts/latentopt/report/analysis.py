@@ -19,6 +19,7 @@ import pandas as pd
 from latentopt.workflow.metric_specs import TARGET_VALUE, VISUAL_METRICS
 from latentopt.report import formatting as r, plots as F
 from latentopt.report.formatting import _finite, fmt
+from latentopt.report.tables import UNCALIBRATED_LABEL
 from latentopt.report.definitions import module_docstring
 from latentopt.workflow.objectives import NOT_JUDGED
 from latentopt.core.fileio import read_json
@@ -100,11 +101,11 @@ def category_tables(analysis: Mapping | None, uncalibrated=frozenset()) -> list[
             what = f"descriptor `{g['descriptor']}`" + (f" (edge density from {meta.get('edge_density_source')})" if g["descriptor"] == "edge_density" else "") + (f", cut points q1 = {cut[0]:.4g}, q2 = {cut[1]:.4g}" if cut and all(_finite(c) for c in cut) else "")
         else:
             what = f"user categories from `{g.get('source')}`"
-        out.append({"grouping": grouping, "what": what, "counts": ", ".join(f"{k}: {v}" for k, v in counts.items()), "table": r.table(["group", "loss", *[f"{label(m)} gain" for m in metrics]], rows, ["l", "l"] + ["r"] * len(metrics)) if rows else None})
+        out.append({"grouping": grouping, "what": what, "counts": ", ".join(f"{k}: {v}" for k, v in counts.items()), "table": r.table(["group", "loss", *[f"{label(m)} gain" + (f" ({UNCALIBRATED_LABEL})" if m in uncalibrated else "") for m in metrics]], rows, ["l", "l"] + ["r"] * len(metrics)) if rows else None})
     return out
 
 
-def category_figure(analysis: Mapping, path: str | Path, order: Sequence[str] | None = None) -> Path | None:
+def category_figure(analysis: Mapping, path: str | Path, order: Sequence[str] | None = None, uncalibrated=frozenset()) -> Path | None:
     """Mean gain over the baseline with its bootstrap 95 % CI per group (x) and loss (colour), one
     panel per grouping (rows) and metric (columns); hollow markers: n too small to test."""
     groupings = list((analysis or {}).get("groupings") or {})
@@ -139,7 +140,7 @@ def category_figure(analysis: Mapping, path: str | Path, order: Sequence[str] | 
             ax.set_xticks(range(len(groups)), [f"{x}\n(n={n['n_images']})" for x, n in zip(groups, entry["groups"])], fontsize=7)
             ax.tick_params(axis="y", labelsize=7)
             if i == 0:
-                ax.set_title(f"{label(m)} gain", fontsize=9)
+                ax.set_title(f"{label(m)} gain" + (f" ({UNCALIBRATED_LABEL})" if m in uncalibrated else ""), fontsize=9)
             if j == 0:
                 ax.set_ylabel(g, fontsize=9)
             ax.grid(axis="y", alpha=0.3)
@@ -152,14 +153,28 @@ def category_figure(analysis: Mapping, path: str | Path, order: Sequence[str] | 
 # hypotheses
 
 
+def hypothesis_uncalibrated(analysis: Mapping | None, uncalibrated=frozenset()) -> set[str]:
+    """The report's uncalibrated metrics, plus FID where hypothesis_analysis.json says its
+    Inception was random (hypotheses.expected_fid_table)."""
+    analysis = analysis or {}
+    if any(h.get("verdict") == NOT_JUDGED for h in analysis.get("expected_fid", [])) or "Inception" in ((analysis.get("metadata") or {}).get("not_comparable_reason") or ""):
+        return {*uncalibrated, "fid"}
+    return set(uncalibrated)
+
+
+def point_labels(names: Sequence[str], uncalibrated=frozenset()) -> dict[str, str]:
+    """The across-dataset points' column names, "(uncalibrated)" where the value comes from a
+    randomly initialised network: one labelling for the table and its figure."""
+    return {k: IMPROVEMENT_LABELS.get(k, k) + (f" ({UNCALIBRATED_LABEL})" if k.removesuffix("_improvement") in uncalibrated else "") for k in names}
+
+
 def hypothesis_tables(analysis: Mapping | None, cross: Mapping | None = None, uncalibrated=frozenset()) -> dict | None:
     """The seed's FID expectations (verdict "not judged: uncalibrated network" with a random
     Inception; the measured FID and its interval printed by the report's one FID formatter, from
     the cross-evaluation cell where there is one), and the across-arm correlations."""
     if not analysis:
         return None
-    if "Inception" in ((analysis.get("metadata") or {}).get("not_comparable_reason") or ""):
-        uncalibrated = {*uncalibrated, "fid"}  # hypotheses.fid_not_comparable: a random Inception
+    uncalibrated = hypothesis_uncalibrated(analysis, uncalibrated)
     rows = []
     for h in analysis.get("expected_fid", []):
         cell = (((cross or {}).get("datasets") or {}).get(h["arm"]) or {}).get("all", {}).get("fid") or h
@@ -182,7 +197,7 @@ def hypothesis_tables(analysis: Mapping | None, cross: Mapping | None = None, un
         "not_comparable": meta.get("not_comparable_reason"),
         "seed_setting": meta.get("seed_setting"),
         "model_kind": meta.get("model_kind"),
-        "points": r.table(["dataset", *[IMPROVEMENT_LABELS.get(k, k) for k in names]], points) if points else None,
+        "points": r.table(["dataset", *point_labels(names, uncalibrated).values()], points) if points else None,
         "pairs": r.table(["A", "B", "Spearman ρ", "n (datasets)", "exact permutation p"], pairs, ["l", "l", "r", "r", "r"]) if pairs else None,
         "n_points": corr.get("n_points"),
         "n_too_small": corr.get("n_too_small"),
@@ -194,20 +209,21 @@ def hypothesis_tables(analysis: Mapping | None, cross: Mapping | None = None, un
 # figures and rendering
 
 
-def make_figures(table_df: pd.DataFrame, datasets: Sequence[str], categories: Mapping | None, hypotheses: Mapping | None, fig_dir: Path, report_dir: Path) -> dict:
+def make_figures(table_df: pd.DataFrame, datasets: Sequence[str], categories: Mapping | None, hypotheses: Mapping | None, fig_dir: Path, report_dir: Path, uncalibrated=frozenset()) -> dict:
     rel = lambda p: Path(os.path.relpath(p, report_dir)).as_posix()  # noqa: E731
     out: dict = {}
     metrics = [m for m in VISUAL_METRICS if m in table_df.columns]
     if metrics:
         out["visual"] = rel(F.distributions(table_df, datasets, metrics, {m: label(m) for m in metrics}, fig_dir / "visual_quality.png"))
     if categories:
-        path = category_figure(categories, fig_dir / "category_gains.png", datasets)
+        path = category_figure(categories, fig_dir / "category_gains.png", datasets, uncalibrated)
         if path:
             out["categories"] = rel(path)
     corr = (hypotheses or {}).get("arm_correlations") or {}
     if len(corr.get("names", [])) >= 2:
-        title = f"Spearman rho across datasets (n = {corr['n_points']} datasets as points)"
-        out["arm_correlations"] = rel(F.spearman_heatmaps({"datasets": corr}, IMPROVEMENT_LABELS, fig_dir / "arm_correlations.png", titles={"datasets": title}))
+        title = f"Spearman rho across datasets (n = {corr['n_points']} datasets as points)" + ("\ndescriptive only: n too small for a p-value" if corr.get("n_too_small") else "")
+        labels = point_labels(corr["names"], hypothesis_uncalibrated(hypotheses, uncalibrated))
+        out["arm_correlations"] = rel(F.spearman_heatmaps({"datasets": corr}, labels, fig_dir / "arm_correlations.png", titles={"datasets": title}))
     return out
 
 
@@ -222,7 +238,7 @@ def render_sections(cross: Mapping, datasets: Sequence[str], table_df: pd.DataFr
         "categories": category_tables(categories, uncalibrated),
         "category_meta": (categories or {}).get("metadata") or {},
         "hypotheses": hypothesis_tables(hypotheses, cross, uncalibrated),
-        "figures": make_figures(table_df, datasets, categories, hypotheses, fig_dir, report_dir),
+        "figures": make_figures(table_df, datasets, categories, hypotheses, fig_dir, report_dir, uncalibrated),
         "definitions": definitions(),
     }
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)

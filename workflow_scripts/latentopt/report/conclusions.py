@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from latentopt.workflow.metric_specs import HIGHER_IS_BETTER
 from latentopt.workflow.layout import BASELINE
 from latentopt.workflow.objectives import NOT_JUDGED, with_relatives
-from latentopt.analysis.statistics import holm, MIN_N_INTERVAL
+from latentopt.analysis.statistics import holm, MIN_N_INTERVAL, n_too_small
 from latentopt.report.formatting import FAMILY_MARK, _finite, fmt, fmt_p, fmt_p_boot, interval, metric_label, pct, pct_interval, table
 from latentopt.report.inputs import _get, _pair_row, oriented
 
@@ -78,8 +78,11 @@ def _criterion_cell(key: str, e: Mapping, uncalibrated=frozenset(), tests: Mappi
         return f"{v}{listed}: {_pct(e.get('value'))}{ci} (n = {e.get('n')}, bootstrap p {p if p.startswith('<') else '= ' + p})"
     if key == "significance":
         text = f"{v}: {', '.join(_with_matrix(m, e, tests, arm) for m in e.get('value') or []) or 'none'}"
-        if e.get("own_objective_better"):
-            text += f"; own objective only: {', '.join(metric_label(m, False) for m in e['own_objective_better'])}"
+        # an own objective from an uncalibrated network is no statement the report may make
+        own = [m for m in e.get("own_objective_better") or [] if m not in uncalibrated and m not in (e.get("not_judged") or [])]
+        if own:
+            # "own" = the objective or a declared relative of it (MAE ~ MSE ~ PSNR): never counted
+            text += f"; own objective or its relative only (not counted): {', '.join(metric_label(m, False) for m in own)}"
         text += f"; significantly worse on: {', '.join(metric_label(m, False) for m in e.get('deteriorations') or []) or 'none'}"
         nonzero = f", fewest nonzero differences {e['n_nonzero']}" if e.get("n_nonzero") is not None and e["n_nonzero"] != e.get("n") else ""
         return text + f" (n = {e.get('n')}{nonzero}, Holm over {e.get('m_tests')} metrics, smallest attainable p = {fmt_p(e.get('p_holm_min'))})"
@@ -223,11 +226,18 @@ def recommendations(cross: Mapping, stats: Mapping, perf: Mapping, datasets: Seq
     crit = stats.get("success_criteria") or {}
     if crit:
         passing = [a for a in _ordered(crit, arms) if overall(crit[a], uncalibrated) == "PASS"]
-        unmet = {a: [f"{k} ({NOT_JUDGED if not_judged(k, e[k], uncalibrated) else e[k].get('verdict', 'fail')})" for k in e if isinstance(e[k], Mapping) and (e[k].get("pass") is not True or not_judged(k, e[k], uncalibrated))] for a, e in ((a, crit[a]) for a in _ordered(crit, arms))}
+        # a criterion on an uncalibrated network is neither met nor "not met": it is listed apart,
+        # as the success table's "all" column says "not judged" (never "not met") for such a loss
+        entries = [(a, crit[a]) for a in _ordered(crit, arms)]
+        unmet = {a: [f"{k} ({e[k].get('verdict', 'fail')})" for k in e if isinstance(e[k], Mapping) and e[k].get("pass") is not True and not not_judged(k, e[k], uncalibrated)] for a, e in entries}
         unmet = {a: f for a, f in unmet.items() if f}
+        unjudged = {a: [k for k in e if isinstance(e[k], Mapping) and not_judged(k, e[k], uncalibrated)] for a, e in entries}
+        unjudged = {a: f for a, f in unjudged.items() if f}
         line = f"Losses meeting every success criterion (each judged with its uncertainty, see Success criteria): {', '.join(passing) if passing else 'none'}"
         if unmet:
             line += "; not met: " + "; ".join(f"{a}: {', '.join(f)}" for a, f in unmet.items())
+        if unjudged:
+            line += f"; {NOT_JUDGED} (neither met nor failed): " + "; ".join(f"{a}: {', '.join(f)}" for a, f in unjudged.items())
         out.append(line + ".")
     if gate_images:
         out.append(f"Evidence pool: every test above uses all images that succeeded in every dataset, INCLUDING the first {gate_images} image(s) of each loss that the quality gate ran first (the gate judged only each loss's own objective on them; they are otherwise ordinary images of the plan).")
@@ -350,14 +360,15 @@ def _cost_lines(perf: Mapping, arms: Sequence[str]) -> list[str]:
     claimed = [c for c in comps if c.get("claimed")]
     clock = ", ".join(sorted({k for c in costs.values() for k in c.get("clock") or []}))
     order = sorted(costs, key=lambda a: costs[a]["compute_per_image_s"]["mean"])
-    means = ", ".join(f"{a} {costs[a]['compute_per_image_s']['mean']:.3g} s ({costs[a]['n_batches']} batches)" if costs[a]["n_batches"] >= MIN_N_INTERVAL else f"{a} n too small ({costs[a]['n_batches']} batches)" for a in order)
+    means = ", ".join(f"{a} {costs[a]['compute_per_image_s']['mean']:.3g} s ({costs[a]['n_batches']} batches)" if not n_too_small(costs[a]["n_batches"] or 0) else f"{a} n too small ({costs[a]['n_batches']} batches)" for a in order)
     line = f"Cost (compute per image on the device clock, {clock}; the batch is the unit): {means}"
     if not claimed:
         return [line + ". No cost ranking is claimed: no difference exceeds the batch-to-batch noise with a 95 % Welch interval excluding 0 (needs ≥ 5 batches per loss)."]
     parts = []
     for c in claimed:
         cheap, dear = (c["a"], c["b"]) if c["mean_diff"] < 0 else (c["b"], c["a"])
-        parts.append(f"{cheap} is cheaper than {dear} by {abs(c['mean_diff']):.3g} s/image (95% CI {abs(c['ci95_high'] if c['mean_diff'] < 0 else c['ci95_low']):.3g}–{abs(c['ci95_low'] if c['mean_diff'] < 0 else c['ci95_high']):.3g}; noise CV {100 * c['noise_cv']:.0f} %)")
+        lo, hi = sorted((abs(c["ci95_low"]), abs(c["ci95_high"])))  # the saving's interval (it excludes 0: claimed)
+        parts.append(f"{cheap} is cheaper than {dear} by {fmt(abs(c['mean_diff']), 'time_s')} s/image (95% CI {interval(lo, hi, 'time_s')}; noise CV {100 * c['noise_cv']:.0f} %)")  # the report's one interval formatter
     unclaimed = [f"{c['a']} vs {c['b']}" for c in comps if not c.get("claimed")]
     line += ". " + "; ".join(parts)
     if unclaimed:

@@ -100,7 +100,7 @@ def make_figures(results: str | Path, config: Mapping, inputs: Mapping, datasets
         out["tradeoff_x"] = metric_label(lp, False)
     corr = (inputs["stats"].get("correlations") or {})
     if corr:
-        corr_labels = {f"{m}_improvement": f"{METRIC_LABELS.get(m, m)} gain" for m in METRICS} | {"time_s": "time/image (s)"}
+        corr_labels = {f"{m}_improvement": f"{METRIC_LABELS.get(m, m)} gain" + (" (uncalibrated)" if m in uncal else "") for m in METRICS} | {"time_s": "time/image (s)"}
         out["spearman"] = rel(F.spearman_heatmaps(corr, corr_labels, fig_dir / "spearman_correlations.png"))
     log("figures: time, trade-off, correlations")
     grids = []

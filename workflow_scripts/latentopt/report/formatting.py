@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from latentopt.workflow.metric_specs import HIGHER_IS_BETTER, METRIC_RANGES
-from latentopt.analysis.statistics import MIN_N_INTERVAL
+from latentopt.analysis.statistics import MIN_N_INTERVAL, n_too_small
 
 METRIC_LABELS = {
     "psnr": "PSNR (dB)",
@@ -93,7 +93,7 @@ def mean_ci(cell: Mapping | None, metric: str) -> str:
     below MIN_N_INTERVAL values; RANGE_MARK when the interval leaves the metric's range."""
     if not cell or not _finite(cell.get("mean")):
         return "n/a"
-    if (cell.get("n") or 0) < MIN_N_INTERVAL:
+    if n_too_small(cell.get("n") or 0):
         return mean_only(cell["mean"], metric, cell.get("n"))
     lo, hi = cell.get("ci95_low"), cell.get("ci95_high")
     if _finite(lo) and _finite(hi):

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from latentopt.analysis.statistics import MIN_N_INTERVAL, n_too_small
 from latentopt.core.fileio import read_json
 from latentopt.optimize.gate import gate_table
-from latentopt.report.formatting import table
+from latentopt.report.formatting import TOO_SMALL, table
 
 
 def load_gates(paths: Sequence[str | Path]) -> list[dict]:
@@ -15,8 +16,14 @@ def load_gates(paths: Sequence[str | Path]) -> list[dict]:
 
 
 def gate_section(gates: Sequence[Mapping]) -> dict | None:
-    """The gate table (None when the run had no gate)."""
+    """The gate table (None when the run had no gate). A mean over fewer gate images than an
+    interval needs (statistics.n_too_small) says so in its cell, as every other cell of the
+    report does, instead of leaving the "(95% CI)" column's interval silently out."""
     if not gates:
         return None
     t = gate_table(gates)
+    for row, g in zip(t["rows"], gates):
+        n = g.get("n_measured") or 0
+        if (g.get("ci95") or [None])[0] is None and g.get("mean_improvement") is not None and n_too_small(n):
+            row[3] += f" (CI: {TOO_SMALL}, n = {n} < {MIN_N_INTERVAL})"
     return table(t["header"], t["rows"], ["l", "l", "r", "r", "r", "r", "l", "l"])

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 
 from latentopt.analysis.input_failures import input_failures_table
-from latentopt.analysis.statistics import MIN_N_INTERVAL
+from latentopt.analysis.statistics import n_too_small
 from latentopt.workflow.objectives import NOT_JUDGED
 from latentopt.report.formatting import _finite, FAMILY_MARK, fid_interval, fmt, fmt_p, fmt_p_boot, interval, mean_ci, mean_only, metric_label, OPTIMIZED_MARK, retried_text, table, too_small
 from latentopt.report.inputs import _get, _pair_row, best_datasets, oriented
@@ -23,7 +23,7 @@ def fid_cell(cell: Mapping | None) -> str:
     """FID [95 % CI]; the re-centred lower bound is printed unclipped and marked when below 0."""
     if not cell or not _finite(cell.get("fid")):
         return "n/a"
-    if cell.get("n_too_small") or (cell.get("n") or 0) < MIN_N_INTERVAL:
+    if cell.get("n_too_small") or n_too_small(cell.get("n") or 0):
         return mean_only(cell["fid"], "fid", cell.get("n"))
     return f"{fmt(cell['fid'], 'fid')} {fid_interval(cell)}".strip()
 
@@ -39,7 +39,7 @@ def metric_table(cross: Mapping, split: str, datasets: Sequence[str], metrics: S
     for m in cols:
         key = "fid" if m == "fid" else "mean"
         # no bold for a value whose n is below the minimum: it is not shown
-        best[m] = best_datasets({d: _get(cross["datasets"], d, split, m, key) for d in datasets if (_get(cross["datasets"], d, split, m, "n") or 0) >= MIN_N_INTERVAL}, m)
+        best[m] = best_datasets({d: _get(cross["datasets"], d, split, m, key) for d in datasets if not n_too_small(_get(cross["datasets"], d, split, m, "n") or 0)}, m)
     rows = []
     sub = table_df if split == "all" else table_df[table_df["split"] == split]
     for d in datasets:
@@ -85,7 +85,7 @@ def significance_matrix(tests: Mapping, metric: str, datasets: Sequence[str], al
             if r is None:
                 row.append("n/a")
                 continue
-            if (r.get("n") or 0) < MIN_N_INTERVAL:
+            if n_too_small(r.get("n") or 0):
                 row.append(too_small(r.get("n")))
                 continue
             d, lo, hi = oriented(r, a)
@@ -125,7 +125,7 @@ def test_families(tests: Mapping, stats: Mapping, alpha: float) -> dict | None:
                 continue
             n = max(r.get("n", 0) for r in family)
             floor = min((r.get("p_wilcoxon_holm_min") for r in family if _finite(r.get("p_wilcoxon_holm_min"))), default=None)
-            reach = "yes" if floor is not None and floor < alpha else f"**no**: {too_small(n) if n < MIN_N_INTERVAL else 'n too small for this many tests'}"
+            reach = "yes" if floor is not None and floor < alpha else f"**no**: {too_small(n) if n_too_small(n) else 'n too small for this many tests'}"
             rows.append([metric_label(metric, False), split, n, len(family), "Wilcoxon signed-rank, Holm over the pairs", fmt_p(floor), reach])
     for split, family in (_get(stats, "fid_differences", default={}) or {}).items():
         if not family:
@@ -169,7 +169,7 @@ def fid_tables(cross: Mapping, stats: Mapping, datasets: Sequence[str], uncalibr
         ku = _get(cross["datasets"], d, "all", "kid_unpaired") or {}
         agree = agreement.get(d)
         flag = "—" if agree is None else _direction_text(agree, "fid" in uncalibrated)
-        small = f.get("n_too_small") or (f.get("n") or 0) < MIN_N_INTERVAL
+        small = f.get("n_too_small") or n_too_small(f.get("n") or 0)
         ci = f"CI: {too_small(f.get('n'))}" if small else (fid_interval(f) or "n/a")
         rows.append([d, f.get("n", "n/a"), fmt(f.get("fid"), "fid"), ci, fmt(f.get("boot_bias"), "fid", True) if not small else "—", f.get("n_boot", "n/a"), _kid_text(k, f.get("n")), _kid_text(ku, f.get("n")), flag])
     main = table(["dataset", "N images", "FID ↓", "95% CI (re-centred bootstrap)", "bootstrap bias", "replicates", "paired KID ↓ (unbiased, same-image terms left out)", "standard KID ↓ (unpaired, torchmetrics' definition)", "FID vs paired KID direction (vs baseline)"], rows)
@@ -219,7 +219,7 @@ def performance_table(perf: Mapping, datasets: Sequence[str]) -> dict:
             ", ".join(bc.get("clock") or []) or "not recorded",
             mean_ci(bc.get("compute_per_image_s"), "time_s") if bc else "n/a",
             (mean_ci(bc.get("compute_per_image_iteration_s"), "time_iter") if bc and _finite(_get(bc, "compute_per_image_iteration_s", "mean")) else "n/a"),
-            (f"{100 * noise:.0f} %" if bc.get("n_batches", 0) >= MIN_N_INTERVAL else too_small(bc.get("n_batches"))) if _finite(noise) else "n/a",
+            (f"{100 * noise:.0f} %" if not n_too_small(bc.get("n_batches") or 0) else too_small(bc.get("n_batches"))) if _finite(noise) else "n/a",
             fmt(t.get("mean"), "time_s"),
             f"{p['total_time_s'] / 3600:.3f}" if _finite(p.get("total_time_s")) else "n/a",
             iterations_cell(p),
