@@ -38,6 +38,7 @@ from latentopt.optimize.checkpoints import CheckpointStore
 from latentopt.optimize.decoder_step import DecoderStep
 from latentopt.metrics.lpips_network import lpips_network
 from latentopt.optimize.losses import build_loss
+from latentopt.optimize.methods import method_class
 from latentopt.optimize.optimizer import ImageTrack, optimize_with_retry
 from latentopt.optimize.records import image_files, output_paths, write_image_files
 from latentopt.workflow import layout
@@ -176,8 +177,10 @@ def run_batch(ctx: JobContext, items: list[Item], batch_size: int | None = None)
             ctx.log(f"resuming {ids} from iteration {resume['iteration']}")
         timeout = ctx.run.timeout_per_image_s * len(items)
         step = ctx.step
+        backprop = method_class(settings.method).needs_grad  # gradient_free: forward passes only, eager
         with ctx.stage("compile"):
-            step.warm_up(ctx.model, z0, settings.iterations, batch_size)
+            if backprop:
+                step.warm_up(ctx.model, z0, settings.iterations, batch_size)
         where = {"step": resume["iteration"] if resume else 0, "retry": False}
         with ctx.stage("optimization"), _interruptible(ctx, ids, where, settings):
             tracks = optimize_with_retry(
@@ -188,7 +191,8 @@ def run_batch(ctx: JobContext, items: list[Item], batch_size: int | None = None)
                 settings,
                 region=region.slices(),
                 precision=step.schedule(settings.iterations),
-                grad_scaler=step.grad_scaler(device),
+                grad_scaler=step.grad_scaler(device) if backprop else None,
+                encode=None if backprop else ctx.model.encode,
                 resume=resume,
                 on_checkpoint=(lambda state: ctx.store.save_batch(ids, state)) if ctx.store else None,
                 time_limit_s=timeout,

@@ -1,5 +1,11 @@
 """Adam on VAE latents with per-image stopping, exact batching and resumable state.
 
+The direction Adam follows is the arm's method (:mod:`latentopt.optimize.methods`): the loss's
+gradient backpropagated through the decoder (backprop) or the encoder-consistency residual
+E(D(z)) - z_0 (gradient_free, forward passes only; the loss is then the monitored objective). The
+learning rate of step t follows the arm's schedule (:mod:`latentopt.optimize.schedules`). Both
+methods share everything below: batching, stopping, best latent, checkpoints, retry.
+
 For a batch of B images the objective is the SUM of the per-image losses. Adam's update is
 element-wise and image i's loss depends only on latent i, so every image follows exactly the
 trajectory it would follow alone (a MEAN would rescale gradients by 1/B and, through Adam's eps,
@@ -41,6 +47,8 @@ from typing import Callable
 import torch
 
 from latentopt.compute.precision import decode_precision, exact_fp32
+from latentopt.optimize.methods import build_method
+from latentopt.optimize.schedules import learning_rate
 from latentopt.workflow.settings import AdamSettings, StopRule
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -61,6 +69,7 @@ class ImageTrack:
     time_s: float = 0.0
     returned: str = "best"  # "best" evaluated latent, or "last" (after the final step; reference)
     retry: dict | None = None  # non-convergence protocol: why, the first attempt, retry settings
+    residual: list[float] | None = None  # gradient_free: mean (E(D(z_t)) - z_0)**2 of each z_t a kept step left
 
     @property
     def final_loss(self) -> float | None:
@@ -131,6 +140,7 @@ def optimize_latents(
     on_checkpoint: Callable[[dict], None] | None = None,
     time_limit_s: float | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    encode: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> list[ImageTrack]:
     """Optimize a batch of latents; return one ImageTrack per image (in input order).
 
@@ -140,8 +150,9 @@ def optimize_latents(
     the images still running stop with reason "timeout".
     precision: the decoder's math (:func:`decode_precision`), or a function of the iteration
     returning it (a precision schedule, :mod:`latentopt.optimize.decoder_step`).
-    grad_scaler: scales the summed loss before backward (fp16); a step whose gradient overflows
-    is skipped for the whole batch.
+    grad_scaler: scales the summed loss before backward (fp16, method backprop); a step whose
+    gradient overflows is skipped for the whole batch.
+    encode: the encoder (method gradient_free: the residual E(D(z)) - z0 of each image's own z0).
     """
     device = z0.device
     n = z0.shape[0]
@@ -167,6 +178,13 @@ def optimize_latents(
             grad_scaler.load_state_dict(resume["grad_scaler"])
         it, elapsed_before = resume["iteration"], resume["elapsed_s"]
     start = time.perf_counter()
+    method = build_method(settings.method, encode=encode, grad_scaler=grad_scaler)
+    schedule = learning_rate(settings.schedule)
+
+    def anchors() -> torch.Tensor:  # the active images' z_0 (what gradient_free's residual compares with)
+        return torch.stack([tracks[i].z0 for i in active]).to(device).float()
+
+    z0_active = anchors()
 
     def snapshot(next_iteration: int) -> dict:
         state = opt.state[z]
@@ -184,8 +202,9 @@ def optimize_latents(
     while active:
         step_start = time.perf_counter()
         final = it >= settings.iterations and not reference
-        with torch.set_grad_enabled(not final):
-            with decode_precision(precision(it) if callable(precision) else precision, device):
+        precision_now = precision(it) if callable(precision) else precision
+        with torch.set_grad_enabled(method.needs_grad and not final):
+            with decode_precision(precision_now, device):
                 decoded = decode(z)
             with exact_fp32():
                 losses = loss_fn(decoded[:, :, rows, cols].float(), target_region[active])
@@ -197,14 +216,14 @@ def optimize_latents(
                 tracks[idx].stop_reason = "converged"
                 stopping.append(j)
         if not final:
-            opt.zero_grad(set_to_none=True)
-            if grad_scaler is None:
-                losses.sum().backward()
-                opt.step()
-            else:
-                grad_scaler.scale(losses.sum()).backward()
-                grad_scaler.step(opt)
-                grad_scaler.update()
+            for group in opt.param_groups:
+                group["lr"] = schedule(it, lr=settings.lr, iterations=settings.iterations,
+                                       warmup_fraction=settings.warmup_fraction)
+            diagnostic = method.step(opt, z, decoded, losses, z0=z0_active,
+                                     precision=lambda: decode_precision(precision_now, device))
+            if diagnostic is not None:
+                for j, idx in enumerate(active):
+                    tracks[idx].residual = (tracks[idx].residual or []) + [diagnostic[j]]
         step_time = time.perf_counter() - step_start
         for idx in active:
             tracks[idx].time_s += step_time / len(active)
@@ -230,11 +249,14 @@ def optimize_latents(
             if not reference:
                 for j in stopping:
                     tracks[active[j]].steps -= 1
+                    if tracks[active[j]].residual:  # the residual of z_it, whose step is not kept
+                        tracks[active[j]].residual.pop()
             keep = [j for j in range(len(active)) if j not in stopping]
             active = [active[j] for j in keep]
             if not active:
                 break
             z, opt = _shrink_adam(opt, z, keep, settings)
+            z0_active = anchors()
         if on_step is not None:
             on_step(it, len(active))
         elapsed = elapsed_before + time.perf_counter() - start

@@ -3,14 +3,16 @@
 ``<arm>_dataset/per_image/<split>/<id>.pt`` (torch.save of a dict, the payload):
     image_id, split, arm, status; for an optimized image also z0 and z (initial and returned
     latent, CPU tensors [C,h,w]), loss_history, decoded (the published uint8 H x W x 3 image) and
-    region (top, left, height, width of the reference inside the model input).
+    region (top, left, height, width of the reference inside the model input); method gradient_free
+    adds residual_history (mean (E(D(z_t)) - z_0)**2 of every latent a step was taken from).
 ``<arm>_dataset/per_image/<split>/<id>.json`` (the record, written last: it marks the image done):
     image_id, split, arm, status ("ok" or "failed"), reason, failure_kind ("input" or
     "optimization", None when ok), fingerprint (the job's, see ``job.job_fingerprint``), synthetic,
     model (the autoencoder's info), finished_at, host, slurm_job_id, cuda_visible_devices; with a
     result also initial and final (metrics), iterations, converged_at, stop_reason, initial_loss,
     best_loss, final_loss, returned_latent, retry, time_s (optimization + encode share),
-    optimization_time_s, peak_memory_mb, device, batch_size, batch (the batch's clock), size;
+    optimization_time_s, peak_memory_mb, device, batch_size, batch (the batch's clock), size
+    (method gradient_free: initial_residual, last_residual, from residual_history);
     for a failure without a result the traceback; always pt_sha256 (of the .pt).
 
 Read back by the dataset build (:func:`latentopt.data.datasets.read_verified`), the evaluation, the
@@ -62,6 +64,8 @@ def image_files(item, arm: str, result: dict, *, fingerprint: str, synthetic: li
             decoded=torch.from_numpy(result["decoded"]).clone(),
             region=list(item.region.__dict__.values()),
         )
+        if track.residual is not None:  # method gradient_free
+            payload["residual_history"] = track.residual
         record.update(
             initial=result["initial_metrics"],
             final=result["final_metrics"],
@@ -81,6 +85,8 @@ def image_files(item, arm: str, result: dict, *, fingerprint: str, synthetic: li
             batch=result.get("batch"),
             size=list(item.reference.shape[:2]),
         )
+        if track.residual is not None:  # method gradient_free: mean (E(D(z_t)) - z_0)**2, first and last step
+            record.update(initial_residual=track.residual[0], last_residual=track.residual[-1])
     else:
         record["traceback"] = result.get("traceback")
     return payload, record

@@ -88,8 +88,27 @@ class RetrySettings:
         return replace(AdamSettings.from_block(loss_defaults()).retry, **fields)
 
 
+def _in_use(block: dict) -> dict:
+    """``block`` without the keys that are not in use: ``method`` at its schema default (backprop),
+    ``schedule`` at its schema default (constant) together with ``warmup_fraction`` (which only a
+    schedule reads). An arm that leaves them at their defaults keeps the rule params and the
+    fingerprint it had before these keys existed (tests/test_methods.py)."""
+    props = _schema()["properties"]["losses"]["additionalProperties"]["properties"]
+    out = dict(block)
+    if out.get("method") == props["method"]["default"]:
+        del out["method"]
+    if out.get("schedule") == props["schedule"]["default"]:
+        del out["schedule"]
+        out.pop("warmup_fraction", None)
+    return out
+
+
 @dataclass(frozen=True)
 class AdamSettings:
+    """How one arm moves its latents: ``method`` (:mod:`latentopt.optimize.methods`: backprop or
+    gradient_free), Adam's lr/betas/eps, the learning-rate ``schedule`` (constant or cosine_warmup,
+    :mod:`latentopt.optimize.schedules`), the stopping rule, checkpoints and the retry."""
+
     iterations: int
     lr: float
     betas: tuple[float, float]
@@ -97,6 +116,9 @@ class AdamSettings:
     stopping: StopRule
     checkpoint_interval: int
     retry: RetrySettings
+    method: str
+    schedule: str
+    warmup_fraction: float
 
     @property
     def reference(self) -> bool:
@@ -114,6 +136,9 @@ class AdamSettings:
             stopping=StopRule(stop["rule"], float(stop["threshold"]), int(stop["patience"])),
             checkpoint_interval=int(arm["checkpoint_interval"]),
             retry=RetrySettings(**arm["retry"]),
+            method=arm["method"],
+            schedule=arm["schedule"],
+            warmup_fraction=float(arm["warmup_fraction"]),
         )
 
     @classmethod
@@ -215,9 +240,9 @@ class RunSettings:
 class ArmSettings:
     """Everything the optimization of one arm depends on. ``block`` is the validated
     ``losses.<arm>`` block as the config gives it, less a sweep's ``sweep`` record (None for the
-    baseline): the rule params and the
-    fingerprint hold it verbatim, so that a finished result keeps its fingerprint; ``adam`` is the
-    typed reading of the same block."""
+    baseline): the rule params and the fingerprint hold it verbatim, except the method and
+    schedule keys while at backprop/constant (:func:`_in_use`), so that a finished result keeps
+    its fingerprint; ``adam`` is the typed reading of the same block."""
 
     arm: str
     model: dict
@@ -262,4 +287,4 @@ class ArmSettings:
         }
         if self.is_baseline:  # encode and decode are exact fp32: run.precision does not change it
             return {**common, "iterations": 0}
-        return {**common, "precision": self.numerics.precision, **self.numerics.params(), **self.block}
+        return {**common, "precision": self.numerics.precision, **self.numerics.params(), **_in_use(self.block)}
