@@ -5,7 +5,7 @@ PYTHON ?= python3
 CORES ?= 2
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint bench clean-demo progress
+.PHONY: install demo demo-study test lint bench clean-demo progress
 
 install: $(VENV)/.installed
 
@@ -19,6 +19,10 @@ demo: install
 	PYTHONPATH=workflow_scripts $(BIN)/python -m latentopt.data.demo_data demo/data
 	$(BIN)/snakemake --configfile demo/config.yaml --cores $(CORES)
 
+demo-study: install
+	PYTHONPATH=workflow_scripts $(BIN)/python -m latentopt.data.demo_data demo/data
+	$(BIN)/snakemake --configfile demo/study.yaml --cores $(CORES)
+
 test: install
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest -q
 
@@ -30,7 +34,7 @@ bench: install
 	$(BIN)/python bench/benchmark.py --quick
 
 clean-demo:
-	rm -rf results/demo demo/data
+	rm -rf results/demo results/demo_study demo/data
 
 progress:
 	PYTHONPATH=workflow_scripts $(BIN)/python -m latentopt.workflow.progress $(if $(CONFIG),--configfile $(CONFIG),--configfile demo/config.yaml)

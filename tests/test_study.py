@@ -285,3 +285,14 @@ def test_figures_render(tmp_path):
     assert key == ranked[len(ranked) // 2][0] and "median" in GRID_RULE
     assert any(str(p).endswith("big/original_bsds500/test/%s.png" % key[1]) for p in loaded)
     assert any(str(p).endswith("tiny/psnr_dataset/png/test/%s.png" % key[1]) for p in loaded)
+
+
+def test_methods_are_compared_only_between_arms_of_the_same_loss():
+    """With the arms' loss specs given, an arm of another loss is no method comparison: only the
+    gradient-free psnr arm against the backprop psnr arms is tested."""
+    t = table(model(12, {"baseline": {}, "psnr": {}, "psnr-lr0.1": {}, "lpips": {}, "psnr_gf": {}}, 17))
+    methods = {"psnr": "backprop", "psnr-lr0.1": "backprop", "lpips": "backprop", "psnr_gf": "gradient_free"}
+    losses = {"psnr": {"name": "psnr"}, "psnr-lr0.1": {"name": "psnr"}, "psnr_gf": {"name": "psnr"}, "lpips": {"name": "lpips", "net": "alex"}}
+    r = run({"big": t}, methods=methods, losses=losses)
+    assert sorted((row["a"], row["b"]) for row in r["methods"]["big"]) == [("psnr", "psnr_gf"), ("psnr-lr0.1", "psnr_gf")]
+    assert len(run({"big": t}, methods=methods)["methods"]["big"]) == 3  # without specs: every pair of methods

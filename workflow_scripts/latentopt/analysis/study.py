@@ -44,12 +44,13 @@ from latentopt.core.fileio import as_json, read_json
 from latentopt.workflow.layout import BASELINE
 
 
-def study_analysis(tables: Mapping[str, pd.DataFrame], performance: Mapping[str, dict], models: Mapping[str, dict], sweeps: Mapping[str, Mapping[str, dict]], *, objectives: Mapping[str, set], evaluation: Mapping, calibrated: Mapping, gate_images: set | None = None, methods: Mapping[str, str] | None = None) -> dict:
+def study_analysis(tables: Mapping[str, pd.DataFrame], performance: Mapping[str, dict], models: Mapping[str, dict], sweeps: Mapping[str, Mapping[str, dict]], *, objectives: Mapping[str, set], evaluation: Mapping, calibrated: Mapping, gate_images: set | None = None, methods: Mapping[str, str] | None = None, losses: Mapping[str, dict] | None = None) -> dict:
     """The study analysis (module docstring), JSON-ready. ``tables``: {model: its
     per_image_metrics.csv}; ``performance``: {model: its performance_summary.json};
     ``objectives``: {arm: metrics its loss optimizes} (objectives.arm_objectives);
     ``evaluation``: the config's evaluation block (n_boot, seed, success_criteria.alpha);
-    ``sweeps``: {base: {arm: {"lr", "iterations"}}}; ``methods``: {arm: method}."""
+    ``sweeps``: {base: {arm: {"lr", "iterations"}}}; ``methods``: {arm: method}; ``losses``:
+    {arm: loss spec} (method comparisons only between arms of the same loss)."""
     ctx = {"ev": evaluation, "alpha": evaluation["success_criteria"]["alpha"], "uncal": st.uncalibrated(calibrated), "objectives": objectives}
     costs = {m: {a: cost_entry(performance.get(m), a) for a in arms_of(t, True)} for m, t in tables.items()}
     gains = {m: model_gains(t, ctx) for m, t in tables.items()}
@@ -62,7 +63,7 @@ def study_analysis(tables: Mapping[str, pd.DataFrame], performance: Mapping[str,
         "smaller_vs_larger": smaller_vs_larger(tables, performance, models, ctx),
         "frontiers": {m: model_frontiers(gains[m], costs[m]) for m in tables},
         "sweeps": {m: {base: sweep_entry(tables[m], gains[m], costs[m], arms, ctx) for base, arms in sweeps.items() if set(arms) & set(gains[m])} for m in tables},
-        "methods": {m: method_comparisons(tables[m], performance.get(m), methods, ctx) for m in tables} if methods else {},
+        "methods": {m: method_comparisons(tables[m], performance.get(m), methods, ctx, losses) for m in tables} if methods else {},
     })
 
 
@@ -173,12 +174,14 @@ def model_frontiers(gains: Mapping, costs: Mapping) -> dict[str, list[str]]:
     return {m: fr.pareto_front(gain_points(gains, costs, gains, m)) for m in metrics}
 
 
-def method_comparisons(table: pd.DataFrame, perf: Mapping | None, methods: Mapping[str, str], ctx: Mapping) -> list[dict]:
-    """Every pair of this model's arms whose optimization methods differ."""
+def method_comparisons(table: pd.DataFrame, perf: Mapping | None, methods: Mapping[str, str], ctx: Mapping, losses: Mapping[str, dict] | None = None) -> list[dict]:
+    """Every pair of this model's arms whose optimization methods differ and, when ``losses``
+    ({arm: loss spec}) is given, whose loss is the same: the method is then all that differs
+    (an lpips arm against a gradient-free psnr arm would compare losses, not methods)."""
     arms = [a for a in arms_of(table) if a in methods]
     out = []
     for a, b in itertools.combinations(arms, 2):
-        if methods[a] == methods[b]:
+        if methods[a] == methods[b] or (losses is not None and losses.get(a) != losses.get(b)):
             continue
         metrics = held_out_for(table, ctx, a, b)
         tests = st.comparison(values(table, a, metrics), values(table, b, metrics), ctx["ev"], ctx["alpha"], ctx["uncal"])

@@ -100,7 +100,7 @@ def grid_rows(tables: Mapping[str, pd.DataFrame], models: Mapping, results_dir: 
             r = t[(t["dataset"] == arm) & (t["split"] == split) & (t["image_id"] == image_id) & (t["status"] == "ok")]
             img = load(layout.dataset_png_dir(root, arm) / split / f"{image_id}.png") if len(r) else None
             panels.append((f"{arm}\nPSNR {fmt(r['psnr'].iloc[0], 'psnr')} dB" if len(r) else f"{arm}\n(not run / failed)", img))
-        rows.append((labels.get(model, model).replace(" (", "\n(", 1), panels))
+        rows.append((labels.get(model, model).replace(" (", "\n(", 1).replace(", ", ",\n"), panels))
     return rows
 
 

@@ -55,7 +55,7 @@ def frontier_figure(panels: Sequence[Mapping], model_labels: Mapping[str, str], 
     handles = [axes[0].plot([], [], "o", color=colors[m], label=label)[0] for m, label in model_labels.items()]
     handles.append(axes[0].plot([], [], "--", color="0.3", label="frontier (Pareto-optimal arms)")[0])
     handles.append(axes[0].plot([], [], "o", mfc="white", mec="0.3", color="0.3", label="open marker: a CI with n too small (no bar)")[0])
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(4, len(handles)), fontsize=8)
+    fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=8)
     fig.suptitle("Held-out gain over the model's own baseline vs compute (mean, 95 % CI)", fontsize=10)
     return _save(fig, path)
 

@@ -60,7 +60,7 @@ def write_study_report(study: Mapping, model_configs: Mapping[str, dict], *, tab
         objectives=arm_objectives(losses, arms),
         evaluation=study["evaluation"],
         calibrated={"inception": not first["metric_networks"]["inception_synthetic"], "lpips": not first["metric_networks"]["lpips_random_trunk"]},
-        gate_images=gate, methods=study["methods"],
+        gate_images=gate, methods=study["methods"], losses={a: b["loss"] for a, b in losses["losses"].items()},
     )
     write_json(outputs["analysis"], analysis)
     report = Path(outputs["report"])

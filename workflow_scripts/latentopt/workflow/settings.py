@@ -88,7 +88,7 @@ class RetrySettings:
         return replace(AdamSettings.from_block(loss_defaults()).retry, **fields)
 
 
-def _in_use(block: dict) -> dict:
+def in_use(block: dict) -> dict:
     """``block`` without the keys that are not in use: ``method`` at its schema default (backprop),
     ``schedule`` at its schema default (constant) together with ``warmup_fraction`` (which only a
     schedule reads). An arm that leaves them at their defaults keeps the rule params and the
@@ -241,7 +241,7 @@ class ArmSettings:
     """Everything the optimization of one arm depends on. ``block`` is the validated
     ``losses.<arm>`` block as the config gives it, less a sweep's ``sweep`` record (None for the
     baseline): the rule params and the fingerprint hold it verbatim, except the method and
-    schedule keys while at backprop/constant (:func:`_in_use`), so that a finished result keeps
+    schedule keys while at backprop/constant (:func:`in_use`), so that a finished result keeps
     its fingerprint; ``adam`` is the typed reading of the same block."""
 
     arm: str
@@ -287,4 +287,4 @@ class ArmSettings:
         }
         if self.is_baseline:  # encode and decode are exact fp32: run.precision does not change it
             return {**common, "iterations": 0}
-        return {**common, "precision": self.numerics.precision, **self.numerics.params(), **_in_use(self.block)}
+        return {**common, "precision": self.numerics.precision, **self.numerics.params(), **in_use(self.block)}
