@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -109,3 +110,35 @@ def test_dry_run_plans_every_model_and_the_comparison(tmp_path, demo_data):
         if rule.startswith(("optimize_", "evaluate_dataset", "build_dataset", "record_settings")):
             assert jobs[f"small_{rule}"] == count * 3 // 4  # no ssim arm: 3 of 4 arms
     assert yaml.safe_load(cfg.read_text())["models"]  # the file itself names the models
+
+
+def test_progress_of_a_study_has_a_table_per_model(tmp_path, demo_data, capsys):
+    from latentopt.workflow import progress
+
+    cfg = write_config(tmp_path / "study.yaml", tmp_path / "r", demo_data,
+                       models={"small": {"kind": "synthetic_kl", "seed": 1}, "large": {"kind": "synthetic_kl", "seed": 2}},
+                       losses={"ssim": {"models": ["large"]}})
+    progress.main(["--configfile", str(REPO / "demo" / "config.yaml"), "--configfile", str(cfg)])
+    out = capsys.readouterr().out
+    tables = dict(part.split(" ==\n", 1) for part in out.split("== ")[1:])
+    assert set(tables) == {"small", "large"}  # the file's order (safe_dump sorts its keys)
+    small, large = tables["small"], tables["large"]
+    assert "ssim" not in small and "ssim" in large
+    n = sum(1 for _ in demo_data.rglob("*.jpg")) + sum(1 for _ in demo_data.rglob("*.png"))
+    for table in (small, large):
+        row = next(line for line in table.splitlines() if line.startswith("baseline")).split()
+        assert row[1:4] == ["0", "0", str(n)]  # nothing done yet: every image left
+
+
+def test_the_taef2_study_example_plans_both_models(bsds_root, taef2_dir, tmp_path):
+    """demo/study_taef2.yaml (needs ../shared): TAEF2 and the demo autoencoder, every arm each."""
+    cfg = yaml.safe_load((REPO / "demo" / "study_taef2.yaml").read_text())
+    cfg["results_dir"], cfg["data"]["root"] = str(tmp_path / "r"), str(bsds_root)
+    for key in ("encoder", "decoder"):
+        cfg["models"]["taef2"][key] = str(taef2_dir / Path(cfg["models"]["taef2"][key]).name)
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    out = snakemake(tmp_path / "study.yaml", "-n", timeout=300)
+    jobs = chunk_stats(out.stdout)
+    assert jobs["compare_models"] == 1 and jobs["demo_train_demo_model"] == 1 and "taef2_train_demo_model" not in jobs
+    for model in ("taef2", "demo"):
+        assert jobs[f"{model}_build_dataset"] == 6  # baseline, psnr-lr0.02, psnr-lr0.05, ssim, lpips, psnr_gf

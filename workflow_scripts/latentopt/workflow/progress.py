@@ -4,6 +4,8 @@ throughput and ETA, from the per-image records and the optimization job logs on 
 
     python -m latentopt.workflow.progress [--configfile demo/config.yaml] [--config key=value ...] [--watch 10]
 
+(a study, config key ``models``: one table per model).
+
 (run from the repository root with PYTHONPATH=workflow_scripts, or `make progress`).
 
 What counts as done is measured in images, fractions included: a finished image (its record)
@@ -34,6 +36,7 @@ import yaml
 from latentopt.workflow import layout
 from latentopt.workflow.config import load_config
 from latentopt.workflow.plan import build_plan
+from latentopt.workflow.study import is_study, model_configs
 
 STAMP = r"(?P<t>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)"
 HEADER_RE = re.compile(r"^===== attempt \d+: " + STAMP)
@@ -250,9 +253,14 @@ def main(argv: list[str] | None = None) -> None:
     overrides = {k: yaml.safe_load(v) for k, _, v in (item.partition("=") for item in args.config)}
     config = load_config(args.configfile, overrides)
     while True:
-        status = progress(config, window_s=args.window)
-        print(json.dumps(status, indent=2) if args.json else format_table(status), flush=True)
-        if not args.watch or all(s["remaining"] == 0 for s in status.values()):
+        if is_study(config):  # one table per model (each model's own results tree)
+            statuses = {m: progress(sub, window_s=args.window) for m, sub in model_configs(config).items()}
+            text = "\n\n".join(f"== {m} ==\n{format_table(st)}" for m, st in statuses.items())
+        else:
+            statuses = {"": progress(config, window_s=args.window)}
+            text = format_table(statuses[""])
+        print(json.dumps(statuses if is_study(config) else statuses[""], indent=2) if args.json else text, flush=True)
+        if not args.watch or all(s["remaining"] == 0 for st in statuses.values() for s in st.values()):
             break
         time.sleep(args.watch)
         print()
