@@ -140,8 +140,10 @@ def test_padding_keeps_each_image_and_its_gradient(small):
     ref = torch.cat([model.decode(b[i : i + 1]) for i in range(3)])
     ref.square().sum().backward()
     assert shapes == [5] and out.shape[0] == 3
-    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)  # images in [0, 1]; see below
+    # batched and single-image convolutions round differently (fp32, thread count): elements of the
+    # gradient near 0 differ by ~1e-6 of its scale; a padding bug would differ by the scale itself
+    torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-5 * float(b.grad.abs().max()))
     with torch.no_grad():  # forward-only calls run eager, unpadded
         decode(z[:2])
     assert shapes == [5]
