@@ -5,7 +5,7 @@ from snakemake.logging import logger
 
 from latentopt.core.fileio import check_folder_path, check_writable
 from latentopt.workflow import driverlock, messages
-from latentopt.workflow.config import ConfigError, check_config, synthetic_parts
+from latentopt.workflow.config import ConfigError, check_config, study_synthetic_parts
 from latentopt.workflow.study import model_configs, study_dir, study_params
 from latentopt.workflow.weights import ensure_weights
 
@@ -55,9 +55,7 @@ onstart:
 
 onsuccess:
     release_lock()
-    synthetic = sorted(
-        {p for sub in MODEL_CONFIGS.values() for p in synthetic_parts(sub)}
-    )
+    synthetic = study_synthetic_parts(MODEL_CONFIGS)
     for line in messages.study_end_lines(config, list(MODEL_CONFIGS), synthetic):
         logger.info(line)
 

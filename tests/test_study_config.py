@@ -142,3 +142,12 @@ def test_the_taef2_study_example_plans_both_models(bsds_root, taef2_dir, tmp_pat
     assert jobs["compare_models"] == 1 and jobs["demo_train_demo_model"] == 1 and "taef2_train_demo_model" not in jobs
     for model in ("taef2", "demo"):
         assert jobs[f"{model}_build_dataset"] == 6  # baseline, psnr-lr0.02, psnr-lr0.05, ssim, lpips, psnr_gf
+
+
+def test_the_banner_of_a_study_names_each_model_with_its_own_part(tmp_path):
+    from latentopt.workflow.config import study_synthetic_parts
+
+    cfg = study(tmp_path)
+    parts = study_synthetic_parts(model_configs(cfg))
+    assert [p.split(":")[0] for p in parts if p.startswith(("small", "large"))] == ["small", "large"]
+    assert sum("LPIPS" in p for p in parts) == 1 and sum("FID" in p for p in parts) == 1  # once, not per model

@@ -16,7 +16,7 @@ from latentopt.report.html import render_html
 from latentopt.report.study import render_study
 from latentopt.report.study_figures import study_figures
 from latentopt.workflow import layout
-from latentopt.workflow.config import demo_model_label, model_spec, synthetic_parts
+from latentopt.workflow.config import demo_model_label, model_spec, study_synthetic_parts
 from latentopt.workflow.messages import BANNER
 from latentopt.workflow.objectives import arm_objectives
 from latentopt.workflow.plan import build_plan
@@ -66,7 +66,7 @@ def write_study_report(study: Mapping, model_configs: Mapping[str, dict], *, tab
     report = Path(outputs["report"])
     Path(outputs["figures"]).mkdir(parents=True, exist_ok=True)
     figures = study_figures(analysis, frames, Path(report).parent.parent, outputs["figures"], report.parent)
-    synthetic = sorted({p for sub in model_configs.values() for p in synthetic_parts(sub)})
+    synthetic = study_synthetic_parts(model_configs)
     text = header(reports, report.parent, synthetic) + render_study(analysis, figures)
     with atomic_path(report) as tmp:
         Path(tmp).write_text(text)

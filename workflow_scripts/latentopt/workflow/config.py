@@ -330,6 +330,17 @@ def synthetic_parts(config: dict) -> list[str]:
     return parts
 
 
+def study_synthetic_parts(model_configs: dict[str, dict]) -> list[str]:
+    """:func:`synthetic_parts` of a study ({model: its one-model config}): each model's own part
+    named by the model, the metric networks' once."""
+    out: list[str] = []
+    for name, sub in model_configs.items():
+        own = synthetic_parts({**sub, "metric_networks": {"lpips_random_trunk": False, "inception_synthetic": False}})
+        out += [f"{name}: {p}" for p in own]
+        out += [p for p in synthetic_parts(sub) if p not in own and p not in out]
+    return out
+
+
 def check_config(config: dict, losses: bool = True) -> None:
     """Raise ConfigError for values the schema cannot rule out. ``losses=False`` skips the loss
     specs (the Snakefile checks them once, in the main process)."""
