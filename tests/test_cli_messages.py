@@ -28,7 +28,7 @@ def _message(cfg) -> str:
 @pytest.mark.parametrize(
     "key, value, expected",
     [
-        ("use_loss", ["psnr"], "use_loss: unknown key (value ['psnr']); did you mean 'use_losses'?"),
+        ("use_loss", ["psnr"], "use_loss: unknown key (value ['psnr']); did you mean 'use_losses' or 'use_models'?"),
         ("losses.psnr.iteratons", 20, "losses.psnr.iteratons: unknown key (value 20); did you mean 'iterations'?"),
         ("run.batchsize", 4, "run.batchsize: unknown key (value 4); did you mean 'batch_size'?"),
         ("run.batch_size", 4.5, "run.batch_size: 4.5 is not an integer"),
@@ -99,7 +99,7 @@ def _snakemake_dry(tmp_path, *args, configfiles=()):
 @pytest.mark.parametrize(
     "how, expected",
     [
-        ("--config", "use_loss: unknown key (value ['psnr']); did you mean 'use_losses'?"),
+        ("--config", "use_loss: unknown key (value ['psnr']); did you mean 'use_losses' or 'use_models'?"),
         ("yaml", "losses.psnr.iteratons: unknown key (value 20); did you mean 'iterations'?"),
     ],
 )

@@ -2,10 +2,13 @@
 what was recomputed, what was lost and how long the rerun took; the final per-image numbers are
 compared with the untouched run.
 
-    python bench/drills/fault_drill.py RUN_DIR [--out drill.json]
+    python bench/drills/fault_drill.py RUN_DIR [--out drill.json] [--models small large] [--only ...]
 
 RUN_DIR holds config.yaml (with results_dir and data.root relative to RUN_DIR), the data and the
-finished results, e.g. a `make demo`-like run made with `snakemake --directory RUN_DIR`.
+finished results, e.g. a `make demo`-like run made with `snakemake --directory RUN_DIR`. For a
+study (config key ``models``), ``--models`` names the models whose trees (``results/<model>/``)
+are damaged, one (fault, model) at a time; the rerun is the whole study's, and every model's
+numbers are compared with the untouched run.
 """
 
 from __future__ import annotations
@@ -45,11 +48,20 @@ def compare(untouched: dict, after: dict) -> dict:
     return {"rows_compared": len(untouched), "rows_differing": len(diff), "examples": [list(k) for k in diff[:3]]}
 
 
-def drill_fault(name, fault, src: Path, base: Path, untouched_rows: dict) -> dict:
-    work = copy_run(src, base / name.replace(" ", "_").replace(",", ""))
+def model_trees(results: Path, models: list[str] | None) -> dict[str, Path]:
+    """{model: its results tree} of a study, {"": results} of a one-model run."""
+    return {m: results / m for m in models} if models else {"": results}
+
+
+def all_metric_rows(results: Path, models: list[str] | None) -> dict:
+    return {(m, *k): v for m, tree in model_trees(results, models).items() for k, v in metric_rows(tree).items()}
+
+
+def drill_fault(name, fault, src: Path, base: Path, untouched_rows: dict, model: str = "", models: list[str] | None = None) -> dict:
+    work = copy_run(src, base / f"{model}_{name}".replace(" ", "_").replace(",", ""))
     config = work / "config.yaml"
     results, data = work / "results", work / "data"
-    what = fault(results, data)
+    what = fault(results / model if model else results, data)
     before = snapshot(results)
     proc, seconds = run(work, config)
     after = snapshot(results)
@@ -59,7 +71,7 @@ def drill_fault(name, fault, src: Path, base: Path, untouched_rows: dict) -> dic
         "jobs": job_stats(proc.stdout + proc.stderr),
         "integrity_messages": [line.strip() for line in (proc.stdout + proc.stderr).splitlines() if "integrity:" in line],
         "rewritten": rewritten(before, after), "lost": lost(before, after),
-        "numbers_vs_untouched": compare(untouched_rows, metric_rows(results)),
+        "numbers_vs_untouched": compare(untouched_rows, all_metric_rows(results, models)),
         "then_nothing_to_do": "Nothing to be done" in rerun.stdout + rerun.stderr,
         "quarantined": sorted(str(p.relative_to(results)) for p in (results / ".integrity" / "quarantine").rglob("*") if p.is_file()),
         "tail": (proc.stdout + proc.stderr)[-1500:] if proc.returncode else "",
@@ -114,19 +126,22 @@ def main(argv=None) -> None:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--out", type=Path, default=Path("fault_drill.json"))
     parser.add_argument("--only", nargs="*", help="scenario names (default: all)")
+    parser.add_argument("--models", nargs="*", help="a study's models to damage, one at a time (default: a one-model run)")
     args = parser.parse_args(argv)
     src = args.run_dir.resolve()
-    untouched = metric_rows(src / "results")
+    untouched = all_metric_rows(src / "results", args.models)
     report = {"machine": os.uname().nodename, "cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg(), "scenarios": {}}
     with tempfile.TemporaryDirectory(prefix="fault_drill_") as tmp:
         base = Path(tmp)
         for name, fault in FAULTS.items():
             if args.only and name not in args.only:
                 continue
-            report["scenarios"][name] = drill_fault(name, fault, src, base, untouched)
-            print(name, json.dumps(report["scenarios"][name], indent=1), flush=True)
-            args.out.write_text(json.dumps(report, indent=2))
-        if not args.only or "second driver" in args.only:
+            for model in args.models or [""]:
+                key = f"{model}: {name}" if model else name
+                report["scenarios"][key] = drill_fault(name, fault, src, base, untouched, model, args.models)
+                print(key, json.dumps(report["scenarios"][key], indent=1), flush=True)
+                args.out.write_text(json.dumps(report, indent=2))
+        if not args.models and (not args.only or "second driver" in args.only):
             report["scenarios"]["second driver"] = drill_second_driver(src, base)
             print("second driver", json.dumps(report["scenarios"]["second driver"], indent=1), flush=True)
     args.out.write_text(json.dumps(report, indent=2))

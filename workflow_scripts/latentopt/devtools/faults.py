@@ -127,8 +127,10 @@ FAULTS = {
 
 # -- what a rerun did ----------------------------------------------------------------------------
 def snapshot(results: Path) -> dict[str, tuple[int, str]]:
-    """Per produced file: (mtime_ns, size) for per-image records, prepared records, manifests."""
-    files = [*results.glob("*_dataset/per_image/*/*.json"), *results.glob("prepared/*/*.json"), *results.glob("*_dataset/manifest.json")]
+    """Per produced file: (mtime_ns, size) for per-image records, prepared records, manifests (of
+    every model's tree in a study, ``<model>/...``)."""
+    patterns = ("*_dataset/per_image/*/*.json", "prepared/*/*.json", "*_dataset/manifest.json")
+    files = [f for pattern in patterns for level in ("", "*/") for f in results.glob(level + pattern)]
     return {str(p.relative_to(results)): (p.stat().st_mtime_ns, p.stat().st_size) for p in files}
 
 
