@@ -296,3 +296,21 @@ def test_methods_are_compared_only_between_arms_of_the_same_loss():
     r = run({"big": t}, methods=methods, losses=losses)
     assert sorted((row["a"], row["b"]) for row in r["methods"]["big"]) == [("psnr", "psnr_gf"), ("psnr-lr0.1", "psnr_gf")]
     assert len(run({"big": t}, methods=methods)["methods"]["big"]) == 3  # without specs: every pair of methods
+
+
+def test_costs_within_the_noise_are_equal_on_the_frontier():
+    """Three settings of one cost (the same iterations, batch noise only): the frontier holds the
+    best gain alone, whatever the noise made the means; a claimed cheaper arm stays on it."""
+    from latentopt.analysis import frontier as fr
+    from latentopt.analysis.study import claimed_cheaper
+
+    costs = perf({"a": (0.100, 8, "cuda"), "b": (0.101, 8, "cuda"), "c": (0.099, 8, "cuda"), "cheap": (0.02, 8, "cuda")}, seed=3)
+    means = {k: v["batch_costs"]["compute_per_image_s"]["mean"] for k, v in costs["datasets"].items()}
+    gains = {"a": 0.01, "b": 0.02, "c": 0.03, "cheap": 0.005}
+    points = {k: (means[k], gains[k]) for k in gains}
+    cheaper = claimed_cheaper(costs)
+    assert not cheaper("a", "b") and not cheaper("b", "a") and cheaper("cheap", "a")
+    assert fr.pareto_front(points, cheaper) == ["cheap", "c"]
+    # by means alone, an arm whose mean is lower by noise would be listed too
+    by_mean = fr.pareto_front(points)
+    assert set(by_mean) >= {"cheap", "c"}

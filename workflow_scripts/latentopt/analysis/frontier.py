@@ -4,8 +4,12 @@ Frontier
     Points are the sweep's arms with a finite mean held-out gain (analysis.study_tests: oriented,
     larger is better) and a finite mean compute per image on the device clock (the batch is the
     unit, analysis.performance). An arm is on the frontier (Pareto-optimal) when no other arm has
-    compute <= and gain >= with at least one of the two strict. Means are point estimates; the
-    frontier says where the settings lie, the recommendation is what a test backs.
+    compute <= and gain >= with at least one of the two strict. "Cheaper" is, in a study, a
+    claimed cost difference (analysis.performance.cost_comparisons: the Welch CI excludes 0 and
+    the difference exceeds the batch-to-batch noise, on the same clock): two arms whose costs
+    differ within the noise cost the same, so the frontier does not change with the machine's
+    load (three lr values at equal iterations: only the best gain is on it). Gains are means:
+    the frontier says where the settings lie, the recommendation is what a test backs.
 
 Recommendation (per purpose = per held-out metric)
     The candidate is the frontier arm with the largest mean gain (ties: the cheaper, then the
@@ -19,18 +23,21 @@ Recommendation (per purpose = per held-out metric)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from latentopt.workflow.objectives import NOT_JUDGED
 
 NONE_SHOWN = "no setting shown better"
 
 
-def pareto_front(points: Mapping[str, tuple[float, float]]) -> list[str]:
-    """Names of the non-dominated (compute, gain) points: lower compute, higher gain."""
-    def dominated(c, g):
-        return any(c2 <= c and g2 >= g and (c2 < c or g2 > g) for c2, g2 in points.values())
-    return sorted((a for a, (c, g) in points.items() if not dominated(c, g)), key=lambda a: points[a])
+def pareto_front(points: Mapping[str, tuple[float, float]], cheaper: Callable[[str, str], bool] | None = None) -> list[str]:
+    """Names of the non-dominated (compute, gain) points: lower compute, higher gain.
+    ``cheaper(a, b)``: whether a costs less than b (default: its mean compute is lower)."""
+    less = cheaper or (lambda a, b: points[a][0] < points[b][0])
+
+    def dominates(a, b):
+        return (less(a, b) and points[a][1] >= points[b][1]) or (not less(b, a) and points[a][1] > points[b][1])
+    return sorted((b for b in points if not any(dominates(a, b) for a in points if a != b)), key=lambda a: points[a])
 
 
 def ranked(points: Mapping[str, tuple[float, float]], among=None) -> list[str]:
@@ -39,9 +46,9 @@ def ranked(points: Mapping[str, tuple[float, float]], among=None) -> list[str]:
     return sorted(names, key=lambda a: (-points[a][1], points[a][0], a))
 
 
-def candidate(points: Mapping[str, tuple[float, float]]) -> tuple[str | None, str | None]:
+def candidate(points: Mapping[str, tuple[float, float]], cheaper: Callable[[str, str], bool] | None = None) -> tuple[str | None, str | None]:
     """(the frontier's best-gain arm, the runner-up among all points) or Nones."""
-    front = pareto_front(points)
+    front = pareto_front(points, cheaper)
     if not front:
         return None, None
     best = ranked(points, front)[0]

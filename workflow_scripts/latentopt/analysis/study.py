@@ -31,7 +31,7 @@ objectives.NOT_JUDGED, outside every family):
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -61,8 +61,8 @@ def study_analysis(tables: Mapping[str, pd.DataFrame], performance: Mapping[str,
         "baseline_differences": baseline_differences(tables, ctx),
         "gain_differences": gain_differences(tables, ctx),
         "smaller_vs_larger": smaller_vs_larger(tables, performance, models, ctx),
-        "frontiers": {m: model_frontiers(gains[m], costs[m]) for m in tables},
-        "sweeps": {m: {base: sweep_entry(tables[m], gains[m], costs[m], arms, ctx) for base, arms in sweeps.items() if set(arms) & set(gains[m])} for m in tables},
+        "frontiers": {m: model_frontiers(gains[m], costs[m], performance.get(m)) for m in tables},
+        "sweeps": {m: {base: sweep_entry(tables[m], gains[m], costs[m], arms, ctx, performance.get(m)) for base, arms in sweeps.items() if set(arms) & set(gains[m])} for m in tables},
         "methods": {m: method_comparisons(tables[m], performance.get(m), methods, ctx, losses) for m in tables} if methods else {},
     })
 
@@ -139,19 +139,30 @@ def smaller_vs_larger(tables: Mapping[str, pd.DataFrame], performance: Mapping, 
     return out
 
 
-def sweep_entry(table: pd.DataFrame, gains: Mapping, costs: Mapping, settings: Mapping[str, dict], ctx: Mapping) -> dict:
-    """Points, frontier and recommendation per held-out metric of one sweep of one model."""
+def claimed_cheaper(perf: Mapping | None) -> Callable[[str, str], bool]:
+    """cheaper(a, b) for the frontier: a's compute per image is claimed lower than b's (Welch CI
+    and batch-to-batch noise, the same clock: cost_pair)."""
+    def cheaper(a: str, b: str) -> bool:
+        row = cost_pair(perf, a, perf, b)["comparison"]
+        return bool(row and row["claimed"] and row["mean_diff"] < 0)
+    return cheaper
+
+
+def sweep_entry(table: pd.DataFrame, gains: Mapping, costs: Mapping, settings: Mapping[str, dict], ctx: Mapping, perf: Mapping | None = None) -> dict:
+    """Points, frontier and recommendation per held-out metric of one sweep of one model
+    (``perf``: the model's performance summary; without it, cheaper = a lower mean)."""
     arms = [a for a in settings if a in gains]
     metrics = gains[arms[0]]["held_out"]
     points = {m: gain_points(gains, costs, arms, m) for m in metrics}
-    picks = {m: fr.candidate(points[m]) for m in metrics}
+    cheaper = claimed_cheaper(perf) if perf is not None else None
+    picks = {m: fr.candidate(points[m], cheaper) for m in metrics}
     runner = {m: st.compare(st.oriented(table, b, m), st.oriented(table, r, m), ctx["ev"]) for m, (b, r) in picks.items() if b and r}
     runner = st.family(runner, ctx["alpha"], ctx["uncal"])
     rec = {m: fr.decide(b, r, gains[b]["tests"].get(m) if b else None, runner.get(m), m in ctx["uncal"]) for m, (b, r) in picks.items()}
     return {
         "settings": {a: dict(settings[a]) for a in arms}, "held_out": metrics,
         "points": {m: [{"arm": a, "compute_per_image_s": c, "gain": g} for a, (c, g) in p.items()] for m, p in points.items()},
-        "frontier": {m: fr.pareto_front(p) for m, p in points.items()},
+        "frontier": {m: fr.pareto_front(p, cheaper) for m, p in points.items()},
         "vs_runner_up": runner, "recommendation": rec,
     }
 
@@ -167,11 +178,12 @@ def gain_points(gains: Mapping, costs: Mapping, arms, metric: str) -> dict[str, 
     return out
 
 
-def model_frontiers(gains: Mapping, costs: Mapping) -> dict[str, list[str]]:
+def model_frontiers(gains: Mapping, costs: Mapping, perf: Mapping | None = None) -> dict[str, list[str]]:
     """Per metric, the frontier over every loss arm of one model that holds the metric out
     (what the study figure draws)."""
     metrics = list(dict.fromkeys(m for g in gains.values() for m in g["held_out"]))
-    return {m: fr.pareto_front(gain_points(gains, costs, gains, m)) for m in metrics}
+    cheaper = claimed_cheaper(perf) if perf is not None else None
+    return {m: fr.pareto_front(gain_points(gains, costs, gains, m), cheaper) for m in metrics}
 
 
 def method_comparisons(table: pd.DataFrame, perf: Mapping | None, methods: Mapping[str, str], ctx: Mapping, losses: Mapping[str, dict] | None = None) -> list[dict]:
