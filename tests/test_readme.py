@@ -95,22 +95,24 @@ def _optimize_jobs(dry_run: str) -> int:
 
 
 def test_readme_shows_the_commands_this_test_knows():
-    known = {"make demo", "make test", ". .venv/bin/activate"}
+    known = {"make demo", "make demo-study", "make test", ". .venv/bin/activate"}
     commands = readme_commands()
     unknown = [c for c in commands if c not in known and not c.startswith("snakemake ") and not REPORT_COMMAND.search(c)]
     assert not unknown, f"README commands this test does not run: {unknown}"
     assert any(REPORT_COMMAND.search(c) for c in commands)
 
 
-@pytest.mark.parametrize("target", ["demo", "test"])
+@pytest.mark.parametrize("target", ["demo", "demo-study", "test"])
 def test_make_targets_of_the_quick_start(target):
-    """`make demo` / `make test` as a dry run (the real ones: the demo pipeline is run by
-    tests/test_pipeline.py, the suite is this run)."""
+    """`make demo` / `make demo-study` / `make test` as a dry run (the real ones: the demo
+    pipeline is run by tests/test_pipeline.py, a study by tests/test_study_config.py, the suite
+    is this run)."""
     assert f"make {target}" in readme_commands()
     out = subprocess.run(["make", "-n", target], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    if target == "demo":
-        assert "latentopt.data.demo_data demo/data" in out.stdout and "--configfile demo/config.yaml" in out.stdout
+    if target.startswith("demo"):
+        config = "demo/config.yaml" if target == "demo" else "demo/study.yaml"
+        assert "latentopt.data.demo_data demo/data" in out.stdout and f"--configfile {config}" in out.stdout
 
 
 def test_activate_script_exists():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -151,3 +152,35 @@ def test_the_banner_of_a_study_names_each_model_with_its_own_part(tmp_path):
     parts = study_synthetic_parts(model_configs(cfg))
     assert [p.split(":")[0] for p in parts if p.startswith(("small", "large"))] == ["small", "large"]
     assert sum("LPIPS" in p for p in parts) == 1 and sum("FID" in p for p in parts) == 1  # once, not per model
+
+
+@pytest.mark.slow
+def test_a_study_runs_end_to_end_and_then_has_nothing_to_do(tmp_path, demo_data):
+    """Two demo autoencoders of different capacity, a 2-value lr sweep and the gradient-free
+    method: each model's own tree and report, the study's analysis, report and figures; a second
+    run has nothing to do."""
+    cfg = write_config(
+        tmp_path / "study.yaml", tmp_path / "r", demo_data,
+        models={"small": {"kind": "demo_trained", "train_steps": 30, "widths": [8, 12, 16]},
+                "large": {"kind": "demo_trained", "train_steps": 30}},
+        data={"limit_per_split": 2},
+        losses={"psnr": {"loss": {"name": "psnr"}, "lr": [0.05, 0.1], "iterations": 4},
+                "psnr_gf": {"loss": {"name": "psnr"}, "method": "gradient_free", "iterations": 4, "stopping": {"rule": "none"}}},
+        use_losses=["psnr", "psnr_gf"], quality_gate={"images_per_loss": 0},
+        run={"images_per_job": 2, "batch_size": 1}, evaluation={"fid": False, "n_boot": 50},
+    )
+    snakemake(cfg, timeout=1800)
+    results = tmp_path / "r"
+    for m in ("small", "large"):
+        assert (results / m / "FULL_BSDS500_COMPARISON_REPORT.md").is_file()
+    analysis = json.loads((results / "study" / "study_analysis.json").read_text())
+    assert set(analysis["gains"]) == {"small", "large"}
+    assert set(analysis["gains"]["small"]) == {"psnr-lr0.05", "psnr-lr0.1", "psnr_gf"}
+    assert analysis["metadata"]["models"]["small"]["decoder_parameters"] < analysis["metadata"]["models"]["large"]["decoder_parameters"]
+    assert set(analysis["sweeps"]["small"]) == {"psnr"} and analysis["methods"]["small"]  # gf vs the backprop psnr arms
+    report = (results / "study" / "study_report.md").read_text()
+    for heading in ("NOT RESEARCH RESULTS", "### Which autoencoder?", "### Which settings?", "### Which method?"):
+        assert heading in report
+    assert (results / "study" / "figures" / "study_frontier.png").stat().st_size > 10_000
+    assert (results / "study" / "figures" / "study_examples.png").stat().st_size > 10_000
+    assert "Nothing to be done" in snakemake(cfg, "-n").stdout
