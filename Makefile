@@ -28,6 +28,7 @@ test: install
 
 lint: install
 	$(BIN)/snakemake --lint --configfile demo/config.yaml
+	$(BIN)/snakemake --lint --configfile demo/study.yaml
 	$(BIN)/snakefmt --check Snakefile rules
 
 bench: install

@@ -4,13 +4,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_snakemake_lint_is_clean(demo_data, tmp_path):
+
+@pytest.mark.parametrize("configfile", ["demo/config.yaml", "demo/study.yaml"])  # one model; a study (rules/study*.smk)
+def test_snakemake_lint_is_clean(demo_data, tmp_path, configfile):
     (tmp_path / "c.yaml").write_text(f"data: {{root: {demo_data}}}\nresults_dir: {tmp_path / 'results'}\n")
     out = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--lint", "--configfile", "demo/config.yaml", str(tmp_path / "c.yaml")],
+        [sys.executable, "-m", "snakemake", "--lint", "--configfile", configfile, str(tmp_path / "c.yaml")],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
     text = out.stdout + out.stderr
