@@ -9,7 +9,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-
 @pytest.mark.parametrize("configfile", ["demo/config.yaml", "demo/study.yaml"])  # one model; a study (rules/study*.smk)
 def test_snakemake_lint_is_clean(demo_data, tmp_path, configfile):
     (tmp_path / "c.yaml").write_text(f"data: {{root: {demo_data}}}\nresults_dir: {tmp_path / 'results'}\n")
