@@ -46,9 +46,10 @@ import sys  # noqa: E402
 import pytest  # noqa: E402
 
 from latentopt.devtools.snakemake_cli import job_stats, snakemake_command  # noqa: E402
+from latentopt.workflow.plan import parse_optimize_rule  # noqa: E402
 
 # Commands named in the README's prose (outside ```bash blocks) that the test runs too.
-INLINE_COMMANDS = ["snakemake --cores 2 --configfile demo/taef2.yaml"]
+INLINE_COMMANDS = ["snakemake --cores 2 --configfile demo/taef2.yaml", "snakemake --cores 2 --configfile demo/study_taef2.yaml"]
 # The one command that needs a finished demo run: run by tests/test_pipeline.py on its demo tree.
 REPORT_COMMAND = re.compile(r"snakemake --configfile demo/config.yaml --report \S+\.html$")
 
@@ -91,7 +92,7 @@ def _run(argv, cwd, timeout=300):
 
 def _optimize_jobs(dry_run: str) -> int:
     """Optimization jobs in the 'Job stats' table of a dry run."""
-    return sum(n for rule, n in job_stats(dry_run).items() if rule.startswith("optimize_"))
+    return sum(n for rule, n in job_stats(dry_run).items() if parse_optimize_rule(rule))  # a study's <model>_optimize_... too
 
 
 def test_readme_shows_the_commands_this_test_knows():
