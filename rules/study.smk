@@ -29,8 +29,19 @@ rule compare_models:
     output:
         analysis=f"{STUDY}/study_analysis.json",
         report=f"{STUDY}/study_report.md",
-        html=f"{STUDY}/study_report.html",
-        figures=directory(f"{STUDY}/figures"),
+        html=report(
+            f"{STUDY}/study_report.html",
+            category="Study report",
+            caption="../report/study_page.rst",
+            labels={"item": "study report"},
+        ),
+        figures=report(
+            directory(f"{STUDY}/figures"),
+            patterns=["{name}.png"],
+            category="Study report",
+            caption="../report/study_figure.rst",
+            labels={"figure": "{name}"},
+        ),
     log:
         f"{STUDY}/logs/compare_models.log",
     benchmark:
