@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from latentopt.analysis.study_tests import gain
+from latentopt.data.images import read_rgb
 from latentopt.report import study_plots as P
 from latentopt.report.formatting import fmt, metric_label
 from latentopt.workflow import layout
@@ -84,7 +85,6 @@ def pick_image(tables: Mapping[str, pd.DataFrame]) -> tuple[str, str] | None:
 
 
 def _read(path: Path) -> np.ndarray | None:
-    from latentopt.data.images import read_rgb  # PIL only
     return read_rgb(path) if path.is_file() else None
 
 
