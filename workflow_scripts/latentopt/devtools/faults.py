@@ -148,7 +148,16 @@ def metric_rows(results: Path) -> dict[tuple, dict]:
     keep = ("psnr", "ssim", "ms_ssim", "lpips_alex", "lpips_vgg", "initial_psnr", "iterations", "status")
     with open(results / "evaluation_results" / "per_image_metrics.csv") as fh:
         rows = list(csv.DictReader(fh))
-    return {(r["dataset"], r["split"], r["image_id"].replace("%7B1%7D 100%25", "")): {k: r.get(k) for k in keep if k in r} for r in rows}
+    return {(r["dataset"], r["split"], r["image_id"].replace("%7B1%7D 100%25", "")): {k: _number(r.get(k)) for k in keep if k in r} for r in rows}
+
+
+def _number(text):
+    """A CSV cell as a number when it is one: '8' and '8.0' are the same iteration count (pandas
+    writes an integer column as floats once one image failed)."""
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return text
 
 
 def copy_run(src: Path, dst: Path) -> Path:
