@@ -32,7 +32,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import yaml
-import jinja2
 
 from latentopt.workflow.config import synthetic_parts
 from latentopt.workflow.metric_specs import EVALUATED_METRICS, METRICS
@@ -44,6 +43,7 @@ from latentopt.report.arms import arm_order, loss_description, optimized_metrics
 from latentopt.report.conclusions import criteria_rules, recommendations, success_table
 from latentopt.report.definitions import definitions, docstring_section, module_docstring  # noqa: F401 - tests
 from latentopt.report.figures import make_figures
+from latentopt.report.rendering import render_template
 from latentopt.report.formatting import metric_label, OPTIMIZED_MARK, RANGE_MARK, retried_text, table
 from latentopt.report.gate import gate_section, load_gates
 from latentopt.report.inputs import _datasets, _get, _splits, load_inputs
@@ -55,7 +55,6 @@ from latentopt.report.analysis import load_optional, render_sections
 
 TEMPLATE = "report.md.j2"
 APPENDIX_TEMPLATE = "appendix.md.j2"
-TEMPLATES = Path(__file__).resolve().parent / "templates"
 FIGURES_DIRNAME = "report_figures"
 
 
@@ -156,15 +155,7 @@ def build_context(config: Mapping, inputs: Mapping, figures: Mapping, *, report_
 
 
 def render(context: Mapping, template: str = TEMPLATE) -> str:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-    return env.get_template(template).render(**context)
+    return render_template(template, context)
 
 
 def appendix_path(report: str | Path) -> Path:

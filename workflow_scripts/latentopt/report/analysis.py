@@ -10,7 +10,6 @@ report template places as is.
 from __future__ import annotations
 
 import os
-import jinja2
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pandas as pd
 
 from latentopt.workflow.metric_specs import TARGET_VALUE, VISUAL_METRICS
 from latentopt.report import formatting as r, plots as F
+from latentopt.report.rendering import render_template
 from latentopt.report.formatting import _finite, fmt
 from latentopt.report.tables import UNCALIBRATED_LABEL
 from latentopt.report.definitions import module_docstring
@@ -25,7 +25,6 @@ from latentopt.workflow.objectives import NOT_JUDGED
 from latentopt.core.fileio import read_json
 
 TEMPLATE = "analysis.md.j2"
-TEMPLATES = Path(__file__).resolve().parent / "templates"
 IMPROVEMENT_LABELS = {"fid": "FID", "psnr_improvement": "PSNR gain (dB)", "ssim_improvement": "SSIM gain", "lpips_alex_improvement": "LPIPS-alex gain", "lpips_vgg_improvement": "LPIPS-vgg gain", "time_s": "time/image (s)"}
 
 
@@ -241,8 +240,7 @@ def render_sections(cross: Mapping, datasets: Sequence[str], table_df: pd.DataFr
         "figures": make_figures(table_df, datasets, categories, hypotheses, fig_dir, report_dir, uncalibrated),
         "definitions": definitions(),
     }
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
-    return env.get_template(TEMPLATE).render(**context)
+    return render_template(TEMPLATE, context)
 
 
 def load_optional(path: str | Path | None) -> dict | None:

@@ -12,16 +12,13 @@ network). Gains are oriented: > 0 is an improvement (for a ↓ metric, a decreas
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
-
-import jinja2
 
 from latentopt.analysis.statistics import MIN_N_INTERVAL
+from latentopt.report.rendering import render_template
 from latentopt.report.formatting import _finite, fmt, fmt_p, interval, metric_label, table
 from latentopt.workflow.objectives import NOT_JUDGED
 
 TEMPLATE = "study.md.j2"
-TEMPLATES = Path(__file__).resolve().parent / "templates"
 CLAIM_HEADER = ["comparison (first − second)", "evidence metric", "difference, > 0: first better [95 % CI]", "n", "Holm p (family m)", "verdict"]
 
 
@@ -192,5 +189,4 @@ def study_context(analysis: Mapping, figures: Mapping | None = None) -> dict:
 
 def render_study(analysis: Mapping, figures: Mapping | None = None) -> str:
     """The study section as Markdown (``figures``: study_figures.study_figures's paths)."""
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
-    return env.get_template(TEMPLATE).render(**study_context(analysis, figures))
+    return render_template(TEMPLATE, study_context(analysis, figures))
