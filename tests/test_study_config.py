@@ -12,7 +12,7 @@ from conftest import REPO, snakemake, write_config
 
 from latentopt.devtools.snakemake_cli import chunk_stats, job_stats
 from latentopt.workflow.config import ConfigError, arm_settings, check_config, load_config
-from latentopt.workflow.study import arms_by_model, model_config, model_configs, study_params
+from latentopt.workflow.study import model_config, model_configs, study_params
 
 DEMO = REPO / "demo" / "config.yaml"
 
@@ -51,7 +51,8 @@ def test_a_model_config_has_the_settings_of_the_same_one_model_run(tmp_path):
 def test_losses_can_be_restricted_to_some_models(tmp_path):
     cfg = study(tmp_path)
     cfg["losses"]["ssim"]["models"] = ["large"]
-    assert arms_by_model(cfg) == {"small": ["psnr", "lpips"], "large": ["psnr", "ssim", "lpips"]}
+    arms = {m: d["arms"] for m, d in study_params(cfg)["models"].items()}
+    assert arms == {"small": ["psnr", "lpips"], "large": ["psnr", "ssim", "lpips"]}
     assert "models" not in model_config(cfg, "large")["losses"]["ssim"]  # not in the arm's params
     cfg["use_models"] = ["large"]
     assert list(model_configs(cfg)) == ["large"]

@@ -52,7 +52,7 @@ def write_study_report(study: Mapping, model_configs: Mapping[str, dict], *, tab
     models = {m: model_description(model_configs[m]) for m in frames}
     for m, d in models.items():
         log(f"{m}: {d['label']}, {d['decoder_parameters']:,} decoder parameters")
-    arms = sorted({a for sub in model_configs.values() for a in sub["losses"]})
+    arms = sorted({a for m in frames for a in study["models"][m]["arms"]})
     losses = {"losses": {a: sub["losses"][a] for sub in model_configs.values() for a in sub["losses"]}, "metric_networks": first["metric_networks"]}
     gate = {(e.split, e.image_id) for e in build_plan(first).gate_entries}
     analysis = study_analysis(
@@ -65,7 +65,7 @@ def write_study_report(study: Mapping, model_configs: Mapping[str, dict], *, tab
     write_json(outputs["analysis"], analysis)
     report = Path(outputs["report"])
     Path(outputs["figures"]).mkdir(parents=True, exist_ok=True)
-    figures = study_figures(analysis, frames, Path(report).parent.parent, outputs["figures"], report.parent)
+    figures = study_figures(analysis, frames, report.parent.parent, outputs["figures"], report.parent)
     synthetic = study_synthetic_parts(model_configs)
     text = header(reports, report.parent, synthetic) + render_study(analysis, figures)
     with atomic_path(report) as tmp:

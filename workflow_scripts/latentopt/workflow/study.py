@@ -87,14 +87,9 @@ def model_configs(config: dict) -> dict[str, dict]:
     return {name: model_config(config, name) for name in selected_models(config)}
 
 
-def arms_by_model(config: dict) -> dict[str, list[str]]:
-    """The loss arms each selected model runs (use_losses and losses.<arm>.models applied)."""
-    return {name: selected_losses(sub) for name, sub in model_configs(config).items()}
-
-
 def arm_methods(config: dict) -> dict[str, str]:
-    """Each loss arm's optimization method (``losses.<arm>.method``; backprop when not given)."""
-    return {arm: block.get("method", "backprop") for arm, block in config["losses"].items()}
+    """Each loss arm's optimization method (``losses.<arm>.method``, the schema's default filled)."""
+    return {arm: block["method"] for arm, block in config["losses"].items()}
 
 
 def study_sweeps(config: dict) -> dict[str, dict[str, dict]]:
@@ -106,14 +101,13 @@ def study_sweeps(config: dict) -> dict[str, dict[str, dict]]:
 
 
 def study_params(config: dict) -> dict:
-    """What the comparison of the models depends on (the compare_models rule's params): the
-    models in order with their specs and the arms each runs, each arm's method, the sweeps
+    """What the comparison of the models depends on beyond their evaluation outputs (the
+    compare_models rule's params, each read by its script): the models in order with the loss
+    arms each runs (use_losses and losses.<arm>.models applied), each arm's method, the sweeps
     (base entry -> {arm: swept values}) and the evaluation settings (bootstrap, alpha, seed)."""
-    subs = model_configs(config)
     return {
-        "models": {name: {"model": sub["model"], "arms": selected_losses(sub)} for name, sub in subs.items()},
+        "models": {name: {"arms": selected_losses(sub)} for name, sub in model_configs(config).items()},
         "methods": arm_methods(config),
         "sweeps": study_sweeps(config),
         "evaluation": copy.deepcopy(config["evaluation"]),
-        "gate_images": int(config["quality_gate"]["images_per_loss"]),
     }

@@ -152,9 +152,3 @@ def sweep_groups(config: dict) -> dict[str, list[dict]]:
         if record:
             groups.setdefault(record["base"], []).append({"arm": name, "values": dict(record["values"])})
     return groups
-
-
-def base_name(config: dict, arm: str) -> str:
-    """The entry an arm came from (itself when it is no sweep's arm)."""
-    record = (config.get("losses") or {}).get(arm, {}).get(RECORD)
-    return record["base"] if record else arm
