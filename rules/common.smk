@@ -152,7 +152,7 @@ def gate_input(chunk, arm):
     suffice: once the gate job must rerun, Snakemake skips the params check of everything
     downstream of it and follows only edges that are not ancient(), so the jobs after the gate
     would keep results of the old settings until a second run."""
-    if chunk.gate or arm == layout.BASELINE or not PLAN.gate_entries:
+    if chunk.gate or arm not in PLAN.gate_arms:  # the baseline, or no gate in this plan
         return []
     return [ancient(str(layout.gate_done(RESULTS, arm)))]
 
