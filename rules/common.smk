@@ -44,6 +44,15 @@ def literal(value):
     return lambda wildcards: value
 
 
+def untracked(value):
+    """A param handed to the job that is not a rerun trigger: where the job's work runs (device,
+    GPU lock folder, threads) or a value whose change already reaches the job another way (its
+    arm's settings file, its inputs). Snakemake leaves a param given by a function of `input` out
+    of the params it records and compares (rules.Rule._is_deriving_function, persistence
+    params_changed), so handing it over reruns nothing. Not formatted either (may hold braces)."""
+    return lambda wildcards, input: value
+
+
 # Before planning, in the driver: another driver on this results folder is named now, before
 # Snakemake's own lock of the working directory (whose LockException advises --unlock); then an
 # output that fails verification is moved to quarantine (under the driver lock; dry runs too), so
