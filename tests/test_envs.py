@@ -17,3 +17,12 @@ def test_conda_env_matches_requirements():
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
     assert _pins(pip) == _pins(reqs)
     assert "python=3.11" in env["dependencies"]
+
+
+def test_project_version_is_the_library_version():
+    import tomllib
+
+    from latentopt import __version__
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert project["version"] == __version__

@@ -48,7 +48,6 @@ from latentopt.workflow.metric_specs import HIGHER_IS_BETTER
 from latentopt.workflow.objectives import NOT_JUDGED, uncalibrated_metrics
 
 SEED_SETTING = "an earlier 60-image experiment with the SD-VAE (Stable Diffusion's AutoencoderKL)"
-IMPROVEMENT_METRICS = ("psnr", "ssim", "lpips")
 
 
 def _finite(v) -> bool:

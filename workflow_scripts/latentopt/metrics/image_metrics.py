@@ -37,8 +37,6 @@ from latentopt.workflow.metric_specs import SSIM_WINDOW
 from latentopt.metrics import ssim as _ssim
 from latentopt.compute.precision import exact_fp32
 
-METRIC_NAMES = ("psnr", "ssim", "mse", "mae")
-
 
 def tensor_metrics(
     pred: Tensor,

@@ -108,10 +108,6 @@ class ImageTrack:
         return cls(**state)
 
 
-class Timeout(RuntimeError):
-    pass
-
-
 def _shrink_adam(opt: torch.optim.Adam, z: torch.Tensor, keep: list[int], settings: AdamSettings):
     """A new latent tensor and Adam holding only rows ``keep``, moments carried over exactly."""
     old_state = opt.state[z]

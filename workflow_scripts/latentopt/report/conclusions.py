@@ -126,11 +126,6 @@ def _ordered(names, order: Sequence[str] | None) -> list[str]:
     return [a for a in order if a in names] + [a for a in names if a not in order]
 
 
-def all_pass(entry: Mapping, uncalibrated=frozenset()) -> bool:
-    return all(v.get("pass") is True for k, v in entry.items() if isinstance(v, Mapping) and not not_judged(k, v, uncalibrated)) and not any(
-        isinstance(v, Mapping) and not_judged(k, v, uncalibrated) for k, v in entry.items())
-
-
 def overall(entry: Mapping, uncalibrated=frozenset()) -> str:
     """'PASS' when every criterion is PASS; 'not judged' when every judged criterion is PASS but
     one rests on an uncalibrated network; 'not met' otherwise."""

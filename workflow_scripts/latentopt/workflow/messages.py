@@ -2,8 +2,7 @@
 
 Paths are printed absolute: the results folder and data root of a config are relative to the
 working directory, which is not always the repository (``snakemake -s latentopt/Snakefile`` from
-the parent folder plans a fresh run into ``./results``). A relative path in a message says what it
-is relative to (:func:`relative_to_cwd`).
+the parent folder plans a fresh run into ``./results``).
 """
 
 from __future__ import annotations
@@ -24,12 +23,6 @@ BANNER = "NOT RESEARCH RESULTS — synthetic / uncalibrated components"
 def absolute(path: str | Path) -> Path:
     """``path`` made absolute against the working directory (``~`` expanded), not resolved."""
     return Path(os.path.abspath(Path(path).expanduser()))
-
-
-def relative_to_cwd(path: str | Path) -> str:
-    """``path`` as written, plus what it is relative to when it is relative."""
-    p = Path(path).expanduser()
-    return str(path) if p.is_absolute() else f"{path} (relative to {os.getcwd()})"
 
 
 def start_lines(config: dict) -> list[str]:

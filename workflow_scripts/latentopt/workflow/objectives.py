@@ -56,12 +56,6 @@ def with_relatives(metrics) -> set[str]:
     return out
 
 
-def not_held_out(config: Mapping, arm: str) -> set[str]:
-    """The metrics that are no independent evidence for ``arm``: its objectives and their
-    relatives."""
-    return with_relatives(optimized_metrics(config["losses"][arm]["loss"], config)) if arm in config.get("losses", {}) else set()
-
-
 # The evaluation metrics computed with each metric network.
 NETWORK_METRICS = {"lpips": ("lpips_alex", "lpips_vgg"), "inception": ("fid", "kid", "kid_unpaired")}
 NOT_JUDGED = "not judged: uncalibrated network"
