@@ -1,5 +1,5 @@
 # Per-image optimization of VAE latents on BSDS500: baseline + one dataset per loss, evaluation,
-# statistics and a report. See README.md; every config key is in the schema below.
+# statistics and a report. See README.md and docs/; every config key is in the schema.
 import os
 import sys
 

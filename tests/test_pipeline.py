@@ -167,7 +167,7 @@ def test_kill_minus_9_then_resume_from_checkpoint(tmp_path, demo_data):
     proc.wait()
     saved = torch.load(next(ckpt_dir.glob("batch-*.pt")), weights_only=False)["state"]["iteration"]
     assert 0 < saved < 400
-    snakemake(cfg, "--unlock")  # the killed driver left its lock behind (README: Resume)
+    snakemake(cfg, "--unlock")  # the killed driver left its lock behind (docs/reliability.md)
     started = time.monotonic()
     snakemake(cfg, target("killed"))
     print(f"resumed from iteration {saved} of 400 in {time.monotonic() - started:.1f} s")

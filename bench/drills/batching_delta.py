@@ -6,7 +6,7 @@ BSDS500 crops (needs ../shared). Prints per-image PSNR differences; no pass/fail
 
 Summed loss + per-element Adam make a batch mathematically identical to one-by-one runs; a batched
 decoder forward rounds differently from single-image forwards, and Adam's normalised steps carry
-that rounding on. Measured values go in README (Configuration, run.batch_size)."""
+that rounding on. Measured values go in docs/configuration.md (run.batch_size)."""
 
 from __future__ import annotations
 

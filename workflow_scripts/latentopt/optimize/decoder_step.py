@@ -1,7 +1,7 @@
 """How the decoder runs inside the Adam loop: precision, precision schedule, gradient scaling and
 torch.compile. Opt-in speed-ups; the defaults reproduce the plain eager step exactly.
 
-Settings (``run.*`` in the config; see the README):
+Settings (``run.*`` in the config; see docs/configuration.md):
 
 * ``precision`` -- fp32, tf32, bf16 or fp16 (:func:`latentopt.compute.precision.decode_precision`).
   fp16 (10 mantissa bits, against bf16's 7) is autocast with **dynamic gradient scaling**

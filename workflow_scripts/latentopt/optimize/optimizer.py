@@ -29,7 +29,7 @@ Stopping rules (per image, checked after recording loss_t for t >= 1):
              in the loop), counts that step (steps = len(history)), and reports history[-1] (the
              loss of the latent before the last step) as its final loss. Bit-identical to a plain
              transcription of that loop at batch size 1 (tests/test_reference_mode.py); the job runs
-             it at batch size 1 (batching is mathematically, not numerically, equal: see README).
+             it at batch size 1 (batching is mathematically, not numerically, equal: see docs/configuration.md).
 
 Non-convergence protocol (:func:`optimize_with_retry`): an image whose loss never went below its
 initial loss, or became non-finite, is optimized again from z_0 with ``lr * retry.lr_factor`` and
