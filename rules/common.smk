@@ -49,7 +49,8 @@ def untracked(value):
     GPU lock folder, threads) or a value whose change already reaches the job another way (its
     arm's settings file, its inputs). Snakemake leaves a param given by a function of `input` out
     of the params it records and compares (rules.Rule._is_deriving_function, persistence
-    params_changed), so handing it over reruns nothing. Not formatted either (may hold braces)."""
+    params_changed), so handing it over reruns nothing. Not formatted either (may hold braces).
+    """
     return lambda wildcards, input: value
 
 
