@@ -80,6 +80,19 @@ def cost_text(perf: Mapping, arm: str) -> str:
     return f"cost not counted in FLOPs; measured {compute:.3g} s/image of {clock}{ratio} (depends on the machine)"
 
 
+def family_labels(metrics: Sequence[str]) -> str:
+    """Metrics as one item per monotone family (objectives.RELATED_METRICS): "PSNR (dB)/MSE/MAE,
+    ΔE00 (CIEDE2000)"."""
+    items: list[list[str]] = []
+    for m in metrics:
+        group = next((it for it in items if m in with_relatives(it)), None)
+        if group is None:
+            items.append([m])
+        else:
+            group.append(m)
+    return ", ".join("/".join(metric_label(m, False) for m in it) for it in items)
+
+
 def _pair_text(stats: Mapping, a: str, b: str, metric: str) -> tuple[float | None, str]:
     """(corrected p, "Δ [CI], Holm p") of the paired test a − b."""
     if metric == "fid":
@@ -113,10 +126,11 @@ def _purpose_verdict(purpose: str, metric: str, arms: Sequence[str], stats: Mapp
     m = len(_fid_holm(stats)) if metric == "fid" else row.get("m_tests")
     numbers = f"{fmt(d, metric, True)}{unit} [95 % CI {fmt(lo, metric, True)}, {fmt(hi, metric, True)}] on {metric_label(metric)} ({_evidence_note(metric, optimized)}), n = {c['n']}, Holm p = {fmt_p(p)} over {m} {'FID pairs' if metric == 'fid' else 'pairs'}"
     if shown:
-        text = f"**Use {pick} for {purpose}**: {numbers}; {cost_text(perf, pick)}."
+        worse = _get(stats, "success_criteria", pick, "significance", "deteriorations", default=[]) or []
+        trade = f"; but significantly worse on {family_labels(worse)} (Holm over its held-out metrics)" if worse else ""
         rivals = [b for b in shown[1:] if not (_finite(q := _pair_text(stats, pick, b, metric)[0]) and q < alpha)]
-        if rivals:
-            text = text[:-1] + "; not shown better than " + "; ".join(f"{b} ({_pair_text(stats, pick, b, metric)[1]})" for b in rivals) + "."
+        tie = ("; not shown better than " + ", ".join(f"{b} ({_pair_text(stats, pick, b, metric)[1]})" for b in rivals)) if rivals else ""
+        text = f"**Use {pick} for {purpose}**: {numbers}{tie}; {cost_text(perf, pick)}{trade}."
         return Verdict(purpose, metric, pick, pick, d, lo, hi, c["n"], p, text)
     if c["too_small"]:
         why = f"n too small: {c['why_small']}"
