@@ -93,6 +93,14 @@ def arm_example_metric(arm: str, optimized: Mapping[str, set], present: Sequence
     return held, "the first calibrated metric it did not optimize (its purpose's evidence metric is uncalibrated or absent)"
 
 
+def paired_gain_figure(table_df: pd.DataFrame, stats: Mapping, arms: Sequence[str], metrics: Sequence[str], uncalibrated, path: Path) -> Path:
+    """The paired per-image gains of every arm on every metric with a direction, with the
+    mean and CI of statistical_analysis.json's paired tests."""
+    gains = {m: {a: per_image_gain(table_df, a, m) for a in arms} for m in metrics}
+    labels = {m: f"{metric_label(m, False)}{' (uncalibrated)' if m in uncalibrated else ''}: {gain_sense(m)}" for m in metrics}
+    return F.paired_gains(gains, gain_intervals(stats, arms, gains), labels, path)
+
+
 def gain_intervals(stats: Mapping, arms: Sequence[str], gains: Mapping[str, Mapping]) -> dict[str, dict[str, tuple]]:
     """{metric: {arm: (mean, ci95_low, ci95_high)}} of arm − baseline from the paired tests of
     statistical_analysis.json, signed so that positive is better (the figure quotes, never
@@ -154,9 +162,7 @@ def make_figures(results: str | Path, config: Mapping, inputs: Mapping, datasets
     out["convergence"] = rel(F.convergence(histories, loss_labels, fig_dir / "convergence.png"))
     out["convergence_n"] = {a: len(h) for a, h in histories.items()}
     log("figure: convergence")
-    gains = {m: {a: per_image_gain(table_df, a, m) for a in arms} for m in judged}
-    gain_labels = {m: f"{metric_label(m, False)}{' (uncalibrated)' if m in uncal else ''}: {gain_sense(m)}" for m in judged}
-    out["paired_gains"] = rel(F.paired_gains(gains, gain_intervals(inputs["stats"], arms, gains), gain_labels, fig_dir / "paired_gains.png"))
+    out["paired_gains"] = rel(paired_gain_figure(table_df, inputs["stats"], arms, judged, uncal, fig_dir / "paired_gains.png"))
     log("figure: paired gains")
     cost = cost_figure_data(inputs["performance"], table_df, datasets)
     out["cost"] = rel(F.cost_per_image(cost["values"], cost["means"], cost["ylabel"], cost["title"], fig_dir / "cost_per_image.png"))
@@ -171,13 +177,21 @@ def make_figures(results: str | Path, config: Mapping, inputs: Mapping, datasets
         corr_labels = {f"{m}_improvement": f"{METRIC_LABELS.get(m, m)} gain" + (" (uncalibrated)" if m in uncal else "") for m in METRICS} | {"time_s": "time/image (s)"}
         out["spearman"] = rel(F.spearman_heatmaps(corr, corr_labels, fig_dir / "spearman_correlations.png"))
     log("figures: cost, trade-off, correlations")
-    optimized = arm_objectives(config, arms)
-    grids = []
+    out["examples"] = [dict(e, path=rel(e["path"])) for e in example_figures(results, table_df, arms, arm_objectives(config, arms), judged, uncal, fig_dir)]
+    log(f"figures: examples of {len(out['examples'])} arms")
+    return out
+
+
+def example_figures(results: str | Path, table_df: pd.DataFrame, arms: Sequence[str], optimized: Mapping[str, set], present: Sequence[str], uncalibrated, fig_dir: Path) -> list[dict]:
+    """One figure per arm: its best, median and worst image by its own gain on its example
+    metric (arm_example_metric), each beside the original and the baseline; returns, per arm,
+    the metric, why it was chosen, n, the picks and the figure's path."""
+    out = []
     for arm in arms:
-        metric, why = arm_example_metric(arm, optimized, judged, uncal)
-        picks = select_examples(table_df, arm, metric) if metric else []
-        rows = []
-        for kind, split, image_id, gain in picks:
+        metric, why = arm_example_metric(arm, optimized, present, uncalibrated)
+        unit = " dB" if metric == "psnr" else ""
+        rows, picks = [], []
+        for kind, split, image_id, gain in select_examples(table_df, arm, metric) if metric else []:
             original = _read_png(layout.original_png(results, split, image_id))
             if original is None:
                 continue
@@ -188,15 +202,11 @@ def make_figures(results: str | Path, config: Mapping, inputs: Mapping, datasets
                 r = row.iloc[0] if len(row) else {}
                 label = f"{d}\n{METRIC_LABELS.get(metric, metric)} {fmt(r.get(metric), metric)}" + (f"\nPSNR {fmt(r.get('psnr'), 'psnr')} dB" if metric != "psnr" and "psnr" in table_df.columns else "")
                 panels.append((label, img))
-            unit = " dB" if metric == "psnr" else ""
             rows.append((f"{kind}: {split}/{image_id}\ngain {fmt(gain, metric, True)}{unit}", panels))
-            grids.append({"arm": arm, "kind": kind, "split": split, "image_id": image_id, "gain": f"{fmt(gain, metric, True)}{unit}"})
+            picks.append({"kind": kind, "split": split, "image_id": image_id, "gain": f"{fmt(gain, metric, True)}{unit}"})
         if rows:
             n = len(per_image_gain(table_df, arm, metric))
             title = f"{arm}: best, median and worst of {n} images by its own gain in {metric_label(metric, False)} over the baseline ({gain_sense(metric)}, positive = better)"
             path = F.example_rows(rows, title, fig_dir / f"examples_{arm}.png")
-            out.setdefault("examples", []).append({"arm": arm, "metric": metric_label(metric, False), "why": why, "n": n, "path": rel(path), "picks": [g for g in grids if g["arm"] == arm]})
-    out["grids"] = grids
-    log(f"figures: {len(grids)} example images")
+            out.append({"arm": arm, "metric": metric_label(metric, False), "why": why, "n": n, "path": path, "picks": picks})
     return out
-
