@@ -101,7 +101,10 @@ def paired_gains(gains: Mapping[str, Mapping[str, pd.Series]], intervals: Mappin
     per-image gains indexed by (split, image_id). Tick labels give how many images improved."""
     metrics = [m for m in gains if any(len(v) for v in gains[m].values())]
     rows, cols = _grid(len(metrics), 3)
-    fig = Figure(figsize=(4.6 * cols, 3.7 * rows), layout="constrained")
+    n_arms = max((len(gains[m]) for m in metrics), default=1)
+    longest = max((len(a) for m in metrics for a in gains[m]), default=1)
+    width = max(4.6, n_arms * max(0.8, 0.095 * longest) + 1.2)  # room for every tick label side by side
+    fig = Figure(figsize=(width * cols, 3.7 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax, metric in zip(axes, metrics):
         arms = list(gains[metric])
