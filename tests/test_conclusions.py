@@ -612,26 +612,26 @@ def test_verdicts_one_line_per_family_with_numbers_from_the_json(rng):
 
 def test_verdict_says_no_setting_shown_better_and_why(rng):
     """No arm significant on the evidence metric: "No setting shown better", with the best arm's
-    numbers and the reason (n too small / not significant / every arm worse); uncalibrated
-    purposes share one "No verdict" line."""
+    numbers (re-derived from the JSON) and the reason (n too small / not significant / every arm
+    worse); uncalibrated purposes share one "No verdict" line."""
+    from test_report import assert_verdict_rederives
+
     from latentopt.report.verdicts import verdicts
 
     arms, table, cross, stats = _two_arm_inputs(rng, n=4)  # 4 images: Holm over 3 pairs cannot reach 0.05
     out = verdicts(cross, stats, {}, arms, {"psnr": {"psnr", "mse"}, "lpips": {"lpips_alex"}}, 0.05, uncalibrated={"fid", "lpips_alex", "lpips_vgg"})
     pixel = next(v for v in out if v.purpose == "pixel fidelity")
     assert pixel.arm is None and pixel.tested_arm == "psnr" and "**No setting shown better for pixel fidelity** (n too small" in pixel.text
+    assert_verdict_rederives(pixel.text, stats)
     assert out[-1].text.startswith("**No verdict** on perceptual quality (LPIPS-vgg) or distribution-level fidelity (FID)")
     # every arm worse than the baseline on SSIM
     for r in stats["tests"]["ssim"]["all"]:
         if "baseline" in (r["a"], r["b"]):
-            sign = -1 if r["a"] == "baseline" else 1  # make arm − baseline negative
-            r.update(mean_diff=-sign * abs(r["mean_diff"]) * sign * sign, ci95_low=None, ci95_high=None, p_wilcoxon_holm=0.5, p_wilcoxon_holm_min=0.01)
-            if r["a"] != "baseline":
-                r["mean_diff"] = -abs(r["mean_diff"])
-            else:
-                r["mean_diff"] = abs(r["mean_diff"])
+            s = 1 if r["b"] == "baseline" else -1  # arm − baseline = -0.02 [-0.03, -0.01]
+            r.update(mean_diff=-0.02 * s, ci95_low=min(-0.03 * s, -0.01 * s), ci95_high=max(-0.03 * s, -0.01 * s), p_wilcoxon_holm=0.5, p_wilcoxon_holm_min=0.01)
     ssim = next(v for v in verdicts(cross, stats, {}, arms, {}, 0.05) if v.purpose == "structural similarity")
     assert ssim.arm is None and "every arm is worse than the plain decode" in ssim.text
+    assert_verdict_rederives(ssim.text, stats)
 
 
 def test_runner_up_worse_than_the_baseline_says_so_and_gate_text_has_the_real_counts(rng):

@@ -146,6 +146,7 @@ def column(rows: list[list[str]], name_start: str) -> dict[str, str]:
 
 VERDICT_NUMBER = r"([+-]?\d+(?:\.\d+)?(?:e[+-]?\d+)?)"
 VERDICT_LINE = re.compile(rf"\*\*Use (\S+) for ([a-z -]+)\*\*: {VERDICT_NUMBER}(?: dB)? \[95 % CI {VERDICT_NUMBER}, {VERDICT_NUMBER}\] on (.+?) [↑↓] \(.*?\), n = (\d+), Holm p = {VERDICT_NUMBER}")
+NO_SETTING_LINE = re.compile(rf"\*\*No setting shown better for ([a-z -]+)\*\* \(.*?\): the best arm, (\S+), is {VERDICT_NUMBER}(?: dB)? (?:\[95 % CI {VERDICT_NUMBER}, {VERDICT_NUMBER}\]|\(CI: n too small\)) on (.+?) [↑↓] \(.*?\), n = (\d+), Holm p = {VERDICT_NUMBER}")
 
 
 def _printed(shown: str, value: float) -> bool:
@@ -157,15 +158,21 @@ def _printed(shown: str, value: float) -> bool:
 
 
 def assert_verdict_rederives(text: str, stats: dict) -> None:
-    """A "Use X for Y" verdict line quotes the JSON: the paired test of X against the baseline on
-    the named metric (difference, CI, n, Holm-corrected p, significant at 0.05), re-derived here
-    from statistical_analysis.json's rows with no report code."""
+    """A verdict line quotes the JSON: "Use X for Y" and "No setting shown better for Y (...):
+    the best arm, X, is ..." give the paired test of X against the baseline on the named metric
+    (difference, CI, n, Holm-corrected p; "Use" only when p < 0.05), re-derived here from
+    statistical_analysis.json's rows with no report code."""
     from latentopt.analysis.statistics import holm
     from latentopt.report.formatting import METRIC_LABELS
 
     m = VERDICT_LINE.search(text)
-    assert m, text
-    arm, _, d, lo, hi, label, n, p = m.groups()
+    if m:
+        arm, _, d, lo, hi, label, n, p = m.groups()
+    else:
+        m = NO_SETTING_LINE.search(text)
+        assert m, text
+        _, arm, d, lo, hi, label, n, p = m.groups()
+    used = text.lstrip("- ").startswith("**Use ")
     metric = {v: k for k, v in METRIC_LABELS.items()}[label]
     if metric == "fid":
         rows = stats["fid_differences"]["all"]
@@ -176,10 +183,13 @@ def assert_verdict_rederives(text: str, stats: dict) -> None:
         row = next(r for r in stats["tests"][metric]["all"] if {r["a"], r["b"]} == {arm, "baseline"})
         p_json, diff = row["p_wilcoxon_holm"], row["mean_diff"]
     sign = 1 if row["a"] == arm else -1
-    want = (sign * diff, *sorted((sign * row["ci95_low"], sign * row["ci95_high"])))
-    for shown, value in zip((d, lo, hi), want):
-        assert _printed(shown, value), (text, shown, value)
-    assert int(n) == row["n"] and _printed(p, p_json) and p_json < 0.05, (text, p, p_json)
+    assert _printed(d, sign * diff), (text, d, diff)
+    if lo is None:  # "(CI: n too small)": the JSON has no interval
+        assert row["ci95_low"] is None and row["ci95_high"] is None, text
+    else:
+        for shown, value in zip((lo, hi), sorted((sign * row["ci95_low"], sign * row["ci95_high"]))):
+            assert _printed(shown, value), (text, shown, value)
+    assert int(n) == row["n"] and _printed(p, p_json) and (p_json < 0.05) == used, (text, p, p_json)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -251,6 +261,9 @@ def test_verdicts_open_the_report_and_rederive_from_the_json(synthetic_run):
     assert 1 <= len(lines) <= 5
     stats = read_json(results / "evaluation_results" / "statistical_analysis.json")
     perf = read_json(results / "evaluation_results" / "performance_summary.json")
+    for line in lines:
+        if not line.startswith("- **No verdict**"):
+            assert_verdict_rederives(line, stats)
     used = [line for line in lines if line.startswith("- **Use ")]
     assert {VERDICT_LINE.search(line).group(2) for line in used} >= {"pixel fidelity", "perceptual quality"}
     for line in used:

@@ -25,7 +25,7 @@ from latentopt.workflow.layout import BASELINE
 from latentopt.workflow.metric_specs import HIGHER_IS_BETTER
 from latentopt.workflow.objectives import with_relatives
 from latentopt.report.conclusions import PURPOSES, _evidence_metric, _fid_holm, _vs_baseline
-from latentopt.report.formatting import _finite, fmt, fmt_p, metric_label
+from latentopt.report.formatting import TOO_SMALL, _finite, fmt, fmt_p, metric_label
 from latentopt.report.inputs import _get, _pair_row, oriented
 
 MAX_LINES = 5
@@ -108,7 +108,8 @@ def _pair_text(stats: Mapping, a: str, b: str, metric: str) -> tuple[float | Non
         d, lo, hi = oriented(row, a)
         p = row.get("p_wilcoxon_holm")
     unit = UNIT.get(metric, "")
-    return p, f"{fmt(d, metric, True)}{unit} [{fmt(lo, metric, True)}, {fmt(hi, metric, True)}], Holm p = {fmt_p(p)}"
+    ci = f"[{fmt(lo, metric, True)}, {fmt(hi, metric, True)}]" if _finite(lo) and _finite(hi) else f"(CI: {TOO_SMALL})"
+    return p, f"{fmt(d, metric, True)}{unit} {ci}, Holm p = {fmt_p(p)}"
 
 
 def _purpose_verdict(purpose: str, metric: str, arms: Sequence[str], stats: Mapping, perf: Mapping, optimized: Mapping[str, set], alpha: float) -> Verdict:
@@ -124,7 +125,8 @@ def _purpose_verdict(purpose: str, metric: str, arms: Sequence[str], stats: Mapp
     d, lo, hi = oriented(row, pick, "diff" if metric == "fid" else "mean_diff")
     p = _fid_holm(stats).get(frozenset((pick, BASELINE))) if metric == "fid" else row.get("p_wilcoxon_holm")
     m = len(_fid_holm(stats)) if metric == "fid" else row.get("m_tests")
-    numbers = f"{fmt(d, metric, True)}{unit} [95 % CI {fmt(lo, metric, True)}, {fmt(hi, metric, True)}] on {metric_label(metric)} ({_evidence_note(metric, optimized)}), n = {c['n']}, Holm p = {fmt_p(p)} over {m} {'FID pairs' if metric == 'fid' else 'pairs'}"
+    ci = f"[95 % CI {fmt(lo, metric, True)}, {fmt(hi, metric, True)}]" if _finite(lo) and _finite(hi) else f"(CI: {TOO_SMALL})"
+    numbers = f"{fmt(d, metric, True)}{unit} {ci} on {metric_label(metric)} ({_evidence_note(metric, optimized)}), n = {c['n']}, Holm p = {fmt_p(p)} over {m} {'FID pairs' if metric == 'fid' else 'pairs'}"
     if shown:
         worse = _get(stats, "success_criteria", pick, "significance", "deteriorations", default=[]) or []
         trade = f"; but significantly worse on {family_labels(worse)} (Holm over its held-out metrics)" if worse else ""
