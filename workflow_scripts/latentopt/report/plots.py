@@ -370,10 +370,9 @@ def example_rows(rows: Sequence[tuple[str, Sequence[tuple[str, np.ndarray | None
     as wide as the panels need, so no title runs into the next."""
     n_rows = len(rows)
     k = max(len(p) for _, p in rows)
-    first = next(img for _, p in rows for _, img in p if img is not None)
-    aspect = first.shape[0] / first.shape[1]
-    fig = Figure(figsize=(2.5 * k + 1.8 * k, (2.5 * aspect + 0.9) * n_rows + 0.5), layout="constrained")
-    axes = fig.subplots(n_rows, 2 * k, squeeze=False, width_ratios=[1.0] * k + [0.72] * k)
+    aspects = [max(p[0][1].shape[0] / p[0][1].shape[1], 0.72) for _, p in rows]  # a row is as tall as its image (or its square zoom)
+    fig = Figure(figsize=(2.5 * k + 1.8 * k, sum(2.5 * a + 0.9 for a in aspects) + 0.5), layout="constrained")
+    axes = fig.subplots(n_rows, 2 * k, squeeze=False, width_ratios=[1.0] * k + [0.72] * k, height_ratios=[a + 0.36 for a in aspects])
     for i, (row_label, panels) in enumerate(rows):
         ref = panels[0][1]
         other = panels[1][1] if len(panels) > 1 and panels[1][1] is not None else ref
