@@ -530,8 +530,8 @@ def test_held_out_excludes_relatives_gate_images_are_declared_and_fid_best_names
     assert conclusions._evidence_metric(("psnr", "mae"), ["psnr", "mae"], {"ssim": {"ssim"}}) == ("psnr", "psnr")
     assert "relative of the objective of l1" in conclusions._own_text("psnr", {"l1": {"mae"}})
     arms, table, cross, stats = _two_arm_inputs(rng)
-    recs = conclusions.recommendations(cross, stats, {}, arms, {"psnr": {"psnr", "mse"}, "lpips": {"lpips_alex"}}, 0.05, gate_images=2)
-    assert any("INCLUDING the first 2 image(s) of each loss that the quality gate ran first" in r for r in recs)
+    recs = conclusions.recommendations(cross, stats, {}, arms, {"psnr": {"psnr", "mse"}, "lpips": {"lpips_alex"}}, 0.05, gate_images="the first 2 images")
+    assert any("INCLUDING the first 2 images of each loss, which the quality gate ran first" in r for r in recs)
     (fid,) = [r for r in recs if "distribution-level" in r]
     # best = lpips; the runner-up psnr is tested, Holm-corrected over the 3 FID pairs
     assert "vs. the runner-up psnr" in fid and "Holm-corrected over the FID pairs" in fid
@@ -556,19 +556,131 @@ def test_nothing_is_best_or_disagrees_between_values_that_print_identically(rng)
     assert "**disagree**" in tables._direction_text({"fid_diff": -0.02, "kid_diff": 0.001, "agree": False}, False)
 
 
-def test_arm_order_is_the_config_loss_order_and_examples_follow_a_stated_rule():
+def test_arm_order_is_the_config_loss_order_and_examples_are_ranked_per_arm_on_its_own_gain():
     from latentopt.report.arms import arm_order
-    from latentopt.report.figures import select_examples
+    from latentopt.report.figures import arm_example_metric, select_examples
 
     config = {"losses": {"lpips": {}, "psnr": {}, "ssim": {}}}
     assert arm_order(config, ["ssim", "psnr", "baseline", "lpips"]) == ["baseline", "lpips", "psnr", "ssim"]
     assert arm_order({"losses": {"psnr": {}, "lpips": {}}}, ["lpips", "baseline", "psnr"]) == ["baseline", "psnr", "lpips"]
-    # gains: a: psnr +1, lpips +5 -> mean 3; b: +4, +0 -> 2; c: +0, +0 -> 0
-    rows = [("baseline", "a", 20), ("psnr", "a", 21), ("lpips", "a", 25), ("baseline", "b", 20), ("psnr", "b", 24), ("lpips", "b", 20), ("baseline", "c", 20), ("psnr", "c", 20), ("lpips", "c", 20)]
-    df = pd.DataFrame([{"dataset": d, "split": "s", "image_id": i, "status": "ok", "psnr": float(v)} for d, i, v in rows])
-    one = select_examples(df, ["psnr", "lpips"])
-    assert one == select_examples(df, ["lpips", "psnr"])  # the order of the losses changes nothing
-    assert [(k, i) for k, _, i, _ in one] == [("best", "a"), ("median", "b"), ("worst", "c")] and one[0][3] == pytest.approx(3.0)
+    # psnr gains: a +1, b +4, c +0, d +2; lpips gains: a +5, b -1, c +0, d -3
+    rows = [("baseline", "a", 20, 0.30), ("psnr", "a", 21, 0.31), ("lpips", "a", 25, 0.20),
+            ("baseline", "b", 20, 0.30), ("psnr", "b", 24, 0.35), ("lpips", "b", 19, 0.40),
+            ("baseline", "c", 20, 0.30), ("psnr", "c", 20, 0.30), ("lpips", "c", 20, 0.10),
+            ("baseline", "d", 20, 0.30), ("psnr", "d", 22, 0.30), ("lpips", "d", 17, 0.30)]
+    df = pd.DataFrame([{"dataset": d, "split": "s", "image_id": i, "status": "ok", "psnr": float(v), "gmsd": g} for d, i, v, g in rows])
+    psnr = select_examples(df, "psnr", "psnr")
+    assert [(k, i, g) for k, _, i, g in psnr] == [("best", "b", 4.0), ("median", "a", 1.0), ("worst", "c", 0.0)]  # sorted 4, 2, 1, 0: index 2 (lower middle)
+    # the lpips arm is ranked by its own gains, not by a mean over arms
+    assert [(k, i) for k, _, i, _ in select_examples(df, "lpips", "psnr")] == [("best", "a"), ("median", "b"), ("worst", "d")]
+    # a lower-is-better metric: gain = baseline − arm, so the biggest drop in GMSD is best
+    lp = select_examples(df, "lpips", "gmsd")
+    assert lp[0][2] == "c" and lp[0][3] == pytest.approx(0.2) and lp[-1][2] == "b" and lp[-1][3] == pytest.approx(-0.1)
+    optimized = {"psnr": {"psnr", "mse"}, "ssim": {"ssim"}, "lpips": {"lpips_alex"}}
+    present = ["psnr", "ssim", "lpips_alex", "lpips_vgg", "mse", "mae", "gmsd", "delta_e00"]
+    assert arm_example_metric("psnr", optimized, present, set())[0] == "psnr"  # no held-out pixel metric: its own objective
+    assert arm_example_metric("ssim", optimized, present, set())[0] == "gmsd"  # held out, the structural verdict's metric
+    assert arm_example_metric("lpips", optimized, present, set())[0] == "lpips_vgg"
+    metric, why = arm_example_metric("lpips", optimized, present, {"lpips_alex", "lpips_vgg"})
+    assert metric == "psnr" and "uncalibrated" in why  # never ranked on a random network
+
+
+def test_verdicts_one_line_per_family_with_numbers_from_the_json(rng):
+    """Each verdict line's numbers are the JSON's: the test of the named arm against the baseline
+    on the evidence metric (parsed back from the text and compared within the printed
+    precision), PSNR/MSE/MAE give one line, an arm's own objective is said to be one, and the
+    cost is the counted work where it exists, else the measured time, named as such."""
+    from test_report import assert_verdict_rederives
+
+    from latentopt.report.verdicts import MAX_LINES, verdicts
+
+    arms, table, cross, stats = _two_arm_inputs(rng)
+    cross["metrics"] = [*cross["metrics"], "mse", "mae"]
+    optimized = {"psnr": {"psnr", "mse"}, "lpips": {"lpips_alex"}}
+    perf = {"datasets": {"baseline": {"counted_work": {"tflop_per_image": {"mean": 0.002}}}, "psnr": {"counted_work": {"tflop_per_image": {"mean": 0.06}}}, "lpips": {"batch_costs": {"clock": ["process_cpu_time"], "compute_per_image_s": {"mean": 0.5}}}}}
+    out = verdicts(cross, stats, perf, arms, optimized, 0.05)
+    assert 1 <= len(out) <= MAX_LINES
+    assert [v.purpose for v in out] == ["pixel fidelity", "structural similarity", "perceptual quality", "distribution-level fidelity"]  # one pixel line for PSNR, MSE, MAE
+    for v in out:
+        assert_verdict_rederives(v.text, stats)
+    pixel = out[0].text
+    assert out[0].arm == "psnr" and "own objective of psnr" in pixel
+    assert f"costs 0.06 TFLOP/image ({0.06 / 0.002:.3g}× the baseline's plain decode)" in pixel
+    perceptual = out[2].text
+    assert out[2].arm == "lpips" and "held out" in perceptual and "cost not counted in FLOPs; measured 0.5 s/image of process_cpu_time" in perceptual
+
+
+def test_verdict_says_no_setting_shown_better_and_why(rng):
+    """No arm significant on the evidence metric: "No setting shown better", with the best arm's
+    numbers (re-derived from the JSON) and the reason (n too small / not significant / every arm
+    worse); uncalibrated purposes share one "No verdict" line."""
+    from test_report import assert_verdict_rederives
+
+    from latentopt.report.verdicts import verdicts
+
+    arms, table, cross, stats = _two_arm_inputs(rng, n=4)  # 4 images: Holm over 3 pairs cannot reach 0.05
+    out = verdicts(cross, stats, {}, arms, {"psnr": {"psnr", "mse"}, "lpips": {"lpips_alex"}}, 0.05, uncalibrated={"fid", "lpips_alex", "lpips_vgg"})
+    pixel = next(v for v in out if v.purpose == "pixel fidelity")
+    assert pixel.arm is None and pixel.tested_arm == "psnr" and "**No setting shown better for pixel fidelity** (n too small" in pixel.text
+    assert_verdict_rederives(pixel.text, stats)
+    assert out[-1].text.startswith("**No verdict** on perceptual quality (LPIPS-vgg) or distribution-level fidelity (FID)")
+    # every arm worse than the baseline on SSIM
+    for r in stats["tests"]["ssim"]["all"]:
+        if "baseline" in (r["a"], r["b"]):
+            s = 1 if r["b"] == "baseline" else -1  # arm − baseline = -0.02 [-0.03, -0.01]
+            r.update(mean_diff=-0.02 * s, ci95_low=min(-0.03 * s, -0.01 * s), ci95_high=max(-0.03 * s, -0.01 * s), p_wilcoxon_holm=0.5, p_wilcoxon_holm_min=0.01)
+    ssim = next(v for v in verdicts(cross, stats, {}, arms, {}, 0.05) if v.purpose == "structural similarity")
+    assert ssim.arm is None and "every arm is worse than the plain decode" in ssim.text
+    assert_verdict_rederives(ssim.text, stats)
+
+
+def test_runner_up_worse_than_the_baseline_says_so_and_gate_text_has_the_real_counts(rng):
+    from latentopt.report.gate import gate_images_phrase
+
+    arms, table, cross, stats = _two_arm_inputs(rng)
+    # lpips below the baseline on SSIM: the runner-up sentence must say so
+    for r in stats["tests"]["ssim"]["all"]:
+        if {r["a"], r["b"]} == {"lpips", "baseline"}:
+            s = 1 if r["a"] == "lpips" else -1
+            r.update(mean_diff=-0.02 * s, ci95_low=min(-0.03 * s, -0.01 * s), ci95_high=max(-0.03 * s, -0.01 * s), p_wilcoxon_holm=0.01)
+    recs = conclusions.recommendations(cross, stats, {}, arms, {"psnr": {"psnr", "mse"}, "lpips": {"lpips_alex"}}, 0.05)
+    (line,) = [r for r in recs if r.startswith("For structural similarity")]
+    assert "vs. the runner-up lpips (itself significantly worse than the baseline: -0.0200" in line
+    (line,) = [r for r in recs if r.startswith("For pixel fidelity")]
+    assert "itself" not in line  # lpips is better than the baseline on PSNR
+    gates = [{"arm": "psnr", "n_images": 9}, {"arm": "ssim", "n_images": 9}]
+    assert gate_images_phrase(gates, 9) == "all 9 images"  # images_per_loss 10 on a 9-image run
+    assert gate_images_phrase([{"arm": "psnr", "n_images": 2}], 8) == "the first 2 images"
+    assert gate_images_phrase([{"arm": "psnr", "n_images": 2}, {"arm": "ssim", "n_images": 1}], 8) == "the first 2 (psnr), 1 (ssim) images"
+    assert gate_images_phrase([], 8) is None
+
+
+def test_time_projection_of_a_cropped_run_scales_by_pixels_and_says_so(config):
+    """A run on 160x240 crops of BSDS500 projected to the 500 full images: the projected hours are
+    the uncropped projection times the pixel ratio (320x480 / 160x240 = 4 under centre_crop to a
+    multiple of 8), and the basis says so; without data.limit_per_split the run is the plan."""
+    from latentopt.analysis.projection import BSDS500_IMAGE_HW, pixel_scale
+
+    full = (BSDS500_IMAGE_HW[0] - BSDS500_IMAGE_HW[0] % 8) * (BSDS500_IMAGE_HW[1] - BSDS500_IMAGE_HW[1] % 8)
+    assert pixel_scale("center_crop", 8, 512, (160, 240))[0] == pytest.approx(full / (160 * 240))
+    assert pixel_scale("resize_crop", 8, 64, (160, 240)) == (1.0, "")  # resize_crop: every image is size x size
+    assert pixel_scale("center_crop", 8, 512, None) == (1.0, "")
+    n = 6
+    rng = np.random.default_rng(0)
+    values = {a: {"psnr": rng.uniform(20, 30, n)} for a in ("baseline", "psnr")}
+    table = per_image(values, n)
+    table["batch_id"] = [f"b{i}" for i in range(len(table))]
+    table["batch_images"], table["batch_image_iterations"], table["batch_clock"], table["batch_wall_s"] = 1, 30, "process_cpu_time", 2.5
+    table["batch_compute_s"] = 2.0 + 0.1 * np.arange(len(table))
+    plain = dict(config, data={**config["data"], "splits": ["train", "val", "test"], "limit_per_split": 2})
+    cropped = dict(plain, preprocess={**config["preprocess"], "crop_box": [160, 240]})
+    a = criteria.success_criteria(plain, table, ["psnr"], {}, {})["psnr"]["time_budget"]
+    b = criteria.success_criteria(cropped, table, ["psnr"], {}, {})["psnr"]["time_budget"]
+    factor = pixel_scale(cropped["preprocess"]["mode"], cropped["preprocess"]["multiple"], cropped["preprocess"]["size"], (160, 240))[0]
+    assert b["value"] == pytest.approx(a["value"] * factor) and b["pixel_scale"] == factor and a["pixel_scale"] == 1.0
+    assert "for pixels" in b["basis"] and "linear in pixels" in b["basis"] and "for pixels" not in a["basis"]
+    whole = dict(cropped, data={**cropped["data"], "limit_per_split": None})  # the run is the plan: nothing to scale
+    assert criteria.success_criteria(whole, table, ["psnr"], {}, {})["psnr"]["time_budget"]["pixel_scale"] == 1.0
 
 
 def test_taef2_demo_has_enough_batches_per_loss_for_the_cost_analysis():

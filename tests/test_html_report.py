@@ -83,6 +83,6 @@ def test_snakemake_report_opens_on_the_rendered_report(finished_demo, tmp_path):
     assert "NOT RESEARCH RESULTS" in dom and "Recommendations" in dom
     assert re.search(r"<th[^>]*>dataset</th>", dom)
     assert len(re.findall(r'<img[^>]*src="data:image/png;base64,', dom)) >= 5
-    for name in ("distributions", "convergence", "examples_best"):
+    for name in ("distributions", "convergence", "paired_gains", "examples_psnr"):
         assert name in text
     assert "Per-image distributions of every metric per dataset" in text  # a figure caption (report/figure.rst)

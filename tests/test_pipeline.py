@@ -225,5 +225,5 @@ def test_html_report_of_the_demo(demo, tmp_path):
     html = tmp_path / "report.html"
     snakemake(cfg, "--report", str(html))
     text = html.read_text(errors="replace")
-    for name in ("examples_best.png", "examples_median.png", "examples_worst.png", "FULL_BSDS500_COMPARISON_REPORT.md"):
+    for name in ("paired_gains.png", "cost_per_image.png", "examples_psnr.png", "FULL_BSDS500_COMPARISON_REPORT.md"):
         assert name in text, name

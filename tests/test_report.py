@@ -144,6 +144,54 @@ def column(rows: list[list[str]], name_start: str) -> dict[str, str]:
     return {r[0]: r[idx] for r in rows[1:]}
 
 
+VERDICT_NUMBER = r"([+-]?\d+(?:\.\d+)?(?:e[+-]?\d+)?)"
+VERDICT_LINE = re.compile(rf"\*\*Use (\S+) for ([a-z -]+)\*\*: {VERDICT_NUMBER}(?: dB)? \[95 % CI {VERDICT_NUMBER}, {VERDICT_NUMBER}\] on (.+?) [↑↓] \(.*?\), n = (\d+), Holm p = {VERDICT_NUMBER}")
+NO_SETTING_LINE = re.compile(rf"\*\*No setting shown better for ([a-z -]+)\*\* \(.*?\): the best arm, (\S+), is {VERDICT_NUMBER}(?: dB)? (?:\[95 % CI {VERDICT_NUMBER}, {VERDICT_NUMBER}\]|\(CI: n too small\)) on (.+?) [↑↓] \(.*?\), n = (\d+), Holm p = {VERDICT_NUMBER}")
+
+
+def _printed(shown: str, value: float) -> bool:
+    """Whether ``shown`` is ``value`` at the precision it is printed with."""
+    mantissa = shown.split("e")[0]
+    digits = len(mantissa.split(".")[1]) if "." in mantissa else 0
+    scale = 10 ** int(shown.split("e")[1]) if "e" in shown else 1
+    return abs(float(shown) - value) <= 0.51 * 10 ** -digits * scale
+
+
+def assert_verdict_rederives(text: str, stats: dict) -> None:
+    """A verdict line quotes the JSON: "Use X for Y" and "No setting shown better for Y (...):
+    the best arm, X, is ..." give the paired test of X against the baseline on the named metric
+    (difference, CI, n, Holm-corrected p; "Use" only when p < 0.05), re-derived here from
+    statistical_analysis.json's rows with no report code."""
+    from latentopt.analysis.statistics import holm
+    from latentopt.report.formatting import METRIC_LABELS
+
+    m = VERDICT_LINE.search(text)
+    if m:
+        arm, _, d, lo, hi, label, n, p = m.groups()
+    else:
+        m = NO_SETTING_LINE.search(text)
+        assert m, text
+        _, arm, d, lo, hi, label, n, p = m.groups()
+    used = text.lstrip("- ").startswith("**Use ")
+    metric = {v: k for k, v in METRIC_LABELS.items()}[label]
+    if metric == "fid":
+        rows = stats["fid_differences"]["all"]
+        row = next(r for r in rows if {r["a"], r["b"]} == {arm, "baseline"})
+        ps = holm([max(r["p_boot"], 1 / r["n_boot"]) for r in rows])
+        p_json, diff = ps[rows.index(row)], row["diff"]
+    else:
+        row = next(r for r in stats["tests"][metric]["all"] if {r["a"], r["b"]} == {arm, "baseline"})
+        p_json, diff = row["p_wilcoxon_holm"], row["mean_diff"]
+    sign = 1 if row["a"] == arm else -1
+    assert _printed(d, sign * diff), (text, d, diff)
+    if lo is None:  # "(CI: n too small)": the JSON has no interval
+        assert row["ci95_low"] is None and row["ci95_high"] is None, text
+    else:
+        for shown, value in zip((lo, hi), sorted((sign * row["ci95_low"], sign * row["ci95_high"]))):
+            assert _printed(shown, value), (text, shown, value)
+    assert int(n) == row["n"] and _printed(p, p_json) and (p_json < 0.05) == used, (text, p, p_json)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def low_dpi():
     """Small figures keep the suite fast; layout and content are the same at any DPI."""
@@ -191,13 +239,49 @@ def test_best_per_column_and_optimized_flag(synthetic_run):
 def test_referenced_figures_exist_and_are_png(synthetic_run):
     results, _, text = synthetic_run
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert len(links) >= 8  # distributions, convergence, time, trade-off, correlations, 3 grids
+    assert len(links) >= 8  # paired gains, cost, trade-off, examples per arm; distributions, convergence, correlations
     for link in links:
         assert not Path(link).is_absolute() and link.startswith(report.FIGURES_DIRNAME + "/")
         path = layout.report_file(results).parent / link
         with Image.open(path) as im:
             assert im.format == "PNG" and im.size[0] > 100
             im.verify()
+
+
+def test_verdicts_open_the_report_and_rederive_from_the_json(synthetic_run):
+    """Right under the banner, before the method paragraph: a Verdicts heading and at most 5
+    lines, every "Use X" line's numbers re-derived from statistical_analysis.json; with no
+    FLOPs counted the cost is the measured time, named as such."""
+    from latentopt.core.fileio import read_json
+
+    results, _, text = synthetic_run
+    main = text[: text.index("## Headline results")]
+    assert main.index("NOT RESEARCH RESULTS") < main.index("## Verdicts") < main.index("## Contents") < main.index("The arms:")
+    lines = [line for line in main[main.index("## Verdicts"): main.index("## Contents")].splitlines() if line.startswith("- ")]
+    assert 1 <= len(lines) <= 5
+    stats = read_json(results / "evaluation_results" / "statistical_analysis.json")
+    perf = read_json(results / "evaluation_results" / "performance_summary.json")
+    for line in lines:
+        if not line.startswith("- **No verdict**"):
+            assert_verdict_rederives(line, stats)
+    used = [line for line in lines if line.startswith("- **Use ")]
+    assert {VERDICT_LINE.search(line).group(2) for line in used} >= {"pixel fidelity", "perceptual quality"}
+    for line in used:
+        assert_verdict_rederives(line, stats)
+        arm = VERDICT_LINE.search(line).group(1)
+        compute = perf["datasets"][arm]["batch_costs"]["compute_per_image_s"]["mean"]
+        base = perf["datasets"]["baseline"]["batch_costs"]["compute_per_image_s"]["mean"]
+        assert f"cost not counted in FLOPs; measured {compute:.3g} s/image of process_cpu_time, {compute / base:.3g}× the baseline's" in line
+    assert "the own objective of psnr" in next(line for line in used if "pixel fidelity" in line)
+
+
+def test_figures_are_paired_per_arm_and_on_the_cost_axis_of_the_claims(synthetic_run):
+    results, _, text = synthetic_run
+    main = text[: text.index("Appendix: [")]
+    assert "report_figures/paired_gains.png" in main and "report_figures/distributions.png" not in main
+    assert "report_figures/examples_psnr.png" in main and "report_figures/examples_lpips.png" in main
+    assert "### psnr: ranked by its gain in PSNR (dB)" in main and "### lpips: ranked by its gain in LPIPS-vgg" in main
+    assert "The figure's axis: measured compute per image on the device clock (process_cpu_time), one dot per batch; the work was not counted" in main
 
 
 def test_recommendations_name_the_best_arm(synthetic_run):
@@ -328,3 +412,20 @@ def test_main_report_of_a_demo_sized_run_fits_in_250_lines(tmp_path):
     appendix = layout.report_appendix_file(tmp_path).read_text()
     assert len(main) <= 250, len(main)
     assert "## Headline results" in "\n".join(main) and "## Results per split" in appendix
+
+
+def test_cost_figure_uses_counted_work_when_every_dataset_has_it():
+    """The cost figure's axis is the counted TFLOP per image where performance_summary.json has it
+    for every dataset (the axis the cost claims use), the measured compute per batch otherwise."""
+    from latentopt.report.figures import cost_figure_data
+
+    df = pd.DataFrame({"dataset": ["baseline", "psnr", "psnr"], "status": ["ok"] * 3, "tflop": [0.002, 0.06, 0.07]})
+    timed = {"batch_costs": {"clock": ["cuda_events"], "per_image_values": [0.1, 0.2], "compute_per_image_s": {"mean": 0.15, "ci95_low": 0.1, "ci95_high": 0.2}}}
+    counted = {"baseline": {**timed, "counted_work": {"tflop_per_image": {"mean": 0.002, "ci95_low": 0.002, "ci95_high": 0.002}, "counter": "FlopCounterMode"}},
+               "psnr": {**timed, "counted_work": {"tflop_per_image": {"mean": 0.065, "ci95_low": 0.06, "ci95_high": 0.07}, "counter": "FlopCounterMode", "per_image_values": [0.06, 0.07]}}}
+    c = cost_figure_data({"datasets": counted}, df, ["baseline", "psnr"])
+    assert c["axis"].startswith("counted work per image (TFLOP; counter: FlopCounterMode)")
+    assert c["values"] == {"baseline": [0.002], "psnr": [0.06, 0.07]} and c["means"]["psnr"] == (0.065, 0.06, 0.07)
+    del counted["baseline"]["counted_work"]  # one dataset not counted: no mixed axis
+    t = cost_figure_data({"datasets": counted}, df, ["baseline", "psnr"])
+    assert t["axis"].startswith("measured compute per image on the device clock (cuda_events)") and t["values"]["psnr"] == [0.1, 0.2]

@@ -10,6 +10,7 @@ from latentopt.workflow.layout import BASELINE
 from latentopt.analysis.input_failures import readable
 from latentopt.workflow.metric_specs import HIGHER_IS_BETTER
 from latentopt.analysis.performance import batch_table
+from latentopt.analysis.projection import pixel_scale
 from latentopt.workflow.objectives import arm_objectives, uncalibrated_metrics, with_relatives
 from latentopt.analysis.statistics import holm, min_attainable_p, n_too_small, summarize
 
@@ -23,7 +24,7 @@ RULES = {
     "success_rate": "share of the arm's readable images (unreadable inputs are listed apart) that finished ok >= threshold",
     "fid_improvement": "relative FID improvement (FID_base - FID_arm) / FID_base with the paired-bootstrap 95 % CI of FID_arm - FID_base divided by FID_base (same images, FID_base held fixed): PASS only when the whole CI is >= threshold, FAIL when the whole CI is < threshold, otherwise 'not shown'",
     "significance": "the arm beats the baseline on at least one metric it did NOT optimize: the family scanned is only the arm's held-out metrics (neither its objective nor a declared relative of it, objectives.RELATED_METRICS, nor a metric from an uncalibrated network), Wilcoxon signed-rank p Holm-corrected over that family (all images), p < alpha and better; significant deteriorations among them are listed; 'n too small' when m * 2/2^n >= alpha for that family's m. This family (one arm, its held-out metrics) differs from the significance matrix's (one metric, every dataset pair): where the two verdicts differ for the same (arm, metric) the report marks both cells (§) with the other family's p",
-    "time_budget": "projected compute for the full plan = mean over batches of (batch compute time on the device clock, as in the cost section: CUDA events on a GPU, process CPU time on a CPU / images in it) x images in the full plan; PASS when the 95 % t-interval's upper end <= budget, FAIL when its lower end > budget, otherwise 'not shown'; 'n too small' below the minimum number of batches",
+    "time_budget": "projected compute for the full plan = mean over batches of (batch compute time on the device clock, as in the cost section: CUDA events on a GPU, process CPU time on a CPU / images in it) x images in the full plan (x full-image pixels / the run's pixels when a cropped run is projected to the full BSDS500 plan); PASS when the 95 % t-interval's upper end <= budget, FAIL when its lower end > budget, otherwise 'not shown'; 'n too small' below the minimum number of batches",
 }
 
 
@@ -58,6 +59,8 @@ def success_criteria(config: dict, table: pd.DataFrame, arms: list[str], cross: 
     alpha = crit["alpha"]
     own = arm_objectives(config, arms)
     n_full, full_basis = full_plan_images(config, table)
+    pre = config["preprocess"]
+    scale, scale_text = pixel_scale(pre["mode"], pre["multiple"], pre["size"], tuple(pre["crop_box"]) if pre["crop_box"] and config["data"].get("limit_per_split") is not None else None)
     out = {}
     for arm in arms:
         if arm == BASELINE:
@@ -118,14 +121,14 @@ def success_criteria(config: dict, table: pd.DataFrame, arms: list[str], cross: 
         if len(batches) and n_full:
             per_image = (batches["compute_s"] / batches["images"]).to_numpy(dtype=float)
             s = summarize(per_image)
-            to_h = n_full / 3600.0
+            to_h = n_full * scale / 3600.0
             lo = s["ci95_low"] * to_h if s["ci95_low"] is not None else None
             hi = s["ci95_high"] * to_h if s["ci95_high"] is not None else None
             verdict = "n too small" if n_too_small(s["n"]) else _three_way(lo, hi, crit["time_budget_hours"], False)
             devices = sorted(rows["device"].dropna().unique().tolist()) if "device" in rows else []
             clock = ", ".join(sorted(batches["clock"].dropna().astype(str).unique())) or "clock not recorded"
-            basis = f"mean compute time per image on the device clock ({clock}) over {s['n']} batches ({', '.join(devices) or 'device not recorded'}) x {full_basis}"
-            entry["time_budget"] = {"value": s["mean"] * to_h, "ci95_low": lo, "ci95_high": hi, "threshold": crit["time_budget_hours"], "n_batches": s["n"], "full_plan_images": n_full, "basis": basis, "verdict": verdict, "pass": verdict == "pass", "rule": RULES["time_budget"]}
+            basis = f"mean compute time per image on the device clock ({clock}) over {s['n']} batches ({', '.join(devices) or 'device not recorded'}) x {full_basis}{scale_text}"
+            entry["time_budget"] = {"value": s["mean"] * to_h, "ci95_low": lo, "ci95_high": hi, "threshold": crit["time_budget_hours"], "n_batches": s["n"], "full_plan_images": n_full, "pixel_scale": scale, "basis": basis, "verdict": verdict, "pass": verdict == "pass", "rule": RULES["time_budget"]}
         else:
             why = "no batch times recorded" if not len(batches) else f"full plan size {full_basis}"
             entry["time_budget"] = {"value": None, "threshold": crit["time_budget_hours"], "basis": why, "verdict": "not shown", "pass": False, "rule": RULES["time_budget"]}

@@ -45,7 +45,8 @@ from latentopt.report.definitions import definitions, docstring_section, module_
 from latentopt.report.figures import make_figures
 from latentopt.report.rendering import render_template
 from latentopt.report.formatting import metric_label, OPTIMIZED_MARK, RANGE_MARK, retried_text, table
-from latentopt.report.gate import gate_section, load_gates
+from latentopt.report.gate import gate_images_phrase, gate_section, load_gates
+from latentopt.report.verdicts import verdicts, verdicts_lead
 from latentopt.report.inputs import _datasets, _get, _splits, load_inputs
 from latentopt.report.provenance import REPORT_PACKAGES, _version, config_diff, dataset_metadata, metric_networks, model_provenance
 from latentopt.report.tables import failed_images, fid_tables, metric_table, performance_table, significance_matrix, test_families, unreadable_images
@@ -130,7 +131,7 @@ def build_context(config: Mapping, inputs: Mapping, figures: Mapping, *, report_
         "performance": performance_table(perf, datasets),
         "success": success_table(stats, uncal, datasets),
         "quality_gate": gate_section(inputs.get("gates", [])),
-        "gate_images": _get(config, "quality_gate", "images_per_loss"),
+        "gate_images": gate_images_phrase(inputs.get("gates", []), int(len(per_image))),
         "criteria_rules": criteria_rules(stats),
         "test_families": test_families(tests, stats, alpha),
         "min_n": MIN_N_INTERVAL,
@@ -139,7 +140,9 @@ def build_context(config: Mapping, inputs: Mapping, figures: Mapping, *, report_
         "input_failures": unreadable_images(perf, datasets),
         "n_failed": sum(int(_get(perf, "datasets", d, "failed", default=0) or 0) for d in datasets),
         "n_failed_distinct": len({(f.get("split"), f.get("image_id")) for d in datasets for f in _get(perf, "datasets", d, "failed_images", default=[]) or []}),
-        "recommendations": recommendations(cross, stats, perf, datasets, optimized, alpha, uncalibrated=uncal, gate_images=_get(config, "quality_gate", "images_per_loss")),
+        "recommendations": recommendations(cross, stats, perf, datasets, optimized, alpha, uncalibrated=uncal, gate_images=gate_images_phrase(inputs.get("gates", []), int(len(per_image)))),
+        "verdicts_lead": verdicts_lead(alpha, bool(synthetic)),
+        "verdicts": [v.text for v in verdicts(cross, stats, perf, datasets, optimized, alpha, uncalibrated=uncal)],
         "figures": figures,
         "definitions": defs,
         "config_yaml": yaml.safe_dump(config_plain, sort_keys=False, allow_unicode=True).rstrip(),

@@ -32,7 +32,8 @@ from latentopt.report.inputs import _get, _pair_row, oriented
 # is the purpose's objective metric, the first one no arm optimized is its held-out metric.
 PURPOSES = (
     ("pixel fidelity", ("psnr", "mae")),
-    ("structural similarity", ("ssim",)),
+    ("structural similarity", ("ssim", "gmsd")),
+    ("colour fidelity", ("delta_e00",)),
     ("perceptual quality", ("lpips_alex", "lpips_vgg")),
     ("distribution-level fidelity", ("fid",)),
 )
@@ -92,7 +93,8 @@ def _criterion_cell(key: str, e: Mapping, uncalibrated=frozenset(), tests: Mappi
         if e.get("verdict") == "n too small":
             return f"{v} ({e.get('n_batches')} batches < {MIN_N_INTERVAL}; projection to {e.get('full_plan_images')} images not quoted)"
         ci = f" [{e['ci95_low']:.3g}, {e['ci95_high']:.3g}]" if _finite(e.get("ci95_low")) else ""
-        return f"{v}: {e['value']:.3g}{ci} ({e.get('n_batches')} batches, {e.get('full_plan_images')} images)"
+        pixels = f" x {e['pixel_scale']:.3g} for pixels" if _finite(e.get("pixel_scale")) and e["pixel_scale"] != 1 else ""
+        return f"{v}: {e['value']:.3g}{ci} ({e.get('n_batches')} batches, {e.get('full_plan_images')} images{pixels})"
     return v
 
 
@@ -189,10 +191,11 @@ def _own_text(metric: str, optimized: Mapping[str, set]) -> str:
     return f"{label}, held out (no loss optimized it)"
 
 
-def recommendations(cross: Mapping, stats: Mapping, perf: Mapping, datasets: Sequence[str], optimized: Mapping[str, set], alpha: float, *, uncalibrated=frozenset(), gate_images: int | None = None) -> list[str]:
+def recommendations(cross: Mapping, stats: Mapping, perf: Mapping, datasets: Sequence[str], optimized: Mapping[str, set], alpha: float, *, uncalibrated=frozenset(), gate_images: str | None = None) -> list[str]:
     """One sentence per purpose, decided on the evidence metric (see the module docstring), then
     the cost line, the success-criteria line and what images the evidence pools. A purpose whose
-    evidence metric comes from an uncalibrated network is not judged."""
+    evidence metric comes from an uncalibrated network is not judged. ``gate_images``: the images
+    the gate really ran (report.gate.gate_images_phrase), e.g. "the first 2 images"."""
     arms = [d for d in datasets if d != BASELINE]
     present = list(cross.get("metrics", []))
     tests = stats.get("tests") or {}
@@ -235,7 +238,7 @@ def recommendations(cross: Mapping, stats: Mapping, perf: Mapping, datasets: Seq
             line += f"; {NOT_JUDGED} (neither met nor failed): " + "; ".join(f"{a}: {', '.join(f)}" for a, f in unjudged.items())
         out.append(line + ".")
     if gate_images:
-        out.append(f"Evidence pool: every test above uses all images that succeeded in every dataset, INCLUDING the first {gate_images} image(s) of each loss that the quality gate ran first (the gate judged only each loss's own objective on them; they are otherwise ordinary images of the plan).")
+        out.append(f"Evidence pool: every test above uses all images that succeeded in every dataset, INCLUDING {gate_images} of each loss, which the quality gate ran first (the gate judged only each loss's own objective on them; they are otherwise ordinary images of the plan).")
     return out
 
 
@@ -282,7 +285,7 @@ def _decision(purpose: str, best: str, metric: str, ranked: Sequence[str], cross
             d, lo, hi = oriented(row2, best)
             p = row2.get("p_wilcoxon_holm")
             reach = _finite(row2.get("p_wilcoxon_holm_min")) and row2["p_wilcoxon_holm_min"] < alpha
-            text += f"; vs. the runner-up {ranked[1]}: {fmt(d, metric, True)}{unit} {interval(lo, hi, metric, True)}, Holm p = {fmt_p(p)}"
+            text += f"; vs. the runner-up {ranked[1]}{_worse_than_baseline(stats, tests, ranked[1], metric, alpha)}: {fmt(d, metric, True)}{unit} {interval(lo, hi, metric, True)}, Holm p = {fmt_p(p)}"
             if not reach:
                 text += " (n too small for the test to reach α)"
             elif not (_finite(p) and p < alpha):
@@ -292,7 +295,7 @@ def _decision(purpose: str, best: str, metric: str, ranked: Sequence[str], cross
         if row2 and _finite(row2.get("ci95_low")):
             d, lo, hi = oriented(row2, best, "diff")
             p = _fid_holm(stats).get(frozenset((best, ranked[1])))
-            text += f"; vs. the runner-up {ranked[1]}: {fmt(d, metric, True)} {interval(lo, hi, metric, True)}, {_fid_p_text(stats, best, ranked[1])}"
+            text += f"; vs. the runner-up {ranked[1]}{_worse_than_baseline(stats, tests, ranked[1], metric, alpha)}: {fmt(d, metric, True)} {interval(lo, hi, metric, True)}, {_fid_p_text(stats, best, ranked[1])}"
             if not (_finite(p) and p < alpha):
                 text += " (not significant)"
         elif row2 and row2.get("n_too_small"):
@@ -304,6 +307,17 @@ def _decision(purpose: str, best: str, metric: str, ranked: Sequence[str], cross
     if objective != metric and not disagreed:
         text += f"; {metric_label(objective, False)}, the objective metric, names the same best loss"
     return text + "."
+
+
+def _worse_than_baseline(stats: Mapping, tests: Mapping, arm: str, metric: str, alpha: float) -> str:
+    """" (itself worse than the baseline: Δ [CI], p)" for a runner-up whose mean is worse than the
+    baseline's, else "": a runner-up is the second-best loss, not a second option to use."""
+    cmp = _vs_baseline(stats, tests, arm, metric, alpha)
+    if cmp is None or cmp["better"] or not _finite(cmp["diff"]) or float(fmt(cmp["diff"], metric, True)) == 0:
+        return ""
+    unit = " dB" if metric == "psnr" else ""
+    shown = "significantly " if cmp["significant"] else ""
+    return f" (itself {shown}worse than the baseline: {fmt(cmp['diff'], metric, True)}{unit} {cmp['ci'] or ''}, {cmp['p_text']})"
 
 
 def _disagree_shown(r: Mapping) -> bool:

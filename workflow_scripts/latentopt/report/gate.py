@@ -27,3 +27,18 @@ def gate_section(gates: Sequence[Mapping]) -> dict | None:
         if (g.get("ci95") or [None])[0] is None and g.get("mean_improvement") is not None and n_too_small(n):
             row[3] += f" (CI: {TOO_SMALL}, n = {n} < {MIN_N_INTERVAL})"
     return table(t["header"], t["rows"], ["l", "l", "r", "r", "r", "r", "l", "l"])
+
+
+def gate_images_phrase(gates: Sequence[Mapping], n_run: int) -> str | None:
+    """How many images the gate really ran, from its results (not the configured
+    ``quality_gate.images_per_loss``, which a smaller run does not reach): "the first 2 images",
+    "all 9 images" when the gate covered the whole run, per loss when the counts differ; None
+    without a gate."""
+    counts = {g.get("arm"): int(g.get("n_images") or 0) for g in gates}
+    if not counts:
+        return None
+    values = set(counts.values())
+    if len(values) > 1:
+        return "the first " + ", ".join(f"{n} ({arm})" for arm, n in counts.items()) + " images"
+    n = values.pop()
+    return f"all {n} images" if n >= n_run else f"the first {n} image{'s' if n != 1 else ''}"

@@ -90,6 +90,54 @@ def distributions(table: pd.DataFrame, datasets: Sequence[str], metrics: Sequenc
 
 
 # ---------------------------------------------------------------------------------------------
+# paired gains
+
+
+def paired_gains(gains: Mapping[str, Mapping[str, pd.Series]], intervals: Mapping[str, Mapping[str, tuple]], labels: Mapping[str, str], path: str | Path) -> Path:
+    """One panel per metric: every image's gain of each arm over the baseline on the same image
+    (a dot; up is better), the dots of one image joined across the arms by a thin line, and the
+    mean gain with its 95 % CI as quoted by statistical_analysis.json (``intervals[metric][arm]``
+    = (mean, low, high), signed so that positive is better). ``gains[metric][arm]``: the
+    per-image gains indexed by (split, image_id). Tick labels give how many images improved."""
+    metrics = [m for m in gains if any(len(v) for v in gains[m].values())]
+    rows, cols = _grid(len(metrics), 3)
+    n_arms = max((len(gains[m]) for m in metrics), default=1)
+    longest = max((len(a) for m in metrics for a in gains[m]), default=1)
+    width = max(4.6, n_arms * max(0.8, 0.095 * longest) + 1.2)  # room for every tick label side by side
+    fig = Figure(figsize=(width * cols, 3.7 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, metric in zip(axes, metrics):
+        arms = list(gains[metric])
+        colors = dataset_colors(["baseline", *arms])
+        frame = pd.concat({a: gains[metric][a] for a in arms}, axis=1)
+        pos = np.arange(len(arms), dtype=float)
+        for _, row in frame.iterrows():  # one image: a grey line through its dots across the arms
+            ax.plot(pos, row.to_numpy(dtype=float), color="0.6", lw=0.6, alpha=0.6, zorder=1)
+        ticks = []
+        for i, arm in enumerate(arms):
+            v = frame[arm].to_numpy(dtype=float)
+            v = v[np.isfinite(v)]
+            ax.scatter(np.full(len(v), pos[i]), v, s=16, color=colors[arm], alpha=0.85, linewidths=0, zorder=3)
+            mean_ci = (intervals.get(metric) or {}).get(arm)
+            if mean_ci and all(x is not None and np.isfinite(x) for x in mean_ci):
+                mean, lo, hi = mean_ci
+                ax.errorbar(pos[i] + 0.22, mean, yerr=[[mean - lo], [hi - mean]], fmt="D", ms=5, color="black", capsize=3, zorder=4)
+            ticks.append(f"{arm}\n{int((v > 0).sum())}/{len(v)} better")
+        ax.axhline(0, color="0.3", lw=0.9, ls="--", zorder=2)
+        ax.set_xticks(pos, ticks, fontsize=8)
+        ax.set_xlim(-0.5, len(arms) - 0.3)
+        ax.set_title(labels.get(metric, metric), fontsize=10)
+        ax.set_ylabel("gain over baseline (up = better)", fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    for ax in axes[len(metrics):]:
+        ax.set_visible(False)
+    if not metrics:
+        _no_data(axes[0])
+    fig.suptitle("Per-image gain over the baseline on the same image (dots: images, grey lines: one image across arms; black: mean, 95 % CI)", fontsize=10)
+    return _save(fig, path)
+
+
+# ---------------------------------------------------------------------------------------------
 # convergence
 
 
@@ -138,38 +186,42 @@ def convergence(histories: Mapping[str, Sequence[Sequence[float]]], loss_labels:
 
 
 # ---------------------------------------------------------------------------------------------
-# time per image
+# cost per image
 
 
-def time_per_image(table: pd.DataFrame, datasets: Sequence[str], path: str | Path, *, seed: int = 0) -> Path:
-    """Wall time per image (box + points) per dataset; log scale when the range is wide."""
+def cost_per_image(values: Mapping[str, np.ndarray], means: Mapping[str, tuple], ylabel: str, title: str, path: str | Path) -> Path:
+    """Every value (an image's counted work, or a batch's compute per image) per dataset as a
+    dot, with the mean and its 95 % CI as quoted by performance_summary.json (``means[dataset]``
+    = (mean, low, high)); log scale when the range is wide. ``ylabel`` and ``title`` name the
+    quantity, so the figure shows the axis the report's cost claims use."""
+    datasets = list(values)
     colors = dataset_colors(datasets)
-    ok = table[table["status"] == "ok"]
     fig = Figure(figsize=(max(5.0, 1.3 * len(datasets) + 2), 3.8), layout="constrained")
     ax = fig.subplots()
-    rng = np.random.default_rng(seed)
-    values = [ok.loc[ok["dataset"] == d, "time_s"].to_numpy(dtype=float) for d in datasets]
-    values = [v[np.isfinite(v) & (v > 0)] for v in values]
-    pos = np.arange(1, len(datasets) + 1)
-    present = [i for i, v in enumerate(values) if len(v)]
+    clean = {d: np.asarray(values[d], dtype=float) for d in datasets}
+    clean = {d: v[np.isfinite(v) & (v > 0)] for d, v in clean.items()}
+    present = [d for d in datasets if len(clean[d])]
     if not present:
         _no_data(ax)
         return _save(fig, path)
-    bp = ax.boxplot([values[i] for i in present], positions=pos[present], widths=0.55, showfliers=False, patch_artist=True, medianprops={"color": "black"})
-    for patch, i in zip(bp["boxes"], present):
-        patch.set_facecolor(colors[datasets[i]])
-        patch.set_alpha(0.35)
-    for i in present:
-        ax.scatter(pos[i] + rng.uniform(-0.16, 0.16, len(values[i])), values[i], s=10, color=colors[datasets[i]], alpha=0.8, linewidths=0, zorder=3)
-    allv = np.concatenate([values[i] for i in present])
+    pos = {d: i for i, d in enumerate(datasets)}
+    for d in present:
+        v = clean[d]
+        ax.scatter(np.full(len(v), pos[d] - 0.1), v, s=14, color=colors[d], alpha=0.8, linewidths=0, zorder=3)
+        m = means.get(d)
+        if m and m[0] is not None and np.isfinite(m[0]) and m[0] > 0:
+            mean, lo, hi = m
+            err = [[mean - lo], [hi - mean]] if lo is not None and hi is not None and np.isfinite(lo) and np.isfinite(hi) else None
+            ax.errorbar(pos[d] + 0.15, mean, yerr=err, fmt="D", ms=5, color="black", capsize=3, zorder=4)
+    allv = np.concatenate([clean[d] for d in present])
     log = allv.max() / allv.min() > 50
     if log:
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.set_xticks(pos, datasets)
-    ax.set_xlim(0.4, len(datasets) + 0.6)
-    ax.set_ylabel("wall time per image (s)" + (", log scale" if log else ""))
-    ax.set_title("Wall time per image (encode + optimization steps)")
+    ax.set_xticks(range(len(datasets)), datasets)
+    ax.set_xlim(-0.5, len(datasets) - 0.5)
+    ax.set_ylabel(ylabel + (", log scale" if log else ""), fontsize=9)
+    ax.set_title(title, fontsize=10)
     ax.grid(axis="y", which="both", alpha=0.3)
     return _save(fig, path)
 
@@ -306,5 +358,43 @@ def image_grid(panels: Sequence[tuple[str, np.ndarray]], crop_reference: int, ti
         top.set_title(label, fontsize=8)
         bottom.imshow(img[r0 : r0 + size, c0 : c0 + size], interpolation="nearest")
     axes[1, 0].set_ylabel(f"zoom {size}x{size} px", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def example_rows(rows: Sequence[tuple[str, Sequence[tuple[str, np.ndarray | None]]]], title: str, path: str | Path) -> Path:
+    """One row per example image (``rows``: (row label, panels), panels = (title, H x W x 3 uint8
+    or None), the first panel the original, the second the baseline): every panel at full size,
+    then the same zoomed window of each (the window where the baseline differs most from the
+    original, outlined in the full panels). Titles wrap at their own line breaks; the figure is
+    as wide as the panels need, so no title runs into the next."""
+    n_rows = len(rows)
+    k = max(len(p) for _, p in rows)
+    aspects = [max(p[0][1].shape[0] / p[0][1].shape[1], 0.72) for _, p in rows]  # a row is as tall as its image (or its square zoom)
+    fig = Figure(figsize=(2.5 * k + 1.8 * k, sum(2.5 * a + 0.9 for a in aspects) + 0.5), layout="constrained")
+    axes = fig.subplots(n_rows, 2 * k, squeeze=False, width_ratios=[1.0] * k + [0.72] * k, height_ratios=[a + 0.36 for a in aspects])
+    for i, (row_label, panels) in enumerate(rows):
+        ref = panels[0][1]
+        other = panels[1][1] if len(panels) > 1 and panels[1][1] is not None else ref
+        h, w = ref.shape[:2]
+        size = max(8, min(h, w) // 4)
+        err = np.abs(other.astype(float) - ref.astype(float)).sum(axis=2) if other.shape == ref.shape else np.zeros((h, w))
+        r0, c0 = crop_window(err, size)
+        for j in range(k):
+            full, zoom = axes[i, j], axes[i, k + j]
+            for ax in (full, zoom):
+                ax.set_xticks([])
+                ax.set_yticks([])
+            if j >= len(panels) or panels[j][1] is None:
+                for ax in (full, zoom):
+                    _no_data(ax, "not available")
+                continue
+            label, img = panels[j]
+            full.imshow(img, interpolation="lanczos" if max(h, w) > 256 else "nearest")
+            full.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), size, size, fill=False, edgecolor="yellow", lw=1.2))
+            full.set_title(label, fontsize=8)
+            zoom.imshow(img[r0 : r0 + size, c0 : c0 + size], interpolation="nearest")
+            zoom.set_title(f"{label.splitlines()[0]}, zoom {size}x{size} px", fontsize=7)
+        axes[i, 0].set_ylabel(row_label, fontsize=9)
     fig.suptitle(title, fontsize=10)
     return _save(fig, path)
