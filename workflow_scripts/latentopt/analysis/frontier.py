@@ -1,15 +1,15 @@
-"""The quality-vs-compute frontier of a sweep and the recommended setting per purpose.
+"""The quality-vs-cost frontier of a sweep and the recommended setting per purpose.
 
 Frontier
-    Points are the sweep's arms with a finite mean held-out gain (analysis.study_tests: oriented,
-    larger is better) and a finite mean compute per image on the device clock (the batch is the
-    unit, analysis.performance). An arm is on the frontier (Pareto-optimal) when no other arm has
-    compute <= and gain >= with at least one of the two strict. "Cheaper" is, in a study, a
-    claimed cost difference (analysis.performance.cost_comparisons: the Welch CI excludes 0 and
-    the difference exceeds the batch-to-batch noise, on the same clock): two arms whose costs
-    differ within the noise cost the same, so the frontier does not change with the machine's
-    load (three lr values at equal iterations: only the best gain is on it). Gains are means:
-    the frontier says where the settings lie, the recommendation is what a test backs.
+    Points are the sweep's arms with a finite mean gain (analysis.study_tests: oriented, larger is
+    better) and their counted work per image (analysis.study_costs: TFLOP, None when not
+    recorded). An arm is on the frontier (Pareto-optimal) when no other arm has cost <= and gain >=
+    with at least one of the two strict. "Cheaper" is, in a study, less counted work
+    (study_costs.cheaper_by_work): arms with identical counted work (three lr values at equal
+    iterations) cost the same, so only the best gain among them is on the frontier, and without
+    counted work no arm is cheaper than another. Measured time never ranks arms: it moves with
+    the machine's load. Gains are means: the frontier says where the settings lie, the
+    recommendation is what a test backs.
 
 Recommendation (per purpose = per held-out metric)
     The candidate is the frontier arm with the largest mean gain (ties: the cheaper, then the
@@ -31,19 +31,24 @@ NONE_SHOWN = "no setting shown better"
 
 
 def pareto_front(points: Mapping[str, tuple[float, float]], cheaper: Callable[[str, str], bool] | None = None) -> list[str]:
-    """Names of the non-dominated (compute, gain) points: lower compute, higher gain.
-    ``cheaper(a, b)``: whether a costs less than b (default: its mean compute is lower)."""
-    less = cheaper or (lambda a, b: points[a][0] < points[b][0])
+    """Names of the non-dominated (cost, gain) points: lower cost, higher gain, listed by cost
+    (unknown costs last) then gain. ``cheaper(a, b)``: whether a costs less than b (default: its
+    cost is known and lower)."""
+    less = cheaper or (lambda a, b: _cost_key(points[a][0]) < _cost_key(points[b][0]))
 
     def dominates(a, b):
         return (less(a, b) and points[a][1] >= points[b][1]) or (not less(b, a) and points[a][1] > points[b][1])
-    return sorted((b for b in points if not any(dominates(a, b) for a in points if a != b)), key=lambda a: points[a])
+    return sorted((b for b in points if not any(dominates(a, b) for a in points if a != b)), key=lambda a: (_cost_key(points[a][0]), points[a][1], a))
+
+
+def _cost_key(cost: float | None) -> float:
+    return float("inf") if cost is None else cost
 
 
 def ranked(points: Mapping[str, tuple[float, float]], among=None) -> list[str]:
     """Arms by mean gain, largest first (ties: cheaper first, then name)."""
     names = [a for a in points if among is None or a in among]
-    return sorted(names, key=lambda a: (-points[a][1], points[a][0], a))
+    return sorted(names, key=lambda a: (-points[a][1], _cost_key(points[a][0]), a))
 
 
 def candidate(points: Mapping[str, tuple[float, float]], cheaper: Callable[[str, str], bool] | None = None) -> tuple[str | None, str | None]:

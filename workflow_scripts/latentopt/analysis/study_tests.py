@@ -34,7 +34,7 @@ import pandas as pd
 
 from latentopt.analysis.statistics import holm, n_too_small, paired_comparison
 from latentopt.workflow.metric_specs import EVALUATED_METRICS, HIGHER_IS_BETTER
-from latentopt.workflow.objectives import NETWORK_METRICS, NOT_JUDGED, with_relatives
+from latentopt.workflow.objectives import NETWORK_METRICS, NOT_JUDGED, RELATED_METRICS, with_relatives
 
 KEY = ["split", "image_id"]
 TOO_SMALL = "n too small"
@@ -121,3 +121,50 @@ def comparison(a_by_metric: Mapping[str, pd.Series], b_by_metric: Mapping[str, p
     """One comparison (a vs b over the metrics both give), Holm-corrected as one family."""
     tests = {m: compare(a_by_metric[m], b_by_metric[m], evaluation) for m in a_by_metric if m in b_by_metric}
     return family(tests, alpha, uncal)
+
+
+# Where study_analysis.json keeps its tests: (section name, function yielding {metric: test} dicts).
+def _sections(a: Mapping):
+    yield "gains", [g["tests"] for arms in a["gains"].values() for g in arms.values()]
+    yield "objective gains", [g["objective_tests"] for arms in a["gains"].values() for g in arms.values()]
+    yield "plain decodes, model vs model", [r["tests"] for r in a["baseline_differences"]]
+    yield "same arm, model vs model", [r["tests"] for r in a["model_differences"]]
+    yield "gain differences", [r["tests"] for r in a["gain_differences"]]
+    yield "optimized smaller vs larger plain", [r["tests"] for r in a["smaller_vs_larger"]]
+    yield "sweep runner-ups", [s["vs_runner_up"] for sweeps in a["sweeps"].values() for s in sweeps.values()]
+    yield "methods", [r["tests"] for rows in a["methods"].values() for r in rows]
+
+
+def study_wide(analysis: Mapping, alpha: float) -> dict:
+    """Holm over every calibrated test of the study (all sections, all families): each gets
+    ``p_study`` (NaN p counted as 1), ``m_study``, ``p_study_min`` (the smallest attainable) and
+    ``verdict_study`` (the verdict rule with the study-wide p and m). Returns the count."""
+    found = [(name, t) for name, fams in _sections(analysis) for tests in fams for t in tests.values() if t.get("verdict") != NOT_JUDGED]
+    p = [t["p_wilcoxon"] if t.get("p_wilcoxon") == t.get("p_wilcoxon") and t.get("p_wilcoxon") is not None else 1.0 for _, t in found]
+    m = len(found)
+    for (_, t), adj in zip(found, holm(p) if p else []):
+        t["p_study"], t["m_study"], t["p_study_min"] = float(adj), m, min(1.0, m * t["p_wilcoxon_min"])
+        t["verdict_study"] = verdict({**t, "p_holm": t["p_study"], "m_tests": m}, alpha)
+    by = {}
+    for name, _ in found:
+        by[name] = by.get(name, 0) + 1
+    return {"n": m, "by_section": by, "correction": "Holm over every calibrated test of the study", "alpha": alpha}
+
+
+def study_view(t: Mapping | None) -> dict | None:
+    """A test with its study-wide verdict as ``verdict`` (what recommendations and verdict lines read)."""
+    if t is None:
+        return None
+    return {**t, "verdict": t.get("verdict_study", t.get("verdict"))}
+
+
+def finding_metrics(metrics: Iterable[str]) -> list[str]:
+    """One metric per monotone family (objectives.RELATED_METRICS: PSNR, MSE and MAE are one
+    finding), the family's first in the given order; other metrics as they are."""
+    out, seen = [], set()
+    for m in metrics:
+        group = next((g for g in RELATED_METRICS if m in g), frozenset({m}))
+        if not group & seen:
+            out.append(m)
+        seen |= group
+    return out

@@ -1,192 +1,234 @@
-"""The study section of the report: which autoencoder, which settings, which method, answered from
-study_analysis.json (analysis.study) only; nothing here computes a statistic or a verdict.
+"""The study report's text: the verdicts on top, then which autoencoder, which settings, which
+method, then an appendix of compact matrices, all from study_analysis.json (analysis.study) only;
+nothing here computes a statistic or a verdict.
 
-Every claim is printed with its evidence metric, the mean difference with its 95 % bootstrap CI
-(formatting.interval, the report's one interval formatter), n, the Holm-corrected Wilcoxon p and
-the size of its family, and the verdict of analysis.study_tests ("better"/"worse" only when the
-CI excludes 0 and Holm p < alpha; "n too small"; objectives.NOT_JUDGED on an uncalibrated
-network). Gains are oriented: > 0 is an improvement (for a ↓ metric, a decrease). Rendered with
-``templates/study.md.j2`` into one Markdown string the report places as is.
+Every claim states its evidence metric, the oriented mean difference (> 0: the first-named side
+better) with its 95 % bootstrap CI (formatting.interval), n and the study-wide corrected p
+(``p_study``: Holm over every test the study ran, analysis.study_tests.study_wide). Costs are
+counted work (TFLOP per image, analysis.study_costs); measured device time is context only.
+Rendered with ``templates/study.md.j2``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from latentopt.analysis.statistics import MIN_N_INTERVAL
-from latentopt.report.rendering import render_template
+from latentopt.analysis.study_matching import confound_text
+from latentopt.analysis.study_tests import finding_metrics
 from latentopt.report.formatting import _finite, fmt, fmt_p, interval, metric_label, table
+from latentopt.report.rendering import render_template
+from latentopt.workflow.layout import BASELINE
+from latentopt.workflow.metric_specs import EVALUATED_METRICS
 from latentopt.workflow.objectives import NOT_JUDGED
 
 TEMPLATE = "study.md.j2"
-CLAIM_HEADER = ["comparison (first − second)", "evidence metric", "difference, > 0: first better [95 % CI]", "n", "Holm p (family m)", "verdict"]
+MARKS = {"better": "▲", "worse": "▼"}
+OWN_OBJECTIVE = "the arm's own objective"
 
 
-def effect(t: Mapping, metric: str) -> str:
-    """Mean oriented difference and its CI; "CI: n too small" below MIN_N_INTERVAL pairs."""
-    d = fmt(t.get("mean_diff"), metric, True)
+def effect(t: Mapping | None, metric: str) -> str:
+    """Oriented mean difference and its CI ("n/a" without a test)."""
+    if not t:
+        return "n/a"
     ci = interval(t.get("ci95_low"), t.get("ci95_high"), metric, True)
-    return f"{d} {ci}" if ci else f"{d} (CI: n too small, n = {t.get('n', 0)} < {MIN_N_INTERVAL})"
+    return f"{fmt(t.get('mean_diff'), metric, True)} {ci or '(no CI: n too small)'}"
 
 
-def p_text(t: Mapping) -> str:
-    if t.get("verdict") == NOT_JUDGED:
-        return "not tested (outside the family)"
-    return f"{fmt_p(t.get('p_holm'))} (m = {t.get('m_tests')})"
+def tflop_text(c: Mapping | None, reference: str = "the plain decode") -> str:
+    if not c or c.get("tflop_per_image") is None:
+        return "counted work not recorded"
+    k = c.get("x_plain_decode")
+    return f"{fmt(c['tflop_per_image'])} TFLOP/image" + (f" ({k:.3g}× {c.get('reference', reference)})" if _finite(k) else "")
 
 
-def verdict_text(t: Mapping, alpha: float) -> str:
-    v = t.get("verdict")
-    if v == "n too small":
-        if t.get("ci95_low") is None:
-            return f"n too small (CI needs n ≥ {MIN_N_INTERVAL})"
-        return f"n too small (smallest attainable Holm p {fmt_p(t.get('p_holm_min'))} ≥ α = {alpha})"
-    return {"better": "**better**", "worse": "**worse**"}.get(v, v or "n/a")
+def device_text(c: Mapping | None) -> str:
+    d = (c or {}).get("device_time") or {}
+    if not _finite(d.get("mean")):
+        return "not recorded"
+    return f"{fmt(d['mean'])} s ({', '.join(d.get('clock') or []) or 'clock?'}, {d.get('n_batches', 0)} batches)"
 
 
-def claim_row(what: str, metric: str, t: Mapping, alpha: float) -> list[str]:
-    return [what, metric_label(metric), effect(t, metric), str(t.get("n", 0)), p_text(t), verdict_text(t, alpha)]
+def evidence_text(line: Mapping) -> str:
+    e = line["evidence"]
+    own = f" ({OWN_OBJECTIVE})" if e["own_objective"] else ""
+    first = line["comparison"].split(" − ")[0]
+    return (f"{line['comparison']}: Δ {effect(e, e['metric'])} on {metric_label(e['metric'])}{own} (> 0: {first} better), "
+            f"n = {e['n']}, corrected p = {fmt_p(e['p_study'])} (Holm over {e['m_study']} tests)")
 
 
-def claim(what: str, metric: str, t: Mapping, alpha: float) -> str:
-    """One sentence: what, evidence metric, difference [CI], n, Holm p over m, verdict."""
-    _, label, eff, n, p, v = claim_row(what, metric, t, alpha)
-    return f"{what}, {label}: {eff}, n = {n}, Holm p = {p}: {v}"
+def verdict_bullet(line: Mapping) -> str:
+    """One verdict line: "Use X for Y: Δ [CI] on <metric>, n, corrected p; costs Z" or the
+    honest "no setting shown better (why)" with the closest candidate's numbers."""
+    cost = tflop_text(line.get("cost"))
+    if line["shown"]:
+        purpose = metric_label(line["evidence"]["metric"], False)
+        return f"**Use {line['use']}** over {line['over']} for {purpose} ({line['about']}): {evidence_text(line)}; costs {cost}."
+    if not line.get("evidence"):
+        return f"**{line['about']}**: {line['why']}."
+    return f"**{line['about']}**: {line['why']}. Closest: {evidence_text(line)}; costs {cost}."
 
 
-def claims_table(entries, alpha: float) -> dict | None:
-    """``entries``: (comparison text, {metric: test}) pairs; one row per test."""
-    rows = [claim_row(what, m, t, alpha) for what, tests in entries for m, t in tests.items()]
-    return table(CLAIM_HEADER, rows, ["l", "l", "r", "r", "r", "l"]) if rows else None
-
-
-def shown(entries, alpha: float) -> list[str]:
-    """The claims whose verdict is better/worse (the rest stay in the tables)."""
-    return [claim(what, m, t, alpha) for what, tests in entries for m, t in tests.items() if t.get("verdict") in ("better", "worse")]
-
-
-def model_name(name: str, models: Mapping) -> str:
-    d = models.get(name) or {}
-    return f"{name} (demo/synthetic)" if d.get("synthetic") else name
-
-
-def cost_text(c: Mapping | None) -> str:
-    """Mean compute per image on the device clock [t-interval] (batches, clock)."""
-    if not c or not _finite(c.get("mean")):
-        return "no batch times recorded"
-    clock = ", ".join(c.get("clock") or []) or "clock not recorded"
-    if c.get("n_too_small"):
-        return f"{fmt(c['mean'])} s/image (n too small: {c['n_batches']} batches < {MIN_N_INTERVAL}; {clock})"
-    return f"{fmt(c['mean'])} s/image {interval(c.get('ci95_low'), c.get('ci95_high'))} ({c['n_batches']} batches; {clock})"
-
-
-def cost_comparison_text(pair: Mapping) -> str:
-    row = pair.get("comparison")
-    if not row:
-        return "no cost comparison (batch times missing)"
-    if not pair.get("same_clock"):
-        return "not compared: different clocks"
-    if row.get("ci95_low") is None:
-        return f"n too small ({row['n_a']} and {row['n_b']} batches; {MIN_N_INTERVAL} needed)"
-    word = "claimed" if row.get("claimed") else "not claimed (within noise or CI spans 0)"
-    return f"difference {fmt(row['mean_diff'], '', True)} s/image {interval(row['ci95_low'], row['ci95_high'], '', True)} (Welch, batches): {word}"
-
-
-def models_table(models: Mapping, analysis: Mapping) -> dict:
-    rows = []
-    for name, d in models.items():
-        params = d.get("decoder_parameters")
-        base = cost_text(analysis.get("costs", {}).get(name, {}).get("baseline"))
-        rows.append([name, d.get("label", name), f"{params:,}" if isinstance(params, int) else "unknown", "demo/synthetic: not research results" if d.get("synthetic") else "pretrained", base])
-    return table(["model", "description", "decoder parameters", "kind", "baseline compute (device clock)"], rows, ["l", "l", "r", "l", "l"])
-
-
-def autoencoder_context(a: Mapping, models: Mapping, alpha: float) -> dict:
-    base = [(f"{model_name(r['model_a'], models)} − {model_name(r['model_b'], models)}, plain reconstruction", r["tests"]) for r in a.get("baseline_differences", [])]
-    gains = [(f"{model_name(m, models)}: {arm} − baseline", g["tests"]) for m, arms in a.get("gains", {}).items() for arm, g in arms.items()]
-    diffs = [(f"{r['arm']}: gain in {model_name(r['model_a'], models)} − gain in {model_name(r['model_b'], models)}", r["tests"]) for r in a.get("gain_differences", [])]
-    small = [(f"{model_name(r['small'], models)}/{r['arm']} − {model_name(r['large'], models)}/baseline", r["tests"]) for r in a.get("smaller_vs_larger", [])]
-    costs = [[f"{r['small']}/{r['arm']} vs {r['large']}/baseline", cost_text(r["cost"]["a"]), cost_text(r["cost"]["b"]), cost_comparison_text(r["cost"])] for r in a.get("smaller_vs_larger", [])]
+def verdicts_context(a: Mapping) -> dict:
+    v, tests = a["verdicts"], a["metadata"]["tests"]
+    parts = ", ".join(f"{n} {name}" for name, n in tests["by_section"].items())
+    axis = a["metadata"].get("cost_axis")
     return {
-        "baseline": claims_table(base, alpha), "gains": claims_table(gains, alpha), "differences": claims_table(diffs, alpha),
-        "smaller": claims_table(small, alpha),
-        "smaller_costs": table(["comparison", "compute, optimized smaller", "compute, larger baseline", "cost difference"], costs, ["l"] * 4) if costs else None,
-        "shown": shown(base + diffs + small, alpha),
+        "lines": [verdict_bullet(x) for x in v["lines"]], "left_off": v["left_off"],
+        "tests": f"The study ran {tests['n']} tests ({parts}); every p in this report is Holm-corrected over all {tests['n']} (α = {tests['alpha']}). "
+                 + (f"Costs are {axis}; device time is context only." if axis else "Counted work is not recorded for every arm: no arm is ranked by cost; device time is context only."),
     }
 
 
-def setting_text(arm: str, settings: Mapping) -> str:
-    s = settings.get(arm) or {}
-    return f"{arm} (" + ", ".join(f"{k} {v}" for k, v in s.items()) + ")" if s else arm
+def cell(t: Mapping | None, metric: str) -> str:
+    """A matrix cell: Δ [CI], corrected p and ▲/▼ for a study-wide better/worse."""
+    if not t:
+        return ""
+    if t.get("verdict") == NOT_JUDGED:
+        return f"{fmt(t.get('mean_diff'), metric, True)} (not judged)"
+    return f"{effect(t, metric)} p {fmt_p(t.get('p_study'))} {MARKS.get(t.get('verdict_study'), '')}".rstrip()
 
 
-def recommendation_line(model: str, base: str, metric: str, sweep: Mapping, gains: Mapping, costs: Mapping, alpha: float) -> str:
-    rec = sweep["recommendation"][metric]
-    head = f"{model}, sweep {base}, for {metric_label(metric, False)}"
-    front = ", ".join(sweep["frontier"].get(metric, [])) or "empty"
-    if rec["verdict"] == NOT_JUDGED:
-        return f"{head}: {NOT_JUDGED} (frontier listed only: {front})."
-    best, runner = rec.get("candidate"), rec.get("runner_up")
-    parts = []
-    if best and metric in gains.get(best, {}).get("tests", {}):
-        parts.append(claim(f"{best} − baseline", metric, gains[best]["tests"][metric], alpha))
-    if best and runner and metric in sweep.get("vs_runner_up", {}):
-        parts.append(claim(f"{best} − runner-up {runner}", metric, sweep["vs_runner_up"][metric], alpha))
-    if best:
-        parts.append(f"compute of {best}: {cost_text(costs.get(best))}")
-    evidence = "; ".join(parts)
-    if rec["verdict"] == "recommended":
-        return f"{head}: use **{setting_text(best, sweep['settings'])}** (on the frontier: {front}); {evidence}."
-    return f"{head}: {rec['verdict']} ({rec['reason']}; frontier: {front})" + (f"; {evidence}." if evidence else ".")
+def matrix(rows: list[tuple[str, Mapping]], metrics: list[str], label: str) -> dict | None:
+    """rows: (row label, {metric: test}); one column per metric plus n."""
+    if not rows:
+        return None
+    body = [[name, str(max((t.get("n", 0) for t in tests.values()), default=0)), *[cell(tests.get(m), m) for m in metrics]] for name, tests in rows]
+    return table([label, "n", *[metric_label(m) for m in metrics]], body, ["l", "r", *["r"] * len(metrics)])
 
 
-def points_table(sweep: Mapping, gains: Mapping, costs: Mapping, alpha: float) -> dict:
-    metrics = sweep["held_out"]
+def _metrics(groups) -> list[str]:
+    seen = {m for tests in groups for m in tests}
+    return [m for m in EVALUATED_METRICS if m in seen]
+
+
+def models_table(a: Mapping) -> dict:
     rows = []
-    for arm in sweep["settings"]:
-        row = [setting_text(arm, sweep["settings"]), cost_text(costs.get(arm))]
+    for name, d in a["metadata"]["models"].items():
+        p = d.get("decoder_parameters")
+        base = a["costs"][name].get(BASELINE)
+        rows.append([name, d.get("label", name), f"{p:,}" if isinstance(p, int) else "unknown", "demo/synthetic" if d.get("synthetic") else "pretrained", tflop_text(base and {**base, "x_plain_decode": None}), device_text(base)])
+    return table(["model", "description", "decoder parameters", "kind", "plain decode, counted work", "plain decode, device time (context)"], rows, ["l", "l", "r", "l", "r", "r"])
+
+
+def quality_table(a: Mapping) -> dict | None:
+    """Absolute held-out quality per model on the same images: the plain decode and the best
+    optimized arm holding the metric out (by mean), with its counted work."""
+    q = a["quality"]
+    metrics = finding_metrics([m for m in q if not q[m]["not_judged"]])
+    rows = []
+    for model in a["metadata"]["models"]:
         for m in metrics:
-            t = gains.get(arm, {}).get("tests", {}).get(m)
-            mark = " ◆" if arm in sweep["frontier"].get(m, []) else ""
-            row.append(f"{effect(t, m)}, n = {t.get('n', 0)}, {verdict_text(t, alpha)}{mark}" if t else "n/a")
-        rows.append(row)
-    return table(["setting", "compute (device clock)", *[f"gain {metric_label(m)}" for m in metrics]], rows, ["l"] * (2 + len(metrics)))
+            pts = [p for p in q[m]["points"] if p["model"] == model]
+            plain = next((p for p in pts if p["arm"] == BASELINE), None)
+            sign = 1 if q[m]["higher_is_better"] else -1
+            opt = sorted((p for p in pts if p["arm"] != BASELINE and not p["objective"] and _finite(p["mean"])), key=lambda p: -sign * p["mean"])
+            best = opt[0] if opt else None
+            show = lambda p: f"{fmt(p['mean'], m)} {interval(p['ci95_low'], p['ci95_high'], m)}" if p else "n/a"  # noqa: E731
+            front = " ◆" if best and f"{model}/{best['arm']}" in q[m]["frontier"] else ""
+            rows.append([model, metric_label(m), str(q[m]["n_images"]), show(plain), f"{best['arm']}: {show(best)}{front}" if best else "n/a", tflop_text(a["costs"][model].get(best["arm"])) if best else ""])
+    return table(["model", "metric", "images", "plain decode, mean [95 % CI]", "best optimized arm holding it out", "its counted work"], rows, ["l", "l", "r", "r", "r", "r"]) if rows else None
 
 
-def settings_context(a: Mapping, models: Mapping, alpha: float) -> list[dict]:
+def model_lines(a: Mapping) -> list[str]:
+    """Per model pair: the plain decodes and the optimized smaller model against the larger plain
+    decode, counted as study-wide verdicts per finding metric."""
     out = []
-    for model, sweeps in a.get("sweeps", {}).items():
-        for base, sweep in sweeps.items():
-            gains, costs = a["gains"][model], a["costs"][model]
-            out.append({"model": model_name(model, models), "base": base, "table": points_table(sweep, gains, costs, alpha),
-                        "lines": [recommendation_line(model_name(model, models), base, m, sweep, gains, costs, alpha) for m in sweep["held_out"]]})
+    for r in a["baseline_differences"]:
+        ms = finding_metrics([m for m, t in r["tests"].items() if t.get("verdict") != NOT_JUDGED])
+        words = [f"{metric_label(m, False)} {effect(r['tests'][m], m)} ({r['tests'][m].get('verdict_study')})" for m in ms]
+        out.append(f"Plain decodes, {r['model_a']} − {r['model_b']} (> 0: {r['model_a']} better): " + "; ".join(words) + ".")
+    by = {}
+    for r in a["smaller_vs_larger"]:
+        for m, t in r["tests"].items():
+            if t.get("verdict") != NOT_JUDGED:
+                by.setdefault((r["small"], r["large"], m), []).append(t.get("verdict_study"))
+    for (small, large, m), vs in by.items():
+        if m in finding_metrics([k[2] for k in by if k[:2] == (small, large)]):
+            out.append(f"{small}'s optimized arms against {large}'s plain decode on {metric_label(m, False)}: {vs.count('better')} better, {vs.count('worse')} worse, {len(vs) - vs.count('better') - vs.count('worse')} without a verdict, of {len(vs)}.")
     return out
 
 
-def method_context(a: Mapping, models: Mapping, alpha: float) -> dict:
-    entries = [(f"{model_name(m, models)}: {r['a']} ({r['method_a']}) − {r['b']} ({r['method_b']})", r["tests"]) for m, rows in a.get("methods", {}).items() for r in rows]
-    costs = [[f"{model_name(m, models)}: {r['a']} vs {r['b']}", cost_text(r["cost"]["a"]), cost_text(r["cost"]["b"]), cost_comparison_text(r["cost"])] for m, rows in a.get("methods", {}).items() for r in rows]
-    return {"table": claims_table(entries, alpha), "costs": table(["comparison", "compute a", "compute b", "cost difference"], costs, ["l"] * 4) if costs else None, "shown": shown(entries, alpha)}
+def sweep_context(a: Mapping) -> list[dict]:
+    out = []
+    for model, sweeps in a["sweeps"].items():
+        gains, costs = a["gains"][model], a["costs"][model]
+        for base, s in sweeps.items():
+            purposes = [*finding_metrics(s["objective"]), *finding_metrics(s["held_out"])]
+            rows = []
+            for arm, vals in s["settings"].items():
+                row = [f"{arm} ({', '.join(f'{k} {v}' for k, v in vals.items())})", tflop_text(costs.get(arm))]
+                for m in purposes:
+                    t = gains[arm]["objective_tests" if m in s["objective"] else "tests"].get(m)
+                    row.append(cell(t, m) + (" ◆" if arm in s["frontier"].get(m, []) else ""))
+                rows.append(row)
+            header = ["setting", "counted work", *[f"gain {metric_label(m)}" + (" (own objective)" if m in s["objective"] else "") for m in purposes]]
+            lines = []
+            for m in purposes:
+                r = s["recommendation"][m]
+                head = f"{metric_label(m, False)}" + (f" ({OWN_OBJECTIVE})" if m in s["objective"] else "")
+                if r["verdict"] == "recommended":
+                    lines.append(f"{head}: use {r['recommended']}; {r['reason']}.")
+                else:
+                    lines.append(f"{head}: {r['verdict']} ({r['reason']}).")
+            out.append({"model": model, "base": base, "swept": ", ".join(s["swept_keys"]), "table": table(header, rows, ["l"] + ["r"] * (len(header) - 1)), "lines": lines})
+    return out
+
+
+def method_context(a: Mapping) -> dict:
+    matched, other = [], []
+    for model, rows in a["methods"].items():
+        for r in rows:
+            name = f"{model}: {r['a']} ({r['method_a']}) − {r['b']} ({r['method_b']})"
+            (matched if r["matched"] else other).append((name, r))
+    metrics = finding_metrics(_metrics([r["tests"] for _, r in matched]))
+    costs = [[name, tflop_text(r["cost"]["a"]), tflop_text(r["cost"]["b"]), r["cost"]["order"] + (f" (a/b = {r['cost']['ratio']:.3g})" if _finite(r["cost"].get("ratio")) and r["cost"]["order"] != "same work" else "")] for name, r in matched]
+    return {
+        "matrix": matrix([(n, r["tests"]) for n, r in matched], metrics, "matched pair (first − second)"),
+        "costs": table(["matched pair", "counted work, first", "counted work, second", "first is"], costs, ["l", "r", "r", "l"]) if costs else None,
+        "unmatched": [f"{n}: {confound_text(r['confounds'])}: no method verdict" for n, r in other],
+    }
+
+
+def appendix_context(a: Mapping) -> list[dict]:
+    """The detail, one compact matrix (rows × metrics) per kind of comparison."""
+    out = []
+    gains = [(f"{m}: {arm} − baseline", g["tests"]) for m, arms in a["gains"].items() for arm, g in arms.items()]
+    out.append(("Gain over the model's own baseline (held-out metrics)", matrix(gains, _metrics([t for _, t in gains]), "arm")))
+    objective = [(f"{m}: {arm} − baseline", g["objective_tests"]) for m, arms in a["gains"].items() for arm, g in arms.items() if g["objective_tests"]]
+    out.append((f"Gain on {OWN_OBJECTIVE} (descriptive: what the arm optimized)", matrix(objective, _metrics([t for _, t in objective]), "arm")))
+    base = [(f"{r['model_a']} − {r['model_b']}", r["tests"]) for r in a["baseline_differences"]]
+    same = [(f"{r['arm']}: {r['model_a']} − {r['model_b']}", r["tests"]) for r in a["model_differences"] if r["confounds"] == []]
+    out.append(("The same dataset in two models (absolute values, plain decode first)", matrix(base + same, _metrics([t for _, t in base + same]), "dataset: model − model")))
+    small = [(f"{r['small']}/{r['arm']} − {r['large']}/baseline", r["tests"]) for r in a["smaller_vs_larger"]]
+    out.append(("An optimized smaller model against a larger model's plain decode", matrix(small, _metrics([t for _, t in small]), "comparison")))
+    diffs = [(f"{r['arm']}: gain in {r['model_a']} − gain in {r['model_b']}", r["tests"]) for r in a["gain_differences"] if r["confounds"] == []]
+    out.append(("Gain in one model minus gain in the other (each against its own baseline)", matrix(diffs, _metrics([t for _, t in diffs]), "arm")))
+    cost_rows = [[m, arm, tflop_text(c), device_text(c)] for m, arms in a["costs"].items() for arm, c in arms.items()]
+    out.append(("Costs: counted work and measured device time (context)", table(["model", "dataset", "counted work", "device time per image"], cost_rows, ["l", "l", "r", "r"])))
+    unmatched = [f"{r['arm']} in {r['model_a']} and {r['model_b']}: {confound_text(r['confounds'])}" for r in a["model_differences"] if r["confounds"] != []]
+    return [{"title": t, "table": tb, "lines": []} for t, tb in out if tb] + ([{"title": "Not compared across models (settings differ)", "table": None, "lines": unmatched}] if unmatched else [])
 
 
 def gate_text(meta: Mapping) -> str:
     g = meta.get("gate_images") or {}
     if not g.get("n"):
         return ""
-    return f"Evidence pool: every test includes the {g['n']} image(s) the quality gate ran first (the gate judged only each loss's own objective on them; they are otherwise ordinary images)."
+    return f"Every test includes the {g['n']} image(s) the quality gate ran first (the gate judged only each loss's own objective on them)."
 
 
-def study_context(analysis: Mapping, figures: Mapping | None = None) -> dict:
+def study_context(analysis: Mapping, figures: Mapping | None = None, own_reports: str = "") -> dict:
     meta = analysis["metadata"]
-    models, alpha = meta["models"], meta["alpha"]
     return {
-        "alpha": alpha, "min_n": MIN_N_INTERVAL, "not_judged": NOT_JUDGED, "uncalibrated": [metric_label(m, False) for m in meta.get("uncalibrated", [])],
-        "synthetic": [m for m, d in models.items() if d.get("synthetic")], "models": models_table(models, analysis),
-        "q1": autoencoder_context(analysis, models, alpha), "q2": settings_context(analysis, models, alpha), "q3": method_context(analysis, models, alpha),
-        "gate": gate_text(meta), "figures": dict(figures or {}),
+        "alpha": meta["alpha"], "uncalibrated": [metric_label(m, False) for m in meta.get("uncalibrated", [])], "not_judged": NOT_JUDGED,
+        "synthetic": [m for m, d in meta["models"].items() if d.get("synthetic")], "models": models_table(analysis),
+        "verdicts": verdicts_context(analysis), "own_reports": own_reports,
+        "quality": quality_table(analysis), "model_lines": model_lines(analysis),
+        "sweeps": sweep_context(analysis), "methods": method_context(analysis), "appendix": appendix_context(analysis),
+        "gate": gate_text(meta), "figures": dict(figures or {}), "marks": MARKS,
     }
 
 
-def render_study(analysis: Mapping, figures: Mapping | None = None) -> str:
-    """The study section as Markdown (``figures``: study_figures.study_figures's paths)."""
-    return render_template(TEMPLATE, study_context(analysis, figures))
+def render_study(analysis: Mapping, figures: Mapping | None = None, own_reports: str = "") -> str:
+    """The study report below its title and banner, as Markdown (``figures``:
+    study_figures.study_figures's paths; ``own_reports``: the line linking each model's report)."""
+    return render_template(TEMPLATE, study_context(analysis, figures, own_reports))

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from latentopt.analysis.study_tests import gain
+from latentopt.analysis.study_tests import finding_metrics, gain
 from latentopt.data.images import read_rgb
 from latentopt.report import study_plots as P
 from latentopt.report.formatting import fmt, metric_label
@@ -20,7 +20,8 @@ from latentopt.workflow.layout import BASELINE
 from latentopt.workflow.metric_specs import EVALUATED_METRICS
 
 MAX_PANELS = 2
-METRIC_RULE = "panels: the calibrated metrics held out for the most loss arms (ties: metric_specs order), at most 2; a point per (model, arm) holding the metric out"
+METRIC_RULE = "panels: the calibrated metrics (one per monotone family) held out for the most arms (ties: metric_specs order), at most 2; a point per (model, dataset) holding the metric out, plain decodes included"
+ZOOM_RULE = "the red box: the window (a quarter of the shorter side) where the first model's plain decode differs most from the original (mean absolute error), enlarged in the row below"
 GRID_RULE = "the median image by the mean PSNR gain over the baseline across every (model, loss arm), among the images ok in every model's baseline and loss arms (ties by split, image id)"
 
 
@@ -36,40 +37,43 @@ def model_labels(models: Mapping) -> dict[str, str]:
 
 def figure_metrics(analysis: Mapping) -> list[str]:
     """METRIC_RULE; only uncalibrated metrics left: those (their panels say so)."""
-    count = {}
-    for arms in analysis["gains"].values():
-        for g in arms.values():
-            for m in g["held_out"]:
-                count[m] = count.get(m, 0) + 1
-    uncal = set(analysis["metadata"].get("uncalibrated", []))
-    order = [m for m in EVALUATED_METRICS if m in count]
-    pool = [m for m in order if m not in uncal] or order
+    q = analysis["quality"]
+    count = {m: sum(not p["objective"] for p in q[m]["points"]) for m in q}
+    order = finding_metrics([m for m in EVALUATED_METRICS if m in count])
+    pool = [m for m in order if not q[m]["not_judged"]] or order
     return sorted(pool, key=lambda m: (-count[m], order.index(m)))[:MAX_PANELS]
 
 
-def frontier_points(analysis: Mapping, metric: str) -> list[dict]:
+def cost_axis(analysis: Mapping) -> tuple[str, str]:
+    """(x-axis label, the key of a point's x): counted work, or device time when it is not recorded."""
+    if analysis["metadata"].get("cost_axis"):
+        return "counted work per image (TFLOP; the same on any machine)", "tflop"
+    return "device time per image (s; context only: counted work not recorded)", "time"
+
+
+def frontier_points(analysis: Mapping, metric: str, axis: str) -> list[dict]:
+    """The figure's points of one metric: every (model, dataset) holding it out, plain decodes included."""
     out = []
-    for model, arms in analysis["gains"].items():
-        for arm, g in arms.items():
-            t, c = g["tests"].get(metric), analysis["costs"][model].get(arm, {})
-            if not t or t.get("mean_diff") is None or c.get("mean") is None:
-                continue
-            missing = t.get("ci95_low") is None or c.get("ci95_low") is None
-            out.append({"model": model, "arm": arm, "x": c["mean"], "x_lo": c.get("ci95_low"), "x_hi": c.get("ci95_high"), "y": t["mean_diff"], "y_lo": t.get("ci95_low"), "y_hi": t.get("ci95_high"), "ci_missing": missing})
+    for p in analysis["quality"][metric]["points"]:
+        if p["objective"]:
+            continue
+        c = analysis["costs"][p["model"]][p["arm"]]
+        x = c["tflop_per_image"] if axis == "tflop" else c["device_time"]["mean"]
+        if x is None or p["mean"] is None:
+            continue
+        out.append({"model": p["model"], "key": f"{p['model']}/{p['arm']}", "label": "plain" if p["arm"] == BASELINE else p["arm"], "plain": p["arm"] == BASELINE,
+                    "x": x, "y": p["mean"], "y_lo": p["ci95_low"], "y_hi": p["ci95_high"], "ci_missing": p["ci95_low"] is None})
     return out
 
 
-def clock_text(analysis: Mapping) -> str:
-    clocks = sorted({k for arms in analysis["costs"].values() for c in arms.values() for k in c.get("clock") or []})
-    return ", ".join(clocks) or "not recorded"
-
-
 def frontier_figure(analysis: Mapping, path: Path) -> tuple[Path, list[str]]:
-    uncal = set(analysis["metadata"].get("uncalibrated", []))
     metrics = figure_metrics(analysis)
-    panels = [{"ylabel": f"gain in {metric_label(m)}" + (" (uncalibrated: not judged)" if m in uncal else "") + " (> 0 better)",
-               "points": frontier_points(analysis, m), "frontiers": {mod: f.get(m, []) for mod, f in analysis.get("frontiers", {}).items()}} for m in metrics]
-    return P.frontier_figure(panels, model_labels(analysis["metadata"]["models"]), clock_text(analysis), path), metrics
+    xlabel, axis = cost_axis(analysis)
+    q = analysis["quality"]
+    panels = [{"ylabel": f"{metric_label(m)} (mean over {q[m]['n_images']} images)" + (" (uncalibrated: not judged)" if q[m]["not_judged"] else ""),
+               "points": frontier_points(analysis, m, axis), "frontier": q[m]["frontier"]} for m in metrics]
+    title = "Absolute held-out quality vs " + ("counted work" if axis == "tflop" else "device time") + " (mean, 95 % CI), every model on the same images"
+    return P.frontier_figure(panels, model_labels(analysis["metadata"]["models"]), xlabel, title, path), metrics
 
 
 def pick_image(tables: Mapping[str, pd.DataFrame]) -> tuple[str, str] | None:
@@ -104,16 +108,37 @@ def grid_rows(tables: Mapping[str, pd.DataFrame], models: Mapping, results_dir: 
     return rows
 
 
+def zoom_window(rows, fraction: int = 4) -> tuple[int, int, int, int] | None:
+    """ZOOM_RULE: (top, left, size, size) over the first row's original (panel 0) and plain decode
+    (panel 1), on a stride of half the window; None without both images."""
+    if not rows or len(rows[0][1]) < 2:
+        return None
+    orig, plain = rows[0][1][0][1], rows[0][1][1][1]
+    if orig is None or plain is None or orig.shape != plain.shape:
+        return None
+    err = np.abs(orig.astype(float) - plain.astype(float)).mean(axis=2)
+    size = max(4, min(err.shape) // fraction)
+    step = max(1, size // 2)
+    best = max(((err[t:t + size, l:l + size].mean(), -t, -l) for t in range(0, err.shape[0] - size + 1, step) for l in range(0, err.shape[1] - size + 1, step)))
+    return (-best[1], -best[2], size, size)
+
+
 def study_figures(analysis: Mapping, tables: Mapping[str, pd.DataFrame], results_dir: str | Path, fig_dir: str | Path, report_dir: str | Path, *, load: Callable[[Path], np.ndarray | None] = _read) -> dict:
     """Write the study figures; returns {name: path relative to report_dir, ...} for the
-    study template (frontier, frontier_note, grid, grid_rule)."""
+    study template (frontier, frontier_caption, grid, grid_rule)."""
     fig_dir = Path(fig_dir)
     rel = lambda p: Path(os.path.relpath(p, report_dir)).as_posix()  # noqa: E731
     path, metrics = frontier_figure(analysis, fig_dir / "study_frontier.png")
-    out = {"frontier": rel(path), "frontier_note": f"Panels: {', '.join(metric_label(m, False) for m in metrics)} ({METRIC_RULE}). Open markers: a CI with n too small."}
+    axis = "counted work per image (TFLOP)" if analysis["metadata"].get("cost_axis") else "device time per image (counted work not recorded: context only, no arm ranked by it)"
+    out = {"frontier": rel(path), "frontier_caption": (
+        f"Absolute quality (y, natural units, mean with 95 % CI) against {axis} (x), every model on the same images; "
+        "squares are plain decodes. The dashed line joins the frontier over all models: no other point has less counted work and better quality "
+        "(identical counted work is the same cost). Arms that optimize the metric (or a relative) are left out. "
+        f"Panels: {', '.join(metric_label(m, False) for m in metrics)} ({METRIC_RULE}).")}
     key = pick_image(tables)
     if key:
         rows = grid_rows(tables, analysis["metadata"]["models"], results_dir, key, load)
-        out["grid"] = rel(P.model_grid(rows, f"{key[0]}/{key[1]}: the median image by the mean PSNR gain over every (model, loss arm)", fig_dir / "study_examples.png"))
-        out["grid_rule"] = f"Image {key[0]}/{key[1]}, {GRID_RULE}; one row per model."
+        zoom = zoom_window(rows)
+        out["grid"] = rel(P.model_grid(rows, f"{key[0]}/{key[1]}: the median image by the mean PSNR gain over every (model, loss arm)", fig_dir / "study_examples.png", zoom))
+        out["grid_rule"] = f"Image {key[0]}/{key[1]}, {GRID_RULE}; one row per model" + (f"; {ZOOM_RULE}." if zoom else ".")
     return out

@@ -1,6 +1,6 @@
 """Figures of the study section (matplotlib, Agg, PNG), in plots.py's style: plain data in, one
 PNG out, no statistic computed here (points, intervals and frontiers come from
-study_analysis.json)."""
+study_analysis.json). Point labels are placed so that no two overlap (place_labels)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ from pathlib import Path
 import numpy as np
 
 from latentopt.report.plots import _no_data, _save, dataset_colors
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure  # plots imported first: the Agg backend is set
+from matplotlib.patches import Rectangle
+from matplotlib.transforms import Bbox
+
+# label offsets tried in turn (points): right/left of the point, then further up/down and out; the
+# first that overlaps no placed label, marker or error bar wins
+OFFSETS = [(dx * side, dy) for r in range(0, 9) for dy in ((4 + 10 * r, -11 - 10 * r) if r else (4, -11)) for side in (1, -1) for dx in ((6 + 6 * r) if r < 4 else 30,)]
 
 
 def _err(v, lo, hi):
@@ -18,69 +25,119 @@ def _err(v, lo, hi):
     return None if lo is None or hi is None else [[v - lo], [hi - v]]
 
 
-def frontier_panel(ax, points: Sequence[Mapping], frontiers: Mapping[str, Sequence[str]], colors: Mapping[str, str], ylabel: str) -> None:
-    """One panel: every (model, arm) point with its CIs, each model's frontier as a line."""
+def _overlaps(box, boxes) -> bool:
+    return any(box.overlaps(b) for b in boxes)
+
+
+def place_labels(ax, items: Sequence[tuple[float, float, str, str]], bars: Sequence[tuple[float, float, float]] = (), fontsize: float = 7) -> list:
+    """Annotate (x, y, text, colour) so that no two labels overlap each other, a marker or an
+    error bar ``bars`` (x, low, high), inside the axes (greedy over OFFSETS; a label with no free offset takes the
+    last one). Returns the texts."""
+    renderer = ax.figure.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    taken = []
+    for x, y in [(i[0], i[1]) for i in items]:
+        px, py = ax.transData.transform((x, y))
+        taken.append(Bbox.from_extents(px - 5, py - 5, px + 5, py + 5))
+    for x, lo, hi in bars:
+        (px, plo), (_, phi) = ax.transData.transform((x, lo)), ax.transData.transform((x, hi))
+        taken.append(Bbox.from_extents(px - 4, min(plo, phi), px + 4, max(plo, phi)))
+    texts = []
+    for x, y, text, color in items:
+        for dx, dy in OFFSETS:
+            t = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize, color=color, ha="left" if dx > 0 else "right", va="bottom" if dy > 0 else "top",
+                            arrowprops={"arrowstyle": "-", "color": color, "lw": 0.5, "alpha": 0.6} if abs(dy) > 11 else None)
+            box = t.get_window_extent(renderer).expanded(1.02, 1.1)
+            inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+            if (inside and not _overlaps(box, taken)) or (dx, dy) == OFFSETS[-1]:
+                taken.append(box)
+                texts.append(t)
+                break
+            t.remove()
+    return texts
+
+
+def frontier_panel(ax, points: Sequence[Mapping], frontier: Sequence[str], colors: Mapping[str, str], ylabel: str, log_x: bool) -> None:
+    """Every (model, dataset) point with its CIs (square: a plain decode), the frontier as a line."""
     if not points:
-        _no_data(ax, "no arm with both a gain and a compute cost")
+        _no_data(ax, "no point with both a quality and a cost")
         return
     for p in points:
-        open_marker = p.get("ci_missing")
-        ax.errorbar(p["x"], p["y"], xerr=_err(p["x"], p.get("x_lo"), p.get("x_hi")), yerr=_err(p["y"], p.get("y_lo"), p.get("y_hi")), fmt="o", ms=7, color=colors[p["model"]], mfc="white" if open_marker else colors[p["model"]], mec=colors[p["model"]], capsize=3, zorder=3)
-        ax.annotate(p["arm"], (p["x"], p["y"]), xytext=(5, 4), textcoords="offset points", fontsize=7, color=colors[p["model"]])
-    for model, arms in frontiers.items():
-        pts = sorted((p["x"], p["y"]) for p in points if p["model"] == model and p["arm"] in arms)
-        if pts:
-            xs, ys = zip(*pts)
-            ax.plot(xs, ys, color=colors[model], lw=1.6, ls="--", alpha=0.9, zorder=4)
-    xs = np.array([p["x"] for p in points], dtype=float)
-    if xs.min() > 0 and xs.max() / xs.min() > 20:
+        c = colors[p["model"]]
+        ax.errorbar(p["x"], p["y"], yerr=_err(p["y"], p.get("y_lo"), p.get("y_hi")), fmt="s" if p["plain"] else "o", ms=7, color=c, mfc="white" if p.get("ci_missing") else c, mec=c, capsize=3, zorder=3)
+    front = sorted((p["x"], p["y"]) for p in points if p["key"] in frontier)
+    if front:
+        xs, ys = zip(*front)
+        ax.plot(xs, ys, color="0.15", lw=1.4, ls="--", zorder=4)
+    if log_x:
         ax.set_xscale("log")
-    ax.axhline(0, color="0.5", lw=0.8, ls=":")
+    ax.margins(x=0.25, y=0.2)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
 
 
-def frontier_figure(panels: Sequence[Mapping], model_labels: Mapping[str, str], clock: str, path: str | Path) -> Path:
-    """``panels``: [{"ylabel", "points", "frontiers"}]; ``model_labels``: legend text per model
-    (demo/uncalibrated marked there); x = compute per image on ``clock``."""
-    colors = dataset_colors(list(model_labels))
+def frontier_figure(panels: Sequence[Mapping], model_labels: Mapping[str, str], xlabel: str, title: str, path: str | Path) -> Path:
+    """``panels``: [{"ylabel", "points", "frontier"}], points {model, key, label, x, y, y_lo,
+    y_hi, plain, ci_missing}; ``model_labels``: legend text per model."""
+    colors = dict(zip(model_labels, list(dataset_colors(["", *model_labels]).values())[1:]))
     n = max(1, len(panels))
-    fig = Figure(figsize=(5.2 * n, 4.4), layout="constrained")
+    fig = Figure(figsize=(6.2 * n, 5.0), layout="constrained")
     axes = fig.subplots(1, n, squeeze=False).ravel()
+    xs = [p["x"] for panel in panels for p in panel["points"] if p["x"] and p["x"] > 0]
+    log_x = bool(xs) and max(xs) / min(xs) > 20
     for ax, panel in zip(axes, panels):
-        frontier_panel(ax, panel["points"], panel["frontiers"], colors, panel["ylabel"])
-        ax.set_xlabel(f"compute per image (s, device clock: {clock})")
+        ax.set_xlabel(xlabel)
+        frontier_panel(ax, panel["points"], panel["frontier"], colors, panel["ylabel"], log_x)
     if not panels:
         _no_data(axes[0])
     handles = [axes[0].plot([], [], "o", color=colors[m], label=label)[0] for m, label in model_labels.items()]
-    handles.append(axes[0].plot([], [], "--", color="0.3", label="frontier (Pareto-optimal arms)")[0])
-    handles.append(axes[0].plot([], [], "o", mfc="white", mec="0.3", color="0.3", label="open marker: a CI with n too small (no bar)")[0])
-    fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=8)
-    fig.suptitle("Held-out gain over the model's own baseline vs compute (mean, 95 % CI)", fontsize=10)
+    handles.append(axes[0].plot([], [], "s", color="0.3", label="square: the plain decode")[0])
+    handles.append(axes[0].plot([], [], "--", color="0.15", label="frontier over all models (Pareto-optimal)")[0])
+    handles.append(axes[0].plot([], [], "o", mfc="white", mec="0.3", color="0.3", label="open marker: no CI (n too small)")[0])
+    fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    FigureCanvasAgg(fig).draw()  # the layout settles; then it is frozen so the labels stay where placed
+    fig.set_layout_engine("none")
+    for ax, panel in zip(axes, panels):
+        place_labels(ax, [(p["x"], p["y"], p["label"], colors[p["model"]]) for p in panel["points"]],
+                     [(p["x"], p["y_lo"], p["y_hi"]) for p in panel["points"] if p.get("y_lo") is not None and p.get("y_hi") is not None])
     return _save(fig, path)
 
 
-def model_grid(rows: Sequence[tuple[str, Sequence[tuple[str, np.ndarray | None]]]], title: str, path: str | Path) -> Path:
-    """One row per model: (row label, [(panel label, H x W x 3 uint8 or None), ...])."""
+def model_grid(rows: Sequence[tuple[str, Sequence[tuple[str, np.ndarray | None]]]], title: str, path: str | Path, zoom: tuple[int, int, int, int] | None = None) -> Path:
+    """One row per model: (row label, [(panel label, H x W x 3 uint8 or None), ...]); with
+    ``zoom`` = (top, left, height, width), each model gets a second row with that window
+    enlarged, and the window is outlined in the full images."""
     n_cols = max((len(panels) for _, panels in rows), default=1)
     first = next((img for _, panels in rows for _, img in panels if img is not None), None)
     aspect = first.shape[0] / first.shape[1] if first is not None else 1.0
-    fig = Figure(figsize=(2.3 * n_cols + 0.6, (2.3 * aspect + 0.5) * max(1, len(rows)) + 0.5), layout="constrained")
-    axes = fig.subplots(max(1, len(rows)), n_cols, squeeze=False)
+    per_model = 2 if zoom else 1
+    n_rows = max(1, len(rows)) * per_model
+    zh = zoom[2] / zoom[3] if zoom else 1.0
+    heights = [r for _ in range(max(1, len(rows))) for r in ([aspect, zh] if zoom else [aspect])]
+    fig = Figure(figsize=(2.3 * n_cols + 0.6, sum(2.3 * h + 0.45 for h in heights) + 0.5), layout="constrained")
+    axes = fig.subplots(n_rows, n_cols, squeeze=False, gridspec_kw={"height_ratios": heights})
     for i, (row_label, panels) in enumerate(rows):
-        for j in range(n_cols):
-            ax = axes[i, j]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if j >= len(panels):
-                ax.set_visible(False)
-                continue
-            label, img = panels[j]
-            if img is None:
-                _no_data(ax, "not available")
-            else:
-                ax.imshow(img, interpolation="nearest")
-            ax.set_title(label, fontsize=7)
-        axes[i, 0].set_ylabel(row_label, fontsize=8)
+        for k in range(per_model):
+            for j in range(n_cols):
+                ax = axes[i * per_model + k, j]
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if j >= len(panels):
+                    ax.set_visible(False)
+                    continue
+                label, img = panels[j]
+                if img is None:
+                    _no_data(ax, "not available")
+                elif k == 0:
+                    ax.imshow(img, interpolation="nearest")
+                    if zoom:
+                        ax.add_patch(Rectangle((zoom[1] - 0.5, zoom[0] - 0.5), zoom[3], zoom[2], fill=False, ec="red", lw=1.2))
+                else:
+                    ax.imshow(img[zoom[0]:zoom[0] + zoom[2], zoom[1]:zoom[1] + zoom[3]], interpolation="nearest")
+                    for s in ax.spines.values():
+                        s.set_edgecolor("red")
+                ax.set_title(label if k == 0 else "zoom (red box)", fontsize=7)
+            axes[i * per_model + k, 0].set_ylabel(row_label if k == 0 else "zoom", fontsize=8)
     fig.suptitle(title, fontsize=9)
     return _save(fig, path)

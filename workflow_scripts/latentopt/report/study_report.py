@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from latentopt.analysis.study import load_model_outputs, study_analysis
+from latentopt.analysis.study_matching import arm_settings
 from latentopt.core.fileio import atomic_path, write_json
 from latentopt.models.autoencoders import decoder_parameters, load_autoencoder
 from latentopt.report.html import render_html
@@ -55,19 +56,20 @@ def write_study_report(study: Mapping, model_configs: Mapping[str, dict], *, tab
     arms = sorted({a for m in frames for a in study["models"][m]["arms"]})
     losses = {"losses": {a: sub["losses"][a] for sub in model_configs.values() for a in sub["losses"]}, "metric_networks": first["metric_networks"]}
     gate = {(e.split, e.image_id) for e in build_plan(first).gate_entries}
+    settings = {m: {a: arm_settings(b, model_configs[m]["run"]["batch_size"]) for a, b in model_configs[m]["losses"].items()} for m in frames}
     analysis = study_analysis(
         frames, perf, models, study["sweeps"],
         objectives=arm_objectives(losses, arms),
         evaluation=study["evaluation"],
         calibrated={"inception": not first["metric_networks"]["inception_synthetic"], "lpips": not first["metric_networks"]["lpips_random_trunk"]},
-        gate_images=gate, methods=study["methods"], losses={a: b["loss"] for a, b in losses["losses"].items()},
+        settings=settings, gate_images=gate,
     )
     write_json(outputs["analysis"], analysis)
     report = Path(outputs["report"])
     Path(outputs["figures"]).mkdir(parents=True, exist_ok=True)
     figures = study_figures(analysis, frames, report.parent.parent, outputs["figures"], report.parent)
     synthetic = study_synthetic_parts(model_configs)
-    text = header(reports, report.parent, synthetic) + render_study(analysis, figures)
+    text = header(synthetic) + render_study(analysis, figures, own_reports(reports, report.parent))
     with atomic_path(report) as tmp:
         Path(tmp).write_text(text)
     with atomic_path(outputs["html"]) as tmp:
@@ -76,10 +78,14 @@ def write_study_report(study: Mapping, model_configs: Mapping[str, dict], *, tab
     return analysis
 
 
-def header(reports: Mapping[str, str], where: Path, synthetic: list[str]) -> str:
+def header(synthetic: list[str]) -> str:
+    """The title and, for demo/synthetic models, the banner (the verdicts follow right under it)."""
     lines = ["# Study report", ""]
     if synthetic:
         lines += [f"> [!WARNING]\n> **{BANNER}:** " + "; ".join(synthetic) + ". Do not quote these numbers.", ""]
-    lines.append("Each model's own report (its baseline, every loss arm, criteria, costs): "
-                 + ", ".join(f"[{m}]({Path(os.path.relpath(p, where)).as_posix()})" for m, p in reports.items()) + ".")
-    return "\n".join(lines) + "\n\n"
+    return "\n".join(lines) + "\n"
+
+
+def own_reports(reports: Mapping[str, str], where: Path) -> str:
+    return ("Each model's own report (its baseline, every loss arm, criteria, costs): "
+            + ", ".join(f"[{m}]({Path(os.path.relpath(p, where)).as_posix()})" for m, p in reports.items()) + ".")
