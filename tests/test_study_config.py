@@ -180,7 +180,8 @@ def test_a_study_runs_end_to_end_and_then_has_nothing_to_do(tmp_path, demo_data)
     assert analysis["metadata"]["models"]["small"]["decoder_parameters"] < analysis["metadata"]["models"]["large"]["decoder_parameters"]
     assert set(analysis["sweeps"]["small"]) == {"psnr"} and analysis["methods"]["small"]  # gf vs the backprop psnr arms
     report = (results / "study" / "study_report.md").read_text()
-    for heading in ("NOT RESEARCH RESULTS", "### Which autoencoder?", "### Which settings?", "### Which method?"):
+    assert report.index("NOT RESEARCH RESULTS") < report.index("## Verdicts") < report.index("### Which autoencoder?")
+    for heading in ("### Which autoencoder?", "### Which settings?", "### Which method?", "## Appendix"):
         assert heading in report
     assert (results / "study" / "figures" / "study_frontier.png").stat().st_size > 10_000
     assert (results / "study" / "figures" / "study_examples.png").stat().st_size > 10_000
