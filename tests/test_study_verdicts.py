@@ -41,7 +41,8 @@ def test_method_and_schedule_differ_no_method_verdict_and_the_confound_named():
     assert matched["matched"] and matched["confounds"] == [] and set(matched["tests"]) == {"ssim", "lpips_alex", "gmsd"}
     assert matched["tests"]["gmsd"]["verdict_study"] == "worse"  # psnr_cos +0.05 GMSD (↓): worse than psnr_gf
     text = render_study(a)
-    assert "psnr (backprop) − psnr_gf (gradient_free): differ also in schedule, warmup_fraction: no method verdict" in text
+    assert "psnr (backprop) − psnr_gf (gradient_free): differ also in schedule, warmup_fraction: no method verdict" in text.split("## Appendix")[1]
+    assert "1 pair(s) of different methods also differ in other settings (schedule, warmup_fraction)" in text.split("## Appendix")[0]
     # only the confounded pair: the verdict line says so and names the confound
     only = run(tables, settings={"big": {k: v for k, v in method_settings(tables)["big"].items() if k != "psnr_cos"}})
     (line,) = [x for x in only["verdicts"]["lines"] if x["question"] == "method"]

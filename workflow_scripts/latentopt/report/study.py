@@ -185,8 +185,19 @@ def method_context(a: Mapping) -> dict:
     return {
         "matrix": matrix([(n, r["tests"]) for n, r in matched], metrics, "matched pair (first − second)"),
         "costs": table(["matched pair", "counted work, first", "counted work, second", "first is"], costs, ["l", "r", "r", "l"]) if costs else None,
-        "unmatched": [f"{n}: {confound_text(r['confounds'])}: no method verdict" for n, r in other],
+        "unmatched": unmatched_summary(a),
     }
+
+
+def unmatched_summary(a: Mapping) -> list[str]:
+    """One line per model: how many pairs of different methods are not matched and what differs."""
+    out = []
+    for model, rows in a["methods"].items():
+        other = [r for r in rows if not r["matched"]]
+        if other:
+            keys = sorted({k for r in other for k in (r["confounds"] or ["settings not recorded"])})
+            out.append(f"{model}: {len(other)} pair(s) of different methods also differ in other settings ({', '.join(keys)}): no method verdict from them (each pair: appendix).")
+    return out
 
 
 def appendix_context(a: Mapping) -> list[dict]:
@@ -206,7 +217,9 @@ def appendix_context(a: Mapping) -> list[dict]:
     cost_rows = [[m, arm, tflop_text(c), device_text(c)] for m, arms in a["costs"].items() for arm, c in arms.items()]
     out.append(("Costs: counted work and measured device time (context)", table(["model", "dataset", "counted work", "device time per image"], cost_rows, ["l", "l", "r", "r"])))
     unmatched = [f"{r['arm']} in {r['model_a']} and {r['model_b']}: {confound_text(r['confounds'])}" for r in a["model_differences"] if r["confounds"] != []]
-    return [{"title": t, "table": tb, "lines": []} for t, tb in out if tb] + ([{"title": "Not compared across models (settings differ)", "table": None, "lines": unmatched}] if unmatched else [])
+    methods = [f"{m}: {r['a']} ({r['method_a']}) − {r['b']} ({r['method_b']}): {confound_text(r['confounds'])}: no method verdict" for m, rows in a["methods"].items() for r in rows if not r["matched"]]
+    extra = [("Not compared across models (settings differ)", unmatched), ("Pairs of different methods not compared (other settings differ)", methods)]
+    return [{"title": t, "table": tb, "lines": []} for t, tb in out if tb] + [{"title": t, "table": None, "lines": ls} for t, ls in extra if ls]
 
 
 def gate_text(meta: Mapping) -> str:
