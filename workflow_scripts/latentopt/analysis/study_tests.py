@@ -127,10 +127,10 @@ def comparison(a_by_metric: Mapping[str, pd.Series], b_by_metric: Mapping[str, p
 def _sections(a: Mapping):
     yield "gains", [g["tests"] for arms in a["gains"].values() for g in arms.values()]
     yield "objective gains", [g["objective_tests"] for arms in a["gains"].values() for g in arms.values()]
-    yield "plain decodes, model vs model", [r["tests"] for r in a["baseline_differences"]]
-    yield "same arm, model vs model", [r["tests"] for r in a["model_differences"]]
+    yield "plain decodes across models", [r["tests"] for r in a["baseline_differences"]]
+    yield "same arm across models", [r["tests"] for r in a["model_differences"]]
     yield "gain differences", [r["tests"] for r in a["gain_differences"]]
-    yield "optimized smaller vs larger plain", [r["tests"] for r in a["smaller_vs_larger"]]
+    yield "optimized smaller vs larger plain decode", [r["tests"] for r in a["smaller_vs_larger"]]
     yield "sweep runner-ups", [s["vs_runner_up"] for sweeps in a["sweeps"].values() for s in sweeps.values()]
     yield "methods", [r["tests"] for rows in a["methods"].values() for r in rows]
 

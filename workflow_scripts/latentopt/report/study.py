@@ -153,7 +153,8 @@ def sweep_context(a: Mapping) -> list[dict]:
     for model, sweeps in a["sweeps"].items():
         gains, costs = a["gains"][model], a["costs"][model]
         for base, s in sweeps.items():
-            purposes = [*finding_metrics(s["objective"]), *finding_metrics(s["held_out"])]
+            uncal = set(a["metadata"].get("uncalibrated", []))
+            purposes = [m for m in [*finding_metrics(s["objective"]), *finding_metrics(s["held_out"])] if m not in uncal]  # not judged: appendix
             rows = []
             for arm, vals in s["settings"].items():
                 row = [f"{arm} ({', '.join(f'{k} {v}' for k, v in vals.items())})", tflop_text(costs.get(arm))]
@@ -180,7 +181,8 @@ def method_context(a: Mapping) -> dict:
         for r in rows:
             name = f"{model}: {r['a']} ({r['method_a']}) − {r['b']} ({r['method_b']})"
             (matched if r["matched"] else other).append((name, r))
-    metrics = finding_metrics(_metrics([r["tests"] for _, r in matched]))
+    uncal = set(a["metadata"].get("uncalibrated", []))
+    metrics = [m for m in finding_metrics(_metrics([r["tests"] for _, r in matched])) if m not in uncal]  # not judged: appendix
     costs = [[name, tflop_text(r["cost"]["a"]), tflop_text(r["cost"]["b"]), r["cost"]["order"] + (f" (a/b = {r['cost']['ratio']:.3g})" if _finite(r["cost"].get("ratio")) and r["cost"]["order"] != "same work" else "")] for name, r in matched]
     return {
         "matrix": matrix([(n, r["tests"]) for n, r in matched], metrics, "matched pair (first − second)"),
@@ -214,6 +216,8 @@ def appendix_context(a: Mapping) -> list[dict]:
     out.append(("An optimized smaller model against a larger model's plain decode", matrix(small, _metrics([t for _, t in small]), "comparison")))
     diffs = [(f"{r['arm']}: gain in {r['model_a']} − gain in {r['model_b']}", r["tests"]) for r in a["gain_differences"] if r["confounds"] == []]
     out.append(("Gain in one model minus gain in the other (each against its own baseline)", matrix(diffs, _metrics([t for _, t in diffs]), "arm")))
+    pairs = [(f"{m}: {r['a']} ({r['method_a']}) − {r['b']} ({r['method_b']})", r["tests"]) for m, rows in a["methods"].items() for r in rows if r["matched"]]
+    out.append(("Matched pairs of methods (every metric)", matrix(pairs, _metrics([t for _, t in pairs]), "matched pair")))
     cost_rows = [[m, arm, tflop_text(c), device_text(c)] for m, arms in a["costs"].items() for arm, c in arms.items()]
     out.append(("Costs: counted work and measured device time (context)", table(["model", "dataset", "counted work", "device time per image"], cost_rows, ["l", "l", "r", "r"])))
     unmatched = [f"{r['arm']} in {r['model_a']} and {r['model_b']}: {confound_text(r['confounds'])}" for r in a["model_differences"] if r["confounds"] != []]

@@ -70,7 +70,7 @@ def frontier_figure(analysis: Mapping, path: Path) -> tuple[Path, list[str]]:
     metrics = figure_metrics(analysis)
     xlabel, axis = cost_axis(analysis)
     q = analysis["quality"]
-    panels = [{"ylabel": f"{metric_label(m)} (mean over {q[m]['n_images']} images)" + (" (uncalibrated: not judged)" if q[m]["not_judged"] else ""),
+    panels = [{"ylabel": f"{metric_label(m)}, mean of {q[m]['n_images']} images (better: up)" + (" (uncalibrated: not judged)" if q[m]["not_judged"] else ""), "higher_is_better": q[m]["higher_is_better"],
                "points": frontier_points(analysis, m, axis), "frontier": q[m]["frontier"]} for m in metrics]
     title = "Absolute held-out quality vs " + ("counted work" if axis == "tflop" else "device time") + " (mean, 95 % CI), every model on the same images"
     return P.frontier_figure(panels, model_labels(analysis["metadata"]["models"]), xlabel, title, path), metrics

@@ -15,9 +15,10 @@ from matplotlib.figure import Figure  # plots imported first: the Agg backend is
 from matplotlib.patches import Rectangle
 from matplotlib.transforms import Bbox
 
-# label offsets tried in turn (points): right/left of the point, then further up/down and out; the
-# first that overlaps no placed label, marker or error bar wins
-OFFSETS = [(dx * side, dy) for r in range(0, 9) for dy in ((4 + 10 * r, -11 - 10 * r) if r else (4, -11)) for side in (1, -1) for dx in ((6 + 6 * r) if r < 4 else 30,)]
+# label offsets tried in turn (points), nearest first: beside the point, then further out (with a
+# leader line); the first that overlaps no placed label, marker or error bar and stays inside the
+# axes wins
+OFFSETS = sorted(((dx, dy) for dx in (6, -6, 18, -18, 32, -32, 50, -50, 70, -70) for dy in range(-60, 61, 8)), key=lambda o: (abs(o[0]) + abs(o[1] - 2), o[0] < 0, o[1]))
 
 
 def _err(v, lo, hi):
@@ -25,40 +26,51 @@ def _err(v, lo, hi):
     return None if lo is None or hi is None else [[v - lo], [hi - v]]
 
 
-def _overlaps(box, boxes) -> bool:
-    return any(box.overlaps(b) for b in boxes)
-
-
 def place_labels(ax, items: Sequence[tuple[float, float, str, str]], bars: Sequence[tuple[float, float, float]] = (), fontsize: float = 7) -> list:
-    """Annotate (x, y, text, colour) so that no two labels overlap each other, a marker or an
-    error bar ``bars`` (x, low, high), inside the axes (greedy over OFFSETS; a label with no free offset takes the
-    last one). Returns the texts."""
+    """Annotate (x, y, text, colour) so that no two labels overlap each other or a marker, inside
+    the axes: greedy over OFFSETS, first avoiding the error bars ``bars`` (x, low, high) too, then
+    not; a label with no free place takes the one of least overlap. Returns the texts."""
     renderer = ax.figure.canvas.get_renderer()
     frame = ax.get_window_extent(renderer)
-    taken = []
+    hard, soft = [], []
     for x, y in [(i[0], i[1]) for i in items]:
         px, py = ax.transData.transform((x, y))
-        taken.append(Bbox.from_extents(px - 5, py - 5, px + 5, py + 5))
+        hard.append(Bbox.from_extents(px - 5, py - 5, px + 5, py + 5))
     for x, lo, hi in bars:
         (px, plo), (_, phi) = ax.transData.transform((x, lo)), ax.transData.transform((x, hi))
-        taken.append(Bbox.from_extents(px - 4, min(plo, phi), px + 4, max(plo, phi)))
+        soft.append(Bbox.from_extents(px - 4, min(plo, phi), px + 4, max(plo, phi)))
     texts = []
     for x, y, text, color in items:
-        for dx, dy in OFFSETS:
-            t = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize, color=color, ha="left" if dx > 0 else "right", va="bottom" if dy > 0 else "top",
-                            arrowprops={"arrowstyle": "-", "color": color, "lw": 0.5, "alpha": 0.6} if abs(dy) > 11 else None)
-            box = t.get_window_extent(renderer).expanded(1.02, 1.1)
-            inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
-            if (inside and not _overlaps(box, taken)) or (dx, dy) == OFFSETS[-1]:
-                taken.append(box)
-                texts.append(t)
-                break
-            t.remove()
+        probe = ax.annotate(text, (x, y), xytext=(0, 0), textcoords="offset points", fontsize=fontsize)
+        w, h = probe.get_window_extent(renderer).width, probe.get_window_extent(renderer).height
+        probe.remove()
+        px, py = ax.transData.transform((x, y))
+        scale = ax.figure.dpi / 72.0
+
+        def box(dx, dy):
+            x0 = px + dx * scale - (w if dx < 0 else 0)
+            y0 = py + dy * scale - (0 if dy > 0 else h)
+            return Bbox.from_extents(x0 - 1, y0 - 1, x0 + w + 1, y0 + h + 1)
+
+        def inside(b):
+            return frame.x0 <= b.x0 and b.x1 <= frame.x1 and frame.y0 <= b.y0 and b.y1 <= frame.y1
+
+        def overlap(b, boxes):
+            return sum(max(0.0, min(b.x1, o.x1) - max(b.x0, o.x0)) * max(0.0, min(b.y1, o.y1) - max(b.y0, o.y0)) for o in boxes)
+
+        choice = next((o for o in OFFSETS if inside(box(*o)) and overlap(box(*o), hard + soft) == 0), None)
+        choice = choice or next((o for o in OFFSETS if inside(box(*o)) and overlap(box(*o), hard) == 0), None)
+        choice = choice or min(OFFSETS, key=lambda o: (overlap(box(*o), hard) + (0 if inside(box(*o)) else 1e9), abs(o[0]) + abs(o[1])))
+        dx, dy = choice
+        texts.append(ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize, color=color, ha="left" if dx > 0 else "right", va="bottom" if dy > 0 else "top",
+                                 arrowprops={"arrowstyle": "-", "color": color, "lw": 0.5, "alpha": 0.6} if abs(dx) > 6 or abs(dy) > 11 else None))
+        hard.append(box(dx, dy))
     return texts
 
 
-def frontier_panel(ax, points: Sequence[Mapping], frontier: Sequence[str], colors: Mapping[str, str], ylabel: str, log_x: bool) -> None:
-    """Every (model, dataset) point with its CIs (square: a plain decode), the frontier as a line."""
+def frontier_panel(ax, points: Sequence[Mapping], frontier: Sequence[str], colors: Mapping[str, str], ylabel: str, log_x: bool, higher_is_better: bool = True) -> None:
+    """Every (model, dataset) point with its CIs (square: a plain decode), the frontier as a line
+    through ringed points; the y axis runs so that better is up."""
     if not points:
         _no_data(ax, "no point with both a quality and a cost")
         return
@@ -69,6 +81,9 @@ def frontier_panel(ax, points: Sequence[Mapping], frontier: Sequence[str], color
     if front:
         xs, ys = zip(*front)
         ax.plot(xs, ys, color="0.15", lw=1.4, ls="--", zorder=4)
+        ax.plot(xs, ys, "o", ms=13, mfc="none", mec="0.15", mew=1.2, zorder=5)
+    if not higher_is_better:
+        ax.invert_yaxis()
     if log_x:
         ax.set_xscale("log")
     ax.margins(x=0.25, y=0.2)
@@ -87,12 +102,12 @@ def frontier_figure(panels: Sequence[Mapping], model_labels: Mapping[str, str], 
     log_x = bool(xs) and max(xs) / min(xs) > 20
     for ax, panel in zip(axes, panels):
         ax.set_xlabel(xlabel)
-        frontier_panel(ax, panel["points"], panel["frontier"], colors, panel["ylabel"], log_x)
+        frontier_panel(ax, panel["points"], panel["frontier"], colors, panel["ylabel"], log_x, panel.get("higher_is_better", True))
     if not panels:
         _no_data(axes[0])
     handles = [axes[0].plot([], [], "o", color=colors[m], label=label)[0] for m, label in model_labels.items()]
     handles.append(axes[0].plot([], [], "s", color="0.3", label="square: the plain decode")[0])
-    handles.append(axes[0].plot([], [], "--", color="0.15", label="frontier over all models (Pareto-optimal)")[0])
+    handles.append(axes[0].plot([], [], "--o", color="0.15", mfc="none", ms=10, label="frontier over all models (ringed)")[0])
     handles.append(axes[0].plot([], [], "o", mfc="white", mec="0.3", color="0.3", label="open marker: no CI (n too small)")[0])
     fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=8)
     fig.suptitle(title, fontsize=10)
