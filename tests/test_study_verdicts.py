@@ -222,3 +222,12 @@ def test_confounds_name_nested_keys_and_a_missing_record():
 def test_frontier_with_unknown_costs_keeps_the_best_gain_only():
     pts = {"a": (None, 0.1), "b": (None, 0.3), "c": (None, 0.2)}
     assert fr.pareto_front(pts, lambda x, y: False) == ["b"]
+
+
+def test_images_needed_is_the_fewest_that_can_reach_alpha():
+    from latentopt.analysis.statistics import min_attainable_p
+    from latentopt.analysis.study_verdicts import images_needed
+
+    for m in (1, 6, 186, 1000):
+        k = images_needed(m, 0.05)
+        assert m * min_attainable_p(k) < 0.05 <= m * min_attainable_p(k - 1)

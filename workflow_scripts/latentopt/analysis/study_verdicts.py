@@ -16,6 +16,7 @@ Costs are counted work of the chosen arm and its multiple of the model's plain d
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from latentopt.analysis import study_matching as sm
@@ -42,12 +43,19 @@ def _closest(candidates):
     return min(candidates, key=lambda c: c[1].get("p_study", 1.0)) if candidates else None
 
 
-def why_not(t: Mapping) -> str:
+def images_needed(m: int, alpha: float) -> int:
+    """The fewest nonzero paired differences whose smallest attainable Wilcoxon p (2 / 2^n),
+    times ``m`` tests, is below ``alpha``."""
+    return int(math.floor(math.log2(2 * m / alpha))) + 1
+
+
+def why_not(t: Mapping, alpha: float) -> str:
     v = t.get("verdict_study")
     if v == TOO_SMALL:
         if t.get("ci95_low") is None:
             return f"n = {t.get('n', 0)} is too small for a CI"
-        return f"n = {t.get('n', 0)} images cannot reach α over {t.get('m_study')} tests (smallest attainable corrected p {t.get('p_study_min'):.2g})"
+        return (f"n = {t.get('n', 0)} images cannot reach α over {t.get('m_study')} tests (smallest attainable corrected p {t.get('p_study_min'):.2g}; "
+                f"≥ {images_needed(t['m_study'], alpha)} images with nonzero differences could)")
     if t.get("ci95_low") is not None and t["ci95_low"] <= 0 <= t["ci95_high"]:
         return "the CI spans 0"
     return "the corrected p is not below α"
@@ -79,7 +87,7 @@ def autoencoder_line(analysis: Mapping) -> dict | None:
     out = {"question": "autoencoder", "about": f"{r['model_a']} vs {r['model_b']}, plain decodes", "comparison": f"{r['model_a']} − {r['model_b']}", "evidence": evidence(analysis, path), "cost": c}
     if pick in shown:
         return {**out, "shown": True, "use": win, "over": lose}
-    return {**out, "shown": False, "use": None, "why": f"no autoencoder shown better on its plain decode: {why_not(t)}"}
+    return {**out, "shown": False, "use": None, "why": f"no autoencoder shown better on its plain decode: {why_not(t, analysis['metadata']['alpha'])}"}
 
 
 def method_lines(analysis: Mapping) -> list[dict]:
@@ -105,7 +113,7 @@ def method_lines(analysis: Mapping) -> list[dict]:
         if pick in shown:
             out.append({**line, "shown": True, "use": f"{wm} ({wa})", "over": f"{lm} ({la})"})
         else:
-            out.append({**line, "shown": False, "use": None, "why": f"no method shown better: {why_not(t)}"})
+            out.append({**line, "shown": False, "use": None, "why": f"no method shown better: {why_not(t, analysis['metadata']['alpha'])}"})
     return out
 
 
@@ -130,7 +138,7 @@ def sweep_lines(analysis: Mapping) -> list[dict]:
             if r["verdict"] == "recommended":
                 out.append({**line, "shown": True, "use": r["candidate"], "over": r["runner_up"], "values": s["settings"][r["candidate"]]})
             else:
-                out.append({**line, "shown": False, "use": None, "why": f"{NONE_SHOWN}: {r['reason']}" + (f" ({why_not(t)})" if "runner-up" in r["reason"] and r["reason"].endswith(("not shown", TOO_SMALL)) else "")})
+                out.append({**line, "shown": False, "use": None, "why": f"{NONE_SHOWN}: {r['reason']}" + (f" ({why_not(t, analysis['metadata']['alpha'])})" if "runner-up" in r["reason"] and r["reason"].endswith(("not shown", TOO_SMALL)) else "")})
     return out
 
 
