@@ -21,6 +21,7 @@ from latentopt.workflow.config import (
 from latentopt.workflow.weights import ensure_weights
 from latentopt.core.fileio import check_folder_path, check_writable
 from latentopt.workflow.integrity import outputs_of, quarantine_damaged
+from latentopt.workflow.job_params import optimize_run_params
 from latentopt.workflow.plan import build_plan, optimize_rule_name
 
 try:
@@ -170,6 +171,9 @@ def gate_input(chunk, arm):
 # Everything the optimization of one arm depends on, built once: rule params (the rerun trigger
 # of the arm's optimize and build_dataset jobs) and the jobs' fingerprint input.
 ARM_SETTINGS = {arm: arm_settings(config, arm) for arm in ARMS}
+# What every optimize job is handed besides its arm's settings, built once (untracked params:
+# how and where the jobs run, what their records say is synthetic; latentopt.workflow.job_params).
+OPTIMIZE_RUN = optimize_run_params(config)
 
 
 def arm_settings_param(wildcards):

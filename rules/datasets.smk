@@ -10,9 +10,9 @@ rule build_dataset:
     output:
         manifest=str(layout.dataset_manifest(RESULTS, "{arm}")),
     log:
-        f"{RESULTS}/logs/build_dataset/{{arm}}.log",
+        str(layout.log_file(RESULTS, "build_dataset", "{arm}")),
     benchmark:
-        f"{RESULTS}/benchmarks/build_dataset/{{arm}}.tsv"
+        str(layout.benchmark_file(RESULTS, "build_dataset", "{arm}"))
     conda:
         "../envs/pipeline.yaml"
     params:
@@ -20,5 +20,7 @@ rule build_dataset:
         settings=arm_settings_param,
         pt=dataset_file_param,
         png=dataset_png_param,
+        experiment_id=untracked(config["experiment_id"]),
+        synthetic=untracked(OPTIMIZE_RUN["synthetic"]),
     script:
         "../workflow_scripts/build_dataset.py"

@@ -7,9 +7,9 @@ rule train_demo_model:
         weights=str(demo_model_weights(config)),
         summary=str(demo_model_summary(config)),
     log:
-        f"{RESULTS}/logs/train_demo_model.log",
+        str(layout.log_file(RESULTS, "train_demo_model")),
     benchmark:
-        f"{RESULTS}/benchmarks/train_demo_model.tsv"
+        str(layout.benchmark_file(RESULTS, "train_demo_model"))
     conda:
         "../envs/pipeline.yaml"
     threads: 1

@@ -8,9 +8,9 @@ rule quality_gate:
         verdict=str(layout.gate_file(RESULTS, "{arm}")),
         done=str(layout.gate_done(RESULTS, "{arm}")),
     log:
-        f"{RESULTS}/logs/quality_gate/{{arm}}.log",
+        str(layout.log_file(RESULTS, "quality_gate", "{arm}")),
     benchmark:
-        f"{RESULTS}/benchmarks/quality_gate/{{arm}}.tsv"
+        str(layout.benchmark_file(RESULTS, "quality_gate", "{arm}"))
     wildcard_constraints:
         arm=layout.one_of(a for a in ARMS if a != layout.BASELINE),
     retries: 0  # a failed gate is a verdict, not a transient failure

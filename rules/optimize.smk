@@ -1,6 +1,9 @@
 # Baseline (encode -> decode) and per-loss latent optimization: one GPU job per (arm, chunk),
-# with one declared output pair per image. Each reads its arm's settings file (record_settings,
-# below), through which a settings change reaches every job of the arm in one run. One rule per
+# with one declared output pair per image. Each job is handed what it uses as params, built once
+# at parse time (its arm's settings: the rerun trigger and its fingerprint's input; the run's
+# untracked values, rules/common.smk OPTIMIZE_RUN) and reads only its prepared records. Each also
+# takes its arm's settings file as input (record_settings, below), through which a settings change
+# reaches every job of the arm in one run. One rule per
 # (arm, chunk), optimize_<chunk>_<arm> (latentopt.workflow.plan.optimize_rule_name): outputs
 # without wildcards are found by Snakemake's output index at once, where an arm wildcard had
 # every per-image file matched against every chunk's outputs (a 3-model study's dry run at 500
@@ -29,9 +32,9 @@ for arm in ARMS:
                     for i in chunk.image_ids
                 ],
             log:
-                f"{RESULTS}/logs/optimize/{arm}/{chunk.name}.log",
+                str(layout.log_file(RESULTS, "optimize", f"{arm}/{chunk.name}")),
             benchmark:
-                f"{RESULTS}/benchmarks/optimize/{arm}/{chunk.name}.tsv"
+                str(layout.benchmark_file(RESULTS, "optimize", f"{arm}/{chunk.name}"))
             conda:
                 "../envs/pipeline.yaml"
             resources:
@@ -41,6 +44,10 @@ for arm in ARMS:
                 split=chunk.split,
                 image_ids=chunk.image_ids,
                 settings=ARM_SETTINGS[arm],
+                run=untracked(OPTIMIZE_RUN["run"]),
+                lpips_random_trunk=untracked(OPTIMIZE_RUN["lpips_random_trunk"]),
+                synthetic=untracked(OPTIMIZE_RUN["synthetic"]),
+                results_dir=untracked(OPTIMIZE_RUN["results_dir"]),
             script:
                 "../workflow_scripts/optimize_images.py"
 
@@ -49,13 +56,14 @@ rule record_settings:
     output:
         str(layout.arm_settings_file(RESULTS, "{arm}")),
     log:
-        f"{RESULTS}/logs/record_settings/{{arm}}.log",
+        str(layout.log_file(RESULTS, "record_settings", "{arm}")),
     benchmark:
-        f"{RESULTS}/benchmarks/record_settings/{{arm}}.tsv"
+        str(layout.benchmark_file(RESULTS, "record_settings", "{arm}"))
     localrule: True
     conda:
         "../envs/pipeline.yaml"
     params:
         settings=arm_settings_param,
+        results_dir=untracked(str(RESULTS)),
     script:
         "../workflow_scripts/record_settings.py"

@@ -12,9 +12,9 @@ for chunk in PLAN.chunks:
                 for i in chunk.image_ids
             ],
         log:
-            f"{RESULTS}/logs/prepare/{chunk.name}.log",
+            str(layout.log_file(RESULTS, "prepare", chunk.name)),
         benchmark:
-            f"{RESULTS}/benchmarks/prepare/{chunk.name}.tsv"
+            str(layout.benchmark_file(RESULTS, "prepare", chunk.name))
         conda:
             "../envs/pipeline.yaml"
         params:
@@ -22,5 +22,6 @@ for chunk in PLAN.chunks:
             image_ids=chunk.image_ids,
             sources=literal([str(e.path) for e in chunk.entries]),
             preprocess=config["preprocess"],
+            results_dir=untracked(str(RESULTS)),
         script:
             "../workflow_scripts/prepare_images.py"

@@ -18,7 +18,7 @@ import torch
 from conftest import hold_driver_lock, make_config
 
 from latentopt.workflow import driverlock, layout
-from latentopt.workflow.config import arm_settings, check_config, synthetic_parts
+from latentopt.workflow.config import arm_settings, check_config, synthetic_spec
 from latentopt.workflow.weights import metric_weight_files
 from latentopt.data.datasets import DatasetInputError, build_dataset, load_dataset
 from latentopt.analysis.criteria import success_criteria
@@ -41,7 +41,7 @@ def _build(cfg, plan, arm):
         [layout.per_image(results, arm, s, i, "json") for s, i in ids],
         [layout.per_image(results, arm, s, i, "pt") for s, i in ids],
         layout.dataset_png_dir(results, arm), layout.dataset_file(results, arm), manifest=layout.dataset_manifest(results, arm),
-        settings=arm_settings(cfg, arm), experiment_id=cfg["experiment_id"], synthetic=synthetic_parts(cfg),
+        settings=arm_settings(cfg, arm), experiment_id=cfg["experiment_id"], synthetic=synthetic_spec(cfg),
     )
 
 

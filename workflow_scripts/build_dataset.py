@@ -4,13 +4,12 @@ from pathlib import Path
 
 from latentopt.core.joblog import job_log
 from latentopt.data.datasets import build_dataset
-from latentopt.workflow.config import synthetic_parts
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with job_log(sm.log[0]) as log:
     meta = build_dataset(
         sm.params.arm, [Path(p) for p in sm.input.json], [Path(p) for p in sm.input.pt],
         Path(sm.params.png), Path(sm.params.pt), manifest=Path(sm.output.manifest),
-        settings=sm.params.settings, experiment_id=sm.config["experiment_id"], synthetic=synthetic_parts(sm.config),
+        settings=sm.params.settings, experiment_id=sm.params.experiment_id, synthetic=sm.params.synthetic,
     )
     log(f"{sm.params.arm}: {meta['n_ok']}/{meta['n_images']} images, {len(meta['failed'])} failed")

@@ -1,14 +1,15 @@
 """Snakemake script: optimize (or, for the baseline, encode/decode) one chunk of images."""
 
 import latentopt.core.stage_times  # noqa: F401 - first: its import time splits interpreter start from imports
-from latentopt.compute.devices import job_device
-from latentopt.optimize.job import optimize_chunk
 from latentopt.core.joblog import job_log
+from latentopt.optimize.job import optimize_chunk
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 stages = sm.log[0].removesuffix(".log") + ".stages.json"  # logs/optimize/<arm>/<chunk>.stages.json
 with job_log(sm.log[0]) as log:
-    # the GPU lease is entered inside, after the CPU-side start-up
-    # params.settings (the rerun trigger) is checked against the config and fingerprints the results
-    optimize_chunk(sm.config, sm.params.arm, sm.params.split, sm.params.image_ids, job_device(sm.config), log=log,
-                   stages_path=stages, params=sm.params.settings)
+    # params.settings (the rerun trigger) are the job's settings and its fingerprint's input;
+    # the GPU lease of params.run is entered inside, after the CPU-side start-up
+    optimize_chunk(sm.params.arm, sm.params.split, sm.params.image_ids, prepared=sm.input.prepared,
+                   json=sm.output.json, pt=sm.output.pt, settings=sm.params.settings, run=sm.params.run,
+                   lpips_random_trunk=sm.params.lpips_random_trunk, synthetic=sm.params.synthetic,
+                   results_dir=sm.params.results_dir, log=log, stages_path=stages)

@@ -8,5 +8,5 @@ from pathlib import Path
 from latentopt.core.fileio import write_json
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
-write_json(sm.output[0], {"arm": sm.wildcards.arm, "results_dir": str(sm.config["results_dir"]), "settings": dict(sm.params.settings)})
+write_json(sm.output[0], {"arm": sm.wildcards.arm, "results_dir": sm.params.results_dir, "settings": dict(sm.params.settings)})
 Path(sm.log[0]).write_text(f"recorded the settings of {sm.wildcards.arm} in {sm.output[0]}\n")

@@ -33,6 +33,7 @@ import torch
 from latentopt.core.fileio import atomic_path, read_json, sha256_file, write_json
 from latentopt.data.images import write_png
 from latentopt.core.provenance import versions
+from latentopt.workflow.config import describe_synthetic
 
 FORMAT = "latentopt-dataset/1"
 MANIFEST_FORMAT = "latentopt-manifest/1"
@@ -74,12 +75,13 @@ def _swap_in(new: Path, target: Path) -> None:
 
 
 def build_dataset(arm: str, records: list[Path], pts: list[Path], png_dir: Path, out_file: Path, manifest: Path | None = None,
-                  *, settings: dict, experiment_id: str, synthetic: list[str]) -> dict:
+                  *, settings: dict, experiment_id: str, synthetic: dict) -> dict:
     """Write the dataset file and PNG tree of ``arm``, then (if given) its manifest. ``settings``:
     what the arm's optimization depended on (latentopt.workflow.config.arm_settings), ``synthetic``:
-    which models are random or demo-only (latentopt.workflow.config.synthetic_parts); both go into
-    the dataset's metadata with ``experiment_id``."""
-    provenance = {"experiment_id": experiment_id, "settings": settings, "synthetic": synthetic}
+    which models are random or demo-only (latentopt.workflow.config.synthetic_spec, described
+    here: after the demo model's training); both go into the dataset's metadata with
+    ``experiment_id``."""
+    provenance = {"experiment_id": experiment_id, "settings": settings, "synthetic": describe_synthetic(synthetic)}
     staging = png_dir.with_name(f".{png_dir.name}.new-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     try:

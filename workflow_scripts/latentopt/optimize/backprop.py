@@ -8,10 +8,9 @@ before backward and a step whose gradient overflows is skipped for the whole bat
 
 from __future__ import annotations
 
-from latentopt.optimize.methods import Method, register
+from latentopt.optimize.method import Method
 
 
-@register
 class Backprop(Method):
     name = "backprop"
     needs_grad = True

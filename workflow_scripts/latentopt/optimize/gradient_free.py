@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import torch
 
-from latentopt.optimize.methods import Method, register
+from latentopt.optimize.method import Method
 
 
 def residual(encode, decoded: torch.Tensor, z0: torch.Tensor) -> torch.Tensor:
@@ -46,7 +46,6 @@ def residual(encode, decoded: torch.Tensor, z0: torch.Tensor) -> torch.Tensor:
         return encode(decoded).float() - z0
 
 
-@register
 class GradientFree(Method):
     name = "gradient_free"
     needs_grad = False

@@ -12,43 +12,17 @@ images leave the batch). A method says whether the loop must decode under autogr
 * ``gradient_free`` (:mod:`latentopt.optimize.gradient_free`): the encoder-consistency residual
   E(D(z_t)) - z_0, forward passes only (Hong et al., NeurIPS 2024).
 
-A new method is one module with a :class:`Method` subclass decorated with :func:`register`, and its
-name in the schema's ``method`` enum.
+A new method is one module with a subclass of :class:`latentopt.optimize.method.Method`, its class
+in :data:`METHODS` below, and its name in the schema's ``method`` enum.
 """
 
 from __future__ import annotations
 
-from typing import Callable, ClassVar
+from latentopt.optimize.backprop import Backprop
+from latentopt.optimize.gradient_free import GradientFree
+from latentopt.optimize.method import Method
 
-import torch
-
-
-class Method:
-    """One update rule. Built once per optimization run (:func:`build_method`)."""
-
-    name: ClassVar[str]
-    needs_grad: ClassVar[bool]  # decode z_t under autograd (the loss's backward is the direction)
-
-    def __init__(self, *, encode: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 grad_scaler: torch.amp.GradScaler | None = None):
-        self.encode = encode
-        self.grad_scaler = grad_scaler
-
-    def step(self, opt: torch.optim.Adam, z: torch.Tensor, decoded: torch.Tensor, losses: torch.Tensor, *,
-             z0: torch.Tensor, precision) -> list[float] | None:
-        """One Adam step of the rows of ``z`` (the active images): ``decoded`` = D(z) under the
-        loop's decoder precision ``precision`` (a context manager factory), ``losses`` their
-        per-image losses, ``z0`` their encoder latents. Returns a per-image diagnostic recorded in
-        the track (``residual``), or None."""
-        raise NotImplementedError
-
-
-METHODS: dict[str, type[Method]] = {}
-
-
-def register(cls: type[Method]) -> type[Method]:
-    METHODS[cls.name] = cls
-    return cls
+METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (Backprop, GradientFree)}
 
 
 def method_class(name: str) -> type[Method]:
@@ -61,6 +35,3 @@ def method_class(name: str) -> type[Method]:
 
 def build_method(name: str, **kwargs) -> Method:
     return method_class(name)(**kwargs)
-
-
-from latentopt.optimize import backprop, gradient_free  # noqa: E402,F401  (they register themselves)

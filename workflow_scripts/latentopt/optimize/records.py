@@ -7,7 +7,7 @@
     adds residual_history (mean (E(D(z_t)) - z_0)**2 of every latent a step was taken from).
 ``<arm>_dataset/per_image/<split>/<id>.json`` (the record, written last: it marks the image done):
     image_id, split, arm, status ("ok" or "failed"), reason, failure_kind ("input" or
-    "optimization", None when ok), fingerprint (the job's, see ``job.job_fingerprint``), synthetic,
+    "optimization", None when ok), fingerprint (the job's, see ``context.job_fingerprint``), synthetic,
     model (the autoencoder's info), finished_at, host, slurm_job_id, cuda_visible_devices; with a
     result also initial and final (metrics), iterations, converged_at, stop_reason, initial_loss,
     best_loss, final_loss, returned_latent, retry, time_s (optimization + encode share),
@@ -29,12 +29,6 @@ from pathlib import Path
 import torch
 
 from latentopt.core.fileio import atomic_path, sha256_file, write_json
-from latentopt.workflow import layout
-
-
-def output_paths(config: dict, arm: str, split: str, image_id: str) -> tuple[Path, Path]:
-    """The image's declared outputs: (.pt, .json)."""
-    return tuple(layout.per_image(config["results_dir"], arm, split, image_id, ext) for ext in ("pt", "json"))
 
 
 def image_files(item, arm: str, result: dict, *, fingerprint: str, synthetic: list[str], model_info: dict) -> tuple[dict, dict]:

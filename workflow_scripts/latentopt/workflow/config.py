@@ -303,10 +303,13 @@ def demo_model_settings(config: dict):
 def demo_model_label(config: dict) -> str:
     """"autoencoder trained for the demo on N crops in T s — not SD-VAE", from the training
     summary once the model is trained (before: the planned number of crops, no time)."""
-    summary = read_summary(demo_model_summary(config))
+    return _demo_label(demo_model_summary(config), demo_model_settings(config).n_crops)
+
+
+def _demo_label(summary_path: str | Path, planned_crops: int) -> str:
+    summary = read_summary(Path(summary_path))
     if summary is None:
-        n = demo_model_settings(config).n_crops
-        return f"autoencoder trained for the demo on {n} crops (not trained yet) — not SD-VAE"
+        return f"autoencoder trained for the demo on {planned_crops} crops (not trained yet) — not SD-VAE"
     return describe(summary["n_crops"], summary["train_time_s"])
 
 
@@ -318,14 +321,34 @@ def arm_settings(config: dict, arm: str) -> dict:
 
 def synthetic_parts(config: dict) -> list[str]:
     """Which models/metric networks are random (uncalibrated) or demo-only; every output must say so."""
+    return describe_synthetic(synthetic_spec(config))
+
+
+def synthetic_spec(config: dict) -> dict:
+    """What :func:`synthetic_parts` says, as plain values known when the workflow is parsed (a
+    job's param): the demo autoencoder's part names its training, read from the training summary
+    when described (:func:`describe_synthetic`, in a job that runs after the training)."""
+    model, nets = config["model"], config["metric_networks"]
+    demo = model["kind"] == "demo_trained"
+    return {
+        "model_seed": model["seed"] if model["kind"] == "synthetic_kl" else None,
+        "demo_summary": str(demo_model_summary(config)) if demo else None,
+        "demo_crops": demo_model_settings(config).n_crops if demo else None,
+        "lpips_random_trunk": bool(nets["lpips_random_trunk"]),
+        "inception_synthetic": bool(nets["inception_synthetic"]),
+    }
+
+
+def describe_synthetic(spec: dict) -> list[str]:
+    """The lines of :func:`synthetic_parts` from its :func:`synthetic_spec`."""
     parts = []
-    if config["model"]["kind"] == "synthetic_kl":
-        parts.append(f"autoencoder: randomly initialised AutoencoderKL (seed {config['model']['seed']})")
-    if config["model"]["kind"] == "demo_trained":
-        parts.append(demo_model_label(config))
-    if config["metric_networks"]["lpips_random_trunk"]:
+    if spec["model_seed"] is not None:
+        parts.append(f"autoencoder: randomly initialised AutoencoderKL (seed {spec['model_seed']})")
+    if spec["demo_summary"] is not None:
+        parts.append(_demo_label(spec["demo_summary"], spec["demo_crops"]))
+    if spec["lpips_random_trunk"]:
         parts.append("LPIPS: random AlexNet/VGG trunk (uncalibrated)")
-    if config["metric_networks"]["inception_synthetic"]:
+    if spec["inception_synthetic"]:
         parts.append("FID/KID: randomly initialised Inception (uncalibrated)")
     return parts
 

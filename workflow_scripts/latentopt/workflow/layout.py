@@ -186,3 +186,13 @@ def declared_outputs(results: str | Path, entries, arms: list[str], gate_arms: l
             Output("report appendix", report_appendix_file(results), "text"),
             Output("HTML report", report_html_file(results), "text")]
     return out
+
+
+def log_file(results: str | Path, rule: str, name: str | None = None) -> Path:
+    """A job's log: logs/<rule>/<name>.log, or logs/<rule>.log for a rule with one job."""
+    return Path(results) / "logs" / (f"{rule}.log" if name is None else f"{rule}/{name}.log")
+
+
+def benchmark_file(results: str | Path, rule: str, name: str | None = None) -> Path:
+    """A job's Snakemake benchmark: benchmarks/<rule>/<name>.tsv, or benchmarks/<rule>.tsv."""
+    return Path(results) / "benchmarks" / (f"{rule}.tsv" if name is None else f"{rule}/{name}.tsv")

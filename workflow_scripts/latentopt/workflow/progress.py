@@ -33,6 +33,7 @@ from pathlib import Path
 
 import yaml
 
+from latentopt.core import progress_line
 from latentopt.workflow import layout
 from latentopt.workflow.config import load_config
 from latentopt.workflow.plan import build_plan
@@ -40,8 +41,8 @@ from latentopt.workflow.study import is_study, model_configs
 
 STAMP = r"(?P<t>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)"
 HEADER_RE = re.compile(r"^===== attempt \d+: " + STAMP)
-# the progress line of latentopt.optimize.job (PROGRESS_LINE there; not imported: that pulls torch)
-PROGRESS_RE = re.compile(r"^" + STAMP + r" +\[(?P<n>\d+) img\] (?P<retry>retry )?step (?P<step>\d+)/(?P<total>\d+) ")
+# the progress line an optimization job writes (latentopt.core.progress_line), after the stamp
+PROGRESS_RE = re.compile(r"^" + STAMP + r" +" + progress_line.PATTERN)
 DONE_RE = re.compile(r"^" + STAMP + r" (\[\d+/\d+\] \S+: |\S+: finished earlier in an interrupted run)")
 END_RE = re.compile(r"^" + STAMP + r" (wall-time split: |.*: interrupted at )")
 # the start-up before the attempt's header (interpreter, imports), from its wall-time split line

@@ -3,7 +3,8 @@
 The schema (config.schema.yaml) owns every default: validation with ``set_default`` fills them in,
 and these classes read the validated values without a default of their own. What the optimization
 of an arm depends on (:meth:`ArmSettings.params`: the rule params and the job fingerprint) is derived
-from here, and the optimize job builds these objects once and keeps them for its lifetime.
+from here; the optimize job reads its settings back from those params (:meth:`ArmSettings.from_params`)
+and its run settings from a param of their own (:meth:`RunSettings.from_config`, built once per run).
 
 Tests and benchmarks that build a setting by hand take the schema's defaults for what they do not
 give through the ``of()`` constructors (:func:`loss_defaults`, :func:`run_defaults`).
@@ -212,7 +213,8 @@ class DecoderNumerics:
 
 @dataclass(frozen=True)
 class RunSettings:
-    """The ``run`` settings of a job that are not decoder numerics."""
+    """The ``run`` settings of a job that do not change its results: how and where it runs
+    (device and GPU lease, batching, time budget, failure policy, compile cache)."""
 
     device: str
     images_per_job: int
@@ -221,6 +223,9 @@ class RunSettings:
     timeout_per_image_s: float
     failure_policy: str
     cpu_fallback: bool
+    gpu_lock_dir: str
+    n_gpus: int | None
+    compile_cache_dir: str
 
     @classmethod
     def from_config(cls, config: dict) -> "RunSettings":
@@ -233,7 +238,14 @@ class RunSettings:
             timeout_per_image_s=run["timeout_per_image_s"],
             failure_policy=run["failure_policy"],
             cpu_fallback=bool(run["cpu_fallback"]),
+            gpu_lock_dir=run["gpu_lock_dir"] or str(Path(config["results_dir"]) / ".gpu_locks"),
+            n_gpus=run["n_gpus"],
+            compile_cache_dir=DecoderNumerics.from_config(config).cache_dir,
         )
+
+
+_COMMON_PARAMS = ("arm", "model", "preprocess", "channels_last", "library_version")
+_NUMERIC_PARAMS = ("precision", "final_precision", "final_precision_steps", "compile")
 
 
 @dataclass(frozen=True)
@@ -275,6 +287,43 @@ class ArmSettings:
             block=block,
             adam=None if block is None else AdamSettings.from_block(block),
         )
+
+    @classmethod
+    def from_params(cls, params: dict, cache_dir: str | None = None) -> "ArmSettings":
+        """The settings whose :meth:`params` are ``params`` (the optimize rule's ``settings`` param):
+        what :meth:`params` leaves out is at its schema default (the method and schedule keys,
+        :func:`in_use`; the decoder numerics not in use) and is filled in again; ``cache_dir``: the
+        compile cache (where, not what: not in the params). Raises ValueError when the params are
+        not read back exactly, so that a job never computes with other settings than it
+        fingerprints."""
+        given = dict(params)
+        common = {k: given.pop(k) for k in _COMMON_PARAMS}
+        numeric = {k: given.pop(k) for k in _NUMERIC_PARAMS if k in given}
+        defaults = DecoderNumerics.of(cache_dir=cache_dir)
+        numerics = replace(
+            defaults,
+            precision=numeric.get("precision", defaults.precision),
+            final_precision=numeric.get("final_precision", defaults.final_precision),
+            final_precision_steps=numeric.get("final_precision_steps", 0),
+            compile="compile" in numeric,
+            compile_mode=numeric.get("compile", defaults.compile_mode),
+        )
+        block = None
+        if common["arm"] != BASELINE:
+            unused = loss_defaults()  # the keys in_use() drops: at their defaults, or unread
+            block = {**{k: unused[k] for k in ("method", "schedule", "warmup_fraction") if k not in given}, **given}
+        settings = cls(
+            arm=common["arm"],
+            model=common["model"],
+            preprocess=common["preprocess"],
+            channels_last=common["channels_last"],
+            numerics=numerics,
+            block=block,
+            adam=None if block is None else AdamSettings.from_block(block),
+        )
+        if settings.params() != dict(params):
+            raise ValueError(f"{common['arm']}: settings params not read back exactly: {dict(params)} -> {settings.params()}")
+        return settings
 
     def params(self) -> dict:
         """The rule params of the arm's jobs and the input of their fingerprint."""
