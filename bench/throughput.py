@@ -32,7 +32,7 @@ def timed_optimize(decode, targets, z0, loss_fn, iterations, lr, step, device):
 def measure_config(cfg: Config, base, targets_all, loss_fn, nets, ctx: dict) -> dict:
     import torch
 
-    from latentopt.optimize.job import decode_exact, encode_exact
+    from latentopt.optimize.exact import decode_exact, encode_exact
     from latentopt.metrics.image_metrics import tensor_metrics
 
     device = ctx["device"]
@@ -124,7 +124,7 @@ def run_throughput(args, mode: dict, device, result: dict) -> None:
     import torch
 
     from latentopt.models.autoencoders import load_autoencoder
-    from latentopt.optimize.job import encode_exact
+    from latentopt.optimize.exact import encode_exact
     from latentopt.metrics.lpips_network import lpips_network, lpips_weight_files
 
     # the pipeline leaves cuDNN autotuning off (PyTorch's default): every new batch shape (the batch
@@ -193,7 +193,7 @@ def run_throughput(args, mode: dict, device, result: dict) -> None:
         "iterations": ctx["iterations"], "warmup_iterations": ctx["warmup"],
         "stopping": "none (fixed iterations; the pipeline's per-image stopping only shortens runs)",
         "quality_metrics": {"lpips_net": "alex", "lpips_random_trunk": lpips_random,
-                            "decode": "best latent decoded in exact fp32 (latentopt.optimize.job.decode_exact), as the pipeline publishes it"},
+                            "decode": "best latent decoded in exact fp32 (latentopt.optimize.exact.decode_exact), as the pipeline publishes it"},
         "quality_thresholds": thresholds,
     }
     result["flops"] = {

@@ -139,3 +139,23 @@ def hold_driver_lock(results: Path, seconds: int = 60):
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "held"
     return proc
+
+
+def job_context(cfg: dict, arm: str, split: str, log=lambda m: None):
+    """The context and items of the optimization job of every image of ``split`` (as
+    latentopt.optimize.job.optimize_chunk builds them), for tests that drive its batches."""
+    from latentopt.optimize.context import build_context
+    from latentopt.optimize.items import load_items
+    from latentopt.workflow import layout
+    from latentopt.workflow.job_params import optimize_job_args
+    from latentopt.workflow.plan import build_plan
+    from latentopt.workflow.settings import ArmSettings, RunSettings
+
+    ids = [e.image_id for e in build_plan(cfg).splits[split]]
+    args = optimize_job_args(cfg, arm, split, ids)
+    run = RunSettings(**args["run"])
+    settings = ArmSettings.from_params(args["settings"], run.compile_cache_dir)
+    ctx = build_context(settings, run, "cpu", checkpoints=layout.checkpoint_dir(args["results_dir"], arm, split),
+                        lpips_random_trunk=args["lpips_random_trunk"], log=log)
+    items, _ = load_items(args["prepared"], split, ids, settings.preprocess, args["results_dir"], log=lambda m: None)
+    return ctx, items

@@ -120,7 +120,7 @@ def test_the_snakefile_validates_through_it(tmp_path, how, expected):
 
 def test_job_log_turns_ctrl_c_into_one_line_and_exit_130(tmp_path, capfd):
     from latentopt.core.joblog import job_log
-    from latentopt.optimize.job import Interrupted
+    from latentopt.optimize.interrupts import Interrupted
 
     log_path = tmp_path / "job.log"
     with pytest.raises(SystemExit) as stop:
@@ -161,9 +161,10 @@ def test_interrupted_batch_names_its_step_and_checkpoint_and_resumes(tmp_path, d
     import re
     import shutil
 
-    from conftest import make_config
+    from conftest import job_context, make_config
     from latentopt.data.prepare import prepare_chunk
-    from latentopt.optimize.job import Interrupted, build_context, load_items, run_items
+    from latentopt.optimize.batches import run_items
+    from latentopt.optimize.interrupts import Interrupted
     from latentopt.workflow.plan import build_plan
 
     data = tmp_path / "data"
@@ -173,8 +174,7 @@ def test_interrupted_batch_names_its_step_and_checkpoint_and_resumes(tmp_path, d
     plan = build_plan(cfg)
     prepare_chunk(plan.splits["val"], cfg["preprocess"], cfg["results_dir"], log=lambda m: None)
     logged = []
-    ctx = build_context(cfg, "psnr", "val", "cpu", log=logged.append)
-    items, _ = load_items(cfg, "val", [e.image_id for e in plan.splits["val"]], log=lambda m: None)
+    ctx, items = job_context(cfg, "psnr", "val", log=logged.append)
     inner = ctx.model
     ctx.model = _InterruptAfter(inner, n=10)
     with pytest.raises(Interrupted) as err:
@@ -275,13 +275,13 @@ def test_progress_finished_images_then_the_next_batch(progress_setup):
 
 
 def test_a_retry_counts_against_its_own_total(progress_setup):
-    from latentopt.optimize.job import _progress_logger
+    from latentopt.optimize.interrupts import progress_logger
     from latentopt.workflow.progress import progress, read_log
 
     cfg, _ = progress_setup
     # the job log's retry line: its own iterations (before: "step 300/150 (200%) ... ETA -272 s")
     logged = []
-    on_step = _progress_logger(logged.append, 300, ["a"], retry=True)
+    on_step = progress_logger(logged.append, 300, ["a"], retry=True)
     for it in range(1, 301):
         on_step(it, 1)
     assert logged[-1].startswith("  [1 img] retry step 300/300 (100%)") and "ETA 0 s" in logged[-1]

@@ -378,9 +378,9 @@ def test_cpu_batch_clock_counts_compute_not_waiting():
     processes hold the cores) does not count, while wall time does."""
     import torch
 
-    from latentopt.optimize.job import _BatchClock
+    from latentopt.optimize.batches import BatchClock
 
-    clock = _BatchClock(torch.device("cpu"))
+    clock = BatchClock(torch.device("cpu"))
     time.sleep(0.3)
     rec = clock.stop("test/x", 2, 10)
     assert rec["clock"] == "process_cpu_time" and rec["wall_s"] >= 0.3 and rec["compute_s"] < 0.1
@@ -704,7 +704,7 @@ def test_retried_images_are_counted_apart_and_the_job_log_counts_the_retry_total
     """Two images retried for 300 steps under a 150-step limit: the arms table says
     "150, retried: 2 × 300", the cost table's mean is over the others, and the job log's
     progress counts the retry against its own total (never "step 300/150 (200%)")."""
-    from latentopt.optimize.job import _progress_logger
+    from latentopt.optimize.interrupts import progress_logger
     from latentopt.report import iterations_text
 
     n = 6
@@ -719,10 +719,10 @@ def test_retried_images_are_counted_apart_and_the_job_log_counts_the_retry_total
     assert iterations_text(150, perf["retry_iterations"]) == "150, retried: 2 × 300"
     assert tables.iterations_cell(perf) == "150, retried: 2 × 300"
     lines = []
-    on_step = _progress_logger(lines.append, 150, ["a"], every=50)
+    on_step = progress_logger(lines.append, 150, ["a"], every=50)
     for it in range(1, 151):
         on_step(it, 1)
-    on_retry_step = _progress_logger(lines.append, 300, ["a"], every=50, retry=True)  # the retry's own total
+    on_retry_step = progress_logger(lines.append, 300, ["a"], every=50, retry=True)  # the retry's own total
     for it in range(1, 301):
         on_retry_step(it, 1)
     assert lines[-1].startswith("  [1 img] retry step 300/300 (100%)")

@@ -14,7 +14,7 @@ from latentopt.optimize import decoder_step
 from latentopt.models.autoencoders import load_autoencoder
 from latentopt.workflow.config import arm_settings
 from latentopt.optimize.decoder_step import DecoderStep
-from latentopt.optimize.job import encode_exact
+from latentopt.optimize.exact import encode_exact
 from latentopt.optimize.losses import build_loss
 from latentopt.optimize.optimizer import optimize_latents
 from latentopt.workflow.settings import AdamSettings, StopRule

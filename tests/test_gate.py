@@ -105,6 +105,7 @@ def test_run_gate_writes_on_pass_and_raises_without_output_in_stop_mode(tmp_path
 def _gate_run(tmp, data_root, model, loss, lr, **overrides):
     from latentopt.core.fileio import read_json
     from latentopt.optimize.job import optimize_chunk
+    from latentopt.workflow.job_params import optimize_job_args
     from latentopt.workflow.plan import build_plan
     from latentopt.data.prepare import prepare_chunk
 
@@ -115,7 +116,7 @@ def _gate_run(tmp, data_root, model, loss, lr, **overrides):
     records = []
     for chunk in gate_chunks:
         prepare_chunk(list(chunk.entries), cfg["preprocess"], cfg["results_dir"], log=lambda m: None)
-        records += optimize_chunk(cfg, loss, chunk.split, chunk.image_ids, "cpu", log=lambda m: None)
+        records += optimize_chunk(**optimize_job_args(cfg, loss, chunk.split, chunk.image_ids), device="cpu", log=lambda m: None)
     paths = [Path(cfg["results_dir"]) / f"{loss}_dataset" / "per_image" / r["split"] / f"{r['image_id']}.json" for r in records]
     assert [read_json(p)["image_id"] for p in paths] == [e.image_id for e in plan.gate_entries]
     return cfg, records, paths

@@ -26,6 +26,7 @@ from latentopt.workflow.sources import discover_splits, image_id
 from latentopt.analysis.input_failures import input_failures_table, summary
 from latentopt.workflow.integrity import HashCache, verify_results
 from latentopt.optimize.job import optimize_chunk
+from latentopt.workflow.job_params import optimize_job_args
 from latentopt.core.joblog import job_log
 from latentopt.workflow.plan import build_plan
 from latentopt.data.prepare import prepare_chunk
@@ -57,7 +58,7 @@ def finished(tmp_path_factory, demo_data):
     plan = build_plan(cfg)
     prepare_chunk(plan.splits["train"], cfg["preprocess"], cfg["results_dir"], log=lambda m: None)
     for arm in ARMS:
-        optimize_chunk(cfg, arm, "train", [e.image_id for e in plan.splits["train"]], "cpu", log=lambda m: None)
+        optimize_chunk(**optimize_job_args(cfg, arm, "train", [e.image_id for e in plan.splits["train"]]), device="cpu", log=lambda m: None)
         _build(cfg, plan, arm)
     return root
 

@@ -182,7 +182,7 @@ def _records(results: Path, arm: str) -> dict[str, dict]:
 def test_a_loss_setting_change_is_applied_in_full_in_one_run(copy):
     """losses.psnr.lr 0.05 -> 0.02 on a finished run: before the fix, one run redid only the gate
     chunk (2 of 6 psnr images) and exited 0; the other chunks followed on a second run."""
-    from latentopt.optimize.job import job_fingerprint
+    from latentopt.optimize.context import job_fingerprint
     from latentopt.workflow.config import arm_settings, load_config
 
     config, results, data, untouched = copy

@@ -6,11 +6,14 @@ import shutil
 
 import pytest
 import torch
-from conftest import make_config
+from conftest import job_context, make_config
 
 from latentopt.workflow import layout
 from latentopt.core.fileio import read_json
-from latentopt.optimize.job import ImageFailure, build_context, group_by_shape, load_items, optimize_chunk, run_items
+from latentopt.optimize.batches import run_items
+from latentopt.optimize.items import group_by_shape
+from latentopt.optimize.job import ImageFailure, optimize_chunk
+from latentopt.workflow.job_params import optimize_job_args
 from latentopt.workflow.plan import build_plan
 from latentopt.data.prepare import prepare_chunk
 
@@ -31,7 +34,7 @@ def test_chunk_records_bad_image_and_finishes_the_others(prepared):
     cfg, plan = prepared
     ids = [e.image_id for e in plan.splits["train"]]
     assert "broken" in ids
-    records = optimize_chunk(cfg, "psnr", "train", ids, "cpu", log=lambda m: None)
+    records = optimize_chunk(**optimize_job_args(cfg, "psnr", "train", ids), device="cpu", log=lambda m: None)
     by_id = {r["image_id"]: r for r in records}
     assert by_id["broken"]["status"] == "failed" and "preparation failed" in by_id["broken"]["reason"]
     for image_id in set(ids) - {"broken"}:
@@ -69,10 +72,7 @@ class FaultyModel(torch.nn.Module):
 
 
 def _ctx_and_items(cfg, split="test"):
-    ctx = build_context(cfg, "psnr", split, "cpu", log=lambda m: None)
-    ids = [e.image_id for e in build_plan(cfg).splits[split]]
-    items, _ = load_items(cfg, split, ids, log=lambda m: None)
-    return ctx, items
+    return job_context(cfg, "psnr", split)
 
 
 def test_oom_halves_the_batch_until_it_fits(prepared):
@@ -124,14 +124,14 @@ def test_fatal_policy_fails_the_job(prepared):
     cfg["run"]["failure_policy"] = "fatal"
     ids = [e.image_id for e in plan.splits["train"]]
     with pytest.raises(ImageFailure, match="broken"):
-        optimize_chunk(cfg, "psnr", "train", ids, "cpu", log=lambda m: None)
+        optimize_chunk(**optimize_job_args(cfg, "psnr", "train", ids), device="cpu", log=lambda m: None)
 
 
 def test_timeout_is_recorded_as_failure(prepared):
     cfg, plan = prepared
     cfg["run"]["timeout_per_image_s"] = 1e-6
     ids = [e.image_id for e in plan.splits["val"]]
-    records = optimize_chunk(cfg, "psnr", "val", ids, "cpu", log=lambda m: None)
+    records = optimize_chunk(**optimize_job_args(cfg, "psnr", "val", ids), device="cpu", log=lambda m: None)
     assert all(r["status"] == "failed" and r["reason"].startswith("timeout") for r in records)
 
 
@@ -140,7 +140,7 @@ def test_tampered_reference_is_not_trusted(prepared):
     image_id = plan.splits["val"][0].image_id
     png = layout.original_png(cfg["results_dir"], "val", image_id)
     png.write_bytes(png.read_bytes()[:-10])
-    records = optimize_chunk(cfg, "baseline", "val", [image_id], "cpu", log=lambda m: None)
+    records = optimize_chunk(**optimize_job_args(cfg, "baseline", "val", [image_id]), device="cpu", log=lambda m: None)
     assert records[0]["status"] == "failed" and "checksum" in records[0]["reason"]
 
 
@@ -168,7 +168,7 @@ def test_the_device_lease_is_entered_after_the_cpu_side_start_up(prepared, monke
     monkeypatch.setattr(autoencoders, "load_autoencoder", load)
     ids = [e.image_id for e in plan.splits["val"]]
     stages_path = tmp_path / "logs" / "job.stages.json"
-    records = optimize_chunk(cfg, "psnr", "val", ids, lease(), log=events.append, stages_path=stages_path)
+    records = optimize_chunk(**optimize_job_args(cfg, "psnr", "val", ids), device=lease(), log=events.append, stages_path=stages_path)
     assert [r["status"] for r in records] == ["ok"] * len(ids)
     assert events.count("model loaded") == 1
     assert events.index("model loaded") < events.index("lease") and events[-1] == "lease released"
@@ -204,7 +204,7 @@ def test_the_decoder_step_settings_reach_the_adam_loop(prepared, monkeypatch):
 
     monkeypatch.setattr(optimizer, "optimize_latents", spy)
     ids = [e.image_id for e in plan.splits["val"]]
-    records = optimize_chunk(cfg, "psnr", "val", ids, "cpu", log=lambda m: None)
+    records = optimize_chunk(**optimize_job_args(cfg, "psnr", "val", ids), device="cpu", log=lambda m: None)
     assert [r["status"] for r in records] == ["ok"] * len(ids)
     schedule = seen[0]["precision"]
     assert [schedule(t) for t in range(5)] == ["fp16", "fp16", "fp32", "fp32", "fp32"]

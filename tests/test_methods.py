@@ -347,6 +347,7 @@ def test_a_method_or_schedule_in_use_is_in_the_params():
 def test_a_gradient_free_job_writes_its_records(tmp_path, demo_data):
     from latentopt.data.prepare import prepare_chunk
     from latentopt.optimize.job import optimize_chunk
+    from latentopt.workflow.job_params import optimize_job_args
     from latentopt.workflow import layout
     from latentopt.workflow.plan import build_plan
 
@@ -355,7 +356,7 @@ def test_a_gradient_free_job_writes_its_records(tmp_path, demo_data):
     plan = build_plan(cfg)
     entries = plan.splits["train"][:3]
     prepare_chunk(entries, cfg["preprocess"], cfg["results_dir"], log=lambda m: None)
-    records = optimize_chunk(cfg, "psnr", "train", [e.image_id for e in entries], "cpu", log=lambda m: None)
+    records = optimize_chunk(**optimize_job_args(cfg, "psnr", "train", [e.image_id for e in entries]), device="cpu", log=lambda m: None)
     assert [r["status"] for r in records] == ["ok"] * 3
     for rec in records:
         payload = torch.load(layout.per_image(cfg["results_dir"], "psnr", "train", rec["image_id"], "pt"), weights_only=True)

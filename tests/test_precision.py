@@ -12,7 +12,9 @@ from conftest import make_config
 from latentopt.workflow import layout
 from latentopt.models.autoencoders import load_autoencoder
 from latentopt.core.fileio import read_json
-from latentopt.optimize.job import decode_exact, encode_exact, optimize_chunk
+from latentopt.optimize.exact import decode_exact, encode_exact
+from latentopt.optimize.job import optimize_chunk
+from latentopt.workflow.job_params import optimize_job_args
 from latentopt.optimize.losses import build_loss
 from latentopt.metrics.image_metrics import tensor_metrics
 from latentopt.optimize.optimizer import optimize_latents
@@ -120,7 +122,7 @@ def test_baseline_of_a_bf16_run_equals_the_fp32_run(tmp_path, demo_data):
         plan = build_plan(cfg)
         entries = plan.splits["val"]
         prepare_chunk(entries, cfg["preprocess"], cfg["results_dir"], log=lambda m: None)
-        optimize_chunk(cfg, "psnr", "val", [e.image_id for e in entries], "cpu", log=lambda m: None)
+        optimize_chunk(**optimize_job_args(cfg, "psnr", "val", [e.image_id for e in entries]), device="cpu", log=lambda m: None)
         records = [read_json(layout.per_image(cfg["results_dir"], "psnr", "val", e.image_id, "json")) for e in entries]
         initial[precision] = [r["initial"] for r in records]
         final[precision] = [r["final"] for r in records]

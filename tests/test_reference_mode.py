@@ -168,7 +168,9 @@ def test_job_runs_the_reference_rule_at_batch_size_1_and_records_it(tmp_path, de
     from latentopt.models.autoencoders import load_autoencoder
     from latentopt.workflow.config import model_spec
     from latentopt.data.images import read_rgb
-    from latentopt.optimize.job import encode_exact, optimize_chunk
+    from latentopt.optimize.exact import encode_exact
+    from latentopt.optimize.job import optimize_chunk
+    from latentopt.workflow.job_params import optimize_job_args
     from latentopt.workflow.layout import original_png, per_image
     from latentopt.workflow.plan import build_plan
     from latentopt.data.prepare import prepare_chunk
@@ -179,7 +181,7 @@ def test_job_runs_the_reference_rule_at_batch_size_1_and_records_it(tmp_path, de
         "losses.psnr.stopping": {"rule": "reference", "threshold": 1e-5}})
     entries = build_plan(cfg).splits["train"]
     prepare_chunk(entries, cfg["preprocess"], cfg["results_dir"], log=lambda m: None)
-    records = optimize_chunk(cfg, "psnr", "train", [e.image_id for e in entries], "cpu", log=lambda m: None)
+    records = optimize_chunk(**optimize_job_args(cfg, "psnr", "train", [e.image_id for e in entries]), device="cpu", log=lambda m: None)
     model = load_autoencoder(model_spec(cfg))
     loss_fn = build_loss({"name": "psnr"})
     for rec in records:

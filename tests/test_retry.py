@@ -75,6 +75,7 @@ def test_nonconvergence_retry_on_a_real_image(tmp_path, bsds_root, taef2_dir):
     """An absurd lr (20) on a real photo with TAEF2: the first attempt does not improve; the retry
     (lr x0.0025 = 0.05, iterations x2) improves, and the record keeps the first attempt."""
     from latentopt.optimize.job import optimize_chunk
+    from latentopt.workflow.job_params import optimize_job_args
     from latentopt.workflow.plan import build_plan
     from latentopt.data.prepare import prepare_chunk
 
@@ -87,7 +88,7 @@ def test_nonconvergence_retry_on_a_real_image(tmp_path, bsds_root, taef2_dir):
         "losses.psnr.retry": {"lr_factor": 0.0025, "iterations_factor": 2}})
     entries = build_plan(cfg).splits["test"]
     prepare_chunk(entries, cfg["preprocess"], cfg["results_dir"], log=lambda m: None)
-    (rec,) = optimize_chunk(cfg, "psnr", "test", [entries[0].image_id], "cpu", log=lambda m: None)
+    (rec,) = optimize_chunk(**optimize_job_args(cfg, "psnr", "test", [entries[0].image_id]), device="cpu", log=lambda m: None)
     retry = rec["retry"]
     print("retry record:", retry, "PSNR", rec["initial"]["psnr"], "->", rec["final"]["psnr"])
     assert retry["reason"] in ("loss did not improve", "non-finite loss")

@@ -73,14 +73,31 @@ def test_a_built_setting_does_not_follow_later_config_changes(tmp_path, demo_dat
     assert settings.adam.lr == lr and settings.params() == before
 
 
-def test_the_job_rejects_params_that_differ_from_its_config(tmp_path, demo_data):
-    from latentopt.optimize.job import job_settings
+@pytest.mark.parametrize("overrides", [
+    {},
+    {"losses.psnr.method": "gradient_free"},
+    {"losses.psnr.schedule": "cosine_warmup", "losses.psnr.warmup_fraction": 0.2},
+    {"run.precision": "bf16", "run.final_precision_steps": 3, "run.final_precision": "tf32"},
+    {"run.compile.enabled": True, "run.compile.mode": "max-autotune"},
+])
+def test_the_job_reads_its_settings_back_from_its_params(tmp_path, demo_data, overrides):
+    """The optimize job's settings are its rule's params.settings (ArmSettings.from_params): what
+    the params leave out is at its schema default, so reading them back gives the settings the
+    config gives (the same Adam settings and decoder numerics, the same params: the fingerprint)."""
+    config = make_config(tmp_path, demo_data, **overrides)
+    for arm in ("baseline", *config["losses"]):
+        built = ArmSettings.from_config(config, arm, {"kind": "synthetic_kl", "seed": 0})
+        read = ArmSettings.from_params(built.params(), cache_dir=built.numerics.cache_dir)
+        assert read.params() == built.params() and read.adam == built.adam and read.block == built.block
+        if arm != "baseline":  # the baseline's encode and decode are exact fp32: no numerics in its params
+            assert read.numerics == built.numerics
 
+
+def test_the_job_rejects_settings_params_it_cannot_read_back(tmp_path, demo_data):
     config = make_config(tmp_path, demo_data)
-    assert job_settings(config, "psnr", arm_settings(config, "psnr")).adam.lr == config["losses"]["psnr"]["lr"]
-    stale = {**arm_settings(config, "psnr"), "lr": 1.0}
-    with pytest.raises(ValueError, match="params.settings"):
-        job_settings(config, "psnr", stale)
+    params = {**arm_settings(config, "psnr"), "method": "backprop"}  # at its default: params() leaves it out
+    with pytest.raises(ValueError, match="psnr: settings params not read back exactly"):
+        ArmSettings.from_params(params)
 
 
 def test_bad_decoder_numerics_are_named_with_the_schema_choices():

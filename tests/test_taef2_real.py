@@ -8,6 +8,8 @@ import pytest
 from conftest import make_config
 
 from latentopt.optimize.job import optimize_chunk
+
+from latentopt.workflow.job_params import optimize_job_args
 from latentopt.workflow.plan import build_plan
 from latentopt.data.prepare import prepare_chunk
 
@@ -36,7 +38,7 @@ def results(tmp_path_factory, bsds_root, taef2_dir):
     ids = [e.image_id for e in entries]
     out = {}
     for arm in ("baseline", "psnr", "ssim"):
-        out[arm] = {r["image_id"]: r for r in optimize_chunk(cfg, arm, "test", ids, "cpu", log=lambda m: None)}
+        out[arm] = {r["image_id"]: r for r in optimize_chunk(**optimize_job_args(cfg, arm, "test", ids), device="cpu", log=lambda m: None)}
     return out
 
 

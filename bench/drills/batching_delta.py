@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO / "workflow_scripts"))
 from latentopt.models.autoencoders import load_autoencoder  # noqa: E402
 from latentopt.data.images import read_rgb  # noqa: E402
 from latentopt.workflow.sources import discover_splits  # noqa: E402
-from latentopt.optimize.job import decode_exact, encode_exact  # noqa: E402
+from latentopt.optimize.exact import decode_exact, encode_exact  # noqa: E402
 from latentopt.optimize.losses import build_loss  # noqa: E402
 from latentopt.metrics.image_metrics import tensor_metrics  # noqa: E402
 from latentopt.optimize.optimizer import optimize_latents  # noqa: E402

@@ -19,6 +19,8 @@ from typing import Iterator
 
 import torch
 
+from latentopt.workflow.settings import RunSettings
+
 
 def cuda_device_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -82,7 +84,7 @@ def acquire_device(requested: str, lock_dir: str | Path, n_gpus: int | None = No
 
 
 def job_device(config: dict):
-    """acquire_device() with the run.* settings of a pipeline config."""
-    run = config["run"]
-    lock_dir = run["gpu_lock_dir"] or str(Path(config["results_dir"]) / ".gpu_locks")
-    return acquire_device(run["device"], lock_dir, run["n_gpus"])
+    """acquire_device() with the run.* settings of a pipeline config (the evaluation jobs; the
+    optimize job leases with its run settings param)."""
+    run = RunSettings.from_config(config)
+    return acquire_device(run.device, run.gpu_lock_dir, run.n_gpus)

@@ -61,7 +61,7 @@ INTERRUPTED = "interrupted; finished results are kept; rerun the same command to
 
 def interrupt_line(exc: KeyboardInterrupt) -> str:
     """The one line of an interrupted job: the exception's own message (the job's step and
-    checkpoint, see latentopt.optimize.job.Interrupted) or :data:`INTERRUPTED`."""
+    checkpoint, see latentopt.optimize.interrupts.Interrupted) or :data:`INTERRUPTED`."""
     return str(exc) or INTERRUPTED
 
 

@@ -36,7 +36,7 @@ Settings (``run.*`` in the config; see docs/configuration.md):
 
 The compiled decoder computes the same function with differently ordered floating-point
 operations: results differ from eager in the last bits (measured in tests and in the benchmark);
-the published decode and metrics stay exact-fp32 eager (:mod:`latentopt.optimize.job`).
+the published decode and metrics stay exact-fp32 eager (:mod:`latentopt.optimize.exact`).
 """
 
 from __future__ import annotations

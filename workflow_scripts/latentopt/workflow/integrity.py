@@ -190,7 +190,7 @@ def _matches(cache: HashCache, path: Path, expected: str | None, what: str) -> s
 
 def reference_problem(results: str | Path, split: str, image_id: str, record: dict, sha256=sha256_file) -> str | None:
     """Why the reference PNG of a prepared record ('ok') is not the one prepare wrote, or None.
-    The one check of a reference: planning (here) and the optimization job (latentopt.optimize.job) use it."""
+    The one check of a reference: planning (here) and the optimization job (latentopt.optimize.items) use it."""
     png = layout.original_png(results, split, image_id)
     try:
         digest = sha256(png)

@@ -10,8 +10,8 @@ throughput and ETA, from the per-image records and the optimization job logs on 
 
 What counts as done is measured in images, fractions included: a finished image (its record)
 counts 1; an image in a batch that is still running counts the fraction of its iterations done,
-read from the job log's last progress line (``[4 img] step 20/50``, written every 10 steps by
-latentopt.optimize.job). A batch in its non-convergence retry counts the retried images at the
+read from the job log's last progress line (``[4 img] step 20/50``, written every 10 steps by the
+optimization job in the format of latentopt.core.progress_line). A batch in its non-convergence retry counts the retried images at the
 retry's own fraction (``retry step 30/100``), the others as done. Throughput is what was done
 over the last ``window_s`` seconds per minute that some job of the arm was running in them (the
 attempts in its job logs: from the process start, i.e. header line minus the interpreter and
