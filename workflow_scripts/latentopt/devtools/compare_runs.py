@@ -5,7 +5,8 @@
 Compares, cell by cell and as written (no tolerance): evaluation_results/per_image_metrics.csv
 without its timing columns; every .settings/<arm>.json; every per-image record
 (<arm>_dataset/per_image/<split>/<id>.json) without its timing fields, with the demo model's
-training time ("in 46 s") masked wherever a text names it. Prints the counts compared and every
+training time ("in 46 s") masked wherever a text names it (the .pt files are compared through the
+records' pt_sha256). Prints the counts compared and every
 difference; exits 1 on any difference.
 """
 
@@ -18,10 +19,12 @@ import re
 import sys
 from pathlib import Path
 
-# what measures time, memory or the machine, not the result
+# what measures time, memory or the machine, not the result; weight_files: the checksum of the
+# demo autoencoder's file, which holds its training time (its tensors' checksum, weights_sha256,
+# and the fingerprint built from it are compared)
 TIMING_COLUMNS = {"time_s", "optimization_time_s", "peak_memory_mb", "batch_compute_s", "batch_wall_s"}
 TIMING_FIELDS = {"finished_at", "host", "time_s", "optimization_time_s", "peak_memory_mb", "compute_s", "wall_s",
-                 "train_time_s", "train_cpu_time_s"}
+                 "train_time_s", "train_cpu_time_s", "weight_files"}
 TRAINING_TIME = re.compile(r" in \d+(\.\d+)? s\b")
 
 
