@@ -10,7 +10,15 @@ import torch
 
 from conftest import make_config
 from latentopt.models.autoencoders import load_autoencoder, state_dict_sha256
-from latentopt.workflow.config import ConfigError, check_config, demo_model_summary, demo_model_weights, synthetic_parts
+from latentopt.workflow.config import (
+    ConfigError,
+    check_config,
+    demo_model_summary,
+    demo_model_weights,
+    describe_synthetic,
+    synthetic_parts,
+    synthetic_spec,
+)
 from latentopt.models.demo_model import (
     TrainSettings,
     build_network,
@@ -110,9 +118,11 @@ def test_missing_weights_say_how_to_make_them(tmp_path):
 def test_every_output_label_names_it(tmp_path, demo_data, trained):
     cfg = make_config(tmp_path / "results", demo_data, **{"model.kind": "demo_trained", "model.train_steps": STEPS})
     assert synthetic_parts(cfg)[0] == f"autoencoder trained for the demo on {STEPS * 16} crops (not trained yet) — not SD-VAE"
+    spec = synthetic_spec(cfg)  # a job's param, built when the workflow is parsed: before the training
     save(*trained, demo_model_weights(cfg).parent)
     assert demo_model_summary(cfg).is_file()
     assert synthetic_parts(cfg)[0] == trained[1]["description"]
+    assert describe_synthetic(spec) == synthetic_parts(cfg)  # described in the job, after the training
     with pytest.raises(ConfigError, match="allow_synthetic: .*trained for the demo"):
         check_config({**cfg, "allow_synthetic": False}, losses=False)
 
