@@ -188,9 +188,14 @@ def declared_outputs(results: str | Path, entries, arms: list[str], gate_arms: l
     return out
 
 
+def log_dir(results: str | Path, rule: str) -> Path:
+    """The logs of a rule's jobs: logs/<rule>/."""
+    return Path(results) / "logs" / rule
+
+
 def log_file(results: str | Path, rule: str, name: str | None = None) -> Path:
     """A job's log: logs/<rule>/<name>.log, or logs/<rule>.log for a rule with one job."""
-    return Path(results) / "logs" / (f"{rule}.log" if name is None else f"{rule}/{name}.log")
+    return Path(results) / "logs" / f"{rule}.log" if name is None else log_dir(results, rule) / f"{name}.log"
 
 
 def benchmark_file(results: str | Path, rule: str, name: str | None = None) -> Path:

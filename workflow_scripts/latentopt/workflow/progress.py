@@ -55,7 +55,7 @@ def _seconds(stamp: str) -> float:
 
 def optimize_logs(results: str | Path, arm: str) -> list[Path]:
     """The job logs of one arm's optimization jobs (rules/optimize.smk: logs/optimize/<arm>/<chunk>.log)."""
-    return sorted((Path(results) / "logs" / "optimize" / arm).glob("*.log"))
+    return sorted((layout.log_dir(results, "optimize") / arm).glob("*.log"))
 
 
 @dataclass
