@@ -7,16 +7,17 @@ rule analyze_categories:
         originals=per_image_prepared(),
         user_csv=config["analysis"]["categories"]["csv"] or [],
     output:
-        table=f"{EVAL}/image_categories.csv",
-        analysis=f"{EVAL}/category_analysis.json",
+        table=str(layout.evaluation_file(RESULTS, "categories_table")),
+        analysis=str(layout.evaluation_file(RESULTS, "categories")),
     log:
-        f"{RESULTS}/logs/analyze_categories.log",
+        str(layout.log_file(RESULTS, "analyze_categories")),
     benchmark:
-        f"{RESULTS}/benchmarks/analyze_categories.tsv"
+        str(layout.benchmark_file(RESULTS, "analyze_categories"))
     conda:
         "../envs/pipeline.yaml"
     params:
         categories=config["analysis"]["categories"],
+        settings=untracked(category_settings(config).params()),
     script:
         "../workflow_scripts/analyze_categories.py"
 
@@ -26,14 +27,15 @@ rule test_hypotheses:
         cross=rules.summarize_evaluation.output.cross,
         table=rules.summarize_evaluation.output.table,
     output:
-        analysis=f"{EVAL}/hypothesis_analysis.json",
+        analysis=str(layout.evaluation_file(RESULTS, "hypotheses")),
     log:
-        f"{RESULTS}/logs/test_hypotheses.log",
+        str(layout.log_file(RESULTS, "test_hypotheses")),
     benchmark:
-        f"{RESULTS}/benchmarks/test_hypotheses.tsv"
+        str(layout.benchmark_file(RESULTS, "test_hypotheses"))
     conda:
         "../envs/pipeline.yaml"
     params:
         hypotheses=config["analysis"]["hypotheses"],
+        settings=untracked(hypothesis_settings(config).params()),
     script:
         "../workflow_scripts/test_hypotheses.py"

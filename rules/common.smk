@@ -23,6 +23,14 @@ from latentopt.core.fileio import check_folder_path, check_writable
 from latentopt.workflow.integrity import outputs_of, quarantine_damaged
 from latentopt.workflow.job_params import optimize_run_params
 from latentopt.workflow.plan import build_plan, optimize_rule_name
+from latentopt.workflow.rule_params import literal, untracked
+from latentopt.workflow.analysis_settings import (
+    category_settings,
+    device_request,
+    hypothesis_settings,
+    report_settings,
+    summary_settings,
+)
 
 try:
     check_config(
@@ -36,23 +44,9 @@ except (ConfigError, OSError, ValueError) as exc:
     raise WorkflowError(f"invalid configuration: {exc}")
 
 RESULTS = config["results_dir"]
-EVAL = str(layout.evaluation_dir(RESULTS))
 ARMS = PLAN.arms
-
-
-def literal(value):
-    """A param Snakemake must not format (source paths may hold '{' or '}')."""
-    return lambda wildcards: value
-
-
-def untracked(value):
-    """A param handed to the job that is not a rerun trigger: where the job's work runs (device,
-    GPU lock folder, threads) or a value whose change already reaches the job another way (its
-    arm's settings file, its inputs). Snakemake leaves a param given by a function of `input` out
-    of the params it records and compares (rules.Rule._is_deriving_function, persistence
-    params_changed), so handing it over reruns nothing. Not formatted either (may hold braces).
-    """
-    return lambda wildcards, input: value
+# Where a job's work runs (run.device, the GPU lock folder, run.n_gpus), handed over untracked.
+DEVICE = untracked(device_request(config))
 
 
 # Before planning, in the driver: another driver on this results folder is named now, before
@@ -207,13 +201,14 @@ def optimize_resources(config):
 
 
 def feature_inputs(wildcards):
-    """Inception features are computed from the originals or from one dataset's PNGs."""
+    """Inception features are computed from the originals (their prepared records) or from one
+    dataset's PNGs (its manifest and per-image records)."""
     if wildcards.name == "original":
-        return per_image_prepared()
-    return [
-        str(layout.dataset_manifest(RESULTS, wildcards.name)),
-        *per_image_outputs(wildcards.name, "json"),
-    ]
+        return {"records": per_image_prepared()}
+    return {
+        "manifest": str(layout.dataset_manifest(RESULTS, wildcards.name)),
+        "records": per_image_outputs(wildcards.name, "json"),
+    }
 
 
 def per_image_prepared():

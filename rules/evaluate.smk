@@ -1,4 +1,6 @@
 # Cross-metric evaluation of every dataset against the originals, then aggregation and statistics.
+# Each job reads the records its inputs are and its settings (latentopt.workflow.analysis_settings,
+# built once here, handed over untracked); its rerun triggers are its inputs and its other params.
 
 
 rule evaluate_dataset:
@@ -6,11 +8,11 @@ rule evaluate_dataset:
         json=per_image_outputs("{arm}", "json"),
         dataset=rules.build_dataset.output.manifest,
     output:
-        table=f"{EVAL}/per_image/{{arm}}.csv",
+        table=str(layout.per_arm_table(RESULTS, "{arm}")),
     log:
-        f"{RESULTS}/logs/evaluate/{{arm}}.log",
+        str(layout.log_file(RESULTS, "evaluate", "{arm}")),
     benchmark:
-        f"{RESULTS}/benchmarks/evaluate/{{arm}}.tsv"
+        str(layout.benchmark_file(RESULTS, "evaluate", "{arm}"))
     conda:
         "../envs/pipeline.yaml"
     resources:
@@ -18,19 +20,21 @@ rule evaluate_dataset:
     params:
         lpips_nets=config["evaluation"]["lpips_nets"],
         lpips_random_trunk=config["metric_networks"]["lpips_random_trunk"],
+        results=untracked(RESULTS),
+        device=DEVICE,
     script:
         "../workflow_scripts/evaluate_dataset.py"
 
 
 rule inception_features:
     input:
-        feature_inputs,
+        unpack(feature_inputs),
     output:
-        features=f"{EVAL}/features/{{name}}.npz",
+        features=str(layout.features_file(RESULTS, "{name}")),
     log:
-        f"{RESULTS}/logs/features/{{name}}.log",
+        str(layout.log_file(RESULTS, "features", "{name}")),
     benchmark:
-        f"{RESULTS}/benchmarks/features/{{name}}.tsv"
+        str(layout.benchmark_file(RESULTS, "features", "{name}"))
     wildcard_constraints:
         name=layout.one_of(["original", *ARMS]),
     conda:
@@ -39,6 +43,8 @@ rule inception_features:
         gpu=optimize_resources(config)["gpu"],
     params:
         synthetic=config["metric_networks"]["inception_synthetic"],
+        results=untracked(RESULTS),
+        device=DEVICE,
     script:
         "../workflow_scripts/inception_features.py"
 
@@ -48,17 +54,18 @@ rule summarize_evaluation:
         tables=expand(rules.evaluate_dataset.output.table, arm=ARMS),
         features=feature_files(),
     output:
-        cross=f"{EVAL}/cross_evaluation_matrix.json",
-        stats=f"{EVAL}/statistical_analysis.json",
-        performance=f"{EVAL}/performance_summary.json",
-        table=f"{EVAL}/per_image_metrics.csv",
+        cross=str(layout.evaluation_file(RESULTS, "cross")),
+        stats=str(layout.evaluation_file(RESULTS, "stats")),
+        performance=str(layout.evaluation_file(RESULTS, "performance")),
+        table=str(layout.evaluation_file(RESULTS, "table")),
     log:
-        f"{RESULTS}/logs/summarize_evaluation.log",
+        str(layout.log_file(RESULTS, "summarize_evaluation")),
     benchmark:
-        f"{RESULTS}/benchmarks/summarize_evaluation.tsv"
+        str(layout.benchmark_file(RESULTS, "summarize_evaluation"))
     conda:
         "../envs/pipeline.yaml"
     params:
         evaluation=config["evaluation"],
+        settings=untracked(summary_settings(config).params()),
     script:
         "../workflow_scripts/summarize_evaluation.py"

@@ -31,17 +31,19 @@ rule report:
             labels={"item": "report and appendix"},
         ),
         figures=report(
-            directory(f"{RESULTS}/report_figures"),
+            directory(str(layout.figures_dir(RESULTS))),
             patterns=["{name}.png"],
             category="Figures",
             caption="../report/figure.rst",
             labels={"figure": "{name}"},
         ),
     log:
-        f"{RESULTS}/logs/report.log",
+        str(layout.log_file(RESULTS, "report")),
     benchmark:
-        f"{RESULTS}/benchmarks/report.tsv"
+        str(layout.benchmark_file(RESULTS, "report"))
     conda:
         "../envs/pipeline.yaml"
+    params:
+        settings=untracked(report_settings(config).params()),
     script:
         "../workflow_scripts/make_report.py"

@@ -50,5 +50,6 @@ rule compare_models:
         "../envs/pipeline.yaml"
     params:
         study=study_params(config),
+        settings=untracked(study_settings(MODEL_CONFIGS).params()),
     script:
         "../workflow_scripts/compare_models.py"

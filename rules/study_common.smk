@@ -7,6 +7,8 @@ from latentopt.core.fileio import check_folder_path, check_writable
 from latentopt.workflow import driverlock, messages
 from latentopt.workflow.config import ConfigError, check_config, study_synthetic_parts
 from latentopt.workflow.study import model_configs, study_dir, study_params
+from latentopt.workflow.analysis_settings import study_settings
+from latentopt.workflow.rule_params import untracked
 from latentopt.workflow.weights import ensure_weights
 
 try:

@@ -79,7 +79,9 @@ def _hypotheses(synthetic):
         config["model"]["kind"] = "diffusers_kl"
     cross = {"datasets": {d: {"all": {"fid": {"fid": f, "ci95_low": f - 1, "ci95_high": f + 1, "n": 3}, "time_s": {"mean": t}}} for d, f, t in [("baseline", 40.0, 0.1), ("psnr", 20.0, 3.0), ("ssim", 60.0, 2.0)]}}
     rows = [{"dataset": d, "split": "t", "image_id": str(i), "status": "ok", "psnr": 20 + g + i, "ssim": 0.5 + g / 10, "lpips_alex": 0.3 - g / 10} for d, g in [("baseline", 0), ("psnr", 2), ("ssim", 1)] for i in range(3)]
-    return H.hypothesis_analysis(cross, pd.DataFrame(rows), config)
+    from latentopt.workflow.analysis_settings import hypothesis_settings
+
+    return H.hypothesis_analysis(cross, pd.DataFrame(rows), config["analysis"]["hypotheses"]["expected_fid"], hypothesis_settings(config))
 
 
 def test_hypothesis_tables_verdicts_and_not_comparable():

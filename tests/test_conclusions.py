@@ -13,6 +13,7 @@ import pytest
 
 from conftest import make_config
 from latentopt.analysis import criteria, pairwise, performance, summaries
+from latentopt.workflow.analysis_settings import summary_settings
 from latentopt.workflow.metric_specs import METRICS
 from latentopt.analysis import statistics as st
 from latentopt.report import conclusions, formatting, tables
@@ -65,7 +66,7 @@ def test_fid_improvement_passes_only_when_the_ci_clears_the_threshold(config, lo
     n = 12
     table = per_image({a: {} for a in ARMS[:2]}, n)
     diffs = {"all": [fid_row("baseline", "psnr", 100.0, 90.0, -hi, -lo)]}  # baseline − psnr
-    crit = criteria.success_criteria(config, table, ARMS[:2], {}, {}, diffs)["psnr"]["fid_improvement"]
+    crit = criteria.success_criteria(summary_settings(config), table, ARMS[:2], {}, {}, diffs)["psnr"]["fid_improvement"]
     assert crit["value"] == pytest.approx(0.10)
     assert crit["ci95_low"] == pytest.approx(-hi / 100.0) and crit["ci95_high"] == pytest.approx(-lo / 100.0)
     assert crit["verdict"] == verdict and crit["pass"] is (verdict == "pass")
@@ -78,7 +79,7 @@ def test_fid_gain_with_ci_spanning_zero_is_not_shown_in_criteria_nor_recommended
     n = 12
     table = per_image({a: {} for a in ARMS[:2]}, n)
     diffs = {"all": [fid_row("baseline", "psnr", 100.0, 80.0, -3.0, 40.0, p=0.16)]}
-    stats = {"fid_differences": diffs, "tests": {}, "success_criteria": criteria.success_criteria(config, table, ARMS[:2], {}, {}, diffs)}
+    stats = {"fid_differences": diffs, "tests": {}, "success_criteria": criteria.success_criteria(summary_settings(config), table, ARMS[:2], {}, {}, diffs)}
     cross = {"metrics": ["fid"], "datasets": {"baseline": {"all": {"fid": {"fid": 100.0, "n": n}}}, "psnr": {"all": {"fid": {"fid": 80.0, "n": n}}}}}
     recs = conclusions.recommendations(cross, stats, {}, ARMS[:2], {"psnr": {"psnr", "mse"}}, 0.05)
     fid_line = next(r for r in recs if "distribution-level" in r)
@@ -101,7 +102,7 @@ def test_significance_needs_a_held_out_metric_and_lists_deteriorations(config, r
     arm["mse"] = base["mse"] - 0.01 - np.abs(rng.normal(0, 0.001, n))  # own objective: better
     arm["lpips_vgg"] = base["lpips_vgg"] + 0.05 + np.abs(rng.normal(0, 0.01, n))  # worse (↓ metric)
     table = per_image({"baseline": base, "psnr": arm}, n)
-    crit = criteria.success_criteria(config, table, ARMS[:2], {}, wilcoxon_families(table, ARMS[:2]))["psnr"]["significance"]
+    crit = criteria.success_criteria(summary_settings(config), table, ARMS[:2], {}, wilcoxon_families(table, ARMS[:2]))["psnr"]["significance"]
     assert crit["own_objective_better"] == ["psnr", "mse"]
     assert crit["value"] == [] and crit["verdict"] == "fail" and not crit["pass"]
     assert crit["deteriorations"] == ["lpips_vgg"]
@@ -110,7 +111,7 @@ def test_significance_needs_a_held_out_metric_and_lists_deteriorations(config, r
 
     arm["ssim"] = base["ssim"] + 0.05 + np.abs(rng.normal(0, 0.01, n))  # held-out gain
     table = per_image({"baseline": base, "psnr": arm}, n)
-    crit = criteria.success_criteria(config, table, ARMS[:2], {}, wilcoxon_families(table, ARMS[:2]))["psnr"]["significance"]
+    crit = criteria.success_criteria(summary_settings(config), table, ARMS[:2], {}, wilcoxon_families(table, ARMS[:2]))["psnr"]["significance"]
     assert crit["value"] == ["ssim"] and crit["pass"] and crit["deteriorations"] == ["lpips_vgg"]
 
 
@@ -126,7 +127,7 @@ def test_significance_is_holm_corrected_over_every_scanned_metric(config):
     arm = {m: v - np.arange(1, n + 1) * 1e-3 for m, v in base.items()}  # lower = better on ↓, worse on ↑
     arm["ssim"] = base["ssim"] + np.arange(1, n + 1) * 1e-3
     table = per_image({"baseline": base, "psnr": arm}, n)
-    crit = criteria.success_criteria(config, table, ARMS[:2], {}, wilcoxon_families(table, ARMS[:2]))["psnr"]["significance"]
+    crit = criteria.success_criteria(summary_settings(config), table, ARMS[:2], {}, wilcoxon_families(table, ARMS[:2]))["psnr"]["significance"]
     assert all(t["p"] == pytest.approx(2 / 2**6) for t in crit["detail"])
     assert {t["metric"] for t in crit["detail"]} == {"ssim", "lpips_alex", "lpips_vgg"}
     assert {t["metric"] for t in crit["own_objective_tests"]} == {"psnr", "mse", "mae"}
@@ -135,7 +136,7 @@ def test_significance_is_holm_corrected_over_every_scanned_metric(config):
     assert crit["verdict"] == "n too small" and crit["value"] == [] and crit["deteriorations"] == []
     # with a random LPIPS trunk the LPIPS metrics leave the family: SSIM alone, p = 0.031 < α
     config["metric_networks"]["lpips_random_trunk"] = True
-    crit = criteria.success_criteria(config, table, ARMS[:2], {}, wilcoxon_families(table, ARMS[:2]))["psnr"]["significance"]
+    crit = criteria.success_criteria(summary_settings(config), table, ARMS[:2], {}, wilcoxon_families(table, ARMS[:2]))["psnr"]["significance"]
     assert crit["m_tests"] == 1 and crit["value"] == ["ssim"] and crit["not_judged"] == ["lpips_alex", "lpips_vgg"]
 
 
@@ -147,14 +148,14 @@ def test_fid_criterion_and_time_budget_rest_on_calibrated_networks_and_the_devic
     table = per_image({a: {} for a in ARMS[:2]}, n)
     diffs = {"all": [fid_row("baseline", "psnr", 100.0, 50.0, 40.0, 60.0)]}  # a clear 50 % gain
     config["metric_networks"]["inception_synthetic"] = True
-    crit = criteria.success_criteria(config, table, ARMS[:2], {}, {}, diffs)["psnr"]["fid_improvement"]
+    crit = criteria.success_criteria(summary_settings(config), table, ARMS[:2], {}, {}, diffs)["psnr"]["fid_improvement"]
     assert crit["verdict"] == "not judged" and not crit["pass"] and crit["value"] == pytest.approx(0.5)
     config["metric_networks"]["inception_synthetic"] = False
-    assert criteria.success_criteria(config, table, ARMS[:2], {}, {}, diffs)["psnr"]["fid_improvement"]["verdict"] == "pass"
+    assert criteria.success_criteria(summary_settings(config), table, ARMS[:2], {}, {}, diffs)["psnr"]["fid_improvement"]["verdict"] == "pass"
     compute = np.array([1.0, 1.1, 0.9, 1.0, 1.05, 0.95])
     t = batches_table("psnr", compute)
     t["batch_wall_s"] = t["batch_compute_s"] * 2.0  # a loaded machine: wall time twice the compute
-    budget = criteria.success_criteria(config, t, ["psnr"], {}, {})["psnr"]["time_budget"]
+    budget = criteria.success_criteria(summary_settings(config), t, ["psnr"], {}, {})["psnr"]["time_budget"]
     assert budget["value"] == pytest.approx(compute.mean() * budget["full_plan_images"] / 3600)
     assert "device clock (process_cpu_time)" in budget["basis"]
 
@@ -180,11 +181,11 @@ def test_time_budget_is_judged_on_the_projection_to_the_full_plan(tmp_path):
     hours = 500 * per_image_s.mean() / 3600  # ≈ 42 h for the plan, 2 h for the 24 images run
     for budget, verdict in [(50.0, "pass"), (30.0, "fail"), (42.0, "not shown")]:
         config["evaluation"]["success_criteria"]["time_budget_hours"] = budget
-        crit = criteria.success_criteria(config, table, ["psnr"], {}, {})["psnr"]["time_budget"]
+        crit = criteria.success_criteria(summary_settings(config), table, ["psnr"], {}, {})["psnr"]["time_budget"]
         assert crit["value"] == pytest.approx(hours) and crit["full_plan_images"] == 500
         assert crit["verdict"] == verdict, (budget, crit)
         assert "500 images" in crit["basis"] and "6 batches" in crit["basis"]
-    few = criteria.success_criteria(config, batches_table("psnr", per_image_s[:3]), ["psnr"], {}, {})["psnr"]["time_budget"]
+    few = criteria.success_criteria(summary_settings(config), batches_table("psnr", per_image_s[:3]), ["psnr"], {}, {})["psnr"]["time_budget"]
     assert few["verdict"] == "n too small" and not few["pass"]
     cell = conclusions._criterion_cell("time_budget", few)
     assert cell.startswith("n too small") and f"{few['value']:.3g}" not in cell
@@ -331,13 +332,13 @@ def test_resampling_is_keyed_on_image_ids_not_on_table_order(config):
     feats, table = features_and_table(12)
     arms = ["baseline", "psnr"]
     shuffled = table.sample(frac=1.0, random_state=3).reset_index(drop=True)
-    a = summaries.cross_evaluation(config, table, feats, arms, {})
-    b = summaries.cross_evaluation(config, shuffled, feats, arms, {})
+    a = summaries.cross_evaluation(summary_settings(config), table, feats, arms, {})
+    b = summaries.cross_evaluation(summary_settings(config), shuffled, feats, arms, {})
     for arm in arms:
         for key in ("fid", "ci95_low", "ci95_high", "boot_bias"):
             assert a["datasets"][arm]["all"]["fid"][key] == b["datasets"][arm]["all"]["fid"][key]
-    sa = pairwise.statistical_analysis(config, table, feats, arms, a, {})
-    sb = pairwise.statistical_analysis(config, shuffled, feats, arms, b, {})
+    sa = pairwise.statistical_analysis(summary_settings(config), table, feats, arms, a, {})
+    sb = pairwise.statistical_analysis(summary_settings(config), shuffled, feats, arms, b, {})
     assert sa["fid_differences"] == sb["fid_differences"]
     assert sa["tests"] == sb["tests"]
     row = sa["fid_differences"]["all"][0]
@@ -395,7 +396,7 @@ def test_standard_kid_beside_paired_kid_and_disagreement_flagged(config):
 
     config["evaluation"]["fid_n_boot"] = 20
     feats, table = features_and_table(12)
-    cross = summaries.cross_evaluation(config, table, feats, ["baseline", "psnr"], {})
+    cross = summaries.cross_evaluation(summary_settings(config), table, feats, ["baseline", "psnr"], {})
     cell = cross["datasets"]["psnr"]["all"]
     keys = sorted(feats["psnr"]["keys"].tolist(), key=lambda k: tuple(k.split("/")))
     idx = [feats["psnr"]["keys"].tolist().index(k) for k in keys]
@@ -560,9 +561,8 @@ def test_arm_order_is_the_config_loss_order_and_examples_are_ranked_per_arm_on_i
     from latentopt.report.arms import arm_order
     from latentopt.report.figures import arm_example_metric, select_examples
 
-    config = {"losses": {"lpips": {}, "psnr": {}, "ssim": {}}}
-    assert arm_order(config, ["ssim", "psnr", "baseline", "lpips"]) == ["baseline", "lpips", "psnr", "ssim"]
-    assert arm_order({"losses": {"psnr": {}, "lpips": {}}}, ["lpips", "baseline", "psnr"]) == ["baseline", "psnr", "lpips"]
+    assert arm_order(["lpips", "psnr", "ssim"], ["ssim", "psnr", "baseline", "lpips"]) == ["baseline", "lpips", "psnr", "ssim"]
+    assert arm_order(["psnr", "lpips"], ["lpips", "baseline", "psnr"]) == ["baseline", "psnr", "lpips"]
     # psnr gains: a +1, b +4, c +0, d +2; lpips gains: a +5, b -1, c +0, d -3
     rows = [("baseline", "a", 20, 0.30), ("psnr", "a", 21, 0.31), ("lpips", "a", 25, 0.20),
             ("baseline", "b", 20, 0.30), ("psnr", "b", 24, 0.35), ("lpips", "b", 19, 0.40),
@@ -674,13 +674,13 @@ def test_time_projection_of_a_cropped_run_scales_by_pixels_and_says_so(config):
     table["batch_compute_s"] = 2.0 + 0.1 * np.arange(len(table))
     plain = dict(config, data={**config["data"], "splits": ["train", "val", "test"], "limit_per_split": 2})
     cropped = dict(plain, preprocess={**config["preprocess"], "crop_box": [160, 240]})
-    a = criteria.success_criteria(plain, table, ["psnr"], {}, {})["psnr"]["time_budget"]
-    b = criteria.success_criteria(cropped, table, ["psnr"], {}, {})["psnr"]["time_budget"]
+    a = criteria.success_criteria(summary_settings(plain), table, ["psnr"], {}, {})["psnr"]["time_budget"]
+    b = criteria.success_criteria(summary_settings(cropped), table, ["psnr"], {}, {})["psnr"]["time_budget"]
     factor = pixel_scale(cropped["preprocess"]["mode"], cropped["preprocess"]["multiple"], cropped["preprocess"]["size"], (160, 240))[0]
     assert b["value"] == pytest.approx(a["value"] * factor) and b["pixel_scale"] == factor and a["pixel_scale"] == 1.0
     assert "for pixels" in b["basis"] and "linear in pixels" in b["basis"] and "for pixels" not in a["basis"]
     whole = dict(cropped, data={**cropped["data"], "limit_per_split": None})  # the run is the plan: nothing to scale
-    assert criteria.success_criteria(whole, table, ["psnr"], {}, {})["psnr"]["time_budget"]["pixel_scale"] == 1.0
+    assert criteria.success_criteria(summary_settings(whole), table, ["psnr"], {}, {})["psnr"]["time_budget"]["pixel_scale"] == 1.0
 
 
 def test_taef2_demo_has_enough_batches_per_loss_for_the_cost_analysis():
@@ -713,7 +713,7 @@ def test_retried_images_are_counted_apart_and_the_job_log_counts_the_retry_total
     rows["retried"] = [False, False, True, False, True, False]
     rows["converged_at"] = [None] * n
     rows["time_s"], rows["peak_memory_mb"], rows["device"], rows["reason"] = 1.0, 1.0, "cpu", None
-    perf = performance.performance_summary(config, rows, ["lpips"])["datasets"]["lpips"]
+    perf = performance.performance_summary(summary_settings(config), rows, ["lpips"])["datasets"]["lpips"]
     assert perf["retried_images"] == 2 and perf["retry_iterations"] == [300, 300]
     assert perf["iterations_not_retried"]["mean"] == 150 and perf["iterations"]["mean"] == 200
     assert iterations_text(150, perf["retry_iterations"]) == "150, retried: 2 × 300"
@@ -730,7 +730,8 @@ def test_retried_images_are_counted_apart_and_the_job_log_counts_the_retry_total
 
 
 def test_config_dump_shows_what_differs_from_defaults_and_the_model_keys(config):
-    from latentopt.report.provenance import config_diff, hash_basis
+    from latentopt.report.provenance import hash_basis
+    from latentopt.workflow.analysis_settings import config_diff
 
     config["run"]["batch_size"] = 3  # differs from the default
     shown = config_diff(config)

@@ -215,6 +215,7 @@ def test_report_shows_the_gate_table(tmp_path):
     from latentopt.workflow import layout
     from latentopt import report
     from latentopt.core.fileio import write_json
+    from latentopt.workflow.analysis_settings import report_settings
 
     config = report_config(tmp_path)
     config["quality_gate"] = {**GATE, "mode": "warn"}
@@ -228,14 +229,14 @@ def test_report_shows_the_gate_table(tmp_path):
         write_json(paths[-1], g)
     kwargs = dict(cross=outputs["cross"], stats=outputs["stats"], performance=outputs["performance"], table_csv=outputs["table"],
                   report=layout.report_file(tmp_path), log=lambda m: None)
-    text = report.write_report(config, gates=paths, **kwargs).read_text()
+    text = report.write_report(report_settings(config), gates=paths, **kwargs).read_text()
     rows = md_table_after(text, "### Quality gate")
     assert rows[0][0] == "loss" and [r[0] for r in rows[1:]] == ["psnr", "lpips"]
     psnr = dict(zip(rows[0], rows[1]))
     assert psnr["result"] == "failed, continued (warn)" and psnr["threshold"] == "+1" and psnr["mean improvement (95% CI)"].startswith("+0.75")
     lpips = dict(zip(rows[0], rows[2]))
     assert lpips["own metric"] == "loss (relative)" and lpips["result"] == "passed"
-    text = report.write_report(config, gates=(), **kwargs).read_text()
+    text = report.write_report(report_settings(config), gates=(), **kwargs).read_text()
     assert "No quality gate ran" in text
 
 

@@ -48,12 +48,13 @@ def test_report_page_in_the_browser_shows_banner_headline_and_figures(tmp_path):
 
     from latentopt.report import plots, write_report
     from latentopt.workflow import layout
+    from latentopt.workflow.analysis_settings import report_settings
 
     plots.DPI = 40
     results = tmp_path / "results"
     config = make_config(results)
     out = build_tree(results, config)
-    write_report(config, cross=out["cross"], stats=out["stats"], performance=out["performance"], table_csv=out["table"], report=layout.report_file(results), log=lambda m: None)
+    write_report(report_settings(config), cross=out["cross"], stats=out["stats"], performance=out["performance"], table_csv=out["table"], report=layout.report_file(results), log=lambda m: None)
     dom = dump_dom(layout.report_html_file(results))
     assert "NOT RESEARCH RESULTS" in dom and "<table>" in dom
     assert re.search(r"<th[^>]*>dataset</th>", dom) and "Recommendations" in dom and "Success criteria" in dom

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from latentopt.analysis import hypotheses as H
+from latentopt.workflow.analysis_settings import fid_not_comparable, hypothesis_settings
 from latentopt.workflow.metric_specs import HIGHER_IS_BETTER
 
 
@@ -36,26 +37,31 @@ def _config(synthetic: bool):
     return config
 
 
+def _expected(cross, config):
+    """The expected-FID table of ``config``'s ranges, with its settings."""
+    return H.expected_fid_table(cross, config["analysis"]["hypotheses"]["expected_fid"], hypothesis_settings(config))
+
+
 def test_expected_fid_verdicts_use_the_tolerance_and_refuse_synthetic_fid():
     cross = _cross({"baseline": ((40, 38, 42), 0.1), "psnr": ((27, 26, 27.9), 5), "ssim": ((60, 55, 65), 5), "lpips": ((33, 31, 36), 5), "other": ((1, 0, 2), 5)})
-    rows = {r["arm"]: r for r in H.expected_fid_table(cross, _config(synthetic=False))}
+    rows = {r["arm"]: r for r in _expected(cross, _config(synthetic=False))}
     assert set(rows) == {"psnr", "ssim", "lpips"}  # no expectation for 'other', none for baseline
     assert rows["psnr"]["accepted_high"] == 28 and rows["psnr"]["verdict"] == "consistent"  # 25 + 3
     assert rows["ssim"]["verdict"] == "outside"  # 55 > 45 + 5
     assert rows["lpips"]["verdict"] == "inconclusive"  # CI 31-36 straddles 34
-    syn = {r["arm"]: r for r in H.expected_fid_table(cross, _config(synthetic=True))}
+    syn = {r["arm"]: r for r in _expected(cross, _config(synthetic=True))}
     # issue 19: a random Inception's verdict is the report's one wording, not "not comparable"
     assert all(r["verdict"] == "not judged: uncalibrated network" for r in syn.values())
     assert all("Inception" in r["verdict_reason"] for r in syn.values())
     assert syn["ssim"]["interval_relation"] == "outside"
-    assert "random" in H.fid_not_comparable(_config(synthetic=True))
+    assert "random" in fid_not_comparable(_config(synthetic=True))
     # a calibrated Inception on a random autoencoder: the FID is calibrated, the model is not the seed's
     only_model = _config(synthetic=False)
     only_model["model"]["kind"] = "synthetic_kl"
-    rows = {r["arm"]: r for r in H.expected_fid_table(cross, only_model)}
+    rows = {r["arm"]: r for r in _expected(cross, only_model)}
     assert {r["verdict"] for r in rows.values()} == {"not comparable"}
     assert {r["verdict_reason"] for r in rows.values()} == {"randomly initialised autoencoder"}
-    assert "verdict_reason" not in {k for r in H.expected_fid_table(cross, _config(synthetic=False)) for k in r}
+    assert "verdict_reason" not in {k for r in _expected(cross, _config(synthetic=False)) for k in r}
 
 
 def test_hypotheses_json_and_report_say_the_same_words_for_a_random_inception():
@@ -67,7 +73,7 @@ def test_hypotheses_json_and_report_say_the_same_words_for_a_random_inception():
     config = _config(synthetic=True)
     cross = _cross({"baseline": ((40, 38, 42), 0.1), "psnr": ((27, 26, 27.9), 5), "ssim": ((60, 55, 65), 5)})
     rows = [{"dataset": d, "split": "t", "image_id": str(i), "status": "ok", "psnr": 20 + g + i, "ssim": 0.5 + g / 10, "lpips_alex": 0.3 - g / 10} for d, g in [("baseline", 0), ("psnr", 2), ("ssim", 1)] for i in range(3)]
-    analysis = H.hypothesis_analysis(cross, pd.DataFrame(rows), config)
+    analysis = H.hypothesis_analysis(cross, pd.DataFrame(rows), config["analysis"]["hypotheses"]["expected_fid"], hypothesis_settings(config))
     json_verdicts = {r["verdict"] for r in analysis["expected_fid"]}
     assert json_verdicts == {NOT_JUDGED} == {"not judged: uncalibrated network"}
     report_verdicts = {r[-1] for r in A.hypothesis_tables(analysis, cross)["expected"]["rows"]}

@@ -280,10 +280,15 @@ def test_unreadable_inputs_are_counted_apart_and_the_success_rate_is_on_readable
     from latentopt.report import unreadable_images
 
     assert unreadable_images({"datasets": {"psnr": s}}, ["psnr"])["rows"] == [["val", "c", "preparation failed: cannot read"]]
-    cfg = {"evaluation": {"success_criteria": {"min_success_rate": 0.9, "min_fid_improvement": 0.1, "alpha": 0.05, "time_budget_hours": 1}},
-           "data": {"limit_per_split": None}, "losses": {"psnr": {"loss": {"name": "psnr"}}}}
+    from latentopt.workflow.analysis_settings import SummarySettings
+    from latentopt.workflow.synthetic import SyntheticParts
+
+    settings = SummarySettings(experiment_id="t", synthetic=SyntheticParts(), n_boot=10, fid_n_boot=10, seed=0, alpha=0.05,
+                               min_success_rate=0.9, min_fid_improvement=0.1, time_budget_hours=1,
+                               objectives={"psnr": frozenset({"psnr", "mse"})}, uncalibrated=frozenset(), lpips_calibrated=True,
+                               splits=("val",), limit_per_split=None, preprocess={"mode": "center_crop", "multiple": 8, "size": 512, "crop_box": None})
     cross = {"datasets": {"psnr": {"all": {}}, "baseline": {"all": {}}}}
-    rate = success_criteria(cfg, rows, ["baseline", "psnr"], cross, {})["psnr"]["success_rate"]
+    rate = success_criteria(settings, rows, ["baseline", "psnr"], cross, {})["psnr"]["success_rate"]
     assert rate["value"] == 0.5 and rate["of_readable_images"] == 2
 
 

@@ -23,6 +23,7 @@ from latentopt.workflow import layout
 from latentopt import report
 from latentopt.workflow.config import synthetic_parts, validate_config
 from latentopt.analysis.summarize import summarize_all
+from latentopt.workflow.analysis_settings import report_settings, summary_settings
 
 N_IMAGES = 10
 FAILED = ("test", "img03", "CUDA out of memory (test)")
@@ -115,13 +116,13 @@ def build_tree(results: Path, config: dict, *, splits=("train", "test"), all_fai
             features.append(f)
     ev = results / "evaluation_results"
     outputs = {"cross": ev / "cross_evaluation_matrix.json", "stats": ev / "statistical_analysis.json", "performance": ev / "performance_summary.json", "table": ev / "per_image_metrics.csv"}
-    summarize_all(config, tables, features, outputs)
+    summarize_all(summary_settings(config), tables, features, outputs)
     return outputs
 
 
 def render(results: Path, config: dict, outputs: dict) -> str:
     """The main report followed by its appendix (issue 19 split them in two files)."""
-    path = report.write_report(config, cross=outputs["cross"], stats=outputs["stats"], performance=outputs["performance"], table_csv=outputs["table"], report=layout.report_file(results), log=lambda msg: None)
+    path = report.write_report(report_settings(config), cross=outputs["cross"], stats=outputs["stats"], performance=outputs["performance"], table_csv=outputs["table"], report=layout.report_file(results), log=lambda msg: None)
     return path.read_text() + "\n" + layout.report_appendix_file(results).read_text()
 
 
@@ -407,7 +408,7 @@ def test_main_report_of_a_demo_sized_run_fits_in_250_lines(tmp_path):
     networks, three splits, a failed image; everything else is in the appendix."""
     config = make_config(tmp_path, arms=("psnr", "ssim", "lpips"), random_nets=True)
     outputs = build_tree(tmp_path, config, splits=("train", "val", "test"), all_failed=None)
-    report.write_report(config, cross=outputs["cross"], stats=outputs["stats"], performance=outputs["performance"], table_csv=outputs["table"], report=layout.report_file(tmp_path), log=lambda msg: None)
+    report.write_report(report_settings(config), cross=outputs["cross"], stats=outputs["stats"], performance=outputs["performance"], table_csv=outputs["table"], report=layout.report_file(tmp_path), log=lambda msg: None)
     main = layout.report_file(tmp_path).read_text().splitlines()
     appendix = layout.report_appendix_file(tmp_path).read_text()
     assert len(main) <= 250, len(main)

@@ -181,12 +181,16 @@ def test_success_criteria_use_directional_visual_metrics_only():
     import pandas as pd
 
     from latentopt.analysis.criteria import success_criteria
+    from latentopt.workflow.analysis_settings import SummarySettings
+    from latentopt.workflow.synthetic import SyntheticParts
 
-    config = {"evaluation": {"success_criteria": {"min_success_rate": 0.9, "min_fid_improvement": 0.1, "alpha": 0.05, "time_budget_hours": 1}},
-              "data": {"limit_per_split": None}, "losses": {"psnr": {"loss": {"name": "psnr"}}}}
+    settings = SummarySettings(experiment_id="t", synthetic=SyntheticParts(), n_boot=10, fid_n_boot=10, seed=0, alpha=0.05,
+                               min_success_rate=0.9, min_fid_improvement=0.1, time_budget_hours=1,
+                               objectives={"psnr": frozenset({"psnr", "mse"})}, uncalibrated=frozenset(), lpips_calibrated=True,
+                               splits=("test",), limit_per_split=None, preprocess={"mode": "center_crop", "multiple": 8, "size": 512, "crop_box": None})
     table = pd.DataFrame([{"dataset": d, "split": "test", "image_id": "a", "status": "ok", "time_s": 1.0} for d in ("baseline", "psnr")])
     cross = {"datasets": {d: {"all": {}} for d in ("baseline", "psnr")}}
     row = {"a": "psnr", "b": "baseline", "p_wilcoxon": 0.001, "n": 20, "n_zero": 0}
     tests = {"gmsd": {"all": [{**row, "mean_diff": -0.02}]}, "sharpness_ratio": {"all": [{**row, "mean_diff": 0.3}]}}
-    sig = success_criteria(config, table, ["baseline", "psnr"], cross, tests)["psnr"]["significance"]
+    sig = success_criteria(settings, table, ["baseline", "psnr"], cross, tests)["psnr"]["significance"]
     assert sig["value"] == ["gmsd"] and [d["metric"] for d in sig["detail"]] == ["gmsd"]

@@ -2,14 +2,14 @@
 
 from latentopt.core.joblog import job_log
 from latentopt.report.study_report import write_study_report
-from latentopt.workflow.study import model_configs
+from latentopt.workflow.analysis_settings import StudySettings
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 models = list(sm.params.study["models"])
 with job_log(sm.log[0]) as log:
     write_study_report(
         sm.params.study,
-        model_configs(sm.config),
+        StudySettings.from_params(sm.params.settings),
         tables={m: sm.input[f"table_{m}"] for m in models},
         performance={m: sm.input[f"performance_{m}"] for m in models},
         reports={m: sm.input[f"report_{m}"] for m in models},

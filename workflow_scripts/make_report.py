@@ -2,11 +2,12 @@
 
 from latentopt.core.joblog import job_log
 from latentopt.report import write_report
+from latentopt.workflow.analysis_settings import ReportSettings
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with job_log(sm.log[0]) as log:
     write_report(
-        sm.config,
+        ReportSettings.from_params(sm.params.settings),
         cross=sm.input.cross,
         stats=sm.input.stats,
         performance=sm.input.performance,

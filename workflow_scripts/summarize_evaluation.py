@@ -2,11 +2,10 @@
 
 from latentopt.analysis.summarize import summarize_all
 from latentopt.core.joblog import job_log
+from latentopt.workflow.analysis_settings import SummarySettings
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with job_log(sm.log[0]) as log:
-    # the evaluation settings are the rule's param (its rerun trigger); the rest of the config
-    # (metric networks, run settings for the performance summary) as the library reads it
-    summarize_all({**sm.config, "evaluation": sm.params.evaluation}, list(sm.input.tables), list(sm.input.features),
-                  dict(sm.output))
+    settings = SummarySettings.from_params(sm.params.settings, evaluation=sm.params.evaluation)
+    summarize_all(settings, list(sm.input.tables), list(sm.input.features), dict(sm.output))
     log("evaluation summarized")

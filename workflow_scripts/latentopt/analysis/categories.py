@@ -62,7 +62,7 @@ from latentopt.data.images import preprocess as preprocess_image
 from latentopt.data.images import read_rgb
 from latentopt.metrics.visual_quality import luma
 from latentopt.workflow import layout
-from latentopt.workflow.config import synthetic_parts
+from latentopt.workflow.analysis_settings import CategorySettings
 from latentopt.workflow.layout import BASELINE
 from latentopt.workflow.metric_specs import HIGHER_IS_BETTER
 
@@ -250,43 +250,44 @@ def group_gains(per_image: pd.DataFrame, groups: pd.DataFrame, metrics: Sequence
     return out
 
 
-def category_analysis(per_image: pd.DataFrame, groups: pd.DataFrame, meta: Mapping, config: Mapping,
+def category_analysis(per_image: pd.DataFrame, groups: pd.DataFrame, meta: Mapping, settings: CategorySettings,
                       categories: Mapping) -> dict:
     """The content of category_analysis.json; ``categories``: the analysis.categories settings."""
-    settings = categories
-    ev = config["evaluation"]
-    alpha = ev["success_criteria"]["alpha"]
-    gains = group_gains(per_image, groups, settings["metrics"], HIGHER_IS_BETTER, alpha=alpha, n_boot=ev["n_boot"], seed=ev["seed"])
+    alpha = settings.alpha
+    gains = group_gains(per_image, groups, categories["metrics"], HIGHER_IS_BETTER, alpha=alpha, n_boot=settings.n_boot, seed=settings.seed)
     min_n = min_n_for_alpha(alpha)
     return {
-        "metadata": {"experiment_id": config["experiment_id"], "synthetic": synthetic_parts(config), "alpha": alpha, "min_n_for_test": min_n, "metrics": [m for m in settings["metrics"] if m in per_image.columns], **meta},
+        "metadata": {"experiment_id": settings.experiment_id, "synthetic": settings.synthetic.parts(), "alpha": alpha, "min_n_for_test": min_n, "metrics": [m for m in categories["metrics"] if m in per_image.columns], **meta},
         "groupings": {g: {**meta["groupings"].get(g, {}), **v} for g, v in gains.items()},
     }
 
 
-def originals_of(config: Mapping, plan) -> tuple[pd.DataFrame, dict]:
-    """(split, image_id, path of the preprocessed PNG) of every successfully prepared image, and
-    the BSDS500 groundTruth file of each that has one."""
+def originals_of(prepared: Sequence[str | Path], results: str | Path) -> tuple[pd.DataFrame, dict]:
+    """(split, image_id, path of the preprocessed PNG) of every successfully prepared image of the
+    prepared records ``prepared``, and the BSDS500 groundTruth file of each that has one (next to
+    the ``images`` folder of the record's source)."""
     rows, gt = [], {}
-    for split, entries in plan.splits.items():
-        for e in entries:
-            if read_json(layout.prepared_record(config["results_dir"], split, e.image_id))["status"] != "ok":
-                continue
-            rows.append({"split": split, "image_id": e.image_id, "path": layout.original_png(config["results_dir"], split, e.image_id)})
-            mat = ground_truth_file(Path(e.path).parent.parent, Path(e.path).parent.name, e.image_id)
-            if mat.is_file():
-                gt[(split, e.image_id)] = mat
+    for path in prepared:
+        rec = read_json(path)
+        if rec["status"] != "ok":
+            continue
+        split, image_id, source = rec["split"], rec["image_id"], Path(rec["source"])
+        rows.append({"split": split, "image_id": image_id, "path": layout.original_png(results, split, image_id)})
+        mat = ground_truth_file(source.parent.parent, source.parent.name, image_id)
+        if mat.is_file():
+            gt[(split, image_id)] = mat
     return pd.DataFrame(rows, columns=["split", "image_id", "path"]), gt
 
 
-def write_category_analysis(config: Mapping, plan, per_image_csv: str | Path, out_csv: str | Path, out_json: str | Path,
-                            categories: Mapping) -> dict:
-    """image_categories.csv (descriptors and groups per original) and category_analysis.json, as
-    ``categories`` (the analysis.categories settings: the rule's param) says."""
-    originals, gt = originals_of(config, plan)
-    groups, meta = categorize(originals, categories, gt, config["preprocess"])
+def write_category_analysis(prepared: Sequence[str | Path], per_image_csv: str | Path, out_csv: str | Path, out_json: str | Path,
+                            *, categories: Mapping, settings: CategorySettings) -> dict:
+    """The analyze_categories job: image_categories.csv (descriptors and groups of the originals of
+    the prepared records ``prepared``) and category_analysis.json, as ``categories`` (the
+    analysis.categories settings: the rule's param) says."""
+    originals, gt = originals_of(prepared, settings.results)
+    groups, meta = categorize(originals, categories, gt, settings.preprocess)
     per_image = pd.read_csv(per_image_csv, dtype={"split": str, "image_id": str, "dataset": str})
-    result = category_analysis(per_image, groups, meta, config, categories)
+    result = category_analysis(per_image, groups, meta, settings, categories)
     with atomic_path(out_csv) as tmp:
         groups.to_csv(tmp, index=False)
     write_json(out_json, result)

@@ -11,7 +11,8 @@ from latentopt.analysis.input_failures import readable
 from latentopt.workflow.metric_specs import HIGHER_IS_BETTER
 from latentopt.analysis.performance import batch_table
 from latentopt.analysis.projection import pixel_scale
-from latentopt.workflow.objectives import arm_objectives, uncalibrated_metrics, with_relatives
+from latentopt.workflow.analysis_settings import SummarySettings
+from latentopt.workflow.objectives import with_relatives
 from latentopt.analysis.statistics import holm, min_attainable_p, n_too_small, summarize
 
 # Images per split of the official BSDS500 release: the full plan the time budget is judged on
@@ -36,31 +37,28 @@ def _three_way(low, high, threshold, higher_passes: bool) -> str:
     return "pass" if high <= threshold else ("fail" if low > threshold else "not shown")
 
 
-def full_plan_images(config: dict, table: pd.DataFrame) -> tuple[int | None, str]:
+def full_plan_images(settings: SummarySettings, table: pd.DataFrame) -> tuple[int | None, str]:
     """(images in the full plan, how that number was obtained) for the time-budget projection."""
     n_run = int(table.drop_duplicates(["split", "image_id"]).shape[0])
-    data = config["data"]
-    if data.get("limit_per_split") is None:
+    if settings.limit_per_split is None:
         return n_run, f"this run is the full plan ({n_run} images)"
-    splits = list(data.get("splits") or [])
+    splits = list(settings.splits)
     if splits and all(s in BSDS500_SPLIT_SIZES for s in splits):
         n = sum(BSDS500_SPLIT_SIZES[s] for s in splits)
-        return n, f"BSDS500 {'+'.join(f'{s} {BSDS500_SPLIT_SIZES[s]}' for s in splits)} = {n} images (this run: {n_run}, data.limit_per_split = {data['limit_per_split']})"
+        return n, f"BSDS500 {'+'.join(f'{s} {BSDS500_SPLIT_SIZES[s]}' for s in splits)} = {n} images (this run: {n_run}, data.limit_per_split = {settings.limit_per_split})"
     return None, "unknown (data.limit_per_split is set and the splits are not BSDS500's)"
 
 
-def success_criteria(config: dict, table: pd.DataFrame, arms: list[str], cross: dict, tests: dict, fid_diffs: dict | None = None) -> dict:
+def success_criteria(settings: SummarySettings, table: pd.DataFrame, arms: list[str], cross: dict, tests: dict, fid_diffs: dict | None = None) -> dict:
     """The seed's quantitative criteria per loss arm, each a test with a stated decision rule
     (RULES) and its uncertainty: verdict 'pass' | 'fail' | 'not shown' | 'n too small' |
     'not judged' (the FID criterion with a random Inception); ``pass`` is True only for 'pass'."""
-    uncal = uncalibrated_metrics(config)
-
-    crit = config["evaluation"]["success_criteria"]
-    alpha = crit["alpha"]
-    own = arm_objectives(config, arms)
-    n_full, full_basis = full_plan_images(config, table)
-    pre = config["preprocess"]
-    scale, scale_text = pixel_scale(pre["mode"], pre["multiple"], pre["size"], tuple(pre["crop_box"]) if pre["crop_box"] and config["data"].get("limit_per_split") is not None else None)
+    uncal = set(settings.uncalibrated)
+    alpha = settings.alpha
+    own = {a: set(settings.objectives[a]) for a in arms if a in settings.objectives}
+    n_full, full_basis = full_plan_images(settings, table)
+    pre = settings.preprocess
+    scale, scale_text = pixel_scale(pre["mode"], pre["multiple"], pre["size"], tuple(pre["crop_box"]) if pre["crop_box"] and settings.limit_per_split is not None else None)
     out = {}
     for arm in arms:
         if arm == BASELINE:
@@ -68,8 +66,8 @@ def success_criteria(config: dict, table: pd.DataFrame, arms: list[str], cross: 
         rows = table[table["dataset"] == arm]
         read = readable(rows)  # unreadable inputs say nothing about the optimization
         rate = float((read["status"] == "ok").mean()) if len(read) else 0.0
-        ok_rate = rate >= crit["min_success_rate"]
-        entry = {"success_rate": {"value": rate, "threshold": crit["min_success_rate"], "n": int(len(read)), "of_readable_images": int(len(read)), "verdict": "pass" if ok_rate else "fail", "pass": ok_rate, "rule": RULES["success_rate"]}}
+        ok_rate = rate >= settings.min_success_rate
+        entry = {"success_rate": {"value": rate, "threshold": settings.min_success_rate, "n": int(len(read)), "of_readable_images": int(len(read)), "verdict": "pass" if ok_rate else "fail", "pass": ok_rate, "rule": RULES["success_rate"]}}
 
         row = next((r for r in (fid_diffs or {}).get("all", []) if {r["a"], r["b"]} == {arm, BASELINE}), None)
         if row is not None and row.get("fid_a") is not None:
@@ -80,10 +78,10 @@ def success_criteria(config: dict, table: pd.DataFrame, arms: list[str], cross: 
             if row.get("ci95_low") is not None and fid_base:
                 d_lo, d_hi = sorted((sign * row["ci95_low"], sign * row["ci95_high"]))
                 lo, hi = -d_hi / fid_base, -d_lo / fid_base
-            verdict = "n too small" if row.get("n_too_small") else _three_way(lo, hi, crit["min_fid_improvement"], True)
+            verdict = "n too small" if row.get("n_too_small") else _three_way(lo, hi, settings.min_fid_improvement, True)
             if "fid" in uncal:  # a random Inception: the number is recorded, no verdict is given
                 verdict = "not judged"
-            entry["fid_improvement"] = {"value": -diff / fid_base if fid_base else None, "ci95_low": lo, "ci95_high": hi, "threshold": crit["min_fid_improvement"], "n": row.get("n"), "n_boot": row.get("n_boot"), "p_boot": row.get("p_boot"), "verdict": verdict, "pass": verdict == "pass", "rule": RULES["fid_improvement"]}
+            entry["fid_improvement"] = {"value": -diff / fid_base if fid_base else None, "ci95_low": lo, "ci95_high": hi, "threshold": settings.min_fid_improvement, "n": row.get("n"), "n_boot": row.get("n_boot"), "p_boot": row.get("p_boot"), "verdict": verdict, "pass": verdict == "pass", "rule": RULES["fid_improvement"]}
 
         # The family: the arm's held-out metrics only. Its objectives (and their declared
         # relatives) can never count, and a metric from an uncalibrated network judges nothing;
@@ -124,14 +122,14 @@ def success_criteria(config: dict, table: pd.DataFrame, arms: list[str], cross: 
             to_h = n_full * scale / 3600.0
             lo = s["ci95_low"] * to_h if s["ci95_low"] is not None else None
             hi = s["ci95_high"] * to_h if s["ci95_high"] is not None else None
-            verdict = "n too small" if n_too_small(s["n"]) else _three_way(lo, hi, crit["time_budget_hours"], False)
+            verdict = "n too small" if n_too_small(s["n"]) else _three_way(lo, hi, settings.time_budget_hours, False)
             devices = sorted(rows["device"].dropna().unique().tolist()) if "device" in rows else []
             clock = ", ".join(sorted(batches["clock"].dropna().astype(str).unique())) or "clock not recorded"
             basis = f"mean compute time per image on the device clock ({clock}) over {s['n']} batches ({', '.join(devices) or 'device not recorded'}) x {full_basis}{scale_text}"
-            entry["time_budget"] = {"value": s["mean"] * to_h, "ci95_low": lo, "ci95_high": hi, "threshold": crit["time_budget_hours"], "n_batches": s["n"], "full_plan_images": n_full, "pixel_scale": scale, "basis": basis, "verdict": verdict, "pass": verdict == "pass", "rule": RULES["time_budget"]}
+            entry["time_budget"] = {"value": s["mean"] * to_h, "ci95_low": lo, "ci95_high": hi, "threshold": settings.time_budget_hours, "n_batches": s["n"], "full_plan_images": n_full, "pixel_scale": scale, "basis": basis, "verdict": verdict, "pass": verdict == "pass", "rule": RULES["time_budget"]}
         else:
             why = "no batch times recorded" if not len(batches) else f"full plan size {full_basis}"
-            entry["time_budget"] = {"value": None, "threshold": crit["time_budget_hours"], "basis": why, "verdict": "not shown", "pass": False, "rule": RULES["time_budget"]}
+            entry["time_budget"] = {"value": None, "threshold": settings.time_budget_hours, "basis": why, "verdict": "not shown", "pass": False, "rule": RULES["time_budget"]}
         out[arm] = entry
     return out
 

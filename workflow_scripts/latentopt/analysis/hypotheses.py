@@ -40,23 +40,20 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from latentopt.core.numbers import is_finite
 from latentopt.analysis.statistics import n_too_small, spearman_matrix
 from latentopt.core.fileio import read_json, write_json
-from latentopt.workflow.config import synthetic_parts
+from latentopt.workflow.analysis_settings import HypothesisSettings
 from latentopt.workflow.layout import BASELINE
 from latentopt.workflow.metric_specs import HIGHER_IS_BETTER
-from latentopt.workflow.objectives import NOT_JUDGED, uncalibrated_metrics
+from latentopt.workflow.objectives import NOT_JUDGED
 
 SEED_SETTING = "an earlier 60-image experiment with the SD-VAE (Stable Diffusion's AutoencoderKL)"
 
 
-def _finite(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def interval_relation(lo, hi, low: float, high: float) -> str:
     """consistent / outside / inconclusive for a CI [lo, hi] against the accepted range."""
-    if not (_finite(lo) and _finite(hi)):
+    if not (is_finite(lo) and is_finite(hi)):
         return "inconclusive"
     if lo >= low and hi <= high:
         return "consistent"
@@ -65,23 +62,11 @@ def interval_relation(lo, hi, low: float, high: float) -> str:
     return "inconclusive"
 
 
-def fid_not_comparable(config: Mapping) -> str | None:
-    """Why measured FID cannot be compared with the seed's ranges at all (None: it can)."""
-    reasons = []
-    if config["metric_networks"]["inception_synthetic"]:
-        reasons.append("FID from a randomly initialised Inception")
-    if config["model"]["kind"] == "synthetic_kl":
-        reasons.append("randomly initialised autoencoder")
-    return "; ".join(reasons) or None
-
-
-def expected_fid_table(cross: Mapping, config: Mapping, expected: Mapping | None = None) -> list[dict]:
-    """``expected``: the expected FID ranges per arm (the config's analysis.hypotheses.expected_fid
-    when not given)."""
-    expected = config["analysis"]["hypotheses"]["expected_fid"] if expected is None else expected
-    not_comparable = fid_not_comparable(config)
+def expected_fid_table(cross: Mapping, expected: Mapping, settings: HypothesisSettings) -> list[dict]:
+    """``expected``: the expected FID ranges per arm (analysis.hypotheses.expected_fid)."""
+    not_comparable = settings.not_comparable_reason
     # the one wording the report uses for a verdict resting on an uncalibrated network
-    withheld = NOT_JUDGED if "fid" in uncalibrated_metrics(config) else "not comparable" if not_comparable else None
+    withheld = NOT_JUDGED if "fid" in settings.uncalibrated else "not comparable" if not_comparable else None
     rows = []
     for arm in cross["datasets"]:
         if arm == BASELINE or arm not in expected:
@@ -90,7 +75,7 @@ def expected_fid_table(cross: Mapping, config: Mapping, expected: Mapping | None
         low, high = e["low"] - e["tolerance"], e["high"] + e["tolerance"]
         fid = (cross["datasets"][arm].get("all") or {}).get("fid") or {}
         row = {"arm": arm, "expected_low": e["low"], "expected_high": e["high"], "tolerance": e["tolerance"], "accepted_low": low, "accepted_high": high, "fid": fid.get("fid"), "ci95_low": fid.get("ci95_low"), "ci95_high": fid.get("ci95_high"), "n": fid.get("n")}
-        if not _finite(fid.get("fid")):
+        if not is_finite(fid.get("fid")):
             row["interval_relation"] = row["verdict"] = "not measured"
         else:
             row["interval_relation"] = interval_relation(fid.get("ci95_low"), fid.get("ci95_high"), low, high)
@@ -151,8 +136,8 @@ def _min_exact_spearman_p(n: int) -> float:
 
 
 def arm_correlations(points: Sequence[Mapping], alpha: float, seed: int = 0) -> dict:
-    names = [k for k in ("fid", *[f"{m}_improvement" for m in ("psnr", "ssim")], *sorted(k for k in (points[0] if points else {}) if k.startswith("lpips_")), "time_s") if points and any(_finite(p.get(k)) for p in points)]
-    columns = {k: [p.get(k) if _finite(p.get(k)) else float("nan") for p in points] for k in names}
+    names = [k for k in ("fid", *[f"{m}_improvement" for m in ("psnr", "ssim")], *sorted(k for k in (points[0] if points else {}) if k.startswith("lpips_")), "time_s") if points and any(is_finite(p.get(k)) for p in points)]
+    columns = {k: [p.get(k) if is_finite(p.get(k)) else float("nan") for p in points] for k in names}
     matrix = spearman_matrix(columns)
     n_points = len(points)
     too_small = n_points < 2 or n_too_small(n_points, alpha, p_floor=_min_exact_spearman_p(n_points))
@@ -161,25 +146,26 @@ def arm_correlations(points: Sequence[Mapping], alpha: float, seed: int = 0) -> 
         keep = np.isfinite(x) & np.isfinite(y)
         pair["p_scipy_asymptotic"] = pair.pop("p")
         pair["n_too_small"] = bool(n_too_small(int(keep.sum()), alpha, p_floor=_min_exact_spearman_p(int(keep.sum())))) if keep.sum() else True
-        pair["p_exact"] = None if pair["n_too_small"] or not _finite(pair["rho"]) else exact_spearman_p(x[keep], y[keep], seed)
+        pair["p_exact"] = None if pair["n_too_small"] or not is_finite(pair["rho"]) else exact_spearman_p(x[keep], y[keep], seed)
     return {"names": names, "rho": matrix["rho"], "n": matrix["n"], "pairs": matrix["pairs"], "n_points": n_points, "n_too_small": too_small}
 
 
-def hypothesis_analysis(cross: Mapping, per_image: pd.DataFrame, config: Mapping, expected: Mapping | None = None) -> dict:
+def hypothesis_analysis(cross: Mapping, per_image: pd.DataFrame, expected: Mapping, settings: HypothesisSettings) -> dict:
     """The content of hypothesis_analysis.json (``expected``: see :func:`expected_fid_table`)."""
-    alpha = config["evaluation"]["success_criteria"]["alpha"]
+    alpha = settings.alpha
     points = arm_points(cross, per_image, HIGHER_IS_BETTER)
     return {
-        "metadata": {"experiment_id": config["experiment_id"], "synthetic": synthetic_parts(config), "alpha": alpha, "seed_setting": SEED_SETTING, "not_comparable_reason": fid_not_comparable(config), "model_kind": config["model"]["kind"]},
-        "expected_fid": expected_fid_table(cross, config, expected),
+        "metadata": {"experiment_id": settings.experiment_id, "synthetic": settings.synthetic.parts(), "alpha": alpha, "seed_setting": SEED_SETTING, "not_comparable_reason": settings.not_comparable_reason, "model_kind": settings.model_kind},
+        "expected_fid": expected_fid_table(cross, expected, settings),
         "arm_points": points,
-        "arm_correlations": arm_correlations(points, alpha, config["evaluation"]["seed"]),
+        "arm_correlations": arm_correlations(points, alpha, settings.seed),
     }
 
 
-def write_hypothesis_analysis(config: Mapping, cross_json, per_image_csv, out_json, hypotheses: Mapping) -> dict:
-    """hypothesis_analysis.json; ``hypotheses``: the analysis.hypotheses settings (the rule's param)."""
+def write_hypothesis_analysis(cross_json, per_image_csv, out_json, *, hypotheses: Mapping, settings: HypothesisSettings) -> dict:
+    """The test_hypotheses job: hypothesis_analysis.json; ``hypotheses``: the analysis.hypotheses
+    settings (the rule's param)."""
     per_image = pd.read_csv(per_image_csv, dtype={"split": str, "image_id": str, "dataset": str})
-    result = hypothesis_analysis(read_json(cross_json), per_image, config, hypotheses["expected_fid"])
+    result = hypothesis_analysis(read_json(cross_json), per_image, hypotheses["expected_fid"], settings)
     write_json(out_json, result)
     return result

@@ -10,6 +10,7 @@ import pandas as pd
 
 from latentopt.workflow.layout import BASELINE
 from latentopt.analysis.criteria import success_criteria
+from latentopt.workflow.analysis_settings import SummarySettings
 from latentopt.workflow.metric_specs import EVALUATED_METRICS, HIGHER_IS_BETTER, METRICS
 from latentopt.analysis.summaries import FRECHET_METHOD, aligned_features, run_metadata, sorted_keys, split_names, split_subset
 from latentopt.metrics.fid import fid_difference_ci
@@ -24,8 +25,7 @@ def _complete_images(table: pd.DataFrame, arms: list[str]) -> pd.DataFrame:
     return ok.set_index(["split", "image_id"]).loc[keep].reset_index()
 
 
-def statistical_analysis(config: dict, table: pd.DataFrame, features: dict, arms: list[str], cross: dict, calibrated: dict, *, synthetic: list[str] | None = None) -> dict:
-    ev = config["evaluation"]
+def statistical_analysis(settings: SummarySettings, table: pd.DataFrame, features: dict, arms: list[str], cross: dict, calibrated: dict, *, synthetic: list[str] | None = None) -> dict:
     paired = _complete_images(table, arms)
     tests, fid_diffs = {}, {}
     for metric in [m for m in EVALUATED_METRICS if m in paired.columns]:  # no per-image time tests (batch is the unit)
@@ -35,7 +35,7 @@ def statistical_analysis(config: dict, table: pd.DataFrame, features: dict, arms
             wide = sub.pivot_table(index=["split", "image_id"], columns="dataset", values=metric)
             if len(wide) < 2:
                 continue
-            tests[metric][split] = pairwise_tests({a: wide[a].to_numpy(dtype=float) for a in arms}, n_boot=ev["n_boot"], seed=ev["seed"])
+            tests[metric][split] = pairwise_tests({a: wide[a].to_numpy(dtype=float) for a in arms}, n_boot=settings.n_boot, seed=settings.seed)
     if features:
         for split in split_names(paired):
             sub = split_subset(paired, split)
@@ -46,19 +46,19 @@ def statistical_analysis(config: dict, table: pd.DataFrame, features: dict, arms
             rows = []
             for i, a in enumerate(arms):
                 for b in arms[i + 1 :]:
-                    d = fid_difference_ci(ref, aligned_features(features[a], keys), aligned_features(features[b], keys), n_boot=ev["fid_n_boot"], seed=ev["seed"], method=FRECHET_METHOD)
+                    d = fid_difference_ci(ref, aligned_features(features[a], keys), aligned_features(features[b], keys), n_boot=settings.fid_n_boot, seed=settings.seed, method=FRECHET_METHOD)
                     d["n_too_small"] = n_too_small(len(keys))
                     if d["n_too_small"]:
                         d.update(ci95_low=None, ci95_high=None, p_boot=None)
                     rows.append({"a": a, "b": b, **d})
             fid_diffs[split] = rows
     return {
-        "metadata": {**run_metadata(config, calibrated, synthetic), "n_paired_images": int(len(paired) // max(1, len(arms)))},
+        "metadata": {**run_metadata(settings, calibrated, synthetic), "n_paired_images": int(len(paired) // max(1, len(arms)))},
         "tests": tests,
         "fid_differences": fid_diffs,
         "correlations": _correlations(table, arms),
         "fid_kid_agreement": _fid_kid_agreement(cross, arms),
-        "success_criteria": success_criteria(config, table, arms, cross, tests, fid_diffs),
+        "success_criteria": success_criteria(settings, table, arms, cross, tests, fid_diffs),
     }
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from latentopt.workflow.config import synthetic_parts
+from latentopt.workflow.analysis_settings import SummarySettings
 from latentopt.analysis.input_failures import summary as input_failure_summary
 from latentopt.workflow.layout import BASELINE
 from latentopt.analysis.statistics import n_too_small, summarize
@@ -67,7 +67,7 @@ def cost_comparisons(costs: dict[str, dict | None]) -> list[dict]:
     return out
 
 
-def performance_summary(config: dict, table: pd.DataFrame, arms: list[str], *, synthetic: list[str] | None = None) -> dict:
+def performance_summary(settings: SummarySettings, table: pd.DataFrame, arms: list[str], *, synthetic: list[str] | None = None) -> dict:
     out = {}
     for arm in arms:
         rows = table[table["dataset"] == arm]
@@ -100,4 +100,4 @@ def performance_summary(config: dict, table: pd.DataFrame, arms: list[str], *, s
             "batch_costs": _batch_costs(rows),
         }
     comparisons = cost_comparisons({a: out[a]["batch_costs"] for a in arms if a != BASELINE})
-    return {"metadata": {"experiment_id": config["experiment_id"], "synthetic": synthetic_parts(config) if synthetic is None else synthetic}, "datasets": out, "cost_comparisons": comparisons}
+    return {"metadata": {"experiment_id": settings.experiment_id, "synthetic": settings.synthetic.parts() if synthetic is None else synthetic}, "datasets": out, "cost_comparisons": comparisons}

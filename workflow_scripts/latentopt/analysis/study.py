@@ -39,6 +39,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from latentopt.core.numbers import is_finite
 from latentopt.analysis import frontier as fr
 from latentopt.analysis import study_costs as sc
 from latentopt.analysis import study_matching as sm
@@ -159,7 +160,7 @@ def quality(tables: Mapping[str, pd.DataFrame], costs: Mapping, ctx: Mapping) ->
                 points.append({"model": model, "arm": arm, "mean": s["mean"], "ci95_low": s["ci95_low"], "ci95_high": s["ci95_high"], "n": int(s["n"]),
                                "objective": arm != BASELINE and metric in with_relatives(ctx["objectives"].get(arm, set())),
                                "tflop_per_image": costs[model][arm]["tflop_per_image"]})
-        eligible = {f"{p['model']}/{p['arm']}": (p["tflop_per_image"], p["mean"] * (1.0 if st.HIGHER_IS_BETTER[metric] else -1.0)) for p in points if not p["objective"] and _finite(p["mean"])}
+        eligible = {f"{p['model']}/{p['arm']}": (p["tflop_per_image"], p["mean"] * (1.0 if st.HIGHER_IS_BETTER[metric] else -1.0)) for p in points if not p["objective"] and is_finite(p["mean"])}
         cheaper = sc.cheaper_by_work({k: v[0] for k, v in eligible.items()})
         out[metric] = {"n_images": len(keys), "higher_is_better": st.HIGHER_IS_BETTER[metric], "not_judged": metric in ctx["uncal"],
                        "points": points, "frontier": fr.pareto_front(eligible, cheaper)}
@@ -271,7 +272,7 @@ def gain_points(gains: Mapping, costs: Mapping, arms, metric: str, where: str = 
     out = {}
     for a in arms:
         t = gains.get(a, {}).get(where, {}).get(metric)
-        if t and _finite(t["mean_diff"]):
+        if t and is_finite(t["mean_diff"]):
             out[a] = (costs.get(a, {}).get("tflop_per_image"), t["mean_diff"])
     return out
 
@@ -292,8 +293,6 @@ def method_comparisons(table: pd.DataFrame, costs: Mapping, settings: Mapping, c
     return out
 
 
-def _finite(v) -> bool:
-    return isinstance(v, (int, float)) and v == v and abs(v) != float("inf")
 
 
 def load_model_outputs(tables: Mapping[str, str | Path], performance: Mapping[str, str | Path]) -> tuple[dict[str, pd.DataFrame], dict[str, dict]]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from latentopt.core.numbers import is_finite
 from latentopt.analysis.statistics import n_too_small
 
 SAME_WORK_RTOL = 1e-9
@@ -24,15 +25,11 @@ def _dataset(perf: Mapping | None, arm: str) -> Mapping:
     return ((perf or {}).get("datasets") or {}).get(arm) or {}
 
 
-def _finite(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
-
-
 def counted_tflop(perf: Mapping | None, arm: str) -> float | None:
     """Mean counted TFLOP per image of ``arm``, or None when not recorded."""
     work = _dataset(perf, arm).get("counted_work") or {}
     v = (work.get("tflop_per_image") or {}).get("mean")
-    return float(v) if _finite(v) else None
+    return float(v) if is_finite(v) else None
 
 
 def device_time(perf: Mapping | None, arm: str) -> dict:

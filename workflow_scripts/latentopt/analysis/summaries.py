@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from latentopt.workflow.config import synthetic_parts
+from latentopt.workflow.analysis_settings import SummarySettings
 from latentopt.workflow.metric_specs import EVALUATED_METRICS, HIGHER_IS_BETTER
 from latentopt.metrics.fid import fid_with_ci, kid
 from latentopt.analysis.statistics import MIN_N_INTERVAL, n_too_small, summarize
@@ -31,8 +31,7 @@ def split_subset(df: pd.DataFrame, split: str) -> pd.DataFrame:
     return df if split == "all" else df[df["split"] == split]
 
 
-def cross_evaluation(config: dict, table: pd.DataFrame, features: dict, arms: list[str], calibrated: dict, *, synthetic: list[str] | None = None) -> dict:
-    ev = config["evaluation"]
+def cross_evaluation(settings: SummarySettings, table: pd.DataFrame, features: dict, arms: list[str], calibrated: dict, *, synthetic: list[str] | None = None) -> dict:
     # Time is not summarized per image: images of one batch share its time (the batch is the
     # unit of cost analysis, performance_summary's batch_costs).
     metrics = [m for m in EVALUATED_METRICS if m in table.columns]
@@ -46,12 +45,12 @@ def cross_evaluation(config: dict, table: pd.DataFrame, features: dict, arms: li
             if features and arm in features and len(sub) >= 2:
                 keys = sorted_keys(sub)  # resampling keyed on sorted image ids (as in statistical_analysis)
                 ref, gen = aligned_features(features["original"], keys), aligned_features(features[arm], keys)
-                cell["fid"] = _fid_cell(fid_with_ci(ref, gen, n_boot=ev["fid_n_boot"], seed=ev["seed"], method=FRECHET_METHOD))
-                cell["kid"] = {**kid(ref, gen, seed=ev["seed"], paired=True), "n": len(keys), "n_too_small": n_too_small(len(keys))}
-                cell["kid_unpaired"] = {**kid(ref, gen, seed=ev["seed"], paired=False), "n": len(keys), "n_too_small": n_too_small(len(keys))}
+                cell["fid"] = _fid_cell(fid_with_ci(ref, gen, n_boot=settings.fid_n_boot, seed=settings.seed, method=FRECHET_METHOD))
+                cell["kid"] = {**kid(ref, gen, seed=settings.seed, paired=True), "n": len(keys), "n_too_small": n_too_small(len(keys))}
+                cell["kid_unpaired"] = {**kid(ref, gen, seed=settings.seed, paired=False), "n": len(keys), "n_too_small": n_too_small(len(keys))}
             out[arm][split] = cell
     return {
-        "metadata": run_metadata(config, calibrated, synthetic),
+        "metadata": run_metadata(settings, calibrated, synthetic),
         "metrics": metrics + (["fid", "kid"] if features else []),
         "min_n_interval": _min_n(),
         "higher_is_better": HIGHER_IS_BETTER,
@@ -81,7 +80,7 @@ def _fid_cell(res: dict) -> dict:
     return out
 
 
-def run_metadata(config: dict, calibrated: dict, synthetic: list[str] | None = None) -> dict:
-    """``synthetic``: synthetic_parts(config) when already computed for this job (it reads the
+def run_metadata(settings: SummarySettings, calibrated: dict, synthetic: list[str] | None = None) -> dict:
+    """``synthetic``: settings.synthetic.parts() when already computed for this job (it reads the
     demo model's training summary)."""
-    return {"experiment_id": config["experiment_id"], "synthetic": synthetic_parts(config) if synthetic is None else synthetic, "calibrated": calibrated}
+    return {"experiment_id": settings.experiment_id, "synthetic": settings.synthetic.parts() if synthetic is None else synthetic, "calibrated": calibrated}

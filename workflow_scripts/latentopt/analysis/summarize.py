@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from latentopt.workflow.config import synthetic_parts
+from latentopt.workflow.analysis_settings import SummarySettings
 from latentopt.analysis.features import load_features
 from latentopt.analysis.pairwise import statistical_analysis
 from latentopt.analysis.performance import performance_summary
@@ -39,18 +39,18 @@ from latentopt.analysis.summaries import cross_evaluation
 from latentopt.core.fileio import atomic_path, write_json
 
 
-def summarize_all(config: dict, tables: list[str | Path], feature_paths: list[str | Path], outputs: dict) -> None:
-    """Write the three JSON files and the per-image CSV (``outputs`` keys: cross, stats,
-    performance, table)."""
+def summarize_all(settings: SummarySettings, tables: list[str | Path], feature_paths: list[str | Path], outputs: dict) -> None:
+    """The summarize_evaluation job: write the three JSON files and the per-image CSV (``outputs``
+    keys: cross, stats, performance, table)."""
     table = pd.concat([pd.read_csv(p) for p in tables], ignore_index=True)
     arms = [Path(p).stem for p in tables]
     features, calibrated = load_features(feature_paths)
     calibrated = {"inception": all(calibrated.values()) if calibrated else None,
-                  "lpips": not config["metric_networks"]["lpips_random_trunk"]}
-    synthetic = synthetic_parts(config)  # once per job: it reads the demo model's training summary
-    cross = cross_evaluation(config, table, features, arms, calibrated, synthetic=synthetic)
+                  "lpips": settings.lpips_calibrated}
+    synthetic = settings.synthetic.parts()  # once per job: it reads the demo model's training summary
+    cross = cross_evaluation(settings, table, features, arms, calibrated, synthetic=synthetic)
     write_json(outputs["cross"], cross)
-    write_json(outputs["stats"], statistical_analysis(config, table, features, arms, cross, calibrated, synthetic=synthetic))
-    write_json(outputs["performance"], performance_summary(config, table, arms, synthetic=synthetic))
+    write_json(outputs["stats"], statistical_analysis(settings, table, features, arms, cross, calibrated, synthetic=synthetic))
+    write_json(outputs["performance"], performance_summary(settings, table, arms, synthetic=synthetic))
     with atomic_path(outputs["table"]) as tmp:
         table.to_csv(tmp, index=False)

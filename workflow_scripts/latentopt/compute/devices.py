@@ -19,7 +19,6 @@ from typing import Iterator
 
 import torch
 
-from latentopt.workflow.settings import RunSettings
 
 
 def cuda_device_count() -> int:
@@ -81,10 +80,3 @@ def acquire_device(requested: str, lock_dir: str | Path, n_gpus: int | None = No
     count = min(n_gpus, available) if n_gpus else available
     with gpu_lease(lock_dir, count) as index:
         yield f"cuda:{index}"
-
-
-def job_device(config: dict):
-    """acquire_device() with the run.* settings of a pipeline config (the evaluation jobs; the
-    optimize job leases with its run settings param)."""
-    run = RunSettings.from_config(config)
-    return acquire_device(run.device, run.gpu_lock_dir, run.n_gpus)

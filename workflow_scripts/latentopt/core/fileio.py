@@ -37,25 +37,25 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def _finite(obj: Any) -> Any:
+def _null_nonfinite(obj: Any) -> Any:
     """JSON has no NaN/Infinity: write them as null (readers treat null as missing)."""
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
+        return {k: _null_nonfinite(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
+        return [_null_nonfinite(v) for v in obj]
     return obj
 
 
 def write_json(path: str | Path, data: Any) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(_finite(data), indent=2, default=_json_default) + "\n")
+        tmp.write_text(json.dumps(_null_nonfinite(data), indent=2, default=_json_default) + "\n")
 
 
 def as_json(data: Any) -> Any:
     """``data`` as :func:`write_json` then :func:`read_json` would give it back (tuples as lists, ...)."""
-    return json.loads(json.dumps(_finite(data), default=_json_default))
+    return json.loads(json.dumps(_null_nonfinite(data), default=_json_default))
 
 
 def read_json(path: str | Path) -> Any:

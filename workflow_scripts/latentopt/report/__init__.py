@@ -26,18 +26,17 @@ new module), one entry in :func:`build_context`, and its place in the template.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import yaml
 
-from latentopt.workflow.config import synthetic_parts
+from latentopt.workflow.analysis_settings import ReportSettings
 from latentopt.workflow.metric_specs import EVALUATED_METRICS, METRICS
 from latentopt.core.fileio import atomic_path
 from latentopt.workflow.layout import BASELINE
-from latentopt.workflow.objectives import NOT_JUDGED, arm_objectives, uncalibrated_metrics
+from latentopt.workflow.objectives import NOT_JUDGED
 from latentopt.analysis.statistics import MIN_N_INTERVAL
 from latentopt.report.arms import arm_order, loss_description, optimized_metrics  # noqa: F401 - optimized_metrics: tests
 from latentopt.report.conclusions import criteria_rules, recommendations, success_table
@@ -48,7 +47,7 @@ from latentopt.report.formatting import metric_label, OPTIMIZED_MARK, RANGE_MARK
 from latentopt.report.gate import gate_images_phrase, gate_section, load_gates
 from latentopt.report.verdicts import verdicts, verdicts_lead
 from latentopt.report.inputs import _datasets, _get, _splits, load_inputs
-from latentopt.report.provenance import REPORT_PACKAGES, _version, config_diff, dataset_metadata, metric_networks, model_provenance
+from latentopt.report.provenance import REPORT_PACKAGES, _version, dataset_metadata, model_provenance
 from latentopt.report.tables import failed_images, fid_tables, metric_table, performance_table, significance_matrix, test_families, unreadable_images
 from latentopt.core import provenance
 from latentopt.report.html import render_html
@@ -65,32 +64,33 @@ def iterations_text(limit, retry_counts) -> str:
     return f"{limit}, {extra}" if extra else str(limit)
 
 
-def report_uncalibrated(config: Mapping, cross: Mapping | None = None) -> set[str]:
-    """Metrics from an uncalibrated network: by the config (objectives.uncalibrated_metrics) and
-    by the evaluation's own record (an Inception reported uncalibrated)."""
-    uncal = uncalibrated_metrics(config)
+def report_uncalibrated(uncalibrated, cross: Mapping | None = None) -> set[str]:
+    """Metrics from an uncalibrated network: by the config (``uncalibrated``:
+    objectives.uncalibrated_metrics) and by the evaluation's own record (an Inception reported
+    uncalibrated)."""
+    uncal = set(uncalibrated)
     calibrated = _get(cross, "metadata", "calibrated", default={}) or {}
     if any(ok is False for ok in calibrated.values()):
         uncal |= {"fid", "kid", "kid_unpaired"}
     return uncal
 
 
-def build_context(config: Mapping, inputs: Mapping, figures: Mapping, *, report_versions: Mapping | None = None, hardware: Mapping | None = None, analysis: str = "") -> dict:
+def build_context(settings: ReportSettings, inputs: Mapping, figures: Mapping, *, report_versions: Mapping | None = None, hardware: Mapping | None = None, analysis: str = "") -> dict:
     cross, stats, perf, table_df = inputs["cross"], inputs["stats"], inputs["performance"], inputs["table"]
-    results = config["results_dir"]
-    datasets = arm_order(config, _datasets(cross))
+    results = settings.results
+    datasets = arm_order(list(settings.losses), _datasets(cross))
     arms = [d for d in datasets if d != BASELINE]
     metrics = [m for m in METRICS if m in cross.get("metrics", [])]
-    uncal = report_uncalibrated(config, cross)
-    alpha = config["evaluation"]["success_criteria"]["alpha"]
-    optimized = arm_objectives(config, arms)
+    uncal = report_uncalibrated(settings.uncalibrated, cross)
+    alpha = settings.alpha
+    optimized = {a: set(settings.objectives[a]) for a in arms if a in settings.objectives}
     splits = _splits(cross)
     report_versions = dict(report_versions or provenance.versions())
     for name in REPORT_PACKAGES:  # what renders the report, beyond provenance.PACKAGES
         report_versions.setdefault(name, _version(name))
     hardware = dict(hardware or provenance.hardware())
 
-    synthetic = list(synthetic_parts(config))
+    synthetic = list(settings.synthetic.parts())
     for src in (cross, stats, perf):
         for part in _get(src, "metadata", "synthetic", default=[]) or []:
             if part not in synthetic:
@@ -107,14 +107,13 @@ def build_context(config: Mapping, inputs: Mapping, figures: Mapping, *, report_
     tests = stats.get("tests") or {}
     sig_metrics = [m for m in EVALUATED_METRICS if m in tests]
     defs = definitions()
-    config_plain = json.loads(json.dumps(config_diff(config), default=str))
     return {
         "title": "Full BSDS500 comparison: per-image VAE latent optimization",
-        "experiment_id": config.get("experiment_id"),
+        "experiment_id": settings.experiment_id,
         "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "synthetic": synthetic,
         "datasets": datasets,
-        "arms": [{"name": a, "loss": loss_description(config["losses"][a]["loss"]) if a in config["losses"] else "?", "iterations": iterations_text(_get(config, "losses", a, "iterations"), _get(perf, "datasets", a, "retry_iterations", default=[])), "lr": _get(config, "losses", a, "lr"), "optimized": ", ".join(metric_label(m, False) for m in sorted(optimized.get(a, ()))) or "none of the evaluation metrics"} for a in arms],
+        "arms": [{"name": a, "loss": loss_description(settings.losses[a]["loss"]) if a in settings.losses else "?", "iterations": iterations_text(_get(settings.losses, a, "iterations"), _get(perf, "datasets", a, "retry_iterations", default=[])), "lr": _get(settings.losses, a, "lr"), "optimized": ", ".join(metric_label(m, False) for m in sorted(optimized.get(a, ()))) or "none of the evaluation metrics"} for a in arms],
         "n_images": int(len(per_image)),
         "split_counts": split_counts,
         "n_paired": _get(stats, "metadata", "n_paired_images"),
@@ -127,7 +126,7 @@ def build_context(config: Mapping, inputs: Mapping, figures: Mapping, *, report_
         "fid": fid_tables(cross, stats, datasets, uncal),
         "uncalibrated": sorted(uncal),
         "not_judged": NOT_JUDGED,
-        "fid_enabled": bool(config["evaluation"]["fid"]),
+        "fid_enabled": settings.fid,
         "performance": performance_table(perf, datasets),
         "success": success_table(stats, uncal, datasets),
         "quality_gate": gate_section(inputs.get("gates", [])),
@@ -145,14 +144,14 @@ def build_context(config: Mapping, inputs: Mapping, figures: Mapping, *, report_
         "verdicts": [v.text for v in verdicts(cross, stats, perf, datasets, optimized, alpha, uncalibrated=uncal)],
         "figures": figures,
         "definitions": defs,
-        "config_yaml": yaml.safe_dump(config_plain, sort_keys=False, allow_unicode=True).rstrip(),
+        "config_yaml": yaml.safe_dump(settings.shown_config, sort_keys=False, allow_unicode=True).rstrip(),
         "models": model_provenance(results, table_df, datasets),
         "dataset_meta": dataset_metadata(results, datasets, report_versions),
-        "metric_networks": metric_networks(config),
+        "metric_networks": list(settings.metric_networks),
         "versions": table(["package", "version"], [[k, v or "not installed"] for k, v in report_versions.items()], ["l", "l"]),
         "hardware": hardware,
         "devices": devices,
-        "precision": config["run"]["precision"],
+        "precision": settings.precision,
         "analysis": analysis,
     }
 
@@ -166,7 +165,7 @@ def appendix_path(report: str | Path) -> Path:
     return Path(report).with_name(Path(report).stem + "_APPENDIX.md")
 
 
-def write_report(config: Mapping, *, cross: str | Path, stats: str | Path, performance: str | Path, table_csv: str | Path, report: str | Path, fig_dir: str | Path | None = None, gates: Sequence[str | Path] = (), categories: str | Path | None = None, hypotheses: str | Path | None = None, appendix: str | Path | None = None, html: str | Path | None = None, log: Callable[[str], None] = print) -> Path:
+def write_report(settings: ReportSettings, *, cross: str | Path, stats: str | Path, performance: str | Path, table_csv: str | Path, report: str | Path, fig_dir: str | Path | None = None, gates: Sequence[str | Path] = (), categories: str | Path | None = None, hypotheses: str | Path | None = None, appendix: str | Path | None = None, html: str | Path | None = None, log: Callable[[str], None] = print) -> Path:
     """Render the report, its appendix, the HTML page and the figures from the evaluation
     outputs; returns the report path. ``gates``: the quality gate's results;
     ``categories``/``hypotheses``: category_analysis.json / hypothesis_analysis.json (optional);
@@ -175,13 +174,13 @@ def write_report(config: Mapping, *, cross: str | Path, stats: str | Path, perfo
     report = Path(report)
     fig_dir = Path(fig_dir) if fig_dir is not None else report.parent / FIGURES_DIRNAME
     inputs = {**load_inputs(cross, stats, performance, table_csv), "gates": load_gates(gates)}
-    datasets = arm_order(config, _datasets(inputs["cross"]))
-    figs = make_figures(config["results_dir"], config, inputs, datasets, fig_dir, report.parent, log)
-    analysis = render_sections(inputs["cross"], datasets, inputs["table"], load_optional(categories), load_optional(hypotheses), fig_dir, report.parent, uncalibrated=report_uncalibrated(config, inputs["cross"]))
+    datasets = arm_order(list(settings.losses), _datasets(inputs["cross"]))
+    figs = make_figures(settings.results, settings.losses, settings.objectives, settings.uncalibrated, inputs, datasets, fig_dir, report.parent, log)
+    analysis = render_sections(inputs["cross"], datasets, inputs["table"], load_optional(categories), load_optional(hypotheses), fig_dir, report.parent, uncalibrated=report_uncalibrated(settings.uncalibrated, inputs["cross"]))
     log("analysis sections: visual quality, categories, hypotheses")
     appendix = Path(appendix) if appendix is not None else appendix_path(report)
     html = Path(html) if html is not None else report.with_suffix(".html")
-    context = build_context(config, inputs, figs, analysis=analysis)
+    context = build_context(settings, inputs, figs, analysis=analysis)
     context.update(appendix_name=os.path.relpath(appendix, report.parent), report_name=report.name)
     text, text_appendix = render(context), render(context, APPENDIX_TEMPLATE)
     page = render_html(text, text_appendix, report.parent, title=context["title"], appendix_name=context["appendix_name"])

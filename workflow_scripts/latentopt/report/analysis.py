@@ -18,7 +18,8 @@ import pandas as pd
 from latentopt.workflow.metric_specs import TARGET_VALUE, VISUAL_METRICS
 from latentopt.report import formatting as r, plots as F
 from latentopt.report.rendering import render_template
-from latentopt.report.formatting import _finite, fmt
+from latentopt.core.numbers import is_finite
+from latentopt.report.formatting import fmt
 from latentopt.report.tables import UNCALIBRATED_LABEL
 from latentopt.report.definitions import module_docstring
 from latentopt.workflow.objectives import NOT_JUDGED
@@ -46,7 +47,7 @@ def visual_quality_table(cross: Mapping, datasets: Sequence[str]) -> dict | None
     best = {}
     for m in metrics:
         means = {d: (((cross["datasets"].get(d) or {}).get("all") or {}).get(m) or {}).get("mean") for d in datasets}
-        score = {d: (abs(v - TARGET_VALUE[m]) if m in TARGET_VALUE else v) for d, v in means.items() if _finite(v)}
+        score = {d: (abs(v - TARGET_VALUE[m]) if m in TARGET_VALUE else v) for d, v in means.items() if is_finite(v)}
         best[m] = {d for d, v in score.items() if v == min(score.values())} if score else set()
     rows = []
     for d in datasets:
@@ -64,7 +65,7 @@ def visual_quality_table(cross: Mapping, datasets: Sequence[str]) -> dict | None
 
 def _gain_cell(row: Mapping, metric: str, uncalibrated=frozenset()) -> str:
     text = fmt(row.get("mean_gain"), metric, True)
-    if _finite(row.get("ci95_low")) and _finite(row.get("ci95_high")):
+    if is_finite(row.get("ci95_low")) and is_finite(row.get("ci95_high")):
         text += f" {r.interval(row['ci95_low'], row['ci95_high'], metric, True)}"  # the report's one interval formatter
     if row.get("n_too_small"):
         reason = row.get("n_too_small_reason")
@@ -97,7 +98,7 @@ def category_tables(analysis: Mapping | None, uncalibrated=frozenset()) -> list[
                 rows.append(row)
         cut = g.get("cut_points")
         if g.get("descriptor"):
-            what = f"descriptor `{g['descriptor']}`" + (f" (edge density from {meta.get('edge_density_source')})" if g["descriptor"] == "edge_density" else "") + (f", cut points q1 = {cut[0]:.4g}, q2 = {cut[1]:.4g}" if cut and all(_finite(c) for c in cut) else "")
+            what = f"descriptor `{g['descriptor']}`" + (f" (edge density from {meta.get('edge_density_source')})" if g["descriptor"] == "edge_density" else "") + (f", cut points q1 = {cut[0]:.4g}, q2 = {cut[1]:.4g}" if cut and all(is_finite(c) for c in cut) else "")
         else:
             what = f"user categories from `{g.get('source')}`"
         out.append({"grouping": grouping, "what": what, "counts": ", ".join(f"{k}: {v}" for k, v in counts.items()), "table": r.table(["group", "loss", *[f"{label(m)} gain" + (f" ({UNCALIBRATED_LABEL})" if m in uncalibrated else "") for m in metrics]], rows, ["l", "l"] + ["r"] * len(metrics)) if rows else None})
@@ -131,9 +132,9 @@ def category_figure(analysis: Mapping, path: str | Path, order: Sequence[str] | 
                 for t in (t for t in rows if t["arm"] == arm):
                     x = groups.index(t["group"]) + (k - (len(arms) - 1) / 2) * width
                     y = t["mean_gain"]
-                    if not _finite(y):
+                    if not is_finite(y):
                         continue
-                    err = [[y - t["ci95_low"]], [t["ci95_high"] - y]] if _finite(t.get("ci95_low")) and _finite(t.get("ci95_high")) else None
+                    err = [[y - t["ci95_low"]], [t["ci95_high"] - y]] if is_finite(t.get("ci95_low")) and is_finite(t.get("ci95_high")) else None
                     ax.errorbar(x, y, yerr=err, fmt="o", ms=5, color=colors[arm], mfc="white" if t["n_too_small"] else colors[arm], capsize=2, label=arm if (i, j, t["group"]) == (0, 0, groups[0]) else None)
             ax.axhline(0, color="0.5", lw=0.8, ls=":")
             ax.set_xticks(range(len(groups)), [f"{x}\n(n={n['n_images']})" for x, n in zip(groups, entry["groups"])], fontsize=7)
@@ -177,7 +178,7 @@ def hypothesis_tables(analysis: Mapping | None, cross: Mapping | None = None, un
     rows = []
     for h in analysis.get("expected_fid", []):
         cell = (((cross or {}).get("datasets") or {}).get(h["arm"]) or {}).get("all", {}).get("fid") or h
-        measured = "n/a" if not _finite(h.get("fid")) else f"{r.fmt(h['fid'], 'fid')} {r.fid_interval(cell)}".strip()
+        measured = "n/a" if not is_finite(h.get("fid")) else f"{r.fmt(h['fid'], 'fid')} {r.fid_interval(cell)}".strip()
         if "fid" in uncalibrated:
             verdict = f"{NOT_JUDGED} (FID from a randomly initialised Inception)"
         else:
@@ -189,7 +190,7 @@ def hypothesis_tables(analysis: Mapping | None, cross: Mapping | None = None, un
     pairs = []
     for p in corr.get("pairs", []):
         pval = "n too small" if p.get("n_too_small") else r.fmt_p(p.get("p_exact"))
-        pairs.append([IMPROVEMENT_LABELS.get(p["a"], p["a"]), IMPROVEMENT_LABELS.get(p["b"], p["b"]), f"{p['rho']:+.2f}" if _finite(p.get("rho")) else "n/a", p.get("n"), pval])
+        pairs.append([IMPROVEMENT_LABELS.get(p["a"], p["a"]), IMPROVEMENT_LABELS.get(p["b"], p["b"]), f"{p['rho']:+.2f}" if is_finite(p.get("rho")) else "n/a", p.get("n"), pval])
     meta = analysis.get("metadata") or {}
     return {
         "expected": r.table(["loss", "seed's expected FID", "accepted range", "measured FID [95% CI]", "N", "verdict"], rows) if rows else None,

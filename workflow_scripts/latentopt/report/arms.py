@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from latentopt.workflow.objectives import optimized_metrics  # noqa: F401 - re-exported
 from latentopt.workflow.layout import BASELINE
@@ -18,11 +18,11 @@ def loss_description(spec: Mapping) -> str:
 
 
 
-def arm_order(config: Mapping, names) -> list[str]:
+def arm_order(losses: Sequence[str], names) -> list[str]:
     """THE order of the datasets in every table and figure of the report: the baseline, then the
-    loss arms in the config's ``losses`` order, then any other dataset in the order given. Colours
-    follow it (plots.dataset_colors), so they are the same in every figure."""
+    loss arms in the config's ``losses`` order (``losses``), then any other dataset in the order
+    given. Colours follow it (plots.dataset_colors), so they are the same in every figure."""
     names = list(dict.fromkeys(names))
-    losses = [a for a in (config.get("losses") or {}) if a in names]
+    losses = [a for a in losses if a in names]
     rest = [d for d in names if d != BASELINE and d not in losses]
     return ([BASELINE] if BASELINE in names else []) + losses + rest

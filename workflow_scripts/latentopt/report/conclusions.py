@@ -25,7 +25,8 @@ from latentopt.workflow.metric_specs import HIGHER_IS_BETTER
 from latentopt.workflow.layout import BASELINE
 from latentopt.workflow.objectives import NOT_JUDGED, with_relatives
 from latentopt.analysis.statistics import holm, MIN_N_INTERVAL, n_too_small
-from latentopt.report.formatting import FAMILY_MARK, _finite, fmt, fmt_p, fmt_p_boot, interval, metric_label, pct, pct_interval, table
+from latentopt.core.numbers import is_finite
+from latentopt.report.formatting import FAMILY_MARK, fmt, fmt_p, fmt_p_boot, interval, metric_label, pct, pct_interval, table
 from latentopt.report.inputs import _get, _pair_row, oriented
 
 # What the recommendations are about: (purpose, candidate metrics); the first present candidate
@@ -61,7 +62,7 @@ def _with_matrix(metric: str, e: Mapping, tests: Mapping | None, arm: str | None
     label = metric_label(metric, False)
     row = _pair_row(_get(tests, metric, "all", default=[]), arm, BASELINE) if arm else None
     p = row.get("p_wilcoxon_holm") if row else None
-    if row is None or (_finite(p) and p < e.get("threshold", 0.05)):
+    if row is None or (is_finite(p) and p < e.get("threshold", 0.05)):
         return label
     return f"{label} {FAMILY_MARK} (significance matrix, Holm over the dataset pairs of {label}: p={fmt_p(p)}, not significant)"
 
@@ -73,7 +74,7 @@ def _criterion_cell(key: str, e: Mapping, uncalibrated=frozenset(), tests: Mappi
     if key == "success_rate":
         return f"{v}: {100 * e['value']:.1f} % of {e.get('n', 'n/a')}"
     if key == "fid_improvement":
-        ci = f" {pct_interval(e.get('ci95_low'), e.get('ci95_high'))}" if _finite(e.get("ci95_low")) else ""
+        ci = f" {pct_interval(e.get('ci95_low'), e.get('ci95_high'))}" if is_finite(e.get("ci95_low")) else ""
         p = fmt_p_boot(e.get("p_boot"), e.get("n_boot"))
         listed = " (value listed only)" if v == NOT_JUDGED else ""
         return f"{v}{listed}: {_pct(e.get('value'))}{ci} (n = {e.get('n')}, bootstrap p {p if p.startswith('<') else '= ' + p})"
@@ -88,12 +89,12 @@ def _criterion_cell(key: str, e: Mapping, uncalibrated=frozenset(), tests: Mappi
         nonzero = f", fewest nonzero differences {e['n_nonzero']}" if e.get("n_nonzero") is not None and e["n_nonzero"] != e.get("n") else ""
         return text + f" (n = {e.get('n')}{nonzero}, Holm over {e.get('m_tests')} metrics, smallest attainable p = {fmt_p(e.get('p_holm_min'))})"
     if key == "time_budget":
-        if not _finite(e.get("value")):
+        if not is_finite(e.get("value")):
             return f"{v}: {e.get('basis', 'n/a')}"
         if e.get("verdict") == "n too small":
             return f"{v} ({e.get('n_batches')} batches < {MIN_N_INTERVAL}; projection to {e.get('full_plan_images')} images not quoted)"
-        ci = f" [{e['ci95_low']:.3g}, {e['ci95_high']:.3g}]" if _finite(e.get("ci95_low")) else ""
-        pixels = f" x {e['pixel_scale']:.3g} for pixels" if _finite(e.get("pixel_scale")) and e["pixel_scale"] != 1 else ""
+        ci = f" [{e['ci95_low']:.3g}, {e['ci95_high']:.3g}]" if is_finite(e.get("ci95_low")) else ""
+        pixels = f" x {e['pixel_scale']:.3g} for pixels" if is_finite(e.get("pixel_scale")) and e["pixel_scale"] != 1 else ""
         return f"{v}: {e['value']:.3g}{ci} ({e.get('n_batches')} batches, {e.get('full_plan_images')} images{pixels})"
     return v
 
@@ -172,7 +173,7 @@ def _value(cross: Mapping, arm: str, metric: str):
 
 
 def _ranking(cross: Mapping, arms: Sequence[str], metric: str) -> list[str]:
-    finite = {a: v for a in arms if _finite(v := _value(cross, a, metric))}
+    finite = {a: v for a in arms if is_finite(v := _value(cross, a, metric))}
     return sorted(finite, key=lambda a: finite[a], reverse=HIGHER_IS_BETTER[metric])
 
 
@@ -246,8 +247,8 @@ def _fid_holm(stats: Mapping) -> dict[frozenset, float]:
     """Holm-corrected bootstrap p of every paired FID difference (the family: all pairs). A
     bootstrap p of 0 (below its resolution) enters as its bound 1/n_boot, so the corrected value
     is an upper bound then (printed "≤", see _fid_p_text)."""
-    rows = [r for r in (_get(stats, "fid_differences", "all", default=[]) or []) if _finite(r.get("p_boot"))]
-    ps = [max(float(r["p_boot"]), 1.0 / r["n_boot"]) if _finite(r.get("n_boot")) and r["n_boot"] else float(r["p_boot"]) for r in rows]
+    rows = [r for r in (_get(stats, "fid_differences", "all", default=[]) or []) if is_finite(r.get("p_boot"))]
+    ps = [max(float(r["p_boot"]), 1.0 / r["n_boot"]) if is_finite(r.get("n_boot")) and r["n_boot"] else float(r["p_boot"]) for r in rows]
     return {frozenset((r["a"], r["b"])): float(p) for r, p in zip(rows, holm(ps))}
 
 
@@ -281,22 +282,22 @@ def _decision(purpose: str, best: str, metric: str, ranked: Sequence[str], cross
             text = f"{head}keep the **baseline**: no loss improves {label}; the {best_text}, {best}, is {numbers}; {evidence}"
     if len(ranked) > 1 and metric != "fid":
         row2 = _pair_row(_get(tests, metric, "all", default=[]), best, ranked[1])
-        if row2 and _finite(row2.get("ci95_low")):
+        if row2 and is_finite(row2.get("ci95_low")):
             d, lo, hi = oriented(row2, best)
             p = row2.get("p_wilcoxon_holm")
-            reach = _finite(row2.get("p_wilcoxon_holm_min")) and row2["p_wilcoxon_holm_min"] < alpha
+            reach = is_finite(row2.get("p_wilcoxon_holm_min")) and row2["p_wilcoxon_holm_min"] < alpha
             text += f"; vs. the runner-up {ranked[1]}{_worse_than_baseline(stats, tests, ranked[1], metric, alpha)}: {fmt(d, metric, True)}{unit} {interval(lo, hi, metric, True)}, Holm p = {fmt_p(p)}"
             if not reach:
                 text += " (n too small for the test to reach α)"
-            elif not (_finite(p) and p < alpha):
+            elif not (is_finite(p) and p < alpha):
                 text += " (not significant)"
     elif len(ranked) > 1:
         row2 = _pair_row(_get(stats, "fid_differences", "all", default=[]), best, ranked[1])
-        if row2 and _finite(row2.get("ci95_low")):
+        if row2 and is_finite(row2.get("ci95_low")):
             d, lo, hi = oriented(row2, best, "diff")
             p = _fid_holm(stats).get(frozenset((best, ranked[1])))
             text += f"; vs. the runner-up {ranked[1]}{_worse_than_baseline(stats, tests, ranked[1], metric, alpha)}: {fmt(d, metric, True)} {interval(lo, hi, metric, True)}, {_fid_p_text(stats, best, ranked[1])}"
-            if not (_finite(p) and p < alpha):
+            if not (is_finite(p) and p < alpha):
                 text += " (not significant)"
         elif row2 and row2.get("n_too_small"):
             text += f"; vs. the runner-up {ranked[1]}: n too small for the FID bootstrap"
@@ -313,7 +314,7 @@ def _worse_than_baseline(stats: Mapping, tests: Mapping, arm: str, metric: str, 
     """" (itself worse than the baseline: Δ [CI], p)" for a runner-up whose mean is worse than the
     baseline's, else "": a runner-up is the second-best loss, not a second option to use."""
     cmp = _vs_baseline(stats, tests, arm, metric, alpha)
-    if cmp is None or cmp["better"] or not _finite(cmp["diff"]) or float(fmt(cmp["diff"], metric, True)) == 0:
+    if cmp is None or cmp["better"] or not is_finite(cmp["diff"]) or float(fmt(cmp["diff"], metric, True)) == 0:
         return ""
     unit = " dB" if metric == "psnr" else ""
     shown = "significantly " if cmp["significant"] else ""
@@ -325,7 +326,7 @@ def _disagree_shown(r: Mapping) -> bool:
     difference that prints as 0 is no direction)."""
     if r.get("agree", True):
         return False
-    return all(_finite(r.get(k)) and float(fmt(r[k], m, True)) != 0 for k, m in (("fid_diff", "fid"), ("kid_diff", "kid")))
+    return all(is_finite(r.get(k)) and float(fmt(r[k], m, True)) != 0 for k, m in (("fid_diff", "fid"), ("kid_diff", "kid")))
 
 
 def _vs_baseline(stats: Mapping, tests: Mapping, arm: str, metric: str, alpha: float) -> dict | None:
@@ -339,10 +340,10 @@ def _vs_baseline(stats: Mapping, tests: Mapping, arm: str, metric: str, alpha: f
         p = _fid_holm(stats).get(frozenset((arm, BASELINE)))
         p_text = _fid_p_text(stats, arm, BASELINE)
         m = len(_fid_holm(stats)) or 1
-        floor = m / row["n_boot"] if _finite(row.get("n_boot")) and row["n_boot"] else None
+        floor = m / row["n_boot"] if is_finite(row.get("n_boot")) and row["n_boot"] else None
         too_small = bool(row.get("n_too_small")) or (floor is not None and floor >= alpha)
         why = "the FID bootstrap needs more images" if row.get("n_too_small") else (f"with {row.get('n_boot')} bootstrap replicates and Holm over {m} FID pairs the smallest attainable p is {fmt_p(min(1.0, floor))} ≥ α = {alpha}" if too_small else "")
-        significant = _finite(lo) and _finite(hi) and (lo > 0 or hi < 0) and _finite(p) and p < alpha
+        significant = is_finite(lo) and is_finite(hi) and (lo > 0 or hi < 0) and is_finite(p) and p < alpha
     else:
         row = _pair_row(_get(tests, metric, "all", default=[]), arm, BASELINE)
         if row is None:
@@ -351,10 +352,10 @@ def _vs_baseline(stats: Mapping, tests: Mapping, arm: str, metric: str, alpha: f
         p = row.get("p_wilcoxon_holm")
         floor = row.get("p_wilcoxon_holm_min")
         p_text = f"Holm p = {fmt_p(p)} over {row.get('m_tests', '?')} pairs"
-        too_small = _finite(floor) and floor >= alpha
+        too_small = is_finite(floor) and floor >= alpha
         why = f"the smallest p {row.get('m_tests', '?')} Holm-corrected Wilcoxon tests can reach at n = {row.get('n')} is {fmt_p(floor)} ≥ α = {alpha}" if too_small else ""
-        significant = _finite(p) and p < alpha
-    better = _finite(d) and (d > 0 if HIGHER_IS_BETTER[metric] else d < 0)
+        significant = is_finite(p) and p < alpha
+    better = is_finite(d) and (d > 0 if HIGHER_IS_BETTER[metric] else d < 0)
     return {"diff": d, "ci": interval(lo, hi, metric, True), "p_text": p_text, "n": row.get("n"), "better": better, "significant": bool(significant), "too_small": bool(too_small), "why_small": why}
 
 
@@ -362,7 +363,7 @@ def _cost_lines(perf: Mapping, arms: Sequence[str]) -> list[str]:
     """The cost sentence: a ranking only for the pairs whose difference in compute per image
     exceeds the measured batch-to-batch noise (analysis.performance.cost_comparisons)."""
     costs = {a: _get(perf, "datasets", a, "batch_costs") for a in arms}
-    costs = {a: c for a, c in costs.items() if c and _finite(_get(c, "compute_per_image_s", "mean"))}
+    costs = {a: c for a, c in costs.items() if c and is_finite(_get(c, "compute_per_image_s", "mean"))}
     if not costs:
         return ["Cost: no batch times were recorded, so no cost comparison is made."]
     comps = [c for c in (perf.get("cost_comparisons") or []) if c["a"] in costs and c["b"] in costs]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from latentopt.report.formatting import METRIC_LABELS, fmt, metric_label
 from latentopt.report.inputs import _get
 from latentopt.data.images import read_rgb
 from latentopt.report import plots as F
-from latentopt.workflow.objectives import arm_objectives, uncalibrated_metrics, with_relatives
+from latentopt.workflow.objectives import with_relatives
 from latentopt.report.conclusions import PURPOSES, _evidence_metric
 from latentopt.report.inputs import _pair_row, oriented
 
@@ -142,14 +142,17 @@ def _read_png(path: Path):
     return read_rgb(path) if path.is_file() else None
 
 
-def make_figures(results: str | Path, config: Mapping, inputs: Mapping, datasets: Sequence[str], fig_dir: Path, report_dir: Path, log: Callable[[str], None]) -> dict:
-    """Write every figure; returns {name: {"path": relative path, ...}} for the template."""
+def make_figures(results: str | Path, losses: Mapping[str, Mapping], objectives: Mapping[str, Collection[str]], uncalibrated: Collection[str],
+                 inputs: Mapping, datasets: Sequence[str], fig_dir: Path, report_dir: Path, log: Callable[[str], None]) -> dict:
+    """Write every figure; returns {name: {"path": relative path, ...}} for the template.
+    ``losses``: {arm: its block, with the loss spec}; ``objectives``: {arm: the metrics its loss
+    optimizes}; ``uncalibrated``: metrics from an uncalibrated network (labelled)."""
     fig_dir.mkdir(parents=True, exist_ok=True)
     table_df = inputs["table"]
     cross = inputs["cross"]
     arms = [d for d in datasets if d != BASELINE]
     metrics = [m for m in METRICS if m in table_df.columns]
-    uncal = uncalibrated_metrics(config)
+    uncal = set(uncalibrated)
     labels = {m: metric_label(m) + (" (uncalibrated)" if m in uncal else "") for m in (*EVALUATED_METRICS, "time_s")}
     judged = [m for m in EVALUATED_METRICS if m in HIGHER_IS_BETTER and m in table_df.columns]  # metrics with a direction
     rel = lambda p: Path(os.path.relpath(p, report_dir)).as_posix()  # noqa: E731
@@ -157,7 +160,7 @@ def make_figures(results: str | Path, config: Mapping, inputs: Mapping, datasets
 
     out["distributions"] = rel(F.distributions(table_df, datasets, metrics, labels, fig_dir / "distributions.png"))
     log("figure: distributions")
-    loss_labels = {a: loss_description(config["losses"][a]["loss"]) for a in arms if a in config["losses"]}
+    loss_labels = {a: loss_description(losses[a]["loss"]) for a in arms if a in losses}
     histories = _losses_histories(results, table_df, arms)
     out["convergence"] = rel(F.convergence(histories, loss_labels, fig_dir / "convergence.png"))
     out["convergence_n"] = {a: len(h) for a, h in histories.items()}
@@ -177,7 +180,7 @@ def make_figures(results: str | Path, config: Mapping, inputs: Mapping, datasets
         corr_labels = {f"{m}_improvement": f"{METRIC_LABELS.get(m, m)} gain" + (" (uncalibrated)" if m in uncal else "") for m in METRICS} | {"time_s": "time/image (s)"}
         out["spearman"] = rel(F.spearman_heatmaps(corr, corr_labels, fig_dir / "spearman_correlations.png"))
     log("figures: cost, trade-off, correlations")
-    out["examples"] = [dict(e, path=rel(e["path"])) for e in example_figures(results, table_df, arms, arm_objectives(config, arms), judged, uncal, fig_dir)]
+    out["examples"] = [dict(e, path=rel(e["path"])) for e in example_figures(results, table_df, arms, {a: set(objectives[a]) for a in arms if a in objectives}, judged, uncal, fig_dir)]
     log(f"figures: examples of {len(out['examples'])} arms")
     return out
 

@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from latentopt.core.numbers import is_finite
 from latentopt.workflow.metric_specs import HIGHER_IS_BETTER, METRIC_RANGES
 from latentopt.analysis.statistics import MIN_N_INTERVAL, n_too_small
 
@@ -42,12 +43,8 @@ def metric_label(metric: str, arrow: bool = True) -> str:
 
 
 
-def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def fmt(v: Any, metric: str = "", signed: bool = False) -> str:
-    if not _finite(v):
+    if not is_finite(v):
         return "n/a"
     if metric == "time_iter":  # seconds shown as milliseconds
         v, metric = 1000.0 * v, "time_ms"
@@ -56,7 +53,7 @@ def fmt(v: Any, metric: str = "", signed: bool = False) -> str:
 
 
 def fmt_p(p: Any) -> str:
-    if not _finite(p):
+    if not is_finite(p):
         return "n/a"
     if p < 0.001:
         return f"{p:.1e}"
@@ -65,7 +62,7 @@ def fmt_p(p: Any) -> str:
 
 def fmt_p_boot(p: Any, n_boot: Any) -> str:
     """A bootstrap p: below its resolution (p = 0 with n_boot replicates) it is "< 1/n_boot"."""
-    if _finite(p) and p == 0 and _finite(n_boot) and n_boot > 0:
+    if is_finite(p) and p == 0 and is_finite(n_boot) and n_boot > 0:
         return f"< 1/{int(n_boot)}"
     return fmt_p(p)
 
@@ -73,7 +70,7 @@ def fmt_p_boot(p: Any, n_boot: Any) -> str:
 def outside_range(lo: Any, hi: Any, metric: str) -> bool:
     """Whether an interval [lo, hi] of ``metric`` extends beyond the metric's possible range."""
     low, high = METRIC_RANGES.get(metric, (-math.inf, math.inf))
-    return (_finite(lo) and lo < low) or (_finite(hi) and hi > high)
+    return (is_finite(lo) and lo < low) or (is_finite(hi) and hi > high)
 
 
 def too_small(n: Any, n_min: int = MIN_N_INTERVAL) -> str:
@@ -83,7 +80,7 @@ def too_small(n: Any, n_min: int = MIN_N_INTERVAL) -> str:
 def mean_only(v: Any, metric: str, n: Any, n_min: int = MIN_N_INTERVAL) -> str:
     """A value whose n is below the minimum for an interval: the value itself, labelled
     "CI: n too small" (never bold, never 'best')."""
-    if not _finite(v):
+    if not is_finite(v):
         return too_small(n, n_min)
     return f"{fmt(v, metric)} (CI: {TOO_SMALL}, n = {n if n is not None else 0} < {n_min})"
 
@@ -91,12 +88,12 @@ def mean_only(v: Any, metric: str, n: Any, n_min: int = MIN_N_INTERVAL) -> str:
 def mean_ci(cell: Mapping | None, metric: str) -> str:
     """'mean ± half-width of the 95 % t-interval' (the interval is symmetric); "n too small"
     below MIN_N_INTERVAL values; RANGE_MARK when the interval leaves the metric's range."""
-    if not cell or not _finite(cell.get("mean")):
+    if not cell or not is_finite(cell.get("mean")):
         return "n/a"
     if n_too_small(cell.get("n") or 0):
         return mean_only(cell["mean"], metric, cell.get("n"))
     lo, hi = cell.get("ci95_low"), cell.get("ci95_high")
-    if _finite(lo) and _finite(hi):
+    if is_finite(lo) and is_finite(hi):
         mark = f" {RANGE_MARK}" if outside_range(lo, hi, metric) else ""
         return f"{fmt(cell['mean'], metric)} ± {fmt((hi - lo) / 2, metric)}{mark}"
     return fmt(cell["mean"], metric)
@@ -108,7 +105,7 @@ def interval(lo: Any, hi: Any, metric: str = "", signed: bool = False, *, differ
     difference, the default when ``signed``: never marked, its range is the span of two values).
     Every section prints an interval through this function, so one interval prints identically
     everywhere."""
-    if not (_finite(lo) and _finite(hi)):
+    if not (is_finite(lo) and is_finite(hi)):
         return ""
     text = f"[{fmt(lo, metric, signed)}, {fmt(hi, metric, signed)}]"
     is_diff = signed if difference is None else difference
@@ -122,13 +119,13 @@ RELATIVE_MAX = 1.0
 
 
 def pct(v: Any) -> str:
-    return f"{100 * v:+.1f} %" if _finite(v) else "n/a"
+    return f"{100 * v:+.1f} %" if is_finite(v) else "n/a"
 
 
 def pct_interval(lo: Any, hi: Any) -> str:
     """A relative improvement's interval in %, marked when a bound exceeds +100 % (impossible
     for a quantity that cannot go below 0, such as FID)."""
-    if not (_finite(lo) and _finite(hi)):
+    if not (is_finite(lo) and is_finite(hi)):
         return ""
     mark = f" {RANGE_MARK}" if hi > RELATIVE_MAX or lo > RELATIVE_MAX else ""
     return f"[{pct(lo)}, {pct(hi)}]{mark}"

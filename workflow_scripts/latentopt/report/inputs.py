@@ -11,7 +11,8 @@ import pandas as pd
 from latentopt.workflow.metric_specs import HIGHER_IS_BETTER
 from latentopt.core.fileio import read_json
 from latentopt.workflow.layout import BASELINE
-from latentopt.report.formatting import _finite, fmt
+from latentopt.core.numbers import is_finite
+from latentopt.report.formatting import fmt
 
 
 def load_inputs(cross: str | Path, stats: str | Path, performance: str | Path, table_csv: str | Path) -> dict:
@@ -49,13 +50,13 @@ def oriented(row: Mapping, a: str, key_diff: str = "mean_diff") -> tuple[Any, An
     d, lo, hi = row.get(key_diff), row.get("ci95_low"), row.get("ci95_high")
     if row.get("a") == a:
         return d, lo, hi
-    return (-d if _finite(d) else d), (-hi if _finite(hi) else None), (-lo if _finite(lo) else None)
+    return (-d if is_finite(d) else d), (-hi if is_finite(hi) else None), (-lo if is_finite(lo) else None)
 
 
 def best_datasets(values: Mapping[str, Any], metric: str) -> set[str]:
     """The dataset(s) with the best finite value; ties at the PRINTED precision all count (a
     reader cannot see a difference that prints identically, so no bold may single one out)."""
-    finite = {d: v for d, v in values.items() if _finite(v)}
+    finite = {d: v for d, v in values.items() if is_finite(v)}
     if not finite:
         return set()
     pick = max if HIGHER_IS_BETTER.get(metric, True) else min

@@ -1,5 +1,6 @@
-"""Provenance sections of the report: autoencoder identity, dataset files, metric networks,
-the packages that render the report."""
+"""Provenance sections of the report: autoencoder identity, dataset files, the packages that
+render the report (the configuration shown and the metric networks are described when the workflow
+is parsed: latentopt.workflow.analysis_settings)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,6 @@ import torch
 from latentopt.workflow import layout
 from latentopt.core.fileio import read_json
 from latentopt.report.formatting import table
-from latentopt.workflow.config import load_schema, model_spec
-from latentopt.workflow.weights import TORCH_HUB_FILES
 
 REPORT_PACKAGES = ("matplotlib", "jinja2", "markdown", "pyyaml")
 
@@ -64,31 +63,6 @@ def hash_basis(sha: str | None, files: Mapping[str, str]) -> str:
     return "the loaded state dict (keys, dtypes, shapes, tensor bytes)"
 
 
-def config_diff(config: Mapping) -> dict:
-    """The configuration as the report shows it: every value that differs from the schema's
-    default (config.schema.yaml), plus the model's own keys (config.model_spec) in full."""
-    def walk(value, schema):
-        props = (schema or {}).get("properties")
-        if isinstance(value, Mapping) and props is not None:
-            out = {}
-            for k, v in value.items():
-                sub = props.get(k, {})
-                if isinstance(v, Mapping) and sub.get("properties") is not None:
-                    d = walk(v, sub)
-                    if d:
-                        out[k] = d
-                elif "default" not in sub or sub["default"] != v:
-                    out[k] = v
-            return out
-        return value
-
-    out = walk(dict(config), load_schema())
-    model = config["model"]
-    own = {k: model[k] for k in ("seed", "train_steps") if model["kind"] == "demo_trained" and k in model}
-    out["model"] = {**(out.get("model") or {}), **own, **model_spec(dict(config))}
-    return out
-
-
 def dataset_metadata(results: str | Path, datasets: Sequence[str], report_versions: Mapping) -> dict:
     """Per dataset file: creation time, image counts, and library versions recorded when the
     dataset was built where they differ from the versions the report was rendered with."""
@@ -113,19 +87,3 @@ def _dataset_meta(path: Path) -> dict | None:
     except Exception:  # noqa: BLE001 - an unreadable file is reported, not fatal
         return None
     return data.get("metadata") if isinstance(data, dict) else None
-
-
-def metric_networks(config: Mapping) -> list[str]:
-    """What the LPIPS and FID networks were (weights identified by torchvision's file names,
-    which carry the first hex digits of the file's sha256)."""
-    mn = config["metric_networks"]
-    nets = config["evaluation"]["lpips_nets"]
-    out = []
-    for net in nets:
-        out.append(f"LPIPS-{net}: " + ("randomly initialised trunk (seeded) with the lpips package's linear layers — UNCALIBRATED" if mn["lpips_random_trunk"] else f"torchvision trunk `{TORCH_HUB_FILES[f'lpips_{net}'][0]}` + lpips v0.1 linear layers"))
-    if config["evaluation"]["fid"]:
-        out.append("FID/KID Inception: " + ("randomly initialised Inception-v3 — UNCALIBRATED" if mn["inception_synthetic"] else f"pytorch-fid FID-Inception `{TORCH_HUB_FILES['fid_inception'][0]}`"))
-    else:
-        out.append("FID/KID: not computed (evaluation.fid: false)")
-    return out
-

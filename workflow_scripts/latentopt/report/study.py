@@ -15,7 +15,8 @@ from collections.abc import Mapping
 
 from latentopt.analysis.study_matching import confound_text
 from latentopt.analysis.study_tests import finding_metrics
-from latentopt.report.formatting import _finite, fmt, fmt_p, interval, metric_label, table
+from latentopt.core.numbers import is_finite
+from latentopt.report.formatting import fmt, fmt_p, interval, metric_label, table
 from latentopt.report.rendering import render_template
 from latentopt.workflow.layout import BASELINE
 from latentopt.workflow.metric_specs import EVALUATED_METRICS
@@ -38,12 +39,12 @@ def tflop_text(c: Mapping | None, reference: str = "the plain decode") -> str:
     if not c or c.get("tflop_per_image") is None:
         return "counted work not recorded"
     k = c.get("x_plain_decode")
-    return f"{fmt(c['tflop_per_image'])} TFLOP/image" + (f" ({k:.3g}× {c.get('reference', reference)})" if _finite(k) else "")
+    return f"{fmt(c['tflop_per_image'])} TFLOP/image" + (f" ({k:.3g}× {c.get('reference', reference)})" if is_finite(k) else "")
 
 
 def device_text(c: Mapping | None) -> str:
     d = (c or {}).get("device_time") or {}
-    if not _finite(d.get("mean")):
+    if not is_finite(d.get("mean")):
         return "not recorded"
     return f"{fmt(d['mean'])} s ({', '.join(d.get('clock') or []) or 'clock?'}, {d.get('n_batches', 0)} batches)"
 
@@ -121,7 +122,7 @@ def quality_table(a: Mapping) -> dict | None:
             pts = [p for p in q[m]["points"] if p["model"] == model]
             plain = next((p for p in pts if p["arm"] == BASELINE), None)
             sign = 1 if q[m]["higher_is_better"] else -1
-            opt = sorted((p for p in pts if p["arm"] != BASELINE and not p["objective"] and _finite(p["mean"])), key=lambda p: -sign * p["mean"])
+            opt = sorted((p for p in pts if p["arm"] != BASELINE and not p["objective"] and is_finite(p["mean"])), key=lambda p: -sign * p["mean"])
             best = opt[0] if opt else None
             show = lambda p: f"{fmt(p['mean'], m)} {interval(p['ci95_low'], p['ci95_high'], m)}" if p else "n/a"  # noqa: E731
             front = " ◆" if best and f"{model}/{best['arm']}" in q[m]["frontier"] else ""
@@ -183,7 +184,7 @@ def method_context(a: Mapping) -> dict:
             (matched if r["matched"] else other).append((name, r))
     uncal = set(a["metadata"].get("uncalibrated", []))
     metrics = [m for m in finding_metrics(_metrics([r["tests"] for _, r in matched])) if m not in uncal]  # not judged: appendix
-    costs = [[name, tflop_text(r["cost"]["a"]), tflop_text(r["cost"]["b"]), r["cost"]["order"] + (f" (a/b = {r['cost']['ratio']:.3g})" if _finite(r["cost"].get("ratio")) and r["cost"]["order"] != "same work" else "")] for name, r in matched]
+    costs = [[name, tflop_text(r["cost"]["a"]), tflop_text(r["cost"]["b"]), r["cost"]["order"] + (f" (a/b = {r['cost']['ratio']:.3g})" if is_finite(r["cost"].get("ratio")) and r["cost"]["order"] != "same work" else "")] for name, r in matched]
     return {
         "matrix": matrix([(n, r["tests"]) for n, r in matched], metrics, "matched pair (first − second)"),
         "costs": table(["matched pair", "counted work, first", "counted work, second", "first is"], costs, ["l", "r", "r", "l"]) if costs else None,

@@ -10,7 +10,8 @@ import pandas as pd
 from latentopt.analysis.input_failures import input_failures_table
 from latentopt.analysis.statistics import n_too_small
 from latentopt.workflow.objectives import NOT_JUDGED
-from latentopt.report.formatting import _finite, FAMILY_MARK, fid_interval, fmt, fmt_p, fmt_p_boot, interval, mean_ci, mean_only, metric_label, OPTIMIZED_MARK, retried_text, table, too_small
+from latentopt.core.numbers import is_finite
+from latentopt.report.formatting import FAMILY_MARK, fid_interval, fmt, fmt_p, fmt_p_boot, interval, mean_ci, mean_only, metric_label, OPTIMIZED_MARK, retried_text, table, too_small
 from latentopt.report.inputs import _get, _pair_row, best_datasets, oriented
 from latentopt.report.conclusions import _disagree_shown as shown
 
@@ -21,7 +22,7 @@ UNCALIBRATED_LABEL = "uncalibrated"
 
 def fid_cell(cell: Mapping | None) -> str:
     """FID [95 % CI]; the re-centred lower bound is printed unclipped and marked when below 0."""
-    if not cell or not _finite(cell.get("fid")):
+    if not cell or not is_finite(cell.get("fid")):
         return "n/a"
     if cell.get("n_too_small") or n_too_small(cell.get("n") or 0):
         return mean_only(cell["fid"], "fid", cell.get("n"))
@@ -72,7 +73,7 @@ def significance_matrix(tests: Mapping, metric: str, datasets: Sequence[str], al
         return None
     n = max((r.get("n", 0) for r in rows_all), default=0)
     m = len(rows_all)
-    floor = min((r["p_wilcoxon_holm_min"] for r in rows_all if _finite(r.get("p_wilcoxon_holm_min"))), default=None)
+    floor = min((r["p_wilcoxon_holm_min"] for r in rows_all if is_finite(r.get("p_wilcoxon_holm_min"))), default=None)
     can_reach = floor is not None and floor < alpha
     rows = []
     for a in datasets:
@@ -96,7 +97,7 @@ def significance_matrix(tests: Mapping, metric: str, datasets: Sequence[str], al
                 row.append(f"{fmt(d, metric, True)} {interval(lo, hi, metric, True)}{count}, test: n too small")
                 continue
             text = f"{fmt(d, metric, True)} {interval(lo, hi, metric, True)} p={fmt_p(p)}{count}"
-            significant = _finite(p) and p < alpha
+            significant = is_finite(p) and p < alpha
             other = criterion_test(criteria, a if b == "baseline" else b, metric) if "baseline" in (a, b) else None
             if other is not None and bool(other.get("significant")) != significant:
                 text += f" {FAMILY_MARK} criterion family (held-out metrics of {other['arm']}, Holm over {other['m']}): p={fmt_p(other.get('p_holm'))}, {'significant' if other.get('significant') else 'not significant'}"
@@ -124,7 +125,7 @@ def test_families(tests: Mapping, stats: Mapping, alpha: float) -> dict | None:
             if not family:
                 continue
             n = max(r.get("n", 0) for r in family)
-            floor = min((r.get("p_wilcoxon_holm_min") for r in family if _finite(r.get("p_wilcoxon_holm_min"))), default=None)
+            floor = min((r.get("p_wilcoxon_holm_min") for r in family if is_finite(r.get("p_wilcoxon_holm_min"))), default=None)
             reach = "yes" if floor is not None and floor < alpha else f"**no**: {too_small(n) if n_too_small(n) else 'n too small for this many tests'}"
             rows.append([metric_label(metric, False), split, n, len(family), "Wilcoxon signed-rank, Holm over the pairs", fmt_p(floor), reach])
     for split, family in (_get(stats, "fid_differences", default={}) or {}).items():
@@ -143,7 +144,7 @@ def test_families(tests: Mapping, stats: Mapping, alpha: float) -> dict | None:
 
 
 def _kid_text(k: Mapping, n_f) -> str:
-    if not k or not _finite(k.get("kid_mean")):
+    if not k or not is_finite(k.get("kid_mean")):
         return "n/a"
     if k.get("n_too_small"):
         return too_small(k.get("n"))
@@ -218,13 +219,13 @@ def performance_table(perf: Mapping, datasets: Sequence[str]) -> dict:
             bc.get("n_batches", "n/a"),
             ", ".join(bc.get("clock") or []) or "not recorded",
             mean_ci(bc.get("compute_per_image_s"), "time_s") if bc else "n/a",
-            (mean_ci(bc.get("compute_per_image_iteration_s"), "time_iter") if bc and _finite(_get(bc, "compute_per_image_iteration_s", "mean")) else "n/a"),
-            (f"{100 * noise:.0f} %" if not n_too_small(bc.get("n_batches") or 0) else too_small(bc.get("n_batches"))) if _finite(noise) else "n/a",
+            (mean_ci(bc.get("compute_per_image_iteration_s"), "time_iter") if bc and is_finite(_get(bc, "compute_per_image_iteration_s", "mean")) else "n/a"),
+            (f"{100 * noise:.0f} %" if not n_too_small(bc.get("n_batches") or 0) else too_small(bc.get("n_batches"))) if is_finite(noise) else "n/a",
             fmt(t.get("mean"), "time_s"),
-            f"{p['total_time_s'] / 3600:.3f}" if _finite(p.get("total_time_s")) else "n/a",
+            f"{p['total_time_s'] / 3600:.3f}" if is_finite(p.get("total_time_s")) else "n/a",
             iterations_cell(p),
-            f"{100 * conv:.0f} %" if _finite(conv) else "n/a",
-            f"{p['peak_memory_mb']:.0f}" if _finite(p.get("peak_memory_mb")) else "n/a",
+            f"{100 * conv:.0f} %" if is_finite(conv) else "n/a",
+            f"{p['peak_memory_mb']:.0f}" if is_finite(p.get("peak_memory_mb")) else "n/a",
             ", ".join(p.get("devices") or []) or "n/a",
         ])
     return table(["dataset", "ok/images", "batches", "clock", "compute/image (s), mean ± 95% CI over batches", "compute/image-iteration (ms), mean ± 95% CI", "batch-to-batch CV", "wall time/image (s), per-image share", "total wall (h)", "iterations (mean; retried apart)", "stopped early", "peak memory (MB)", "devices"], rows)

@@ -25,7 +25,8 @@ from latentopt.workflow.layout import BASELINE
 from latentopt.workflow.metric_specs import HIGHER_IS_BETTER
 from latentopt.workflow.objectives import with_relatives
 from latentopt.report.conclusions import PURPOSES, _evidence_metric, _fid_holm, _vs_baseline
-from latentopt.report.formatting import TOO_SMALL, _finite, fmt, fmt_p, metric_label
+from latentopt.core.numbers import is_finite
+from latentopt.report.formatting import TOO_SMALL, fmt, fmt_p, metric_label
 from latentopt.report.inputs import _get, _pair_row, oriented
 
 MAX_LINES = 5
@@ -68,15 +69,15 @@ def cost_text(perf: Mapping, arm: str) -> str:
     work was counted, the measured compute on the device clock, named as such."""
     work = _get(perf, "datasets", arm, "counted_work", "tflop_per_image", "mean")
     base = _get(perf, "datasets", BASELINE, "counted_work", "tflop_per_image", "mean")
-    if _finite(work):
-        ratio = f"{work / base:.3g}× the baseline's plain decode" if _finite(base) and base > 0 else "the baseline's work not counted"
+    if is_finite(work):
+        ratio = f"{work / base:.3g}× the baseline's plain decode" if is_finite(base) and base > 0 else "the baseline's work not counted"
         return f"costs {work:.3g} TFLOP/image ({ratio})"
     compute = _get(perf, "datasets", arm, "batch_costs", "compute_per_image_s", "mean")
     base_c = _get(perf, "datasets", BASELINE, "batch_costs", "compute_per_image_s", "mean")
-    if not _finite(compute):
+    if not is_finite(compute):
         return "cost: work not counted, no time recorded"
     clock = ", ".join(_get(perf, "datasets", arm, "batch_costs", "clock", default=[]) or []) or "device clock"
-    ratio = f", {compute / base_c:.3g}× the baseline's" if _finite(base_c) and base_c > 0 else ""
+    ratio = f", {compute / base_c:.3g}× the baseline's" if is_finite(base_c) and base_c > 0 else ""
     return f"cost not counted in FLOPs; measured {compute:.3g} s/image of {clock}{ratio} (depends on the machine)"
 
 
@@ -108,14 +109,14 @@ def _pair_text(stats: Mapping, a: str, b: str, metric: str) -> tuple[float | Non
         d, lo, hi = oriented(row, a)
         p = row.get("p_wilcoxon_holm")
     unit = UNIT.get(metric, "")
-    ci = f"[{fmt(lo, metric, True)}, {fmt(hi, metric, True)}]" if _finite(lo) and _finite(hi) else f"(CI: {TOO_SMALL})"
+    ci = f"[{fmt(lo, metric, True)}, {fmt(hi, metric, True)}]" if is_finite(lo) and is_finite(hi) else f"(CI: {TOO_SMALL})"
     return p, f"{fmt(d, metric, True)}{unit} {ci}, Holm p = {fmt_p(p)}"
 
 
 def _purpose_verdict(purpose: str, metric: str, arms: Sequence[str], stats: Mapping, perf: Mapping, optimized: Mapping[str, set], alpha: float) -> Verdict:
     tests = stats.get("tests") or {}
     label, unit = metric_label(metric), UNIT.get(metric, "")
-    cmps = {a: c for a in arms if (c := _vs_baseline(stats, tests, a, metric, alpha)) is not None and _finite(c["diff"])}
+    cmps = {a: c for a in arms if (c := _vs_baseline(stats, tests, a, metric, alpha)) is not None and is_finite(c["diff"])}
     shown = sorted((a for a, c in cmps.items() if c["better"] and c["significant"]), key=lambda a: (-_gain(cmps[a]["diff"], metric), arms.index(a)))
     if not cmps:
         return Verdict(purpose, metric, None, None, None, None, None, None, None, f"No setting shown better for {purpose} ({label}): no arm has a paired comparison with the baseline.")
@@ -125,12 +126,12 @@ def _purpose_verdict(purpose: str, metric: str, arms: Sequence[str], stats: Mapp
     d, lo, hi = oriented(row, pick, "diff" if metric == "fid" else "mean_diff")
     p = _fid_holm(stats).get(frozenset((pick, BASELINE))) if metric == "fid" else row.get("p_wilcoxon_holm")
     m = len(_fid_holm(stats)) if metric == "fid" else row.get("m_tests")
-    ci = f"[95 % CI {fmt(lo, metric, True)}, {fmt(hi, metric, True)}]" if _finite(lo) and _finite(hi) else f"(CI: {TOO_SMALL})"
+    ci = f"[95 % CI {fmt(lo, metric, True)}, {fmt(hi, metric, True)}]" if is_finite(lo) and is_finite(hi) else f"(CI: {TOO_SMALL})"
     numbers = f"{fmt(d, metric, True)}{unit} {ci} on {metric_label(metric)} ({_evidence_note(metric, optimized)}), n = {c['n']}, Holm p = {fmt_p(p)} over {m} {'FID pairs' if metric == 'fid' else 'pairs'}"
     if shown:
         worse = _get(stats, "success_criteria", pick, "significance", "deteriorations", default=[]) or []
         trade = f"; but significantly worse on {family_labels(worse)} (Holm over its held-out metrics)" if worse else ""
-        rivals = [b for b in shown[1:] if not (_finite(q := _pair_text(stats, pick, b, metric)[0]) and q < alpha)]
+        rivals = [b for b in shown[1:] if not (is_finite(q := _pair_text(stats, pick, b, metric)[0]) and q < alpha)]
         tie = ("; not shown better than " + ", ".join(f"{b} ({_pair_text(stats, pick, b, metric)[1]})" for b in rivals)) if rivals else ""
         text = f"**Use {pick} for {purpose}**: {numbers}{tie}; {cost_text(perf, pick)}{trade}."
         return Verdict(purpose, metric, pick, pick, d, lo, hi, c["n"], p, text)

@@ -11,6 +11,8 @@ import copy
 import difflib
 import os
 import re
+from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 
 import jsonschema
@@ -19,12 +21,13 @@ from jsonschema import validators
 from jsonschema.exceptions import best_match
 
 from latentopt.workflow import layout, sweeps
-from latentopt.workflow.demo_model_spec import SUMMARY_NAME, WEIGHTS_NAME, TrainSettings, describe, read_summary
+from latentopt.workflow.demo_model_spec import SUMMARY_NAME, WEIGHTS_NAME, TrainSettings
 from latentopt.workflow.loss_specs import LOSS_PARAMS
 from latentopt.workflow.metric_specs import DIRECTIONAL_METRICS
 from latentopt.workflow.plan import selected_losses
 from latentopt.workflow.settings import ArmSettings
 from latentopt.workflow.study import StudyError, check_study, is_study, model_configs
+from latentopt.workflow.synthetic import SyntheticParts, study_parts
 
 SCHEMA = Path(__file__).with_name("config.schema.yaml")
 REPO_CONFIG = Path(__file__).resolve().parents[3] / "config.yaml"
@@ -300,68 +303,46 @@ def demo_model_settings(config: dict):
     return TrainSettings(seed=model["seed"], steps=model["train_steps"], widths=tuple(int(w) for w in model["widths"]))
 
 
-def demo_model_label(config: dict) -> str:
-    """"autoencoder trained for the demo on N crops in T s — not SD-VAE", from the training
-    summary once the model is trained (before: the planned number of crops, no time)."""
-    return _demo_label(demo_model_summary(config), demo_model_settings(config).n_crops)
-
-
-def _demo_label(summary_path: str | Path, planned_crops: int) -> str:
-    summary = read_summary(Path(summary_path))
-    if summary is None:
-        return f"autoencoder trained for the demo on {planned_crops} crops (not trained yet) — not SD-VAE"
-    return describe(summary["n_crops"], summary["train_time_s"])
-
-
 def arm_settings(config: dict, arm: str) -> dict:
     """Everything the optimization of one arm depends on (used as rule params and fingerprint):
     :meth:`latentopt.workflow.settings.ArmSettings.params`."""
     return ArmSettings.from_config(config, arm, model_spec(config)).params()
 
 
+def synthetic_of(config: dict) -> SyntheticParts:
+    """Which models/metric networks of ``config`` are random (uncalibrated) or demo-only."""
+    kind = config["model"]["kind"]
+    return SyntheticParts(
+        model_seed=config["model"]["seed"] if kind == "synthetic_kl" else None,
+        demo_summary=str(demo_model_summary(config)) if kind == "demo_trained" else None,
+        demo_crops=demo_model_settings(config).n_crops if kind == "demo_trained" else None,
+        lpips_random_trunk=bool(config["metric_networks"]["lpips_random_trunk"]),
+        inception_synthetic=bool(config["metric_networks"]["inception_synthetic"]),
+    )
+
+
 def synthetic_parts(config: dict) -> list[str]:
     """Which models/metric networks are random (uncalibrated) or demo-only; every output must say so."""
-    return describe_synthetic(synthetic_spec(config))
+    return synthetic_of(config).parts()
 
 
 def synthetic_spec(config: dict) -> dict:
     """What :func:`synthetic_parts` says, as plain values known when the workflow is parsed (a
-    job's param): the demo autoencoder's part names its training, read from the training summary
-    when described (:func:`describe_synthetic`, in a job that runs after the training)."""
-    model, nets = config["model"], config["metric_networks"]
-    demo = model["kind"] == "demo_trained"
-    return {
-        "model_seed": model["seed"] if model["kind"] == "synthetic_kl" else None,
-        "demo_summary": str(demo_model_summary(config)) if demo else None,
-        "demo_crops": demo_model_settings(config).n_crops if demo else None,
-        "lpips_random_trunk": bool(nets["lpips_random_trunk"]),
-        "inception_synthetic": bool(nets["inception_synthetic"]),
-    }
+    job's param: :class:`latentopt.workflow.synthetic.SyntheticParts` as a dict); the demo
+    autoencoder's part names its training, read from the training summary when described
+    (:func:`describe_synthetic`, in a job that runs after the training)."""
+    return asdict(synthetic_of(config))
 
 
-def describe_synthetic(spec: dict) -> list[str]:
+def describe_synthetic(spec: Mapping) -> list[str]:
     """The lines of :func:`synthetic_parts` from its :func:`synthetic_spec`."""
-    parts = []
-    if spec["model_seed"] is not None:
-        parts.append(f"autoencoder: randomly initialised AutoencoderKL (seed {spec['model_seed']})")
-    if spec["demo_summary"] is not None:
-        parts.append(_demo_label(spec["demo_summary"], spec["demo_crops"]))
-    if spec["lpips_random_trunk"]:
-        parts.append("LPIPS: random AlexNet/VGG trunk (uncalibrated)")
-    if spec["inception_synthetic"]:
-        parts.append("FID/KID: randomly initialised Inception (uncalibrated)")
-    return parts
+    return SyntheticParts(**spec).parts()
 
 
 def study_synthetic_parts(model_configs: dict[str, dict]) -> list[str]:
     """:func:`synthetic_parts` of a study ({model: its one-model config}): each model's own part
     named by the model, the metric networks' once."""
-    out: list[str] = []
-    for name, sub in model_configs.items():
-        own = synthetic_parts({**sub, "metric_networks": {"lpips_random_trunk": False, "inception_synthetic": False}})
-        out += [f"{name}: {p}" for p in own]
-        out += [p for p in synthetic_parts(sub) if p not in own and p not in out]
-    return out
+    return study_parts({name: synthetic_of(sub) for name, sub in model_configs.items()})
 
 
 def check_config(config: dict, losses: bool = True) -> None:

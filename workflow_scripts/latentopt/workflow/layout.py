@@ -118,9 +118,24 @@ def figures_dir(results: str | Path) -> Path:
     return Path(results) / "report_figures"
 
 
-EVALUATION_JSON = ("cross_evaluation_matrix.json", "statistical_analysis.json", "performance_summary.json",
-                   "category_analysis.json", "hypothesis_analysis.json")
-EVALUATION_CSV = ("per_image_metrics.csv", "image_categories.csv")
+# The files of evaluation_results/ that summarize_evaluation, analyze_categories and test_hypotheses
+# write, by what they hold.
+EVALUATION_FILES = {
+    "cross": "cross_evaluation_matrix.json",
+    "stats": "statistical_analysis.json",
+    "performance": "performance_summary.json",
+    "categories": "category_analysis.json",
+    "hypotheses": "hypothesis_analysis.json",
+    "table": "per_image_metrics.csv",
+    "categories_table": "image_categories.csv",
+}
+EVALUATION_JSON = tuple(name for name in EVALUATION_FILES.values() if name.endswith(".json"))
+EVALUATION_CSV = tuple(name for name in EVALUATION_FILES.values() if name.endswith(".csv"))
+
+
+def evaluation_file(results: str | Path, what: str) -> Path:
+    """One file of evaluation_results/ (``what``: a key of EVALUATION_FILES)."""
+    return evaluation_dir(results) / EVALUATION_FILES[what]
 
 # -- What every output kind is, and how it is verified -------------------------------------------
 # One declaration, read twice: the Snakefile's `rule all` asks for every declared output (so a

@@ -1,0 +1,17 @@
+"""Params that a rule hands to its job as they are (pure Python; rules/common.smk, rules/study_common.smk)."""
+
+from __future__ import annotations
+
+
+def literal(value):
+    """A param Snakemake must not format (source paths may hold '{' or '}')."""
+    return lambda wildcards: value
+
+
+def untracked(value):
+    """A param handed to the job that is not a rerun trigger: where the job's work runs (device,
+    GPU lock folder, threads) or a value whose change already reaches the job another way (its
+    arm's settings file, its inputs). Snakemake leaves a param given by a function of `input` out
+    of the params it records and compares (rules.Rule._is_deriving_function, persistence
+    params_changed), so handing it over reruns nothing. Not formatted either (may hold braces)."""
+    return lambda wildcards, input: value
