@@ -45,17 +45,14 @@ def test_settings_survive_the_trip_through_rule_params(tmp_path, build, cls):
         assert cls.from_params(handed) == settings
 
 
-def test_study_settings_survive_the_trip_and_name_the_gate_images(tmp_path):
+def test_study_settings_survive_the_trip_and_name_the_gate_images(tmp_path, demo_data):
     cfg = load_config([REPO / "demo" / "study.yaml"], {"results_dir": str(tmp_path / "results"),
-                                                        "data": {"root": str(REPO / "demo" / "data")}})
+                                                        "data": {"root": str(demo_data)}})
     subs = model_configs(cfg)
     settings = study_settings(subs)
     assert StudySettings.from_params(pickle.loads(pickle.dumps(settings.params()))) == settings
     assert list(settings.models) == list(subs)
-    n_gate = cfg["quality_gate"]["images_per_loss"]
-    if not (REPO / "demo" / "data").is_dir():
-        pytest.skip("demo data not made (python -m latentopt.data.demo_data demo/data)")
-    assert len(settings.gate_images) == n_gate
+    assert len(settings.gate_images) == cfg["quality_gate"]["images_per_loss"]
 
 
 def test_demo_model_label_is_read_when_a_job_asks(tmp_path):
