@@ -363,20 +363,21 @@ def _vs_baseline(stats: Mapping, tests: Mapping, arm: str, metric: str, alpha: f
 def _cost_lines(perf: Mapping, arms: Sequence[str]) -> list[str]:
     """The cost sentence, on counted work (TFLOP per image, analysis.performance.counted_work): a
     ranking only for the pairs analysis.performance.cost_comparisons claims (arms with identical
-    counted work are never ranked); measured time beside it, a time difference quoted only where
-    it clears the batch-to-batch noise and agrees with counted work."""
+    counted work are never ranked); measured time beside it as context, a time difference quoted
+    only where it clears the batch-to-batch noise and agrees with counted work."""
     work = {a: _get(perf, "datasets", a, "counted_work") for a in arms}
     work = {a: w for a, w in work.items() if w and is_finite(_get(w, "tflop_per_image", "mean"))}
-    if not work:
-        return ["Cost: no counted work was recorded (records written before FLOPs were counted), so no cost comparison is made."]
-    order = sorted(work, key=lambda a: work[a]["tflop_per_image"]["mean"])
-    means = ", ".join(f"{a} {work[a]['tflop_per_image']['mean']:.3g}" for a in order)
-    line = f"Cost (counted work, TFLOP per image: FLOPs counted by {work[order[0]]['counter']} over the passes each image ran): {means}"
+    if work:
+        order = sorted(work, key=lambda a: work[a]["tflop_per_image"]["mean"])
+        means = ", ".join(f"{a} {work[a]['tflop_per_image']['mean']:.3g}" for a in order)
+        line = f"Cost (counted work, TFLOP per image: FLOPs counted by {work[order[0]]['counter']} over the passes each image ran): {means}"
+    else:
+        line = "Cost: no counted work was recorded (records written before FLOPs were counted), so no cost ranking is made"
     comps = [c for c in (perf.get("cost_comparisons") or []) if c["a"] in work and c["b"] in work]
     parts = []
     for c in (c for c in comps if c.get("claimed")):
         cheap, dear = (c["a"], c["b"]) if c["mean_diff"] < 0 else (c["b"], c["a"])
-        ratio = c["ratio"] if c["a"] == dear else (1 / c["ratio"] if c.get("ratio") else None)
+        ratio = c.get("ratio") if c["a"] == dear else (1 / c["ratio"] if c.get("ratio") else None)
         t = c.get("time") or {}
         time_note = (f"; measured time agrees ({fmt(abs(t['mean_diff']), 'time_s')} s/image, noise CV {100 * t['noise_cv']:.0f} %)" if t.get("claimed")
                      else "; measured time does not show it beyond the noise" if t else "")
@@ -389,6 +390,11 @@ def _cost_lines(perf: Mapping, arms: Sequence[str]) -> list[str]:
         line += f". Identical counted work, not ranked by cost: {', '.join(same)}"
     if unclear:
         line += f". No cost ranking (images differ in both directions): {', '.join(unclear)}"
-    if not parts and not same and not unclear:
-        line += ". One arm: nothing to rank"
+    times = {a: _get(perf, "datasets", a, "batch_costs") for a in arms}
+    times = {a: c for a, c in times.items() if c and is_finite(_get(c, "compute_per_image_s", "mean"))}
+    if times:
+        clock = ", ".join(sorted({k for c in times.values() for k in c.get("clock") or []}))
+        order = sorted(times, key=lambda a: times[a]["compute_per_image_s"]["mean"])
+        measured = ", ".join(f"{a} {times[a]['compute_per_image_s']['mean']:.3g} s ({times[a]['n_batches']} batches)" if not n_too_small(times[a]["n_batches"] or 0) else f"{a} n too small ({times[a]['n_batches']} batches)" for a in order)
+        line += f". Measured compute per image on the device clock ({clock}; context, not the cost axis; the batch is the unit): {measured}"
     return [line + "."]
