@@ -36,10 +36,32 @@ def get_lr_cosine_with_warmup(i, num_steps=100, num_warmup_steps=10, lr_max=0.01
     return lr
 
 
+def decoder_inv_nograd_lr(lr, num_steps):
+    """The rate decoder_inv_nograd's loop uses at step i (called in order i = 0, 1, ...), verbatim:
+    the schedule's length capped at 100 steps, the rate held from step 0.8 * that length on."""
+    if num_steps > 100:
+        num_steps_cutoff = 100
+    else:
+        num_steps_cutoff = num_steps
+    num_warmup_steps = num_steps_cutoff // 10
+    state = {}
+
+    def lr_now(i):
+        if i < 0.8 * num_steps_cutoff:
+            state["lr_min"] = get_lr_cosine_with_warmup(i, num_steps=num_steps_cutoff, num_warmup_steps=num_warmup_steps, lr_max=lr)
+            return state["lr_min"]
+        return state["lr_min"]
+
+    return lr_now
+
+
 def lr_of(schedule, lr, num_steps):
-    """The rate of step i: constant, or dec-inv's schedule with num_warmup_steps = num_steps // 10."""
+    """The rate of step i: constant, dec-inv's get_lr_cosine_with_warmup with num_warmup_steps =
+    num_steps // 10, or the rate decoder_inv_nograd's loop uses (dec_inv)."""
     if schedule == "constant":
         return lambda i: lr
+    if schedule == "dec_inv":
+        return decoder_inv_nograd_lr(lr, num_steps)
     return lambda i: get_lr_cosine_with_warmup(i, num_steps=num_steps, num_warmup_steps=num_steps // 10, lr_max=lr)
 
 
@@ -193,6 +215,28 @@ def test_methods_follow_the_published_update_rules_on_taef2(taef2, photo, method
            loose=method == "backprop")
 
 
+def test_gradient_free_with_dec_invs_schedule_follows_its_loop(tiny, images):
+    """Past the cap: 130 steps, the rate held from step 80 on, as decoder_inv_nograd runs it."""
+    _agree(tiny, images, "gradient_free", "dec_inv", iterations=130, lr=0.05)
+
+
+@pytest.mark.parametrize("iterations", [12, 15])
+def test_gradient_free_with_dec_invs_schedule_matches_its_loop_on_taef2(taef2, photo, iterations):
+    """gradient_free with the published schedule against a transcription of decoder_inv_nograd on
+    TAEF2 crops, to 1e-4: every monitored loss (relative) and the returned latent (absolute). At 15
+    steps the hold starts at step 13 (dec-inv's float comparison i < 0.8 * 15)."""
+    settings = _settings("gradient_free", "dec_inv", iterations=iterations, lr=0.05)
+    tracks = _run(taef2, photo, settings, loss="mse")
+    loss_fn = build_loss({"name": "mse"})
+    zs = dec_inv_nograd(taef2.encode, taef2.decode, photo, iterations, decoder_inv_nograd_lr(0.05, iterations))
+    with torch.no_grad():
+        losses = np.array([loss_fn(taef2.decode(z), photo).numpy() for z in zs])
+    for i, track in enumerate(tracks):
+        np.testing.assert_allclose(track.history, losses[:, i], rtol=1e-4, atol=0)
+        best = int(np.argmin(losses[:, i]))
+        assert float((track.best_z - zs[best][i]).abs().max()) <= 1e-4
+
+
 # -- (b) gradient_free does what the paper says on a real photo --------------------------------------
 
 def test_gradient_free_reduces_the_residual_and_improves_psnr_on_taef2(taef2, photo):
@@ -218,6 +262,19 @@ def test_cosine_warmup_is_dec_invs_schedule(iterations):
     for i in range(iterations):
         want = get_lr_cosine_with_warmup(i, num_steps=iterations, num_warmup_steps=iterations // 10, lr_max=0.01)
         assert ours(i, lr=0.01, iterations=iterations, warmup_fraction=0.1) == pytest.approx(want, rel=1e-12)
+    with pytest.raises(ValueError):
+        ours(iterations, lr=0.01, iterations=iterations, warmup_fraction=0.1)
+
+
+@pytest.mark.parametrize("iterations", [1, 4, 5, 9, 10, 15, 30, 37, 99, 100, 101, 150, 250])
+def test_dec_inv_is_the_rate_decoder_inv_nograd_uses(iterations):
+    ours, theirs = learning_rate("dec_inv"), decoder_inv_nograd_lr(0.01, iterations)
+    got = [ours(i, lr=0.01, iterations=iterations, warmup_fraction=0.1) for i in range(iterations)]
+    want = [theirs(i) for i in range(iterations)]
+    assert got == pytest.approx(want, rel=1e-12, abs=0)
+    cosine = [learning_rate("cosine_warmup")(i, lr=0.01, iterations=iterations, warmup_fraction=0.1) for i in range(iterations)]
+    if iterations >= 5:  # the hold: the last steps keep a rate cosine_warmup decays below
+        assert got[-1] > cosine[-1]
     with pytest.raises(ValueError):
         ours(iterations, lr=0.01, iterations=iterations, warmup_fraction=0.1)
 
@@ -336,10 +393,20 @@ def test_default_method_and_schedule_keep_params_and_fingerprint(explicit):
 def test_a_method_or_schedule_in_use_is_in_the_params():
     base = arm_settings(validate_config(seed_config()), "psnr")
     free = arm_settings(validate_config(seed_config(**{"losses.psnr.method": "gradient_free"})), "psnr")
+    free_constant = arm_settings(validate_config(seed_config(**{"losses.psnr.method": "gradient_free", "losses.psnr.schedule": "constant"})), "psnr")
     cosine = arm_settings(validate_config(seed_config(**{"losses.psnr.schedule": "cosine_warmup"})), "psnr")
-    assert free["method"] == "gradient_free" and "schedule" not in free
+    # gradient_free's default schedule is dec-inv's published one (it is in the params); constant stays out
+    assert free["method"] == "gradient_free" and free["schedule"] == "dec_inv" and free["warmup_fraction"] == 0.1
+    assert free_constant["method"] == "gradient_free" and "schedule" not in free_constant
     assert cosine["schedule"] == "cosine_warmup" and cosine["warmup_fraction"] == 0.1 and "method" not in cosine
-    assert len({sha256_json(p) for p in (base, free, cosine)}) == 3
+    assert len({sha256_json(p) for p in (base, free, free_constant, cosine)}) == 4
+
+
+@pytest.mark.parametrize("explicit", ["cosine_warmup", "constant", "dec_inv"])
+def test_an_explicit_schedule_wins_over_gradient_frees_default(explicit):
+    config = validate_config(seed_config(**{"losses.psnr.method": "gradient_free", "losses.psnr.schedule": explicit}))
+    assert config["losses"]["psnr"]["schedule"] == explicit
+    assert validate_config(seed_config(**{"losses.psnr.schedule": "dec_inv"}))["losses"]["psnr"]["method"] == "backprop"
 
 
 # -- the job ------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ Laplacian-variance sharpness ratio (visual_quality.py), plus the job's records o
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -22,6 +23,26 @@ from latentopt.metrics.lpips_network import lpips_network
 from latentopt.metrics.visual_quality import visual_metrics
 
 RECORD_COLUMNS = ("time_s", "optimization_time_s", "iterations", "converged_at", "stop_reason", "peak_memory_mb", "device", "batch_size")
+# the arm's settings as the record states them (optimize.records.arm_record), one column each;
+# the loss spec, stop rule and a batch's image ids as compact JSON text
+SETTING_COLUMNS = ("method", "loss", "lr", "iterations", "schedule", "warmup_fraction", "stopping")
+
+
+def settings_columns(record: dict) -> dict:
+    """``setting_<key>`` columns of a per-image record's ``settings`` (empty for a record written
+    before records carried them), the counted work (``tflop``, ``tflop_per_iteration``) and the
+    batch composition (``batch_image_ids``: the images optimized together)."""
+    settings = record.get("settings") or {}
+    out = {f"setting_{k}": _cell(settings.get(k)) for k in SETTING_COLUMNS}
+    work = record.get("counted_work") or {}
+    out.update(tflop=work.get("tflop"), tflop_per_iteration=work.get("tflop_per_iteration"))
+    ids = (record.get("batch") or {}).get("image_ids")
+    out["batch_image_ids"] = None if ids is None else " ".join(ids)
+    return out
+
+
+def _cell(value):
+    return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
 
 
 def per_image_table(records: Sequence[str | Path], results: str | Path, lpips_nets: dict) -> pd.DataFrame:
@@ -33,6 +54,7 @@ def per_image_table(records: Sequence[str | Path], results: str | Path, lpips_ne
         record = read_json(path)
         arm, split, image_id = record["arm"], record["split"], record["image_id"]
         row = {"dataset": arm, "split": split, "image_id": image_id, "status": record["status"], "reason": record.get("reason"), "failure_kind": failure_kind(record)}
+        row.update(settings_columns(record))
         if record["status"] == "ok":
             pred = read_rgb(layout.dataset_png_dir(results, arm) / split / f"{image_id}.png")
             ref = read_rgb(layout.original_png(results, split, image_id))
@@ -40,7 +62,7 @@ def per_image_table(records: Sequence[str | Path], results: str | Path, lpips_ne
             row.update(visual_metrics(pred, ref))
             row.update({k: record.get(k) for k in RECORD_COLUMNS})
             row["retried"] = bool(record.get("retry"))  # the non-convergence retry ran (optimizer.optimize_with_retry)
-            row.update({f"batch_{k}": v for k, v in (record.get("batch") or {}).items()})
+            row.update({f"batch_{k}": v for k, v in (record.get("batch") or {}).items() if k != "image_ids"})
             row["initial_psnr"] = record["initial"]["psnr"]
             row["loss_initial"] = record.get("initial_loss")
             row["loss_best"] = record.get("best_loss")

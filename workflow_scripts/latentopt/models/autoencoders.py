@@ -41,7 +41,7 @@ import torch
 from latentopt.models.demo_model import load_network
 from latentopt.models.taesd import TAESD
 from latentopt.workflow import weights
-from latentopt.workflow.model_specs import normalize_spec
+from latentopt.workflow.model_specs import SYNTHETIC_KINDS, normalize_spec
 from latentopt.workflow.weights import WeightFile, fetch_weights, required_weight_files
 
 _CONVENTIONS = {
@@ -64,7 +64,8 @@ class Autoencoder(torch.nn.Module):
 
     ``model`` is the wrapped network; ``convention`` is ``"kl"``, ``"tiny"``, ``"taesd"`` or
     ``"demo"``;
-    ``info`` describes it (kind, source, weights_sha256, synthetic, latent_channels,
+    ``info`` describes it (kind, source, weights_sha256, synthetic (not research results: random or
+    demo-trained, :data:`latentopt.workflow.model_specs.SYNTHETIC_KINDS`), latent_channels,
     downsample_factor, latent_convention, dtype, ...). ``train()`` is a no-op: the model stays
     in eval mode.
     """
@@ -193,12 +194,11 @@ def load_autoencoder(spec: dict, device="cpu", dtype=None):
     dtype = torch.float32 if dtype is None else dtype
     s = normalize_spec(spec)
     kind = s["kind"]
-    info: dict[str, Any] = {"kind": kind, "synthetic": False, "spec": s}
+    info: dict[str, Any] = {"kind": kind, "synthetic": kind in SYNTHETIC_KINDS, "spec": s}
 
     if kind == "synthetic_kl":
         model = _synthetic_kl(s)
         info["source"] = f"synthetic AutoencoderKL (seed {s['seed']})"
-        info["synthetic"] = True
         info["weights_sha256"] = state_dict_sha256(model)  # of the float32 initialisation
         info["weight_files"] = {}
         convention = "kl"

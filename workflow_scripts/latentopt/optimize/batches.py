@@ -24,6 +24,7 @@ from latentopt.optimize.interrupts import interruptible, progress_logger
 from latentopt.optimize.items import Item, failure
 from latentopt.optimize.methods import method_class
 from latentopt.optimize.optimizer import ImageTrack, optimize_with_retry
+from latentopt.optimize.work import WorkCounter, image_work
 
 
 def _to_tensor(arrays: list[np.ndarray], device: torch.device) -> torch.Tensor:
@@ -56,14 +57,14 @@ class BatchClock:
             self.events[0].record()
         self.cpu0, self.wall0 = time.process_time(), time.perf_counter()
 
-    def stop(self, batch_id: str, images: int, image_iterations: int) -> dict:
+    def stop(self, batch_id: str, image_ids: list[str], image_iterations: int) -> dict:
         if self.cuda:
             self.events[1].record()
             self.events[1].synchronize()
             compute_s, clock = self.events[0].elapsed_time(self.events[1]) / 1000.0, "cuda_events"
         else:
             compute_s, clock = time.process_time() - self.cpu0, "process_cpu_time"
-        return {"id": batch_id, "images": images, "image_iterations": int(image_iterations), "clock": clock,
+        return {"id": batch_id, "images": len(image_ids), "image_ids": list(image_ids), "image_iterations": int(image_iterations), "clock": clock,
                 "compute_s": compute_s, "wall_s": time.perf_counter() - self.wall0}
 
 
@@ -113,7 +114,7 @@ def run_batch(ctx: JobContext, items: list[Item], batch_size: int | None = None)
                     ctx.log, total, [ids[i] for i in todo], where=where, retry=True),
                 log=ctx.log,
             )
-    batch = clock.stop(f"{items[0].split}/{ids[0]}", len(items), sum(t.steps + (t.retry["first_attempt"]["steps"] if t.retry else 0) for t in tracks))
+    batch = clock.stop(f"{items[0].split}/{ids[0]}", ids, sum(t.steps + (t.retry["first_attempt"]["steps"] if t.retry else 0) for t in tracks))
     best = torch.stack([t.best_z for t in tracks]).to(device)
     with ctx.stage("exact_decodes"):
         initial, final = decode_exact(ctx.model, z0), decode_exact(ctx.model, best)
@@ -123,6 +124,8 @@ def run_batch(ctx: JobContext, items: list[Item], batch_size: int | None = None)
     rows, cols = region.slices()
     decoded_u8 = [to_uint8(final[i, :, rows, cols].permute(1, 2, 0).cpu().numpy()) for i in range(len(items))]
     peak = _peak_memory_mb(device)
+    with ctx.stage("flop_count"):  # after the clock: counting is not the batch's cost
+        passes = ctx.work.passes(tuple(targets.shape[1:]), region.slices()) if ctx.work is not None else None
     out = []
     for i, (item, track) in enumerate(zip(items, tracks)):
         failed = track.stop_reason == "timeout"
@@ -137,6 +140,7 @@ def run_batch(ctx: JobContext, items: list[Item], batch_size: int | None = None)
                 "peak_memory_mb": peak,
                 "batch_size": len(items),
                 "batch": batch,
+                "work": image_work(passes, None if settings is None else track, settings is not None and settings.reference) if passes else None,
                 "device": str(device),
                 "status": "failed" if failed else "ok",
                 "reason": f"timeout after {track.time_s:.0f} s" if failed else None,
@@ -164,7 +168,9 @@ def run_items(ctx: JobContext, items: list[Item], batch_size: int) -> list[dict]
             elif ctx.device.type != "cpu" and ctx.run.cpu_fallback and ctx.cpu_model_factory:
                 ctx.log(f"out of memory for {batch[0].image_id} at batch 1: retrying on the CPU")
                 model, loss_fn, nets = ctx.cpu_model_factory()
-                cpu_ctx = dataclasses.replace(ctx, model=model, loss_fn=loss_fn, metric_nets=nets, device=torch.device("cpu"))
+                cpu = torch.device("cpu")
+                cpu_ctx = dataclasses.replace(ctx, model=model, loss_fn=loss_fn, metric_nets=nets, device=cpu,
+                                              work=WorkCounter(model, loss_fn, ctx.work.needs_grad, cpu) if ctx.work else None)
                 results.extend(run_items(cpu_ctx, batch, 1))
             else:
                 results.append(failure(batch[0], "CUDA out of memory at batch size 1", traceback.format_exc()))

@@ -17,6 +17,8 @@ from latentopt.models import autoencoders
 from latentopt.optimize.checkpoints import CheckpointStore
 from latentopt.optimize.decoder_step import DecoderStep
 from latentopt.optimize.losses import build_loss
+from latentopt.optimize.methods import method_class
+from latentopt.optimize.work import WorkCounter
 from latentopt.workflow.settings import AdamSettings, ArmSettings, RunSettings
 
 
@@ -38,6 +40,7 @@ class JobContext:
     cpu_model_factory: Callable[[], tuple] | None = None
     clock: StageClock | None = None  # where the job's wall time goes (stage_times)
     synthetic: tuple[str, ...] = ()  # what every record says is random or demo-only
+    work: WorkCounter | None = None  # counted FLOPs of the job's passes, once per image shape
 
     def stage(self, name: str):
         return self.clock.stage(name) if self.clock is not None else contextlib.nullcontext()
@@ -76,5 +79,7 @@ def build_context(settings: ArmSettings, run: RunSettings, device: str, *, check
     model, loss_fn, nets = make(dev, model)
     fingerprint = job_fingerprint(settings.params(), model.info["weights_sha256"])
     store = None if settings.is_baseline or checkpoints is None else CheckpointStore(checkpoints, fingerprint)
+    needs_grad = None if settings.is_baseline else method_class(settings.adam.method).needs_grad
     return JobContext(settings.arm, settings, run, DecoderStep.from_numerics(settings.numerics), model, dev, loss_fn,
-                      nets, store, fingerprint, log, lambda: make(torch.device("cpu")), synthetic=tuple(synthetic))
+                      nets, store, fingerprint, log, lambda: make(torch.device("cpu")), synthetic=tuple(synthetic),
+                      work=WorkCounter(model, loss_fn, needs_grad, dev))

@@ -48,7 +48,7 @@ def write_outputs(ctx: JobContext, result: dict, outputs: Outputs) -> dict:
     item = result["item"]
     pt_path, json_path = outputs[item.image_id]
     payload, record = image_files(item, ctx.arm, result, fingerprint=ctx.fingerprint,
-                                  synthetic=list(ctx.synthetic), model_info=ctx.model.info)
+                                  synthetic=list(ctx.synthetic), model_info=ctx.model.info, settings=ctx.arm_settings)
     write_image_files(pt_path, json_path, payload, record)
     if ctx.store is not None and result["status"] == "ok":
         ctx.store.keep_done(item.image_id, pt_path, json_path)

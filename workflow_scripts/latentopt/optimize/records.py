@@ -11,8 +11,11 @@
     model (the autoencoder's info), finished_at, host, slurm_job_id, cuda_visible_devices; with a
     result also initial and final (metrics), iterations, converged_at, stop_reason, initial_loss,
     best_loss, final_loss, returned_latent, retry, time_s (optimization + encode share),
-    optimization_time_s, peak_memory_mb, device, batch_size, batch (the batch's clock), size
-    (method gradient_free: initial_residual, last_residual, from residual_history);
+    optimization_time_s, peak_memory_mb, device, batch_size, batch (the batch's clock and
+    image_ids, the images optimized together), size, counted_work (FLOPs of the image's passes,
+    :func:`latentopt.optimize.work.image_work`; ``tflop`` its total) (method gradient_free:
+    initial_residual, last_residual, from residual_history); always ``settings``, what produced
+    the image (:func:`arm_record`: method, loss spec, lr, iterations, schedule, stop rule, ...);
     for a failure without a result the traceback; always pt_sha256 (of the .pt).
 
 Read back by the dataset build (:func:`latentopt.data.datasets.read_verified`), the evaluation, the
@@ -31,8 +34,26 @@ import torch
 from latentopt.core.fileio import atomic_path, sha256_file, write_json
 
 
-def image_files(item, arm: str, result: dict, *, fingerprint: str, synthetic: list[str], model_info: dict) -> tuple[dict, dict]:
-    """(payload, record) of one image from a job's result (see the module docstring)."""
+def arm_record(settings) -> dict:
+    """The arm's settings as a record states them (``settings``: the job's
+    :class:`latentopt.workflow.settings.ArmSettings`): method, loss spec, Adam's lr/betas/eps,
+    iterations (the budget; the record's ``iterations`` is what ran), schedule and its warm-up
+    share, stop rule, retry, decoder precision. The baseline: method ``None`` (encode + decode)."""
+    adam = settings.adam
+    out = {"arm": settings.arm, "method": None if adam is None else adam.method, "loss": settings.loss,
+           "precision": settings.numerics.precision}
+    if adam is not None:
+        out.update(lr=adam.lr, betas=list(adam.betas), eps=adam.eps, iterations=adam.iterations, schedule=adam.schedule,
+                   warmup_fraction=None if adam.schedule == "constant" else adam.warmup_fraction,
+                   stopping={"rule": adam.stopping.rule, "threshold": adam.stopping.threshold, "patience": adam.stopping.patience},
+                   retry={"enabled": adam.retry.enabled, "lr_factor": adam.retry.lr_factor, "iterations_factor": adam.retry.iterations_factor})
+    return out
+
+
+def image_files(item, arm: str, result: dict, *, fingerprint: str, synthetic: list[str], model_info: dict,
+                settings=None) -> tuple[dict, dict]:
+    """(payload, record) of one image from a job's result (see the module docstring);
+    ``settings``: the job's ArmSettings (the record's ``settings``, :func:`arm_record`)."""
     record = {
         "image_id": item.image_id,
         "split": item.split,
@@ -41,6 +62,7 @@ def image_files(item, arm: str, result: dict, *, fingerprint: str, synthetic: li
         "reason": result.get("reason"),
         "failure_kind": result.get("failure_kind", "optimization") if result["status"] != "ok" else None,
         "fingerprint": fingerprint,
+        "settings": None if settings is None else arm_record(settings),
         "synthetic": synthetic,
         "model": model_info,
         "finished_at": time.time(),
@@ -78,6 +100,8 @@ def image_files(item, arm: str, result: dict, *, fingerprint: str, synthetic: li
             batch_size=result["batch_size"],
             batch=result.get("batch"),
             size=list(item.reference.shape[:2]),
+            counted_work=result.get("work"),
+            tflop=(result.get("work") or {}).get("tflop"),
         )
         if track.residual is not None:  # method gradient_free: mean (E(D(z_t)) - z_0)**2, first and last step
             record.update(initial_residual=track.residual[0], last_residual=track.residual[-1])

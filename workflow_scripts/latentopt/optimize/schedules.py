@@ -14,9 +14,17 @@ A schedule maps the 0-based index ``i`` of an Adam step (the step from z_i to z_
 
   The first step already moves (``(i+1)/W``, unlike transformers' ``get_cosine_schedule_with_warmup``
   used by dec-inv's gradient-based baseline, whose first step has lr 0), and the last step's rate is
-  small but not 0. Not reproduced from dec-inv's gradient-free loop: it caps the schedule's length at
-  100 steps and holds the rate reached at 80 % of it for the remaining steps; here the schedule runs
-  over the arm's own ``iterations`` (the retry's over its own).
+  small but not 0. The schedule runs over the arm's own ``iterations`` (the retry's over its own);
+* ``dec_inv``: the rate dec-inv's gradient-free loop (``decoder_inv_nograd``) actually uses, the
+  default of method gradient_free. It caps the schedule's length at ``C = min(iterations, 100)``
+  steps (``num_steps_cutoff``), uses ``cosine_warmup`` over C steps while ``i < 0.8 * C`` (the
+  comparison in floating point, as written there: at C = 15 the hold starts at step 13) and holds
+  the last rate so reached for every later step::
+
+      h = the last i with i < 0.8 * C:   lr_i = cosine_warmup(min(i, h); lr, C)
+
+  so the rate never decays below its value at 80 % of the capped schedule, and runs longer than
+  100 steps keep that rate from step 80 on.
 
 An image that stops early (stopping rule) simply stops on the schedule; a resumed run continues on it
 from the checkpoint's iteration.
@@ -47,7 +55,23 @@ def cosine_warmup(i: int, *, lr: float, iterations: int, warmup_fraction: float)
     return lr * (1 + math.cos(math.pi * (i - w) / (iterations - w))) / 2
 
 
-SCHEDULES: dict[str, Callable[..., float]] = {"constant": constant, "cosine_warmup": cosine_warmup}
+DEC_INV_CAP = 100  # decoder_inv_nograd's num_steps_cutoff
+DEC_INV_HOLD = 0.8  # ... and the share of it after which the rate is held
+
+
+def hold_step(cap: int) -> int:
+    """The last step i with ``i < 0.8 * cap`` (dec-inv's float comparison)."""
+    return math.ceil(DEC_INV_HOLD * cap) - 1
+
+
+def dec_inv(i: int, *, lr: float, iterations: int, warmup_fraction: float) -> float:
+    if not 0 <= i < iterations:
+        raise ValueError(f"step {i} outside a schedule of {iterations} steps")
+    cap = min(iterations, DEC_INV_CAP)
+    return cosine_warmup(min(i, hold_step(cap)), lr=lr, iterations=cap, warmup_fraction=warmup_fraction)
+
+
+SCHEDULES: dict[str, Callable[..., float]] = {"constant": constant, "cosine_warmup": cosine_warmup, "dec_inv": dec_inv}
 
 
 def learning_rate(name: str) -> Callable[..., float]:

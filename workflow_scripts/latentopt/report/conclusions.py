@@ -13,8 +13,9 @@ rests on:
 * "use X" only when X beats the baseline on the evidence metric with Holm-corrected Wilcoxon
   p < alpha (FID: the paired-bootstrap CI of the difference excludes 0); when the test family
   cannot reach alpha at this n the sentence says "n too small";
-* a cost ranking only when analysis.performance.cost_comparisons claims it (difference beyond the
-  batch-to-batch noise).
+* a cost ranking only when analysis.performance.cost_comparisons claims it, on counted work (arms
+  with identical counted work are never ranked); measured time is quoted beside it only where it
+  clears the batch-to-batch noise and agrees with counted work.
 """
 
 from __future__ import annotations
@@ -360,27 +361,40 @@ def _vs_baseline(stats: Mapping, tests: Mapping, arm: str, metric: str, alpha: f
 
 
 def _cost_lines(perf: Mapping, arms: Sequence[str]) -> list[str]:
-    """The cost sentence: a ranking only for the pairs whose difference in compute per image
-    exceeds the measured batch-to-batch noise (analysis.performance.cost_comparisons)."""
-    costs = {a: _get(perf, "datasets", a, "batch_costs") for a in arms}
-    costs = {a: c for a, c in costs.items() if c and is_finite(_get(c, "compute_per_image_s", "mean"))}
-    if not costs:
-        return ["Cost: no batch times were recorded, so no cost comparison is made."]
-    comps = [c for c in (perf.get("cost_comparisons") or []) if c["a"] in costs and c["b"] in costs]
-    claimed = [c for c in comps if c.get("claimed")]
-    clock = ", ".join(sorted({k for c in costs.values() for k in c.get("clock") or []}))
-    order = sorted(costs, key=lambda a: costs[a]["compute_per_image_s"]["mean"])
-    means = ", ".join(f"{a} {costs[a]['compute_per_image_s']['mean']:.3g} s ({costs[a]['n_batches']} batches)" if not n_too_small(costs[a]["n_batches"] or 0) else f"{a} n too small ({costs[a]['n_batches']} batches)" for a in order)
-    line = f"Cost (compute per image on the device clock, {clock}; the batch is the unit): {means}"
-    if not claimed:
-        return [line + ". No cost ranking is claimed: no difference exceeds the batch-to-batch noise with a 95 % Welch interval excluding 0 (needs ≥ 5 batches per loss)."]
+    """The cost sentence, on counted work (TFLOP per image, analysis.performance.counted_work): a
+    ranking only for the pairs analysis.performance.cost_comparisons claims (arms with identical
+    counted work are never ranked); measured time beside it as context, a time difference quoted
+    only where it clears the batch-to-batch noise and agrees with counted work."""
+    work = {a: _get(perf, "datasets", a, "counted_work") for a in arms}
+    work = {a: w for a, w in work.items() if w and is_finite(_get(w, "tflop_per_image", "mean"))}
+    if work:
+        order = sorted(work, key=lambda a: work[a]["tflop_per_image"]["mean"])
+        means = ", ".join(f"{a} {work[a]['tflop_per_image']['mean']:.3g}" for a in order)
+        line = f"Cost (counted work, TFLOP per image: FLOPs counted by {work[order[0]]['counter']} over the passes each image ran): {means}"
+    else:
+        line = "Cost: no counted work was recorded (records written before FLOPs were counted), so no cost ranking is made"
+    comps = [c for c in (perf.get("cost_comparisons") or []) if c["a"] in work and c["b"] in work]
     parts = []
-    for c in claimed:
+    for c in (c for c in comps if c.get("claimed")):
         cheap, dear = (c["a"], c["b"]) if c["mean_diff"] < 0 else (c["b"], c["a"])
-        lo, hi = sorted((abs(c["ci95_low"]), abs(c["ci95_high"])))  # the saving's interval (it excludes 0: claimed)
-        parts.append(f"{cheap} is cheaper than {dear} by {fmt(abs(c['mean_diff']), 'time_s')} s/image (95% CI {interval(lo, hi, 'time_s')}; noise CV {100 * c['noise_cv']:.0f} %)")  # the report's one interval formatter
-    unclaimed = [f"{c['a']} vs {c['b']}" for c in comps if not c.get("claimed")]
-    line += ". " + "; ".join(parts)
-    if unclaimed:
-        line += f"; not distinguishable from noise: {', '.join(unclaimed)}"
+        ratio = c.get("ratio") if c["a"] == dear else (1 / c["ratio"] if c.get("ratio") else None)
+        t = c.get("time") or {}
+        time_note = (f"; measured time agrees ({fmt(abs(t['mean_diff']), 'time_s')} s/image, noise CV {100 * t['noise_cv']:.0f} %)" if t.get("claimed")
+                     else "; measured time does not show it beyond the noise" if t else "")
+        parts.append(f"{cheap} costs less than {dear} ({dear} {ratio:.2f}× {cheap}){time_note}" if ratio else f"{cheap} costs less than {dear}{time_note}")
+    same = [f"{c['a']} = {c['b']}" for c in comps if c.get("identical")]
+    unclear = [f"{c['a']} vs {c['b']}" for c in comps if not c.get("claimed") and not c.get("identical")]
+    if parts:
+        line += ". " + "; ".join(parts)
+    if same:
+        line += f". Identical counted work, not ranked by cost: {', '.join(same)}"
+    if unclear:
+        line += f". No cost ranking (images differ in both directions): {', '.join(unclear)}"
+    times = {a: _get(perf, "datasets", a, "batch_costs") for a in arms}
+    times = {a: c for a, c in times.items() if c and is_finite(_get(c, "compute_per_image_s", "mean"))}
+    if times:
+        clock = ", ".join(sorted({k for c in times.values() for k in c.get("clock") or []}))
+        order = sorted(times, key=lambda a: times[a]["compute_per_image_s"]["mean"])
+        measured = ", ".join(f"{a} {times[a]['compute_per_image_s']['mean']:.3g} s ({times[a]['n_batches']} batches)" if not n_too_small(times[a]["n_batches"] or 0) else f"{a} n too small ({times[a]['n_batches']} batches)" for a in order)
+        line += f". Measured compute per image on the device clock ({clock}; context, not the cost axis; the batch is the unit): {measured}"
     return [line + "."]

@@ -20,6 +20,7 @@ from latentopt.report.study_figures import study_figures
 from latentopt.workflow.analysis_settings import StudyModel, StudySettings
 from latentopt.workflow.messages import BANNER
 from latentopt.workflow.synthetic import study_parts
+from latentopt.workflow.model_specs import SYNTHETIC_KINDS
 
 
 def model_description(model: StudyModel) -> dict:
@@ -32,7 +33,7 @@ def model_description(model: StudyModel) -> dict:
         "label": label,
         "kind": model.kind,
         "decoder_parameters": decoder_parameters(load_autoencoder(dict(model.spec))),
-        "synthetic": model.kind in ("synthetic_kl", "demo_trained"),
+        "synthetic": model.kind in SYNTHETIC_KINDS,
     }
 
 

@@ -26,6 +26,10 @@ SPEC_DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "demo_trained": {"weights": None},
 }
+# "synthetic", one meaning everywhere (model info, records, reports, the study): the model's numbers
+# are not research results, because it is randomly initialised (synthetic_kl) or a tiny autoencoder
+# the demo trains for itself (demo_trained), not a published one.
+SYNTHETIC_KINDS = ("synthetic_kl", "demo_trained")
 REQUIRED_KEYS = {
     "diffusers_kl": ("source",),
     "diffusers_tiny": ("source",),
