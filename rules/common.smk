@@ -8,7 +8,7 @@ from snakemake.logging import logger
 # The library's import path is set by the Snakefile (script jobs get workflow_scripts/ on
 # sys.path from Snakemake itself: it is their directory).
 
-from latentopt.workflow import driverlock, layout, messages
+from latentopt.workflow import driverlock, integrity, layout, messages, repairs
 from latentopt.workflow.config import (
     ConfigError,
     arm_settings,
@@ -20,7 +20,7 @@ from latentopt.workflow.config import (
 )
 from latentopt.workflow.weights import ensure_weights
 from latentopt.core.fileio import check_folder_path, check_writable
-from latentopt.workflow.integrity import outputs_of, quarantine_damaged
+from latentopt.workflow.integrity import outputs_of
 from latentopt.workflow.job_params import optimize_run_params
 from latentopt.workflow.plan import build_plan, optimize_rule_name
 from latentopt.workflow.rule_params import literal, untracked
@@ -50,15 +50,20 @@ DEVICE = untracked(device_request(config))
 
 
 # Before planning, in the driver: another driver on this results folder is named now, before
-# Snakemake's own lock of the working directory (whose LockException advises --unlock); then an
-# output that fails verification is moved to quarantine (under the driver lock; dry runs too), so
-# that Snakemake finds it missing and makes it again with what depends on it
-# (latentopt.workflow.integrity). Every declared output is a target of `rule all`.
+# Snakemake's own lock of the working directory (whose LockException advises --unlock); then every
+# output is verified, reading only (latentopt.workflow.integrity.inspect): what fails is planned
+# again with what depends on it (forced files, latentopt.workflow.repairs) and listed; a real run
+# moves it aside before its first job (onstart), under the driver lock. In a study the study's
+# driver does that for every model (rules/study_common.smk). Every declared output is a target of
+# `rule all`.
 if workflow.is_main_process:
     HELD = driverlock.held_message(RESULTS)
     if HELD:
         logger.warning(HELD)
-    quarantine_damaged(config, PLAN, log=logger.warning)
+    INSPECTION = integrity.inspect(config, PLAN, log=logger.warning)
+    for line in INSPECTION.plan_lines():
+        logger.warning(line)
+    repairs.register(workflow, INSPECTION)
 
 DRIVER_LOCK = None
 
@@ -66,14 +71,19 @@ DRIVER_LOCK = None
 def preflight():
     """Before the first job (not in dry runs): missing weights fetched (unless offline), failing
     naming any still missing (before anything is written); results dir writable; this driver alone
-    on it (latentopt.workflow.driverlock)."""
+    on it (latentopt.workflow.driverlock); then what the check before planning found is acted on
+    (latentopt.workflow.repairs.apply_all)."""
     global DRIVER_LOCK
     try:
         ensure_weights(config)
         check_writable(RESULTS)
         DRIVER_LOCK = driverlock.acquire(RESULTS, log=logger.warning)
-    except (OSError, driverlock.LockHeld) as exc:
-        raise WorkflowError(f"cannot start: {exc}")
+        repairs.apply_all(workflow, log=logger.warning)
+    except (OSError, driverlock.LockHeld, integrity.CannotRepair) as exc:
+        release_lock()
+        damaged = repairs.damaged_count(workflow)
+        note = f"; {damaged} damaged output(s) listed above stay where they are" if damaged else ""
+        raise WorkflowError(f"cannot start: {exc}{note}")
 
 
 def release_lock():
@@ -106,6 +116,7 @@ onsuccess:
     announce(
         messages.end_lines(config, html_report_command(), synthetic_parts(config))
     )
+    announce(messages.other_arms_lines(RESULTS, integrity.other_arms_outputs(RESULTS, ARMS)))
 
 
 onerror:

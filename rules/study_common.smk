@@ -4,7 +4,8 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
 from latentopt.core.fileio import check_folder_path, check_writable
-from latentopt.workflow import driverlock, messages
+from latentopt.workflow import driverlock, integrity, messages, repairs
+from latentopt.workflow.plan import build_plan
 from latentopt.workflow.config import ConfigError, check_config, study_synthetic_parts
 from latentopt.workflow.study import model_configs, study_dir, study_params
 from latentopt.workflow.analysis_settings import study_settings
@@ -22,7 +23,8 @@ RESULTS = config["results_dir"]
 STUDY = str(study_dir(config))
 
 # Another driver on this study is named before any model's folder is checked (each model's
-# rules check their own folder for damaged outputs when they are made, below).
+# rules check their own folder, reading only, when they are made, below; this driver acts on what
+# they found, under the study's lock: one driver for the whole study).
 if workflow.is_main_process:
     HELD = driverlock.held_message(RESULTS)
     if HELD:
@@ -31,20 +33,33 @@ if workflow.is_main_process:
 DRIVER_LOCK = None
 
 
+MODEL_LOCKS = []
+
+
 def preflight():
     """Before the first job (not in dry runs): every model's weights (as a one-model run does),
-    the results folder writable, this driver alone on the study's folder."""
+    the results folder writable, this driver alone on the study's folder and on each model's
+    (a one-model run on a model's folder is refused meanwhile); then what the check before
+    planning found in each model's folder is acted on (latentopt.workflow.repairs.apply_all)."""
     global DRIVER_LOCK
     try:
         for sub in MODEL_CONFIGS.values():
             ensure_weights(sub)
         check_writable(RESULTS)
         DRIVER_LOCK = driverlock.acquire(RESULTS, log=logger.warning)
-    except (OSError, driverlock.LockHeld) as exc:
-        raise WorkflowError(f"cannot start: {exc}")
+        for sub in MODEL_CONFIGS.values():
+            MODEL_LOCKS.append(driverlock.acquire(sub["results_dir"], log=logger.warning))
+        repairs.apply_all(workflow, log=logger.warning)
+    except (OSError, driverlock.LockHeld, integrity.CannotRepair) as exc:
+        release_lock()
+        damaged = repairs.damaged_count(workflow)
+        note = f"; {damaged} damaged output(s) listed above stay where they are" if damaged else ""
+        raise WorkflowError(f"cannot start: {exc}{note}")
 
 
 def release_lock():
+    while MODEL_LOCKS:
+        MODEL_LOCKS.pop().release()
     if DRIVER_LOCK is not None:
         DRIVER_LOCK.release()
 
@@ -60,6 +75,10 @@ onsuccess:
     synthetic = study_synthetic_parts(MODEL_CONFIGS)
     for line in messages.study_end_lines(config, list(MODEL_CONFIGS), synthetic):
         logger.info(line)
+    for sub in MODEL_CONFIGS.values():
+        others = integrity.other_arms_outputs(sub["results_dir"], build_plan(sub).arms)
+        for line in messages.other_arms_lines(sub["results_dir"], others):
+            logger.info(line)
 
 
 onerror:

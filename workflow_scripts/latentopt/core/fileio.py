@@ -1,4 +1,18 @@
-"""Files that are either complete or absent: atomic writes, JSON with checksums, hard links."""
+"""Files that are either complete or absent, each with the checksum its writer recorded.
+
+Every output is written through :func:`atomic_path` (or a writer built on it: :func:`write_json`,
+:func:`write_text`): the content goes to a temporary file, is fsynced, its sha256 is written to the
+file's checksum record, and only then is it renamed into place. A file in place therefore always
+has a record written by its writer; a change of any byte afterwards (a cut at a line boundary, one
+changed digit) makes the file differ from its record (:func:`recorded`), which is what
+latentopt.workflow.integrity compares.
+
+A checksum record is a small JSON file, ``{"format": "latentopt-checksums/1", "files": {name:
+{"sha256", "size", "mtime_ns"}}}``, names relative to the record's folder. Each output has its own, hidden beside it:
+``.<name>.sha256`` (:func:`checksum_record`); parallel jobs writing into one folder never share
+one. A record listing several files (a job's manifest of its chunk) has the same format and is
+read by the same :func:`read_checksums`.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +22,93 @@ import json
 import math
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 
+CHECKSUM_FORMAT = "latentopt-checksums/1"
+CHECKSUM_SUFFIX = ".sha256"
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What a writer recorded of one file: its sha256, and its size and mtime as written (a file
+    whose size and mtime still equal them is taken as unchanged in the fast check)."""
+
+    sha256: str
+    size: int
+    mtime_ns: int
+
+    def same_stat(self, path: str | Path) -> bool:
+        st = os.stat(path)
+        return (st.st_size, st.st_mtime_ns) == (self.size, self.mtime_ns)
+
+
+def checksum_record(path: str | Path) -> Path:
+    """Where the writer of ``path`` records its sha256: ``.<name>.sha256`` in the same folder."""
+    path = Path(path)
+    return path.with_name(f".{path.name}{CHECKSUM_SUFFIX}")
+
+
+def _replace_synced(tmp: Path, path: Path) -> None:
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def record_of(path: str | Path) -> Recorded:
+    """The record of ``path`` as it is now (its sha256, size and mtime)."""
+    st = os.stat(path)
+    return Recorded(sha256_file(path), st.st_size, st.st_mtime_ns)
+
+
+def write_checksums(record: str | Path, files: dict[str, Recorded]) -> None:
+    """Write a checksum record (atomically; a record has no record of its own)."""
+    record = Path(record)
+    tmp = record.with_name(f"{record.name}.tmp-{os.getpid()}")
+    body = {name: {"sha256": r.sha256, "size": r.size, "mtime_ns": r.mtime_ns} for name, r in files.items()}
+    try:
+        tmp.write_text(json.dumps({"format": CHECKSUM_FORMAT, "files": body}, indent=1, sort_keys=True) + "\n")
+        _replace_synced(tmp, record)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def read_checksums(record: str | Path) -> dict[str, Recorded]:
+    """The {name: Recorded} of a checksum record; ValueError naming it when it is not one."""
+    try:
+        data = json.loads(Path(record).read_text())
+    except ValueError as exc:
+        raise ValueError(f"checksum record {record} is damaged ({exc})") from None
+    files = data.get("files") if isinstance(data, dict) and data.get("format") == CHECKSUM_FORMAT else None
+    try:
+        return {name: Recorded(str(v["sha256"]), int(v["size"]), int(v["mtime_ns"])) for name, v in files.items()}
+    except (AttributeError, KeyError, TypeError, ValueError):
+        raise ValueError(f"checksum record {record} is not a {CHECKSUM_FORMAT} record") from None
+
+
+def recorded(path: str | Path) -> Recorded | None:
+    """What the writer of ``path`` recorded; None when it has no record (written before records
+    existed, or by something else); ValueError when the record is damaged or does not name it."""
+    path = Path(path)
+    record = checksum_record(path)
+    try:
+        files = read_checksums(record)
+    except FileNotFoundError:
+        return None
+    if path.name not in files:
+        raise ValueError(f"checksum record {record} does not name {path.name}")
+    return files[path.name]
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success fsync and rename it into place.
-    A crash leaves either the old file or none, never a partial one."""
+    """Yield a temporary path next to ``path``; on success fsync it, record its sha256, size and
+    mtime (:func:`checksum_record`) and rename it into place (a rename keeps the mtime). A crash
+    leaves either the old file or none, never a partial one; a crash between the record and the
+    rename leaves a file that differs from its record, which verification redoes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -23,6 +116,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        write_checksums(checksum_record(path), {path.name: record_of(tmp)})
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -51,6 +145,11 @@ def _null_nonfinite(obj: Any) -> Any:
 def write_json(path: str | Path, data: Any) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(_null_nonfinite(data), indent=2, default=_json_default) + "\n")
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def as_json(data: Any) -> Any:
@@ -83,7 +182,9 @@ def sha256_json(data: Any) -> str:
 
 
 def link_or_copy(src: str | Path, dst: str | Path) -> None:
-    """Place ``src`` at ``dst`` (hard link when possible, else an atomic copy)."""
+    """Place ``src`` at ``dst`` (hard link when possible, else an atomic copy). A restored output
+    keeps the checksum record its writer left beside it (Snakemake removes the outputs of a job
+    that reruns, not their records); a copy records what it copied."""
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):

@@ -19,6 +19,7 @@ matplotlib.use("Agg")  # no display; must precede any pyplot import anywhere in 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from latentopt.core.fileio import atomic_path  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
@@ -33,8 +34,8 @@ def dataset_colors(datasets: Sequence[str]) -> dict[str, str]:
 
 def _save(fig: Figure, path: str | Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, facecolor="white")  # constrained layout already fits the canvas
+    with atomic_path(path) as tmp:  # complete or absent, with its checksum record
+        fig.savefig(tmp, dpi=DPI, facecolor="white", format="png")  # constrained layout already fits the canvas
     return path
 
 

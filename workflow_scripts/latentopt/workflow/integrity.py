@@ -12,27 +12,36 @@ in ``layout.VERIFY`` (a kind with an unknown verification cannot be declared):
   * ``per_image``: the record parses and has a status, its ``.pt`` matches ``pt_sha256``;
   * ``manifest``: a dataset's ``.pt`` and every PNG of its tree match the dataset manifest
     (``<arm>_dataset/manifest.json``, see latentopt.data.datasets), and no PNG is missing or extra;
-  * ``json`` / ``csv``: the file parses (CSV: a header, no ragged row, a complete last line);
-  * ``zip``: weights and features (torch ``.pt``, numpy ``.npz``) are zip archives whose directory
-    and member CRCs read back (torch-free: nothing is unpickled);
-  * ``png_dir``: every PNG of the folder has its signature and ends with an IEND chunk;
-  * ``text``: UTF-8, not empty.
+  * every other kind (``json``, ``csv``, ``zip``, ``png_dir``, ``text``, and the records,
+    manifests and settings files above): the file equals what its writer recorded beside it
+    (``.<name>.sha256``, latentopt.core.fileio: every writer records one, atomically with the
+    file), so a cut at a line boundary, a cut report or one changed digit is found. A file without
+    a record (written before records existed) falls back to a parse check: JSON parses; CSV has a
+    header, no ragged row, a complete last line; zip archives (torch ``.pt``, numpy ``.npz``) read
+    back with their CRCs (torch-free); PNGs have their signature and IEND; text is UTF-8, not empty;
+  * ``settings`` also: the settings it records equal the config's now. When they do not, the file
+    is not damaged but outdated: record_settings is planned again, as Snakemake's params trigger
+    would (also in a folder without Snakemake's metadata), and the arm's jobs follow.
 
-When: the Snakefile calls :func:`quarantine_damaged` in the driver while it is parsed, before
-Snakemake plans (dry runs and ``--summary`` included). Each output that fails, with the files
-verified through it (a record's PNG or ``.pt``, a dataset's ``.pt``, the damaged file itself), is
-moved to ``results_dir/.integrity/quarantine/<timestamp>/`` (same relative paths; each move is
-logged). Snakemake then plans normally: a declared output that is missing is made again, and what
-depends on it is rerun; nothing else is redone. The moves happen under the driver lock
-(latentopt.workflow.driverlock); when another driver holds it, or the folder cannot be written,
-nothing is moved and a warning says so. A dry run therefore also quarantines: the files were
-damaged, and the move is reversible (move them back by hand).
+When: :func:`inspect` runs in the driver while the Snakefile is parsed, before Snakemake plans, and
+reads only (dry runs, ``--summary``, ``--lint``, ``--report`` change nothing). The rules hand the
+outputs of what it found to Snakemake as forced files (``--forcerun``; rules/common.smk), so the
+plan of every command, dry runs included, shows their jobs and what depends on them, and a dry run
+lists each damaged file with what a real run will move aside. Only a real run acts, in its
+``onstart`` (after planning, before the first job, under the driver lock: :func:`apply`): each
+damaged output, with the files verified through it, is moved to
+``results_dir/.integrity/quarantine/<timestamp>/`` (same relative paths; each move logged); the
+forced jobs then make them again. Damage that cannot be moved aside stops the run (non-zero exit,
+saying why). A settings file that is missing or damaged is written again by its job; the arm's
+finished images are handed to their jobs, which restore every one whose fingerprint still matches
+the config instead of optimizing it again (latentopt.optimize.checkpoints).
 
-Outputs (not sources) are hashed or parsed again only when their size, mtime or ctime differ from
-the hash cache ``results_dir/.integrity/hash_cache.json``; ``LATENTOPT_VERIFY=full`` checks
-everything (a bit flip that leaves size and times unchanged, e.g. silent disk corruption, is only
-seen then). The cache is written only when it changed; entries of files that no longer exist are
-dropped; a damaged or wrong-shaped cache is discarded with a warning.
+Speed: a file whose size and mtime equal its record is taken as unchanged; anything else is hashed.
+Files without a record, and the files a record or manifest names, are hashed or parsed again only
+when their size, mtime or ctime differ from the hash cache ``results_dir/.integrity/hash_cache.json``
+(written by real runs only). ``LATENTOPT_VERIFY=full`` hashes everything (a bit flip that leaves
+size and times unchanged, e.g. silent disk corruption, is only seen then). A damaged or
+wrong-shaped cache is discarded with a warning.
 """
 
 from __future__ import annotations
@@ -47,9 +56,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from latentopt.workflow import driverlock, layout
+from latentopt.workflow import layout
 from latentopt.workflow.config import arm_settings, demo_model_summary, demo_model_weights
-from latentopt.core.fileio import as_json, read_json, sha256_file, write_json
+from latentopt.core.fileio import Recorded, as_json, checksum_record, read_json, recorded, sha256_file, write_json
 from latentopt.workflow.sources import source_sha256
 
 CACHE_NAME = Path(".integrity") / "hash_cache.json"
@@ -62,11 +71,13 @@ PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 
 @dataclass(frozen=True)
 class Finding:
-    """A declared output whose job must run again, why, and the files to move aside with it."""
+    """A declared output whose job must run again, why, and the files a real run moves aside
+    first (none for an intact file that is only outdated: a settings file the config changed)."""
 
     output: Path
     reason: str
     files: tuple[Path, ...] = field(default=())
+    damaged: bool = True
 
 
 def _valid_entry(entry) -> bool:
@@ -130,6 +141,12 @@ class HashCache:
         self._remember(key, [*stamp, digest])
         return digest
 
+    def matches(self, path: Path, rec: Recorded) -> bool:
+        """Whether ``path`` is what its writer recorded: by size and mtime (unless full), else by sha256."""
+        if not self.full and rec.same_stat(path):
+            return True
+        return self.sha256(path) == rec.sha256
+
     def checked(self, path: Path, verify: str, check: Callable[[Path], str | None]) -> str | None:
         """``check(path)`` (a problem, or None), skipped while the file is unchanged since it passed."""
         stamp, key = self._stamp(path), self._key(path)
@@ -143,7 +160,8 @@ class HashCache:
 
     def save(self) -> bool:
         """Write the cache if it changed, without entries of vanished files; False where nothing was
-        written (unchanged, or a folder that cannot be written: a read-only results folder)."""
+        written (unchanged, or a folder that cannot be written: a read-only results folder). Only a
+        real run calls it (:func:`apply`): an inspection writes nothing."""
         if not self.root.is_dir():
             return False
         for key in [k for k in self.entries if not (self.root / k).exists()]:
@@ -168,7 +186,27 @@ class _Context:
     sources: dict  # prepared record path -> ImageEntry (its source)
 
 
-def _record(path: Path, required: str = "status") -> tuple[dict | None, str | None]:
+def _as_written(path: Path, ctx: _Context, verify: str, fallback: Callable[[Path], str | None]) -> str | None:
+    """Why ``path`` is not the file its writer wrote, or None. Compared with the writer's checksum
+    record; a file without one (written before records existed) is checked by ``fallback`` (a parse
+    check, skipped while the hash cache says it passed unchanged)."""
+    try:
+        rec = recorded(path)
+        if rec is None:
+            return ctx.cache.checked(path, verify, fallback)
+        if ctx.cache.matches(path, rec):
+            return None
+    except ValueError as exc:
+        return f"{exc}: {path} cannot be verified"
+    except OSError as exc:
+        return f"{path} cannot be read ({exc.strerror or exc})"
+    return f"{path} is not the file its writer wrote (its sha256 differs from the one recorded in {checksum_record(path).name}: changed or cut since)"
+
+
+def _record(path: Path, ctx: _Context, required: str = "status") -> tuple[dict | None, str | None]:
+    problem = _as_written(path, ctx, "json", _parse_json)
+    if problem:
+        return None, problem
     try:
         record = read_json(path)
     except (OSError, ValueError) as exc:
@@ -179,7 +217,15 @@ def _record(path: Path, required: str = "status") -> tuple[dict | None, str | No
 
 
 def _matches(cache: HashCache, path: Path, expected: str | None, what: str) -> str | None:
+    """Whether ``path`` has the sha256 a record or manifest names (its own checksum record, when it
+    says the same, answers by size and mtime)."""
     try:
+        try:
+            own = recorded(path)
+        except ValueError:
+            own = None
+        if own is not None and own.sha256 == expected and not cache.full and own.same_stat(path):
+            return None
         digest = cache.sha256(path)
     except OSError as exc:
         return f"{what} {path} cannot be read ({exc.strerror or exc})"
@@ -189,8 +235,9 @@ def _matches(cache: HashCache, path: Path, expected: str | None, what: str) -> s
 
 
 def reference_problem(results: str | Path, split: str, image_id: str, record: dict, sha256=sha256_file) -> str | None:
-    """Why the reference PNG of a prepared record ('ok') is not the one prepare wrote, or None.
-    The one check of a reference: planning (here) and the optimization job (latentopt.optimize.items) use it."""
+    """Why the reference PNG of a prepared record ('ok') is not the one prepare wrote, or None: the
+    optimization job's check (latentopt.optimize.items); planning compares the same checksum through
+    :func:`_matches` (answered by the PNG's own record while its size and mtime are unchanged)."""
     png = layout.original_png(results, split, image_id)
     try:
         digest = sha256(png)
@@ -202,7 +249,7 @@ def reference_problem(results: str | Path, split: str, image_id: str, record: di
 
 
 def _check_prepared(out: layout.Output, ctx: _Context):
-    record, problem = _record(out.path)
+    record, problem = _record(out.path, ctx)
     if problem:
         return problem, ()
     entry = ctx.sources[out.path]
@@ -211,7 +258,8 @@ def _check_prepared(out: layout.Output, ctx: _Context):
     if record["status"] == "ok" and record.get("preprocess") != as_json(ctx.config["preprocess"]):
         return f"{out.path} was prepared with other preprocess settings ({record.get('preprocess')})", ()
     if record["status"] == "ok":
-        return reference_problem(ctx.results, entry.split, entry.image_id, record, ctx.cache.sha256), ()
+        png = layout.original_png(ctx.results, entry.split, entry.image_id)
+        return _matches(ctx.cache, png, record.get("sha256"), "reference"), ()
     return None, ()
 
 
@@ -233,30 +281,36 @@ def _portable(obj, root):
 
 
 def _check_settings(out: layout.Output, ctx: _Context):
-    """The arm's settings file is stale when the config now gives other settings: moved aside, its
-    job (record_settings) runs again, and with it every optimization job of the arm, in this run,
-    whether or not Snakemake's own metadata is there (a copied or restored folder)."""
-    record, problem = _record(out.path, required="settings")
+    """A damaged settings file is moved aside and written again (its arm's finished images are
+    restored by their jobs: :func:`seed_restores`). One the config now gives other settings is
+    outdated, not damaged: its job (record_settings) runs again, and with it every optimization
+    job of the arm, in this run, whether or not Snakemake's own metadata is there (a copied or
+    restored folder); Snakemake's params trigger plans the same."""
+    record, problem = _record(out.path, ctx, required="settings")
     if problem:
         return problem, ()
     arm = out.path.name.removesuffix(".json")
     now = _portable(as_json(arm_settings(ctx.config, arm)), str(ctx.config["results_dir"]))
-    recorded = _portable(record["settings"], record.get("results_dir"))
-    if recorded != now:
-        changed = "; ".join(_changes(recorded, now)[:5])
-        return f"the settings of {arm} changed ({changed}): its results are redone", ()
+    was = _portable(record["settings"], record.get("results_dir"))
+    if was != now:
+        changed = "; ".join(_changes(was, now)[:5])
+        return _Outdated(f"the settings of {arm} changed ({changed}): its results are redone"), ()
     return None, ()
 
 
+class _Outdated(str):
+    """A problem that is no damage: the file is intact but the config asks for another one."""
+
+
 def _check_per_image(out: layout.Output, ctx: _Context):
-    record, problem = _record(out.path)
+    record, problem = _record(out.path, ctx)
     if problem:
         return problem, ()
     return _matches(ctx.cache, out.companions[0], record.get("pt_sha256"), "per-image file"), ()
 
 
 def _check_manifest(out: layout.Output, ctx: _Context):
-    manifest, problem = _record(out.path, required="files")
+    manifest, problem = _record(out.path, ctx, required="files")
     if problem:
         return problem, ()
     root = out.path.parent
@@ -326,15 +380,16 @@ def _parse_text(path: Path) -> str | None:
 
 
 def _parsed(check):
+    """Verified against the writer's record; parsed by ``check`` when there is none."""
     def run(out: layout.Output, ctx: _Context):
-        return ctx.cache.checked(out.path, out.verify, check), ()
+        return _as_written(out.path, ctx, out.verify, check), ()
 
     return run
 
 
 def _check_png_dir(out: layout.Output, ctx: _Context):
     for png in sorted(out.path.rglob("*.png")):
-        problem = ctx.cache.checked(png, out.verify, _png_problem)
+        problem = _as_written(png, ctx, out.verify, _png_problem)
         if problem:
             return problem, ()
     return None, ()
@@ -365,14 +420,15 @@ def outputs_of(config: dict, plan) -> list[layout.Output]:
                                    fid=bool(config["evaluation"]["fid"]), demo_model=demo)
 
 
-def verify_results(config: dict, plan, log: Callable[[str], None] = print, full: bool | None = None) -> list[Finding]:
+def verify_results(config: dict, plan, log: Callable[[str], None] = print, full: bool | None = None,
+                   cache: HashCache | None = None) -> list[Finding]:
     """Check every declared output that exists (see the module docstring); return those to redo.
-    Reads only, but for the hash cache (written when it changed, where the folder can be written)."""
+    Reads only (the hash cache is updated in memory: ``cache``, saved by :func:`apply`)."""
     results = Path(config["results_dir"])
     if not results.is_dir():
         return []
     full = os.environ.get(FULL_ENV, "").lower() == "full" if full is None else full
-    cache = HashCache(results, full=full, log=log)
+    cache = cache or HashCache(results, full=full, log=log)
     ctx = _Context(config, results, cache, {layout.prepared_record(results, e.split, e.image_id): e for e in plan_entries(plan)})
     findings: list[Finding] = []
     redone: set[tuple[str, str]] = set()  # images prepared again: their jobs rerun downstream anyway
@@ -383,23 +439,83 @@ def verify_results(config: dict, plan, log: Callable[[str], None] = print, full:
             continue
         problem, damaged = VERIFIERS[out.verify](out, ctx)
         if problem:
-            findings.append(Finding(out.path, problem, tuple(dict.fromkeys([*out.companions, *damaged]))))
+            broken = not isinstance(problem, _Outdated)
+            files = tuple(dict.fromkeys([*out.companions, *damaged])) if broken else ()
+            findings.append(Finding(out.path, str(problem), files, damaged=broken))
             if out.verify == "prepared":
                 entry = ctx.sources[out.path]
                 redone.add((entry.split, entry.image_id))
-    cache.save()
     return findings
+
+
+@dataclass
+class Inspection:
+    """What the check before planning found in one results folder; nothing is changed until a real
+    run calls :func:`apply`."""
+
+    results: Path
+    findings: list[Finding]
+    restore_arms: list[str]  # arms whose settings file is written again: finished images handed back
+    entries: list  # the planned images (for the restore)
+    cache: HashCache | None = None
+
+    def forced_files(self) -> list[str]:
+        """The outputs whose jobs must run again (with what depends on them): Snakemake's forced files."""
+        return [str(f.output) for f in self.findings]
+
+    def plan_lines(self) -> list[str]:
+        """What a real run will do about each finding (printed by every command, dry runs included)."""
+        lines = []
+        for f in self.findings:
+            if f.damaged:
+                moved = ", ".join(_rel(p, self.results) for p in dict.fromkeys([f.output, *f.files]) if p.exists() or p.is_symlink())
+                lines.append(f"integrity: {f.reason}. Planned again with what depends on it; a real run first moves "
+                             f"{moved} to {self.results / QUARANTINE}/<timestamp>/ (nothing is moved by a dry run)")
+            else:
+                lines.append(f"integrity: {f.reason}: {_rel(f.output, self.results)} is written again and the arm's jobs rerun")
+        for arm in self.restore_arms:
+            lines.append(f"integrity: the settings file of {arm} is written again; its finished images are handed to "
+                         "their jobs, which restore each one whose fingerprint still matches the config (no optimization is redone for them)")
+        return lines
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def inspect(config: dict, plan, log: Callable[[str], None] = print, full: bool | None = None) -> Inspection:
+    """The check before planning (reads only): the damaged or outdated outputs, and the arms whose
+    settings file is missing or damaged while finished images of theirs exist."""
+    results = Path(config["results_dir"])
+    full = os.environ.get(FULL_ENV, "").lower() == "full" if full is None else full
+    cache = HashCache(results, full=full, log=log) if results.is_dir() else None
+    findings = verify_results(config, plan, log=log, full=full, cache=cache) if cache else []
+    damaged_settings = {f.output for f in findings if f.damaged}
+    entries = plan_entries(plan)
+    restore = [arm for arm in plan.arms if arm != layout.BASELINE
+               and (not layout.arm_settings_file(results, arm).exists() or layout.arm_settings_file(results, arm) in damaged_settings)
+               and any(layout.per_image(results, arm, e.split, e.image_id, "json").exists() for e in entries)]
+    return Inspection(results, findings, restore, entries, cache)
+
+
+class CannotRepair(RuntimeError):
+    """Damage was found that cannot be moved aside (e.g. a read-only results folder)."""
 
 
 def quarantine(results: str | Path, findings: list[Finding], log: Callable[[str], None] = print,
                stamp: str | None = None) -> list[tuple[Path, Path]]:
-    """Move each finding's output and files into ``.integrity/quarantine/<stamp>/`` (relative paths
-    kept); return the (from, to) moves."""
+    """Move each damaged finding's output and files into ``.integrity/quarantine/<stamp>/`` (relative
+    paths kept); return the (from, to) moves. An OSError (a folder that cannot be written) stops it."""
     results = Path(results)
     stamp = stamp or time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
     folder = results / QUARANTINE / stamp
     moves = []
     for f in findings:
+        if not f.damaged:
+            continue
         mine = []
         for path in dict.fromkeys([f.output, *f.files]):
             if not (path.exists() or path.is_symlink()):
@@ -411,30 +527,70 @@ def quarantine(results: str | Path, findings: list[Finding], log: Callable[[str]
             dest = folder / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(path), str(dest))
+            record = checksum_record(path)
+            if record.exists():  # the writer's record goes with the file it describes
+                shutil.move(str(record), str(checksum_record(dest)))
             mine.append((path, dest))
         log(f"integrity: {f.reason}; moved to {folder}: " + ", ".join(str(p.relative_to(results)) for p, _ in mine))
         moves += mine
     return moves
 
 
-def quarantine_damaged(config: dict, plan, log: Callable[[str], None] = print, full: bool | None = None) -> list[Finding]:
-    """The driver's check before planning: verify, and move what fails to quarantine under the driver
-    lock (skipped, with a warning, when another driver holds it or the folder cannot be written)."""
-    findings = verify_results(config, plan, log=log, full=full)
-    if not findings:
-        return findings
-    results = Path(config["results_dir"])
+def restore_finished_images(results: str | Path, arm: str, entries, log: Callable[[str], None] = print) -> int:
+    """Hand the finished per-image outputs of ``arm`` that verify (record and .pt as written) to the
+    checkpoint store of their jobs (``.checkpoints/<arm>/<split>/done/``, hard links). A job that
+    reruns restores each whose fingerprint equals its own and optimizes only the others
+    (latentopt.optimize.checkpoints.CheckpointStore.restore_done); the store is emptied when it ends."""
+    results = Path(results)
+    handed = 0
+    for e in entries:
+        js = layout.per_image(results, arm, e.split, e.image_id, "json")
+        pt = js.with_suffix(".pt")
+        if not (js.is_file() and pt.is_file()):
+            continue
+        try:
+            rec = recorded(js)
+            record = read_json(js)
+            if rec is None or sha256_file(js) != rec.sha256 or sha256_file(pt) != record.get("pt_sha256"):
+                continue
+        except (OSError, ValueError):
+            continue
+        done = layout.checkpoint_dir(results, arm, e.split) / "done"
+        done.mkdir(parents=True, exist_ok=True)
+        for src in (pt, js):
+            dst = done / src.name
+            dst.unlink(missing_ok=True)
+            os.link(src, dst)
+        handed += 1
+    log(f"integrity: {handed} finished image(s) of {arm} handed to their jobs to be restored (its settings file is written again)")
+    return handed
+
+
+def apply(inspection: Inspection, log: Callable[[str], None] = print) -> None:
+    """A real run's action on an inspection, before its first job (the caller holds the driver
+    lock): damaged outputs moved to quarantine, finished images handed back, the hash cache saved.
+    Raises CannotRepair, saying why, where the folder cannot be changed."""
     try:
-        lock = driverlock.acquire(results, log=log)
-    except (driverlock.LockHeld, OSError) as exc:
-        for f in findings:
-            log(f"integrity: {f.reason}")
-        log(f"integrity: NOT moving the {len(findings)} damaged output(s) above to quarantine: {exc}")
-        return findings
-    try:
-        quarantine(results, findings, log=log)
+        quarantine(inspection.results, inspection.findings, log=log)
+        for arm in inspection.restore_arms:
+            restore_finished_images(inspection.results, arm, inspection.entries, log=log)
     except OSError as exc:
-        log(f"integrity: could not move damaged outputs to quarantine: {exc}")
-    finally:
-        lock.release()
-    return findings
+        damaged = [f for f in inspection.findings if f.damaged]
+        raise CannotRepair(f"{len(damaged)} damaged output(s) in {inspection.results} cannot be moved aside "
+                           f"({exc.strerror or exc}: {getattr(exc, 'filename', '') or ''}); "
+                           "nothing was run. Make the folder writable and run again (a dry run lists them)") from exc
+    if inspection.cache is not None:
+        inspection.cache.save()
+
+
+def other_arms_outputs(results: str | Path, arms) -> list[Path]:
+    """Outputs in ``results`` of arms that are not in this run (e.g. a sweep value since removed):
+    kept, never deleted; listed at the end of a run."""
+    results = Path(results)
+    arms = set(arms)
+    found = [p for p in sorted(results.glob("*_dataset")) if p.is_dir() and p.name.removesuffix("_dataset") not in arms]
+    for folder, suffix in ((results / ".settings", ".json"), (layout.evaluation_dir(results) / "per_image", ".csv"),
+                           (results / "quality_gate", ".json"), (layout.evaluation_dir(results) / "features", ".npz")):
+        found += [p for p in sorted(folder.glob(f"*{suffix}")) if p.name.removesuffix(suffix) not in arms
+                  and p.name.removesuffix(suffix) != "original"]
+    return found

@@ -96,3 +96,14 @@ def study_end_lines(config: dict, models: list[str], synthetic: list[str] | None
     if synthetic:
         lines.append(f"latentopt: {BANNER}: " + "; ".join(synthetic) + ". Do not quote these numbers.")
     return lines
+
+
+def other_arms_lines(results: str | Path, paths: list[Path]) -> list[str]:
+    """What a finished run says about outputs of arms that are no longer in its config (a removed
+    sweep value, a dropped loss): kept, listed, never deleted."""
+    if not paths:
+        return []
+    root = absolute(results)
+    names = ", ".join(str(absolute(p).relative_to(root)) + ("/" if p.is_dir() else "") for p in paths)
+    return [f"latentopt: kept in {root}, not part of this config's run (arms no longer in the config; "
+            f"delete them by hand if they are not wanted): {names}"]

@@ -1,0 +1,59 @@
+"""How the check before planning reaches Snakemake without changing anything on disk.
+
+At parse time the rules inspect each results folder (latentopt.workflow.integrity.inspect: reads
+only) and :func:`register` the inspection with the driver's Snakemake workflow. Its outputs to
+redo are handed to Snakemake's planning as forced files, as ``--forcerun FILE`` would: the DAG
+then plans their jobs and everything that depends on them, in every command that plans (dry runs,
+``--summary``, ``--report`` included), and nothing has been moved. Only a real run acts on them,
+in its ``onstart`` (Snakemake calls it after planning, never in a dry run), through
+:func:`apply_all`: a one-model run and a study (one driver for all its models) alike.
+
+Why a hook: Snakemake hands the command line's DAG settings (``--forcerun`` among them) to the
+workflow after the Snakefile is parsed, and reads them when it plans (Workflow._prepare_dag, in
+9.27.1: ``dag_settings`` is None while parsing). The hook adds the forced files to those settings
+at that moment and changes nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from latentopt.workflow.integrity import Inspection, apply
+
+_ATTR = "latentopt_inspections"
+
+
+def registered(workflow) -> list[Inspection]:
+    """The inspections registered in this driver (one per results folder; a study's models each add theirs)."""
+    return getattr(workflow, _ATTR, [])
+
+
+def register(workflow, inspection: Inspection) -> None:
+    """Plan the redo of what ``inspection`` found (forced files at planning); :func:`apply_all` acts on it."""
+    if not hasattr(workflow, _ATTR):
+        setattr(workflow, _ATTR, [])
+        _force_at_planning(workflow)
+    getattr(workflow, _ATTR).append(inspection)
+
+
+def _force_at_planning(workflow) -> None:
+    prepare = workflow._prepare_dag
+
+    def prepare_with_forced_files(*args, **kwargs):
+        forced = {path for inspection in registered(workflow) for path in inspection.forced_files()}
+        if forced:
+            workflow.dag_settings.forcerun = frozenset(workflow.dag_settings.forcerun) | forced
+        return prepare(*args, **kwargs)
+
+    workflow._prepare_dag = prepare_with_forced_files
+
+
+def apply_all(workflow, log: Callable[[str], None]) -> None:
+    """A real run, before its first job, holding the driver lock: every registered inspection applied
+    (latentopt.workflow.integrity.apply; raises CannotRepair where damage cannot be moved aside)."""
+    for inspection in registered(workflow):
+        apply(inspection, log=log)
+
+
+def damaged_count(workflow) -> int:
+    return sum(1 for inspection in registered(workflow) for f in inspection.findings if f.damaged)
