@@ -75,17 +75,16 @@ def _redo(cfg, plan, **kw):
     return {str(Path(f.output).relative_to(cfg["results_dir"])): f.reason for f in verify_results(cfg, plan, log=lambda m: None, **kw)}
 
 
-def test_untouched_tree_verifies_and_the_second_check_hashes_nothing(tree):
+def test_untouched_tree_verifies_by_the_writers_records_without_hashing(tree):
+    """Every output carries its writer's record (size, mtime, sha256): an untouched tree verifies by
+    size and mtime alone; LATENTOPT_VERIFY=full hashes every file and agrees."""
     cfg, plan, results = tree
-    assert _redo(cfg, plan) == {}
     cache = HashCache(results)
-    assert len(cache.entries) == 2 * 2 + 2 * 3 + 2  # per-image .pt, dataset .pt + 2 PNGs, references
-    assert _redo(cfg, plan) == {}
-    again = HashCache(results)
-    for path in results.rglob("*.pt"):
-        if "per_image" in path.parts:
-            again.sha256(path)
-    assert again.hashed == 0  # size, mtime and ctime unchanged: the cache answers
+    assert verify_results(cfg, plan, log=lambda m: None, cache=cache) == []
+    assert cache.hashed == 0
+    full = HashCache(results, full=True)
+    assert verify_results(cfg, plan, log=lambda m: None, cache=full) == []
+    assert full.hashed == len(list(results.rglob(".*.sha256")))  # each written file, once
 
 
 @pytest.mark.parametrize("fault", ["truncated", "bit_flip", "deleted", "garbled_json"])
@@ -108,23 +107,53 @@ def test_a_damaged_per_image_file_redoes_only_its_job(tree, fault):
 
 
 def test_a_silent_bit_flip_is_found_by_the_full_check(tree):
-    """Silent corruption (content changed, size and times not): the cache cannot see it,
-    LATENTOPT_VERIFY=full can. ctime cannot be set back, so the unchanged stat is written into the
-    cache, as it would be after such a flip."""
+    """Silent corruption (content changed, size and mtime not): the fast check, which trusts the
+    writer's record while size and mtime are unchanged, cannot see it; LATENTOPT_VERIFY=full can."""
     cfg, plan, results = tree
-    _redo(cfg, plan)  # fills the cache
     pt = layout.per_image(results, "baseline", "train", "astronaut", "pt")
+    st = pt.stat()
     data = bytearray(pt.read_bytes())
     data[len(data) // 2] ^= 0x10
     with open(pt, "r+b") as fh:  # in place: same inode, same size
         fh.write(data)
-    cache = HashCache(results)
-    key = str(pt.relative_to(results))
-    st = pt.stat()
-    cache.entries[key][:3] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns]
-    cache.save()
+    os.utime(pt, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert _redo(cfg, plan) == {}
     assert list(_redo(cfg, plan, full=True)) == ["baseline_dataset/per_image/train/astronaut.json"]
+
+
+@pytest.mark.parametrize("fault", ["cut_at_a_line", "one_digit", "cut_text"])
+def test_a_change_that_still_parses_is_found_by_the_writers_record(tree, fault):
+    """Before the records, a per-image table cut at a line boundary, a per-image record with one
+    changed digit (PSNR 26.22 -> 29.22) and a report cut in the middle all passed (they parse)."""
+    from latentopt.core.fileio import write_text
+
+    cfg, plan, results = tree
+    table = layout.per_arm_table(results, "psnr")
+    table.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"image_id": ["astronaut", "coffee"], "psnr": [26.22, 27.5]}).to_csv(table, index=False)
+    write_text(table, table.read_text())  # through the writer: with its record
+    report = layout.report_file(results)
+    write_text(report, "# Report\n\nlpips 8/8 images improved.\n\n## Appendix\n\nMore.\n")
+    record = layout.per_image(results, "psnr", "train", "coffee", "json")
+    if fault == "cut_at_a_line":
+        target = table
+        target.write_text("".join(target.read_text().splitlines(keepends=True)[:2]))
+    elif fault == "cut_text":
+        target = report
+        target.write_text(target.read_text()[:30])
+    else:
+        target = record
+        text = target.read_text()
+        value = json.loads(text)["final"]["psnr"]
+        old = f"{value}"
+        digit = next(i for i, c in enumerate(old) if c.isdigit() and c != "9")
+        new = old[:digit] + str(int(old[digit]) + 1) + old[digit + 1:]
+        assert old in text
+        target.write_text(text.replace(old, new, 1))
+    redo = _redo(cfg, plan)
+    rel = str(target.relative_to(results)) if target != record else "psnr_dataset/per_image/train/coffee.json"
+    assert list(redo) == [rel], redo
+    assert "is not the file its writer wrote" in redo[rel]
 
 
 @pytest.mark.parametrize("fault", ["deleted_png", "extra_png", "changed_dataset_pt"])
@@ -353,68 +382,93 @@ def test_every_kind_of_output_is_verified_and_a_truncated_one_is_named(tree):
 
 @pytest.mark.parametrize("content", ['{"files": [1, 2]}', '{"files": {"a.pt": 5}}', "[1, 2]", '{"files": {"a.pt": [1, 2, 3, "x", 9]}}', "{trunc"])
 def test_a_damaged_or_wrong_shaped_hash_cache_is_discarded_with_a_warning(tree, content):
+    from latentopt.workflow.integrity import apply, inspect
+
     cfg, plan, results = tree
     cache_path = results / ".integrity" / "hash_cache.json"
     cache_path.parent.mkdir(parents=True, exist_ok=True)
     cache_path.write_text(content)
     messages = []
-    assert verify_results(cfg, plan, log=messages.append) == []
+    inspection = inspect(cfg, plan, log=messages.append)
+    assert inspection.findings == [] and cache_path.read_text() == content  # an inspection writes nothing
     assert len(messages) == 1 and "discarding the hash cache" in messages[0] and str(cache_path) in messages[0]
+    apply(inspection, log=messages.append)  # a real run
     assert isinstance(json.loads(cache_path.read_text())["files"], dict)  # rewritten, whole
 
 
-def test_the_hash_cache_is_written_only_when_it_changed_and_forgets_vanished_files(tree):
+def test_the_hash_cache_is_written_only_by_a_real_run_when_it_changed_and_forgets_vanished_files(tree):
+    from latentopt.workflow.integrity import apply, inspect
+
     cfg, plan, results = tree
     cache_path = results / ".integrity" / "hash_cache.json"
-    _redo(cfg, plan)
+    gone = layout.original_png(results, "train", "coffee")
+    os.utime(gone, ns=(0, 10**18))  # not as recorded: hashed, and the hash kept in the cache
+    inspection = inspect(cfg, plan, log=lambda m: None)
+    assert not cache_path.exists()
+    apply(inspection, log=lambda m: None)
     stamp = cache_path.stat().st_mtime_ns
     time.sleep(0.01)
-    _redo(cfg, plan)
+    apply(inspect(cfg, plan, log=lambda m: None), log=lambda m: None)
     assert cache_path.stat().st_mtime_ns == stamp  # nothing changed: not rewritten
-    gone = layout.original_png(results, "train", "coffee")
     key = str(gone.relative_to(results))
     assert key in HashCache(results).entries
     shutil.rmtree(results / "prepared")  # the records gone: their references are not checked
     gone.unlink()
-    _redo(cfg, plan)
+    apply(inspect(cfg, plan, log=lambda m: None), log=lambda m: None)
     assert key not in HashCache(results).entries
 
 
-def test_damaged_outputs_are_moved_to_quarantine_with_their_records_and_each_move_is_logged(tree):
-    from latentopt.workflow.integrity import QUARANTINE, quarantine_damaged
+def _tree_digest(results: Path) -> dict[str, str]:
+    from latentopt.core.fileio import sha256_file
+
+    return {str(p.relative_to(results)): sha256_file(p) for p in sorted(results.rglob("*")) if p.is_file()}
+
+
+def test_an_inspection_reads_only_and_a_real_run_moves_damaged_outputs_with_their_records(tree):
+    """Before: the check before planning moved damaged files itself, dry runs included. Now
+    inspect() changes no byte (it names the outputs Snakemake must redo); apply(), a real run's
+    step, moves them with the files verified through them, and logs each move."""
+    from latentopt.core.fileio import checksum_record
+    from latentopt.workflow.integrity import QUARANTINE, apply, inspect
 
     cfg, plan, results = tree
     pt = layout.per_image(results, "psnr", "train", "coffee", "pt")
     pt.write_bytes(pt.read_bytes()[:100])
     png = layout.original_png(results, "train", "astronaut")
     png.write_bytes(png.read_bytes()[:-20])
+    before = _tree_digest(results)
     messages = []
-    found = quarantine_damaged(cfg, plan, log=messages.append)
-    assert {str(f.output.relative_to(results)) for f in found} == {"psnr_dataset/per_image/train/coffee.json", "prepared/train/astronaut.json"}
-    moved = sorted(str(p.relative_to(results / QUARANTINE).parts[1:]) for p in (results / QUARANTINE).rglob("*") if p.is_file())
-    assert len(moved) == 4, moved  # record + .pt, record + reference
+    inspection = inspect(cfg, plan, log=messages.append)
+    assert _tree_digest(results) == before
+    assert {str(Path(f).relative_to(results)) for f in inspection.forced_files()} == {
+        "psnr_dataset/per_image/train/coffee.json", "prepared/train/astronaut.json"}
+    lines = [line for line in inspection.plan_lines() if "a real run first moves" in line]
+    assert len(lines) == 2, inspection.plan_lines()
+    inspection.restore_arms = []  # this tree has no settings files: nothing to hand back
+    apply(inspection, log=messages.append)
+    moved = sorted("/".join(p.relative_to(results / QUARANTINE).parts[1:]) for p in (results / QUARANTINE).rglob("*") if p.is_file())
+    assert len([m for m in moved if not m.endswith(".sha256")]) == 4, moved  # record + .pt, record + reference
     for path in (pt, pt.with_suffix(".json"), png, layout.prepared_record(results, "train", "astronaut")):
-        assert not path.exists()
+        assert not path.exists() and not checksum_record(path).exists()
     assert len(messages) == 2 and all("moved to" in m and str(QUARANTINE) in m for m in messages)
-    assert not (results / driverlock.LOCK_NAME).exists()  # released
-    assert quarantine_damaged(cfg, plan, log=messages.append) == []  # what is left verifies
+    assert inspect(cfg, plan, log=messages.append).findings == []  # what is left verifies
 
 
-def test_no_quarantine_while_another_driver_holds_the_folder(tree):
-    from latentopt.workflow.integrity import quarantine_damaged
+def test_a_damage_that_cannot_be_moved_aside_is_an_error_saying_why(tree, monkeypatch):
+    from latentopt.workflow.integrity import CannotRepair, apply, inspect
 
     cfg, plan, results = tree
     pt = layout.per_image(results, "psnr", "train", "coffee", "pt")
     pt.write_bytes(pt.read_bytes()[:100])
-    holder = hold_driver_lock(results)
-    try:
-        messages = []
-        found = quarantine_damaged(cfg, plan, log=messages.append)
-    finally:
-        holder.kill()
-        holder.wait()
-    assert len(found) == 1 and pt.exists() and not (results / ".integrity" / "quarantine").exists()
-    assert "NOT moving" in messages[-1] and f"pid {holder.pid}" in messages[-1]
+    inspection = inspect(cfg, plan, log=lambda m: None)
+
+    def read_only(src, dst):
+        raise PermissionError(13, "Read-only file system", src)
+
+    monkeypatch.setattr("latentopt.workflow.integrity.shutil.move", read_only)
+    with pytest.raises(CannotRepair, match="1 damaged output.*cannot be moved aside.*Read-only file system"):
+        apply(inspection, log=lambda m: None)
+    assert pt.exists()
 
 
 def test_prepare_hashes_the_very_bytes_it_decodes(tmp_path, demo_data, monkeypatch):
