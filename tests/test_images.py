@@ -78,6 +78,25 @@ def test_truncated_and_garbage_files_raise_image_read_error(tmp_path):
             read_rgb(tmp_path / name)
 
 
+@pytest.mark.parametrize("content", [b"not an image at all", "truncated"])
+def test_an_unreadable_image_reason_is_a_plain_sentence_naming_the_file(tmp_path, content):
+    """The preparation job decodes bytes already read; Pillow's message then named the buffer
+    ('cannot identify image file <_io.BytesIO object at 0x7f...>'), which reached the record."""
+    from latentopt.data.prepare import prepare_image
+    from latentopt.workflow.sources import ImageEntry
+
+    path = tmp_path / "photo.jpg"
+    if content == "truncated":
+        Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(path, quality=95)
+        path.write_bytes(path.read_bytes()[:400])
+    else:
+        path.write_bytes(content)
+    entry = ImageEntry(split="test", image_id="photo", path=path)
+    record = prepare_image(entry, {"mode": "center_crop", "multiple": 8, "size": 32, "crop_box": None}, str(tmp_path / "results"))
+    assert record["status"] == "failed" and record["failure_kind"] == "input"
+    assert str(path) in record["reason"] and " object at 0x" not in record["reason"] and "BytesIO" not in record["reason"], record["reason"]
+
+
 def test_center_crop_keeps_orientation():
     land = np.zeros((321, 481, 3), np.uint8)
     port = np.zeros((481, 321, 3), np.uint8)

@@ -5,11 +5,12 @@
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from latentopt.core.fileio import atomic_path
 
@@ -37,8 +38,18 @@ def read_rgb(path: str | Path, data: bytes | None = None) -> np.ndarray:
                 im = Image.alpha_composite(background, im)
             rgb = im.convert("RGB")
             return np.array(rgb, dtype=np.uint8)
+    except UnidentifiedImageError as exc:  # its message names the in-memory buffer, not the file
+        raise ImageReadError(f"cannot read image {path}: not an image file in a format Pillow reads (or damaged beyond recognition)") from exc
     except (OSError, ValueError, SyntaxError) as exc:  # PIL signals bad files with these
-        raise ImageReadError(f"cannot read image {path}: {exc}") from exc
+        raise ImageReadError(f"cannot read image {path}: {_plain(exc)}") from exc
+
+
+def _plain(exc: BaseException) -> str:
+    """The exception's message as a sentence: no Python object reprs (a buffer's memory address)."""
+    text = re.sub(r"<[\w.]+ object at 0x[0-9a-f]+>", "the file", str(exc)).strip()
+    if "truncated" in text.lower():
+        return f"the file ends early: truncated, or still being copied ({text})"
+    return text or type(exc).__name__
 
 
 @dataclass(frozen=True)
