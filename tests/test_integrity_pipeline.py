@@ -6,6 +6,7 @@ was lost, and that the per-image numbers equal the untouched run's. The faults: 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -227,10 +228,11 @@ def test_deleted_deliverables_are_made_again_with_only_what_depends_on_them(copy
     assert "Nothing to be done" in snakemake(config, "-n").stdout
 
 
-def test_damaged_gate_verdict_weights_and_tables_are_quarantined_and_planned_again(copy):
-    """Dry runs only (they quarantine too). Before: a truncated gate JSON failed every report job
-    with a bare JSONDecodeError; a truncated demo autoencoder failed every optimize job and was never
-    retrained; truncated evaluation JSON/CSV were kept; a wrong-shaped hash cache crashed -n."""
+def test_damaged_gate_verdict_weights_and_tables_are_planned_again_and_a_dry_run_moves_nothing(copy):
+    """Dry runs only. Before: a truncated gate JSON failed every report job with a bare
+    JSONDecodeError; a truncated demo autoencoder failed every optimize job and was never retrained;
+    truncated evaluation JSON/CSV were kept; a wrong-shaped hash cache crashed -n; and (until issue
+    26) the dry run itself moved the damaged files into quarantine."""
     config, results, data, untouched = copy
     cache = results / ".integrity" / "hash_cache.json"
     cache.parent.mkdir(exist_ok=True)
@@ -238,17 +240,138 @@ def test_damaged_gate_verdict_weights_and_tables_are_quarantined_and_planned_aga
     for rel in ("quality_gate/psnr.json", "evaluation_results/statistical_analysis.json", "evaluation_results/per_image_metrics.csv"):
         path = results / rel
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    before = _tree(results)
     out = snakemake(config, "-n", "--quiet", "rules")
     text = out.stdout + out.stderr
     plan = chunk_stats(out.stdout)
     assert "discarding the hash cache" in text and str(cache) in text
     assert plan["quality_gate"] == 1 and plan["summarize_evaluation"] == 1, plan
     assert not [r for r in plan if r.startswith(("optimize_", "prepare_", "build_dataset"))], plan
-    quarantined = {p.relative_to(results / ".integrity" / "quarantine").parts[1:] for p in (results / ".integrity" / "quarantine").rglob("*") if p.is_file()}
-    assert {"/".join(q) for q in quarantined} == {"quality_gate/psnr.json", "evaluation_results/statistical_analysis.json",
-                                                    "evaluation_results/per_image_metrics.csv"}
+    assert _tree(results) == before and not (results / ".integrity" / "quarantine").exists()
     weights = results / "demo_model" / "demo_autoencoder.pt"
     weights.write_bytes(weights.read_bytes()[:1000])
     plan = chunk_stats(snakemake(config, "-n", "--quiet", "rules").stdout)
     assert plan["train_demo_model"] == 1 and plan["optimize_gate_train_000"] == 4, plan
-    assert not weights.exists()
+    assert weights.exists()
+
+
+# -- issue 26: a dry run changes nothing; every byte accounted for; a settings file is derived -----
+def _tree(results: Path) -> dict[str, str]:
+    """sha256 of every file under ``results``, hidden folders included (.integrity, .settings, ...)."""
+    from latentopt.core.fileio import sha256_file
+
+    return {str(p.relative_to(results)): sha256_file(p) for p in sorted(results.rglob("*")) if p.is_file()}
+
+
+def _executed(text: str) -> dict[str, int]:
+    """Rule -> number of jobs a run finished (its 'Finished jobid: N (Rule: X)' lines)."""
+    import collections
+    import re
+
+    return dict(collections.Counter(re.findall(r"Finished jobid: \d+ \(Rule: (\S+)\)", text)))
+
+
+def _planned(config: Path, *args: str) -> tuple[dict[str, int], str]:
+    out = snakemake(config, "-n", "--quiet", "rules", *args)
+    plan = job_stats(out.stdout)
+    plan.pop("total", None)
+    return plan, out.stdout + out.stderr
+
+
+def test_a_dry_run_with_a_config_edit_and_damage_changes_no_byte_and_plans_what_the_run_does(copy):
+    """Before: a dry run moved a damaged file and the settings file of an edited arm into
+    .integrity/quarantine (and a dry run with the original config then planned the whole arm again).
+    Now -n, --summary and --detailed-summary leave every byte under the results folder as it was;
+    the real run then executes exactly the jobs the dry run planned."""
+    config, results, data, untouched = copy
+    table = results / "evaluation_results" / "per_image" / "ssim.csv"
+    table.write_text("".join(table.read_text().splitlines(keepends=True)[:-2]))  # cut at a line boundary
+    before = _tree(results)
+    edit = ("--config", "losses={psnr: {lr: 0.02}}")
+    plan, text = _planned(config, *edit)
+    for args in (("--summary",), ("--detailed-summary",)):
+        snakemake(config, *args, *edit)
+    assert _tree(results) == before
+    assert plan["record_settings"] == 1 and plan["evaluate_dataset"] == 2, plan  # psnr (edited), ssim (cut table)
+    assert "integrity:" in text and "evaluation_results/per_image/ssim.csv" in text and "a real run first moves" in text
+    again, _ = _planned(config)  # the original config: only the damage, nothing of psnr
+    assert not [r for r in again if r.startswith("optimize_") or r == "record_settings"], again
+    run = snakemake(config, *edit)
+    assert _executed(run.stdout + run.stderr) == plan
+    assert "Nothing to be done" in snakemake(config, "-n", *edit).stdout
+
+
+def test_cuts_at_line_boundaries_a_cut_report_and_a_changed_digit_are_rebuilt_in_one_run(copy):
+    """Before: each of these still parsed, so nothing was redone (a cut per-image table made the
+    report's headline read 'lpips 4/4'; a changed PSNR digit reached the dataset)."""
+    config, results, data, untouched = copy
+    ev = results / "evaluation_results"
+    cut = [ev / "per_image" / "lpips.csv", ev / "per_image_metrics.csv", ev / "image_categories.csv"]
+    for path in cut:
+        lines = path.read_text().splitlines(keepends=True)
+        path.write_text("".join(lines[: len(lines) // 2]))
+    report = results / "FULL_BSDS500_COMPARISON_REPORT.md"
+    report.write_text(report.read_text()[: report.stat().st_size // 2])
+    record = results / "psnr_dataset" / "per_image" / "test" / "astronaut_face.json"
+    original = read_json(record)["final"]["psnr"]
+    text = record.read_text()
+    shown = f"{original}"
+    digit = next(i for i, c in enumerate(shown) if c.isdigit() and c != "9")
+    record.write_text(text.replace(shown, shown[:digit] + str(int(shown[digit]) + 1) + shown[digit + 1:], 1))
+    damaged = [*cut, report, record]
+    plan, text = _planned(config)
+    for path in damaged:
+        assert str(path.relative_to(results)) in text, path
+    assert plan.get("optimize_test_000_psnr") == 1 and plan["report"] == 1, plan
+    run = snakemake(config)
+    assert _executed(run.stdout + run.stderr) == plan
+    quarantined = {"/".join(p.relative_to(results / ".integrity" / "quarantine").parts[1:])
+                   for p in (results / ".integrity" / "quarantine").rglob("*") if p.is_file() and not p.name.endswith(".sha256")}
+    assert {str(p.relative_to(results)) for p in damaged} <= quarantined
+    assert read_json(record)["final"]["psnr"] == original
+    _assert_numbers_equal(untouched, results)
+    assert len(metric_rows(results)) == len(untouched)
+    assert "Nothing to be done" in snakemake(config, "-n").stdout
+
+
+def test_a_damaged_or_missing_settings_file_is_written_again_and_no_image_is_optimized_again(copy):
+    """Before: a damaged .settings/<arm>.json was quarantined and every image of the arm was
+    optimized again (identical numbers). Now its job writes it again and the arm's jobs restore
+    their finished images (fingerprints unchanged) instead of optimizing them."""
+    config, results, data, untouched = copy
+    damaged, missing = results / ".settings" / "psnr.json", results / ".settings" / "ssim.json"
+    damaged.write_text(damaged.read_text()[:-40])
+    missing.unlink()
+    pts = {p: p.read_bytes() for arm in ("psnr", "ssim") for p in (results / f"{arm}_dataset" / "per_image").rglob("*.pt")
+           if read_json(p.with_suffix(".json"))["status"] == "ok"}
+    plan, text = _planned(config)
+    assert plan["record_settings"] == 2, plan
+    run = snakemake(config)
+    assert _executed(run.stdout + run.stderr) == plan
+    for path, data_ in pts.items():
+        assert path.read_bytes() == data_, path  # restored, not optimized again
+    logs = [p.read_text() for arm in ("psnr", "ssim") for p in (results / "logs" / "optimize" / arm).glob("*.log")]
+    assert sum(log.count("restored") for log in logs) == len(pts)
+    assert read_json(damaged)["settings"]["arm"] == "psnr" and missing.is_file()
+    _assert_numbers_equal(untouched, results)
+    assert not (results / ".checkpoints" / "psnr").exists() or not list((results / ".checkpoints" / "psnr").rglob("*.pt"))
+    assert "Nothing to be done" in snakemake(config, "-n").stdout
+
+
+def test_damage_on_a_read_only_results_folder_stops_the_run_saying_why(copy):
+    """Before: 'NOT moving ... Permission denied', then 'Nothing to be done', exit 0. A read-only
+    bind mount (root ignores permission bits)."""
+    config, results, data, untouched = copy
+    if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+        pytest.skip("no mount namespace to make a read-only bind mount")
+    table = results / "evaluation_results" / "per_image" / "psnr.csv"
+    table.write_text("".join(table.read_text().splitlines(keepends=True)[:-1]))
+    before = _tree(results)
+    cmd = " ".join(map(shlex.quote, snakemake_cmd(config)))
+    script = f"mount --bind {shlex.quote(str(results))} {shlex.quote(str(results))} && mount -o remount,bind,ro {shlex.quote(str(results))} && {cmd}"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "workflow_scripts")}
+    out = subprocess.run(["unshare", "-m", "sh", "-c", script], cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0, text[-3000:]
+    assert "cannot start" in text and "damaged output(s)" in text and "Finished jobid" not in text, text[-3000:]
+    assert _tree(results) == before

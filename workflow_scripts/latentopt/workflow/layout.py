@@ -16,7 +16,8 @@ results_dir/
   .checkpoints/{arm}/{split}/                  resumable in-progress state (removed when a job ends)
   logs/, benchmarks/                           per-job logs and Snakemake benchmarks
   .integrity/hash_cache.json                   checksums of verified outputs (latentopt.workflow.integrity)
-  .integrity/quarantine/<timestamp>/...        outputs that failed verification, moved aside before planning
+  .integrity/quarantine/<timestamp>/...        outputs that failed verification, moved aside by a real run before its first job
+  .<name>.sha256 beside every output           its writer's checksum record (latentopt.core.fileio)
   .gate/{loss}.done                            the gate has run (what the loss's other jobs wait on)
   .settings/{arm}.json                         the settings every result of an arm depends on (see rules/optimize.smk)
   .latentopt.lock                              the driver running on this folder (latentopt.workflow.driverlock)
@@ -141,17 +142,17 @@ def evaluation_file(results: str | Path, what: str) -> Path:
 # One declaration, read twice: the Snakefile's `rule all` asks for every declared output (so a
 # deleted one is made again), and latentopt.workflow.integrity verifies each by its `verify`
 # (so a new kind cannot be added without saying how it is checked). Verifications:
-VERIFY = {
-    "settings": "JSON; the settings it records equal the arm's settings of the config now (else it is stale)",
-    "prepared": "JSON record with a status; the source's sha256 and the reference PNG's sha256 as recorded by prepare; "
+VERIFY = {  # every kind is also compared with its writer's checksum record (latentopt.core.fileio) where it has one
+    "settings": "the writer's record; the settings it records equal the arm's settings of the config now (else it is outdated)",
+    "prepared": "the writer's record; the source's sha256 and the reference PNG's sha256 as recorded by prepare; "
                 "an ok record's preprocessing equals the config's",
-    "per_image": "JSON record with a status; the .pt's sha256 as recorded by the optimization job",
-    "manifest": "JSON manifest; the dataset .pt and every PNG of its tree by the sha256 the dataset builder recorded, no PNG extra",
-    "json": "parses as JSON",
-    "csv": "parses as CSV: a header and no ragged row",
-    "zip": "a zip archive (torch .pt, numpy .npz) whose directory and member CRCs read back, torch-free",
-    "png_dir": "a folder whose every PNG has its signature and ends with an IEND chunk",
-    "text": "UTF-8 text, not empty",
+    "per_image": "the writer's record; the .pt's sha256 as recorded by the optimization job",
+    "manifest": "the writer's record; the dataset .pt and every PNG of its tree by the sha256 the dataset builder recorded, no PNG extra",
+    "json": "the writer's record; without one, parses as JSON",
+    "csv": "the writer's record; without one, parses as CSV: a header, no ragged row, a complete last line",
+    "zip": "the writer's record; without one, a zip archive (torch .pt, numpy .npz) whose directory and member CRCs read back, torch-free",
+    "png_dir": "every PNG of the folder by its writer's record; without one, its signature and an IEND chunk",
+    "text": "the writer's record; without one, UTF-8 text, not empty",
 }
 
 
