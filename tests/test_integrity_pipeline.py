@@ -375,3 +375,45 @@ def test_damage_on_a_read_only_results_folder_stops_the_run_saying_why(copy):
     assert out.returncode != 0, text[-3000:]
     assert "cannot start" in text and "damaged output(s)" in text and "Finished jobid" not in text, text[-3000:]
     assert _tree(results) == before
+
+
+@pytest.fixture(scope="module")
+def finished_study(tmp_path_factory, demo_data):
+    """A small finished study: two synthetic autoencoders, psnr with a 2-value lr sweep, one image
+    per split, 4 iterations (minutes)."""
+    tmp = tmp_path_factory.mktemp("study")
+    data = tmp / "data"
+    shutil.copytree(demo_data, data)
+    cfg = write_config(
+        tmp / "config.yaml", tmp / "results", data,
+        models={"small": {"kind": "synthetic_kl", "seed": 1}, "large": {"kind": "synthetic_kl", "seed": 2}},
+        allow_synthetic=True,
+        use_losses=["psnr"],
+        data={"limit_per_split": 1},
+        run={"images_per_job": 1, "batch_size": 1},
+        losses={"psnr": {"iterations": 4, "lr": [0.05, 0.1]}},
+        quality_gate={"images_per_loss": 0},
+        evaluation={"n_boot": 20, "fid_n_boot": 10},
+    )
+    snakemake(cfg, timeout=1800)
+    return cfg, tmp / "results"
+
+
+def test_a_dry_run_on_a_finished_study_changes_no_byte_and_a_removed_sweep_value_is_listed(finished_study):
+    """Before: each model's parse-time check moved files (dry runs included, per-model lock). Now a
+    dry run with a config edit leaves the study's tree byte-identical and plans what the run does;
+    the run lists the outputs of the sweep value no longer in the config (kept)."""
+    config, results = finished_study
+    before = _tree(results)
+    edit = ("--config", "losses={psnr: {lr: [0.05, 0.2]}}")  # 0.1 removed, 0.2 added
+    plan, _ = _planned(config, *edit)
+    snakemake(config, "--summary", *edit)
+    assert _tree(results) == before
+    assert plan["small_record_settings"] == 1 and plan["large_record_settings"] == 1, plan
+    assert not [r for r in plan if "lr0.05" in r], plan  # the kept sweep value is not redone
+    run = snakemake(config, *edit)
+    text = run.stdout + run.stderr
+    assert _executed(text) == plan
+    assert "not part of this config's run" in text and "psnr-lr0.1_dataset/" in text
+    assert (results / "small" / "psnr-lr0.1_dataset").is_dir()  # kept
+    assert "Nothing to be done" in snakemake(config, "-n", *edit).stdout

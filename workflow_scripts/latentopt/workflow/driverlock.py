@@ -4,9 +4,10 @@ Snakemake's own lock lives in the working directory (``.snakemake/locks``), so t
 from different directories on the same ``results_dir`` would both run every job on the same files.
 This lock lives in the results folder itself:
 
-  * taken by the driver before its first job, and by any Snakemake command (dry runs included) for
-    the moment it moves damaged outputs to quarantine (latentopt.workflow.integrity),
-    released when it ends;
+  * taken by a real run's driver before its first job (Snakemake's onstart), which then moves
+    damaged outputs to quarantine under it (latentopt.workflow.repairs), and released when it
+    ends; dry runs and other inspections never take it (they change nothing). A study's driver
+    takes the study's lock and each model's;
   * holds host, pid, the process's start time, working directory and start time (JSON);
   * created with link(2) from a private file: atomic on local and on NFS file systems (SLURM);
   * refreshed (its mtime) every ``HEARTBEAT_S`` seconds while the driver runs.
