@@ -63,7 +63,7 @@ if workflow.is_main_process:
     INSPECTION = integrity.inspect(config, PLAN, log=logger.warning)
     for line in INSPECTION.plan_lines():
         logger.warning(line)
-    repairs.register(workflow, INSPECTION)
+    repairs.register(workflow, INSPECTION, log=logger.warning)
 
 DRIVER_LOCK = None
 

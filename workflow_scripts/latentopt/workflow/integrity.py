@@ -566,12 +566,15 @@ def restore_finished_images(results: str | Path, arm: str, entries, log: Callabl
     return handed
 
 
-def apply(inspection: Inspection, log: Callable[[str], None] = print) -> None:
+def apply(inspection: Inspection, log: Callable[[str], None] = print, planned: set[str] | None = None) -> None:
     """A real run's action on an inspection, before its first job (the caller holds the driver
     lock): damaged outputs moved to quarantine, finished images handed back, the hash cache saved.
-    Raises CannotRepair, saying why, where the folder cannot be changed."""
+    ``planned``: the (absolute) outputs of the jobs the run will execute; a damaged output whose job
+    is not among them stays in place (moved aside, it would be a missing input). Raises
+    CannotRepair, saying why, where the folder cannot be changed."""
+    findings = [f for f in inspection.findings if planned is None or os.path.abspath(f.output) in planned]
     try:
-        quarantine(inspection.results, inspection.findings, log=log)
+        quarantine(inspection.results, findings, log=log)
         for arm in inspection.restore_arms:
             restore_finished_images(inspection.results, arm, inspection.entries, log=log)
     except OSError as exc:

@@ -16,6 +16,7 @@ at that moment and changes nothing else.
 
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 from latentopt.workflow.integrity import Inspection, apply
@@ -28,16 +29,16 @@ def registered(workflow) -> list[Inspection]:
     return getattr(workflow, _ATTR, [])
 
 
-def register(workflow, inspection: Inspection) -> None:
+def register(workflow, inspection: Inspection, log: Callable[[str], None]) -> None:
     """Plan the redo of what ``inspection`` found (forced files at planning); :func:`apply_all` acts on it."""
     if not hasattr(workflow, _ATTR):
         setattr(workflow, _ATTR, [])
-        _force_at_planning(workflow)
+        _force_at_planning(workflow, log)
     getattr(workflow, _ATTR).append(inspection)
 
 
-def _force_at_planning(workflow) -> None:
-    prepare = workflow._prepare_dag
+def _force_at_planning(workflow, log: Callable[[str], None]) -> None:
+    prepare, build = workflow._prepare_dag, workflow._build_dag
 
     def prepare_with_forced_files(*args, **kwargs):
         forced = {path for inspection in registered(workflow) for path in inspection.forced_files()}
@@ -45,14 +46,36 @@ def _force_at_planning(workflow) -> None:
             workflow.dag_settings.forcerun = frozenset(workflow.dag_settings.forcerun) | forced
         return prepare(*args, **kwargs)
 
+    def build_and_name_what_is_not_planned(*args, **kwargs):
+        result = build(*args, **kwargs)
+        for path in not_planned(workflow):
+            log(f"integrity: {path} is damaged but Snakemake does not plan its job in this run (a forced job below a "
+                "quality gate that reruns is not planned, Snakemake 9.27.1); it stays in place and the next run redoes it")
+        return result
+
     workflow._prepare_dag = prepare_with_forced_files
+    workflow._build_dag = build_and_name_what_is_not_planned
+
+
+def planned_outputs(workflow) -> set[str]:
+    """The outputs of the jobs Snakemake planned (absolute paths)."""
+    return {os.path.abspath(str(f)) for job in workflow.dag.needrun_jobs() for f in job.output}
+
+
+def not_planned(workflow) -> list[str]:
+    """Forced files whose jobs Snakemake did not plan."""
+    planned = planned_outputs(workflow)
+    return [path for inspection in registered(workflow) for path in inspection.forced_files()
+            if os.path.abspath(path) not in planned]
 
 
 def apply_all(workflow, log: Callable[[str], None]) -> None:
     """A real run, before its first job, holding the driver lock: every registered inspection applied
-    (latentopt.workflow.integrity.apply; raises CannotRepair where damage cannot be moved aside)."""
+    (latentopt.workflow.integrity.apply; raises CannotRepair where damage cannot be moved aside).
+    Only what the run will make again is moved aside."""
+    planned = planned_outputs(workflow)
     for inspection in registered(workflow):
-        apply(inspection, log=log)
+        apply(inspection, log=log, planned=planned)
 
 
 def damaged_count(workflow) -> int:
