@@ -82,7 +82,11 @@ def preflight():
     except (OSError, driverlock.LockHeld, integrity.CannotRepair) as exc:
         release_lock()
         damaged = repairs.damaged_count(workflow)
-        note = f"; {damaged} damaged output(s) listed above stay where they are" if damaged else ""
+        note = (
+            f"; {damaged} damaged output(s) listed above stay where they are"
+            if damaged
+            else ""
+        )
         raise WorkflowError(f"cannot start: {exc}{note}")
 
 
@@ -116,7 +120,11 @@ onsuccess:
     announce(
         messages.end_lines(config, html_report_command(), synthetic_parts(config))
     )
-    announce(messages.other_arms_lines(RESULTS, integrity.other_arms_outputs(RESULTS, ARMS)))
+    announce(
+        messages.other_arms_lines(
+            RESULTS, integrity.other_arms_outputs(RESULTS, ARMS)
+        )
+    )
 
 
 onerror:

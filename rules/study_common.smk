@@ -40,7 +40,8 @@ def preflight():
     """Before the first job (not in dry runs): every model's weights (as a one-model run does),
     the results folder writable, this driver alone on the study's folder and on each model's
     (a one-model run on a model's folder is refused meanwhile); then what the check before
-    planning found in each model's folder is acted on (latentopt.workflow.repairs.apply_all)."""
+    planning found in each model's folder is acted on (latentopt.workflow.repairs.apply_all).
+    """
     global DRIVER_LOCK
     try:
         for sub in MODEL_CONFIGS.values():
@@ -48,12 +49,18 @@ def preflight():
         check_writable(RESULTS)
         DRIVER_LOCK = driverlock.acquire(RESULTS, log=logger.warning)
         for sub in MODEL_CONFIGS.values():
-            MODEL_LOCKS.append(driverlock.acquire(sub["results_dir"], log=logger.warning))
+            MODEL_LOCKS.append(
+                driverlock.acquire(sub["results_dir"], log=logger.warning)
+            )
         repairs.apply_all(workflow, log=logger.warning)
     except (OSError, driverlock.LockHeld, integrity.CannotRepair) as exc:
         release_lock()
         damaged = repairs.damaged_count(workflow)
-        note = f"; {damaged} damaged output(s) listed above stay where they are" if damaged else ""
+        note = (
+            f"; {damaged} damaged output(s) listed above stay where they are"
+            if damaged
+            else ""
+        )
         raise WorkflowError(f"cannot start: {exc}{note}")
 
 
@@ -76,7 +83,9 @@ onsuccess:
     for line in messages.study_end_lines(config, list(MODEL_CONFIGS), synthetic):
         logger.info(line)
     for sub in MODEL_CONFIGS.values():
-        others = integrity.other_arms_outputs(sub["results_dir"], build_plan(sub).arms)
+        others = integrity.other_arms_outputs(
+            sub["results_dir"], build_plan(sub).arms
+        )
         for line in messages.other_arms_lines(sub["results_dir"], others):
             logger.info(line)
 
