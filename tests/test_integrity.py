@@ -530,3 +530,24 @@ def test_a_setting_that_shapes_results_makes_the_arm_settings_stale(tree, key, v
     assert rel in redo and "settings of psnr changed" in redo[rel] and (named or key.split(".")[-1]) in redo[rel], redo
     if key.startswith("preprocess."):  # the references are prepared again too
         assert {str(layout.prepared_record(results, "train", i).relative_to(results)) for i in ("astronaut", "coffee")} <= set(redo)
+
+
+def test_finished_images_handed_back_are_restored_by_their_job_not_optimized_again(tree):
+    """A settings file written again reruns its arm's jobs (Snakemake sees their input change):
+    the finished images that verify are handed to the jobs first, which restore each one whose
+    fingerprint matches instead of optimizing it."""
+    from latentopt.core.fileio import sha256_file
+    from latentopt.workflow.integrity import restore_finished_images
+
+    cfg, plan, results = tree
+    entries = plan.splits["train"]
+    ids = [e.image_id for e in entries]
+    before = {i: sha256_file(layout.per_image(results, "psnr", "train", i, "pt")) for i in ids}
+    assert restore_finished_images(results, "psnr", entries, log=lambda m: None) == len(ids)
+    for i in ids:  # what Snakemake does before a job reruns
+        for ext in ("json", "pt"):
+            layout.per_image(results, "psnr", "train", i, ext).unlink()
+    messages = []
+    optimize_chunk(**optimize_job_args(cfg, "psnr", "train", ids), device="cpu", log=messages.append)
+    assert sorted(m.split(":")[0] for m in messages if "restored" in m) == sorted(ids)
+    assert {i: sha256_file(layout.per_image(results, "psnr", "train", i, "pt")) for i in ids} == before
