@@ -8,7 +8,7 @@ from snakemake.logging import logger
 # The library's import path is set by the Snakefile (script jobs get workflow_scripts/ on
 # sys.path from Snakemake itself: it is their directory).
 
-from latentopt.workflow import driverlock, integrity, layout, messages, repairs
+from latentopt.workflow import driverlock, integrity, layout, messages, repairs, stopping
 from latentopt.workflow.config import (
     ConfigError,
     arm_settings,
@@ -110,13 +110,25 @@ def html_report_command():
     )
 
 
+def run_outputs():
+    """The outputs of this run's jobs (every one accepted once the run has succeeded)."""
+    return [str(f) for job in workflow.dag.jobs for f in job.output]
+
+
+# The signal that stopped this driver, if any (latentopt.workflow.stopping; installed after
+# Snakemake's own SIGTERM handler, which it wraps).
+STOPS = stopping.StopWatch()
+
+
 onstart:
     preflight()
+    STOPS.install(logger)
     announce(messages.start_lines(config))
 
 
 onsuccess:
     release_lock()
+    stopping.release_finished([RESULTS], run_outputs())
     announce(
         messages.end_lines(config, html_report_command(), synthetic_parts(config))
     )
@@ -129,6 +141,8 @@ onsuccess:
 
 onerror:
     release_lock()
+    if STOPS.signal:
+        logger.warning(stopping.stopped_paragraph(STOPS.signal, [RESULTS]))
 
 
 wildcard_constraints:

@@ -4,7 +4,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
 from latentopt.core.fileio import check_folder_path, check_writable
-from latentopt.workflow import driverlock, integrity, messages, repairs
+from latentopt.workflow import driverlock, integrity, messages, repairs, stopping
 from latentopt.workflow.plan import build_plan
 from latentopt.workflow.config import ConfigError, check_config, study_synthetic_parts
 from latentopt.workflow.study import model_configs, study_dir, study_params
@@ -71,14 +71,24 @@ def release_lock():
         DRIVER_LOCK.release()
 
 
+# The signal that stopped this driver, if any; every model's results tree holds its own
+# checkpoint store (latentopt.workflow.stopping).
+STOPS = stopping.StopWatch()
+MODEL_RESULTS = [c["results_dir"] for c in MODEL_CONFIGS.values()]
+
+
 onstart:
     preflight()
+    STOPS.install(logger)
     for line in messages.start_lines(config):
         logger.info(line)
 
 
 onsuccess:
     release_lock()
+    stopping.release_finished(
+        MODEL_RESULTS, [str(f) for job in workflow.dag.jobs for f in job.output]
+    )
     synthetic = study_synthetic_parts(MODEL_CONFIGS)
     for line in messages.study_end_lines(config, list(MODEL_CONFIGS), synthetic):
         logger.info(line)
@@ -92,6 +102,8 @@ onsuccess:
 
 onerror:
     release_lock()
+    if STOPS.signal:
+        logger.warning(stopping.stopped_paragraph(STOPS.signal, MODEL_RESULTS))
 
 
 def model_outputs(rule, key):

@@ -43,8 +43,18 @@ def test_chunk_records_bad_image_and_finishes_the_others(prepared):
         assert rec["final"]["psnr"] > rec["initial"]["psnr"]
         payload = torch.load(layout.per_image(cfg["results_dir"], "psnr", "train", image_id, "pt"), weights_only=True)
         assert payload["z"].shape == payload["z0"].shape and len(payload["loss_history"]) == 5
-    # the store of an ended job is empty: a later deletion means recomputation
-    assert not layout.checkpoint_dir(cfg["results_dir"], "psnr", "train").exists()
+    # an ended job leaves each finished image in its store (the driver, which may not accept the
+    # job's outputs, releases them): deleted outputs are restored by the next run, not recomputed
+    store = layout.checkpoint_dir(cfg["results_dir"], "psnr", "train") / "done"
+    ok = sorted(set(ids) - {"broken"})
+    assert sorted(p.stem for p in store.glob("*.json")) == ok
+    for image_id in ok:
+        for ext in ("json", "pt"):
+            layout.per_image(cfg["results_dir"], "psnr", "train", image_id, ext).unlink()
+    logged = []
+    again = optimize_chunk(cfg, "psnr", "train", ids, "cpu", log=logged.append)
+    assert sum("restored" in line for line in logged) == len(ok) and not any("step " in line for line in logged)
+    assert {r["image_id"]: r for r in again if r["status"] == "ok"} == {r["image_id"]: r for r in records if r["status"] == "ok"}
 
 
 class FaultyModel(torch.nn.Module):

@@ -77,6 +77,7 @@ def run_batch(ctx: JobContext, items: list[Item], batch_size: int | None = None)
     targets = _to_tensor([it.model_input for it in items], device)
     region = items[0].region
     ids = [it.image_id for it in items]
+    batch_rows = max(len(items), batch_size or 0)  # every step runs at this batch size (optimizer.at_rows)
     clock = BatchClock(device)
     with ctx.stage("encode"):
         z0 = encode_exact(ctx.model, targets)
@@ -97,7 +98,7 @@ def run_batch(ctx: JobContext, items: list[Item], batch_size: int | None = None)
         where = {"step": resume["iteration"] if resume else 0, "retry": False}
         with ctx.stage("optimization"), interruptible(ctx, ids, where, settings):
             tracks = optimize_with_retry(
-                step.decode(ctx.model, max(len(items), batch_size or 0)),
+                step.decode(ctx.model, batch_rows),
                 targets,
                 z0,
                 ctx.loss_fn,
@@ -113,8 +114,10 @@ def run_batch(ctx: JobContext, items: list[Item], batch_size: int | None = None)
                 retry_on_step=lambda total, todo: progress_logger(
                     ctx.log, total, [ids[i] for i in todo], where=where, retry=True),
                 log=ctx.log,
+                rows=batch_rows,
             )
     batch = clock.stop(f"{items[0].split}/{ids[0]}", ids, sum(t.steps + (t.retry["first_attempt"]["steps"] if t.retry else 0) for t in tracks))
+    batch["rows"] = batch_rows  # the batch size every step ran at (optimizer.at_rows)
     best = torch.stack([t.best_z for t in tracks]).to(device)
     with ctx.stage("exact_decodes"):
         initial, final = decode_exact(ctx.model, z0), decode_exact(ctx.model, best)

@@ -3,15 +3,19 @@
 Snakemake deletes the declared outputs of a job before it (re)runs, so a job killed half-way would
 lose the images it had already finished. The store keeps, under results/.checkpoints/<arm>/<split>/:
   batch-<key>.pt      the optimizer state of a running batch, saved every checkpoint_interval steps;
-  done/<image>.{pt,json}  hard links to the per-image outputs already written by this job.
-Everything is tagged with the job's fingerprint (settings, model weights, reference checksum,
-library version): state written under other settings is ignored, never mixed in. When the job
-ends successfully the store is emptied, so a later deletion of an output recomputes that image.
+  done/<image>.{pt,json}  hard links to the per-image outputs already written by this job,
+  done/<image>.reference  the checksum of the prepared reference they were computed from.
+Everything is tagged with the job's fingerprint (settings, model weights, library version) and a
+finished image with its reference: state written under other settings or for another reference is
+ignored, never mixed in. A job leaves its finished images in the store when it ends: a driver
+stopped while the job ran (SIGINT, SIGKILL) marks the job incomplete even when it finished, and the
+resume runs it again, which then restores them. The driver empties the store of a job once a run
+that holds it has succeeded (latentopt.workflow.stopping.release_finished), so a later deletion or
+--forcerun recomputes.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from pathlib import Path
 
@@ -54,18 +58,23 @@ class CheckpointStore:
     def _done(self, image_id: str, ext: str) -> Path:
         return self.folder / "done" / f"{image_id}.{ext}"
 
-    def keep_done(self, image_id: str, pt_path: Path, json_path: Path) -> None:
+    def keep_done(self, image_id: str, pt_path: Path, json_path: Path, reference_sha256: str) -> None:
+        self._done(image_id, "reference").unlink(missing_ok=True)  # first: no stale pairing meanwhile
         link_or_copy(pt_path, self._done(image_id, "pt"))
         link_or_copy(json_path, self._done(image_id, "json"))
+        with atomic_path(self._done(image_id, "reference")) as tmp:
+            Path(tmp).write_text(reference_sha256)
 
-    def restore_done(self, image_id: str, pt_path: Path, json_path: Path) -> bool:
-        """Put a finished image back in place if its record matches this job and verifies."""
-        pt, js = self._done(image_id, "pt"), self._done(image_id, "json")
-        if not (pt.is_file() and js.is_file()):
+    def restore_done(self, image_id: str, pt_path: Path, json_path: Path, reference_sha256: str) -> bool:
+        """Put a finished image back in place if its record matches this job and this reference, and
+        its .pt verifies."""
+        pt, js, ref = self._done(image_id, "pt"), self._done(image_id, "json"), self._done(image_id, "reference")
+        if not (pt.is_file() and js.is_file() and ref.is_file()):
             return False
         try:
             record = read_json(js)
-            ok = record.get("fingerprint") == self.fingerprint and record.get("pt_sha256") == sha256_file(pt)
+            ok = (record.get("fingerprint") == self.fingerprint and ref.read_text() == reference_sha256
+                  and record.get("pt_sha256") == sha256_file(pt))
         except (OSError, ValueError):
             ok = False
         if not ok or record.get("status") != "ok":
@@ -73,11 +82,3 @@ class CheckpointStore:
         link_or_copy(pt, pt_path)
         link_or_copy(js, json_path)
         return True
-
-    def clear(self, image_ids: list[str]) -> None:
-        for image_id in image_ids:
-            for ext in ("pt", "json"):
-                self._done(image_id, ext).unlink(missing_ok=True)
-        for path in (self.folder / "done", self.folder):
-            with contextlib.suppress(OSError):
-                path.rmdir()

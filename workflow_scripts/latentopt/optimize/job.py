@@ -51,7 +51,7 @@ def write_outputs(ctx: JobContext, result: dict, outputs: Outputs) -> dict:
                                   synthetic=list(ctx.synthetic), model_info=ctx.model.info, settings=ctx.arm_settings)
     write_image_files(pt_path, json_path, payload, record)
     if ctx.store is not None and result["status"] == "ok":
-        ctx.store.keep_done(item.image_id, pt_path, json_path)
+        ctx.store.keep_done(item.image_id, pt_path, json_path, item.record["sha256"])
     return record
 
 
@@ -127,7 +127,7 @@ def _optimize_items(ctx: JobContext, image_ids: list[str], items, failures, outp
     todo = []
     for item in items:
         pt, js = outputs[item.image_id]
-        if ctx.store is not None and ctx.store.restore_done(item.image_id, pt, js):
+        if ctx.store is not None and ctx.store.restore_done(item.image_id, pt, js, item.record["sha256"]):
             log(f"{item.image_id}: finished earlier in an interrupted run, restored")
             records.append(read_json(js))
         else:
@@ -148,6 +148,4 @@ def _optimize_items(ctx: JobContext, image_ids: list[str], items, failures, outp
     failed = [r for r in records if r["status"] != "ok"]
     if failed and ctx.run.failure_policy == "fatal":
         raise ImageFailure(f"{len(failed)} image(s) failed (failure_policy: fatal): " + "; ".join(f"{r['image_id']}: {r['reason']}" for r in failed))
-    if ctx.store is not None:
-        ctx.store.clear(image_ids)
-    return records
+    return records  # finished images stay in the store until the driver accepts them (workflow.stopping)

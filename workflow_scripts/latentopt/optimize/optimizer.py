@@ -108,6 +108,26 @@ class ImageTrack:
         return cls(**state)
 
 
+def at_rows(fn: Callable[..., torch.Tensor], rows: int | None) -> Callable[..., torch.Tensor]:
+    """``fn`` computed on its tensor arguments padded to ``rows`` rows (copies of their first row,
+    detached: no gradient flows back through them); the first rows of the result (as many as the
+    arguments had) returned. The decoder, the loss and the encoder of the Adam loop run at one batch
+    size whatever the batch holds: floating-point kernels choose
+    their blocking by the batch size (the demo decoder rounds differently at 1 row than at 2 or
+    more), so without it an image's numbers would depend on how many images share its job, its
+    batch, or are still running."""
+    if not rows:
+        return fn
+
+    def padded(*tensors: torch.Tensor) -> torch.Tensor:
+        n = tensors[0].shape[0]
+        if n >= rows:
+            return fn(*tensors)
+        return fn(*(torch.cat([t, t[:1].detach().expand(rows - n, *t.shape[1:])]) for t in tensors))[:n]
+
+    return padded
+
+
 def _shrink_adam(opt: torch.optim.Adam, z: torch.Tensor, keep: list[int], settings: AdamSettings):
     """A new latent tensor and Adam holding only rows ``keep``, moments carried over exactly."""
     old_state = opt.state[z]
@@ -137,6 +157,7 @@ def optimize_latents(
     time_limit_s: float | None = None,
     on_step: Callable[[int, int], None] | None = None,
     encode: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    rows: int | None = None,
 ) -> list[ImageTrack]:
     """Optimize a batch of latents; return one ImageTrack per image (in input order).
 
@@ -149,7 +170,11 @@ def optimize_latents(
     grad_scaler: scales the summed loss before backward (fp16, method backprop); a step whose
     gradient overflows is skipped for the whole batch.
     encode: the encoder (method gradient_free: the residual E(D(z)) - z0 of each image's own z0).
+    rows: the batch size every decode, loss and encode of the loop runs at (:func:`at_rows`): an
+    image's result then depends on it, not on the images beside it.
     """
+    decode, loss_fn = at_rows(decode, rows), at_rows(loss_fn, rows)
+    encode = at_rows(encode, rows) if encode is not None else None
     device = z0.device
     n = z0.shape[0]
     rows, cols = region

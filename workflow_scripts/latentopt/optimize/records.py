@@ -11,8 +11,9 @@
     model (the autoencoder's info), finished_at, host, slurm_job_id, cuda_visible_devices; with a
     result also initial and final (metrics), iterations, converged_at, stop_reason, initial_loss,
     best_loss, final_loss, returned_latent, retry, time_s (optimization + encode share),
-    optimization_time_s, peak_memory_mb, device, batch_size, batch (the batch's clock and
-    image_ids, the images optimized together), size, counted_work (FLOPs of the image's passes,
+    optimization_time_s, peak_memory_mb, device, batch_size, batch (the batch's clock,
+    image_ids, the images optimized together, and rows, the batch size every step ran at:
+    optimizer.at_rows), size, counted_work (FLOPs of the image's passes,
     :func:`latentopt.optimize.work.image_work`; ``tflop`` its total) (method gradient_free:
     initial_residual, last_residual, from residual_history); always ``settings``, what produced
     the image (:func:`arm_record`: method, loss spec, lr, iterations, schedule, stop rule, ...);

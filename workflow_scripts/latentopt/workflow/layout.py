@@ -13,7 +13,7 @@ results_dir/
   quality_gate/{loss}.json                     the quality gate's result per loss
   FULL_BSDS500_COMPARISON_REPORT.md            the report (figures in report_figures/)
   demo_model/demo_autoencoder.{pt,json}        the demo's own autoencoder (model.kind demo_trained)
-  .checkpoints/{arm}/{split}/                  resumable in-progress state (removed when a job ends)
+  .checkpoints/{arm}/{split}/                  resumable state; images a job finished (released after a successful run)
   logs/, benchmarks/                           per-job logs and Snakemake benchmarks
   .integrity/hash_cache.json                   checksums of verified outputs (latentopt.workflow.integrity)
   .integrity/quarantine/<timestamp>/...        outputs that failed verification, moved aside by a real run before its first job
