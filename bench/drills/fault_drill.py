@@ -3,12 +3,19 @@ what was recomputed, what was lost and how long the rerun took; the final per-im
 compared with the untouched run.
 
     python bench/drills/fault_drill.py RUN_DIR [--out drill.json] [--models small large] [--only ...]
+    python bench/drills/fault_drill.py RUN_DIR --stops [NAME ...] [--stop-iterations 1500]
 
 RUN_DIR holds config.yaml (with results_dir and data.root relative to RUN_DIR), the data and the
 finished results, e.g. a `make demo`-like run made with `snakemake --directory RUN_DIR`. For a
 study (config key ``models``), ``--models`` names the models whose trees (``results/<model>/``)
 are damaged, one (fault, model) at a time; the rerun is the whole study's, and every model's
 numbers are compared with the untouched run.
+
+``--stops`` drills the ways of stopping a running driver instead (latentopt/devtools/stops.py):
+each copy reruns with psnr's iterations raised (stopping rule none, batch size 1, so that a job is
+mid-run with an image finished), is stopped once a job has finished one of its images, and is
+resumed; the resume's job logs say which images were restored and which computed, and its
+per-image numbers are compared with an uninterrupted run of the same settings.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -29,17 +37,22 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "workflow_scripts"))  # the library, as the other drills
 from latentopt.devtools.faults import FAULTS, copy_run, lost, metric_rows, rewritten, snapshot  # noqa: E402
 from latentopt.devtools.snakemake_cli import job_stats, snakemake_command  # noqa: E402
+from latentopt.devtools.stops import FINISHED, STOPS, start_driver, wait_for_finished_image, wait_for_session  # noqa: E402
 
 
-def snakemake_cmd(workdir: Path, config: Path, *args: str) -> list[str]:
-    return snakemake_command(*args, snakefile=REPO / "Snakefile", configfiles=[REPO / "demo" / "config.yaml", config],
+def snakemake_cmd(workdir: Path, config: Path | list[Path], *args: str) -> list[str]:
+    configs = config if isinstance(config, list) else [config]
+    return snakemake_command(*args, snakefile=REPO / "Snakefile", configfiles=[REPO / "demo" / "config.yaml", *configs],
                              directory=workdir, cores=2)
 
 
-def run(workdir: Path, config: Path, *args: str, timeout: int = 1800) -> tuple[subprocess.CompletedProcess, float]:
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def run(workdir: Path, config: Path | list[Path], *args: str, timeout: int = 1800) -> tuple[subprocess.CompletedProcess, float]:
     start = time.monotonic()
     proc = subprocess.run(snakemake_cmd(workdir, config, *args), cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+                          env=ENV)
     return proc, time.monotonic() - start
 
 
@@ -121,16 +134,114 @@ def drill_second_driver(src: Path, base: Path) -> dict:
     return out
 
 
+RESTORED = re.compile(r"(\S+): finished earlier in an interrupted run, restored")
+LOCKED = ("LockException", "cannot be locked")
+
+
+def _job_logs(results: Path) -> dict[Path, str]:
+    return {p: p.read_text(errors="replace") for p in (results / "logs" / "optimize").rglob("*.log")}
+
+
+def _written_since(before: dict[Path, str], results: Path) -> dict[str, str]:
+    """{arm/chunk: what its job log gained since ``before``}."""
+    return {f"{p.parent.name}/{p.stem}": text[len(before.get(p, "")):] for p, text in _job_logs(results).items()
+            if len(text) > len(before.get(p, ""))}
+
+
+def _ids(texts: dict[str, str], pattern: re.Pattern, group: int) -> list[str]:
+    return sorted({f"{job.split('/')[0]}/{m.group(group)}" for job, text in texts.items() for m in pattern.finditer(text)})
+
+
+def stop_overlay(base: Path, iterations: int) -> Path:
+    """Settings that keep a psnr job busy for a while with its images finishing one by one."""
+    overlay = base / "stop_overlay.yaml"
+    overlay.write_text(yaml.safe_dump({"losses": {"psnr": {"iterations": iterations, "stopping": {"rule": "none"},
+                                                            "checkpoint_interval": max(10, iterations // 4)}},
+                                       "run": {"batch_size": 1}}))
+    return overlay
+
+
+def drill_stop(name: str, src: Path, base: Path, overlay: Path, uninterrupted_rows: dict) -> dict:
+    """One way of stopping: the driver is stopped once a psnr job has finished an image, then resumed."""
+    work = copy_run(src, base / f"stop_{name}".replace(" ", "_"))
+    configs, results = [work / "config.yaml", overlay], work / "results"
+    logs_before = _job_logs(results)
+    out = work / "stopped_driver.out"
+    started = time.monotonic()
+    driver = start_driver(snakemake_cmd(work, configs), REPO, ENV, out)
+    first = wait_for_finished_image(results / "logs" / "optimize" / "psnr", driver)
+    stopped_at = time.monotonic()
+    how = STOPS[name](driver)
+    rc = driver.wait(timeout=1800) if name not in ("sigkill driver", "sigkill group") else driver.wait()
+    orphans = wait_for_session(driver.pid)
+    text = out.read_text(errors="replace")
+    stopped_logs = _written_since(logs_before, results)
+    finished = _ids(stopped_logs, FINISHED, 3)
+    after_stop = text[text.find("Terminating processes") if "Terminating processes" in text else 0:]
+    record = {
+        "stop": how, "first_finished_image": first, "seconds_to_stop": round(stopped_at - started, 1),
+        "driver_rc": rc, "driver_seconds_after_stop": round(time.monotonic() - stopped_at, 1),
+        "orphaned_processes_left_running": len(orphans),
+        "images_finished_before_resume": finished,
+        "driver_output": {
+            "latentopt_paragraph": next((line for line in text.splitlines() if line.startswith("latentopt: stopped by")), None),
+            "will_exit_after_finishing_lines": text.count("Will exit after finishing currently running jobs"),
+            "CalledProcessError": "CalledProcessError" in text, "RuleException": "RuleException" in text,
+            "at_least_one_job_did_not_complete": "did not complete successfully" in text,
+            "tail": text[-1200:],
+        },
+    }
+    logs_before = _job_logs(results)
+    resume, seconds = run(work, configs)
+    if resume.returncode and any(word in resume.stdout + resume.stderr for word in LOCKED):
+        record["resume_needed_unlock"] = True  # a killed driver leaves Snakemake's lock (README: Resume)
+        run(work, configs, "--unlock")
+        resume, seconds = run(work, configs)
+    resumed_logs = _written_since(logs_before, results)
+    restored, computed = _ids(resumed_logs, RESTORED, 1), _ids(resumed_logs, FINISHED, 3)
+    dry, _ = run(work, configs, "-n")
+    record["resume"] = {
+        "rc": resume.returncode, "seconds": round(seconds, 1), "jobs": job_stats(resume.stdout + resume.stderr),
+        "restored": restored, "computed": computed,
+        "finished_before_stop_but_recomputed": sorted(set(finished) & set(computed)),
+        "finished_before_stop_and_restored": sorted(set(finished) & set(restored)),
+        "numbers_vs_uninterrupted": compare(uninterrupted_rows, metric_rows(results)),
+        "then_nothing_to_do": "Nothing to be done" in dry.stdout + dry.stderr,
+        "tail": (resume.stdout + resume.stderr)[-1500:] if resume.returncode else "",
+    }
+    return record
+
+
+def drill_stops(src: Path, base: Path, names: list[str], iterations: int, report: dict, out: Path) -> None:
+    overlay = stop_overlay(base, iterations)
+    reference = copy_run(src, base / "stop_uninterrupted")
+    proc, seconds = run(reference, [reference / "config.yaml", overlay])
+    report["stop_settings"] = yaml.safe_load(overlay.read_text())
+    report["uninterrupted"] = {"rc": proc.returncode, "seconds": round(seconds, 1)}
+    rows = metric_rows(reference / "results")
+    for name in names:
+        report["scenarios"][name] = drill_stop(name, src, base, overlay, rows)
+        print(name, json.dumps(report["scenarios"][name], indent=1), flush=True)
+        out.write_text(json.dumps(report, indent=2))
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--out", type=Path, default=Path("fault_drill.json"))
     parser.add_argument("--only", nargs="*", help="scenario names (default: all)")
     parser.add_argument("--models", nargs="*", help="a study's models to damage, one at a time (default: a one-model run)")
+    parser.add_argument("--stops", nargs="*", choices=list(STOPS), help="drill these ways of stopping (none named: all)")
+    parser.add_argument("--stop-iterations", type=int, default=1500, help="psnr iterations of the stop drill's rerun")
     args = parser.parse_args(argv)
     src = args.run_dir.resolve()
-    untouched = all_metric_rows(src / "results", args.models)
     report = {"machine": os.uname().nodename, "cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg(), "scenarios": {}}
+    if args.stops is not None:
+        with tempfile.TemporaryDirectory(prefix="stop_drill_") as tmp:
+            drill_stops(src, Path(tmp), args.stops or list(STOPS), args.stop_iterations, report, args.out)
+        args.out.write_text(json.dumps(report, indent=2))
+        return
+    untouched = all_metric_rows(src / "results", args.models)
     with tempfile.TemporaryDirectory(prefix="fault_drill_") as tmp:
         base = Path(tmp)
         for name, fault in FAULTS.items():

@@ -41,23 +41,23 @@ def session_processes(sid: int) -> dict[int, str]:
     return found
 
 
-def wait_for_finished_image(log: Path, proc: subprocess.Popen, timeout: float = 900) -> str:
-    """Block until ``log`` (a job log, appended across attempts) gains a line "[k/n] <id>: ok" with
-    k < n written after this call; return the finished image's id."""
-    start = log.stat().st_size if log.exists() else 0
+def wait_for_finished_image(logs: Path, proc: subprocess.Popen, timeout: float = 900) -> str:
+    """Block until a job log under the folder ``logs`` (logs are appended across attempts) gains a
+    line "[k/n] <id>: ok" with k < n written after this call; return the finished image's id."""
+    start = {p: p.stat().st_size for p in logs.glob("*.log")}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"the driver ended (rc {proc.returncode}) before a job finished an image")
-        if log.exists() and log.stat().st_size > start:
+        for log in logs.glob("*.log"):
             with open(log, "rb") as fh:
-                fh.seek(start)
+                fh.seek(start.get(log, 0))
                 for line in fh.read().decode(errors="replace").splitlines():
                     m = FINISHED.search(line)
                     if m and int(m.group(1)) < int(m.group(2)):
                         return m.group(3)
         time.sleep(0.2)
-    raise TimeoutError(f"no image finished in {log} within {timeout} s")
+    raise TimeoutError(f"no image finished in {logs} within {timeout} s")
 
 
 def _job_pids(sid: int) -> list[int]:

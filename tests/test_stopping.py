@@ -1,0 +1,83 @@
+"""Every way of stopping a running driver keeps the images its jobs finished: on a copy of the
+session's finished demo (conftest.finished_demo) rerun with psnr's iterations raised (batch size 1,
+2 images per job, so a job is mid-run with one image finished), the driver is stopped once a job
+has finished an image (latentopt/devtools/stops.py), then resumed: the resume computes none of the
+finished images again (a job it reruns restores them, its log says so), its per-image numbers equal
+an uninterrupted run's, and the next dry run has nothing to do."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+import yaml
+from conftest import REPO, snakemake, snakemake_cmd
+
+from latentopt.devtools.faults import metric_rows
+from latentopt.devtools.stops import FINISHED, STOPS, start_driver, wait_for_finished_image, wait_for_session
+
+pytestmark = pytest.mark.slow
+RESTORED = "finished earlier in an interrupted run, restored"
+
+
+def _busy_copy(finished_demo, dst):
+    """A copy of the finished demo whose psnr arm reruns slowly enough to be stopped mid-job."""
+    cfg, results = finished_demo
+    shutil.copytree(results.parent / "data", dst / "data", symlinks=True)
+    shutil.copytree(results, dst / "results", symlinks=True)
+    config = yaml.safe_load(cfg.read_text())
+    config["results_dir"], config["data"]["root"] = str(dst / "results"), str(dst / "data")
+    config["losses"]["psnr"] = {"iterations": 800, "stopping": {"rule": "none"}, "checkpoint_interval": 200}
+    config["run"]["batch_size"] = 1
+    path = dst / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path, dst / "results"
+
+
+def _log_text(results):
+    return {p: p.read_text(errors="replace") for p in (results / "logs" / "optimize" / "psnr").glob("*.log")}
+
+
+def _since(before, results):
+    return "".join(text[len(before.get(p, "")):] for p, text in _log_text(results).items())
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(finished_demo, tmp_path_factory):
+    config, results = _busy_copy(finished_demo, tmp_path_factory.mktemp("uninterrupted"))
+    snakemake(config, timeout=1800)
+    return metric_rows(results)
+
+
+@pytest.mark.parametrize("stop", ["sigint driver", "ctrl-c group", "sigterm driver", "sigkill job", "sigkill driver"])
+def test_a_stopped_run_resumes_without_recomputing_finished_images(stop, finished_demo, uninterrupted, tmp_path):
+    config, results = _busy_copy(finished_demo, tmp_path)
+    before = _log_text(results)
+    driver = start_driver(snakemake_cmd(config), REPO, {**os.environ, "OMP_NUM_THREADS": "1"}, tmp_path / "driver.out")
+    wait_for_finished_image(results / "logs" / "optimize" / "psnr", driver)
+    STOPS[stop](driver)
+    driver.wait(timeout=900)
+    wait_for_session(driver.pid)  # a killed driver's jobs run on: the resume starts after them
+    said = (tmp_path / "driver.out").read_text()
+    finished = {m.group(3) for m in FINISHED.finditer(_since(before, results))}
+    assert finished, said[-2000:]
+    if stop in ("sigint driver", "ctrl-c group", "sigterm driver"):
+        assert driver.returncode != 0 and "latentopt: stopped by SIG" in said and "Resume with:" in said
+        assert said.count("Will exit after finishing currently running jobs") <= 1
+
+    before = _log_text(results)
+    resume = snakemake(config, check=False, timeout=1800)
+    if resume.returncode and "LockException" in resume.stdout + resume.stderr:  # a killed driver's lock (README: Resume)
+        snakemake(config, "--unlock")
+        resume = snakemake(config, check=False, timeout=1800)
+    assert resume.returncode == 0, (resume.stdout + resume.stderr)[-3000:]
+    log = _since(before, results)
+    recomputed = {m.group(3) for m in FINISHED.finditer(log)}
+    assert not finished & recomputed, log[-3000:]
+    if stop != "sigterm driver":  # SIGTERM lets the running jobs end and accepts them: nothing to restore
+        for image in finished:
+            assert f"{image}: {RESTORED}" in log, (image, log[-3000:])
+    assert metric_rows(results) == uninterrupted
+    assert "Nothing to be done" in snakemake(config, "-n").stdout
+    assert not list((results / ".checkpoints").glob("*/*/done/*")), "a successful run releases the stored images"
