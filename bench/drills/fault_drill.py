@@ -212,13 +212,18 @@ def drill_stop(name: str, src: Path, base: Path, overlay: Path, uninterrupted_ro
     return record
 
 
-def drill_stops(src: Path, base: Path, names: list[str], iterations: int, report: dict, out: Path) -> None:
+def drill_stops(src: Path, base: Path, names: list[str], iterations: int, report: dict, out: Path,
+                uninterrupted: Path | None = None) -> None:
+    """``uninterrupted``: a finished uninterrupted run of the same settings (else one is made first)."""
     overlay = stop_overlay(base, iterations)
-    reference = copy_run(src, base / "stop_uninterrupted")
-    proc, seconds = run(reference, [reference / "config.yaml", overlay])
     report["stop_settings"] = yaml.safe_load(overlay.read_text())
-    report["uninterrupted"] = {"rc": proc.returncode, "seconds": round(seconds, 1)}
-    rows = metric_rows(reference / "results")
+    if uninterrupted is None:
+        uninterrupted = copy_run(src, base / "stop_uninterrupted")
+        proc, seconds = run(uninterrupted, [uninterrupted / "config.yaml", overlay])
+        report["uninterrupted"] = {"rc": proc.returncode, "seconds": round(seconds, 1)}
+    else:
+        report["uninterrupted"] = {"reused": str(uninterrupted)}
+    rows = metric_rows(uninterrupted / "results")
     for name in names:
         report["scenarios"][name] = drill_stop(name, src, base, overlay, rows)
         print(name, json.dumps(report["scenarios"][name], indent=1), flush=True)
@@ -233,12 +238,14 @@ def main(argv=None) -> None:
     parser.add_argument("--models", nargs="*", help="a study's models to damage, one at a time (default: a one-model run)")
     parser.add_argument("--stops", nargs="*", choices=list(STOPS), help="drill these ways of stopping (none named: all)")
     parser.add_argument("--stop-iterations", type=int, default=1500, help="psnr iterations of the stop drill's rerun")
+    parser.add_argument("--uninterrupted", type=Path, help="a finished uninterrupted run of the stop drill's settings, reused")
     args = parser.parse_args(argv)
     src = args.run_dir.resolve()
     report = {"machine": os.uname().nodename, "cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg(), "scenarios": {}}
     if args.stops is not None:
         with tempfile.TemporaryDirectory(prefix="stop_drill_") as tmp:
-            drill_stops(src, Path(tmp), args.stops or list(STOPS), args.stop_iterations, report, args.out)
+            drill_stops(src, Path(tmp), args.stops or list(STOPS), args.stop_iterations, report, args.out,
+                        args.uninterrupted.resolve() if args.uninterrupted else None)
         args.out.write_text(json.dumps(report, indent=2))
         return
     untouched = all_metric_rows(src / "results", args.models)
