@@ -57,22 +57,22 @@ def test_a_stopped_run_resumes_without_recomputing_finished_images(stop, finishe
     driver = start_driver(snakemake_cmd(config), REPO, {**os.environ, "OMP_NUM_THREADS": "1"}, tmp_path / "driver.out")
     wait_for_finished_image(results / "logs" / "optimize" / "psnr", driver)
     STOPS[stop](driver)
+    finished = {m.group(3) for m in FINISHED.finditer(_since(before, results))}
+    at_stop = _log_text(results)
     driver.wait(timeout=900)
     wait_for_session(driver.pid)  # a killed driver's jobs run on: the resume starts after them
     said = (tmp_path / "driver.out").read_text()
-    finished = {m.group(3) for m in FINISHED.finditer(_since(before, results))}
     assert finished, said[-2000:]
     if stop in ("sigint driver", "ctrl-c group", "sigterm driver"):
         assert driver.returncode != 0 and "latentopt: stopped by SIG" in said and "Resume with:" in said
         assert said.count("Will exit after finishing currently running jobs") <= 1
 
-    before = _log_text(results)
     resume = snakemake(config, check=False, timeout=1800)
     if resume.returncode and "LockException" in resume.stdout + resume.stderr:  # a killed driver's lock (README: Resume)
         snakemake(config, "--unlock")
         resume = snakemake(config, check=False, timeout=1800)
     assert resume.returncode == 0, (resume.stdout + resume.stderr)[-3000:]
-    log = _since(before, results)
+    log = _since(at_stop, results)  # the stopped driver's own retry of a killed job, then the resume
     recomputed = {m.group(3) for m in FINISHED.finditer(log)}
     assert not finished & recomputed, log[-3000:]
     if stop != "sigterm driver":  # SIGTERM lets the running jobs end and accepts them: nothing to restore

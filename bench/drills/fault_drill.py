@@ -172,17 +172,19 @@ def drill_stop(name: str, src: Path, base: Path, overlay: Path, uninterrupted_ro
     first = wait_for_finished_image(results / "logs" / "optimize" / "psnr", driver)
     stopped_at = time.monotonic()
     how = STOPS[name](driver)
-    rc = driver.wait(timeout=1800) if name not in ("sigkill driver", "sigkill group") else driver.wait()
+    finished = _ids(_written_since(logs_before, results), FINISHED, 3)  # before the stop
+    logs_at_stop = _job_logs(results)
+    rc = driver.wait(timeout=1800)
     orphans = wait_for_session(driver.pid)
     text = out.read_text(errors="replace")
-    stopped_logs = _written_since(logs_before, results)
-    finished = _ids(stopped_logs, FINISHED, 3)
-    after_stop = text[text.find("Terminating processes") if "Terminating processes" in text else 0:]
+    after_stop = _written_since(logs_at_stop, results)  # the stopped driver's own retries, orphaned jobs
+    restored_after, computed_after = _ids(after_stop, RESTORED, 1), _ids(after_stop, FINISHED, 3)
     record = {
         "stop": how, "first_finished_image": first, "seconds_to_stop": round(stopped_at - started, 1),
         "driver_rc": rc, "driver_seconds_after_stop": round(time.monotonic() - stopped_at, 1),
-        "orphaned_processes_left_running": len(orphans),
-        "images_finished_before_resume": finished,
+        "processes_left_running_after_the_driver": len(orphans),
+        "images_finished_before_the_stop": finished,
+        "after_the_stop_before_resume": {"restored": restored_after, "computed": computed_after},
         "driver_output": {
             "latentopt_paragraph": next((line for line in text.splitlines() if line.startswith("latentopt: stopped by")), None),
             "will_exit_after_finishing_lines": text.count("Will exit after finishing currently running jobs"),
@@ -203,8 +205,8 @@ def drill_stop(name: str, src: Path, base: Path, overlay: Path, uninterrupted_ro
     record["resume"] = {
         "rc": resume.returncode, "seconds": round(seconds, 1), "jobs": job_stats(resume.stdout + resume.stderr),
         "restored": restored, "computed": computed,
-        "finished_before_stop_but_recomputed": sorted(set(finished) & set(computed)),
-        "finished_before_stop_and_restored": sorted(set(finished) & set(restored)),
+        "finished_before_stop_but_recomputed": sorted(set(finished) & (set(computed) | set(computed_after))),
+        "finished_before_stop_and_restored": sorted(set(finished) & (set(restored) | set(restored_after))),
         "numbers_vs_uninterrupted": compare(uninterrupted_rows, metric_rows(results)),
         "then_nothing_to_do": "Nothing to be done" in dry.stdout + dry.stderr,
         "tail": (resume.stdout + resume.stderr)[-1500:] if resume.returncode else "",
