@@ -15,7 +15,7 @@ import yaml
 from conftest import REPO, snakemake, snakemake_cmd
 
 from latentopt.devtools.faults import metric_rows
-from latentopt.devtools.stops import FINISHED, STOPS, start_driver, wait_for_finished_image, wait_for_session
+from latentopt.devtools.stops import FINISHED, HISTORY, STOPS, start_driver, wait_for_finished_image, wait_for_session
 
 pytestmark = pytest.mark.slow
 RESTORED = "finished earlier in an interrupted run, restored"
@@ -36,7 +36,8 @@ def _busy_copy(finished_demo, dst):
 
 
 def _log_text(results):
-    return {p: p.read_text(errors="replace") for p in (results / "logs" / "optimize" / "psnr").glob("*.log")}
+    """The psnr jobs' log histories (Snakemake deletes a job's log when the job starts)."""
+    return {p: p.read_text(errors="replace") for p in (results / "logs" / "optimize" / "psnr").glob(HISTORY)}
 
 
 def _since(before, results):

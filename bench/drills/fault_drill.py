@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "workflow_scripts"))  # the library, as the other drills
 from latentopt.devtools.faults import FAULTS, copy_run, lost, metric_rows, rewritten, snapshot  # noqa: E402
 from latentopt.devtools.snakemake_cli import job_stats, snakemake_command  # noqa: E402
-from latentopt.devtools.stops import FINISHED, STOPS, start_driver, wait_for_finished_image, wait_for_session  # noqa: E402
+from latentopt.devtools.stops import FINISHED, HISTORY, STOPS, start_driver, wait_for_finished_image, wait_for_session  # noqa: E402
 
 
 def snakemake_cmd(workdir: Path, config: Path | list[Path], *args: str) -> list[str]:
@@ -139,12 +139,13 @@ LOCKED = ("LockException", "cannot be locked")
 
 
 def _job_logs(results: Path) -> dict[Path, str]:
-    return {p: p.read_text(errors="replace") for p in (results / "logs" / "optimize").rglob("*.log")}
+    """Every optimization job log's history (Snakemake deletes the log itself when its job starts)."""
+    return {p: p.read_text(errors="replace") for p in (results / "logs" / "optimize").rglob(HISTORY)}
 
 
 def _written_since(before: dict[Path, str], results: Path) -> dict[str, str]:
     """{arm/chunk: what its job log gained since ``before``}."""
-    return {f"{p.parent.name}/{p.stem}": text[len(before.get(p, "")):] for p, text in _job_logs(results).items()
+    return {f"{p.parent.name}/{p.name}": text[len(before.get(p, "")):] for p, text in _job_logs(results).items()
             if len(text) > len(before.get(p, ""))}
 
 

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 FINISHED = re.compile(r"\[(\d+)/(\d+)\] (\S+): ok ")
+HISTORY = ".*.log.attempts"  # a job log's history (latentopt.core.joblog), never deleted by Snakemake
 
 
 def start_driver(cmd: list[str], cwd: Path, env: dict, out: Path) -> subprocess.Popen:
@@ -42,14 +43,16 @@ def session_processes(sid: int) -> dict[int, str]:
 
 
 def wait_for_finished_image(logs: Path, proc: subprocess.Popen, timeout: float = 900) -> str:
-    """Block until a job log under the folder ``logs`` (logs are appended across attempts) gains a
-    line "[k/n] <id>: ok" with k < n written after this call; return the finished image's id."""
-    start = {p: p.stat().st_size for p in logs.glob("*.log")}
+    """Block until a job log under the folder ``logs`` gains a line "[k/n] <id>: ok" with k < n
+    written after this call; return the finished image's id. Read from each log's history file
+    (:func:`latentopt.core.joblog.history_path`): Snakemake deletes a job's log when the job starts,
+    and the job links it to its history again."""
+    start = {p: p.stat().st_size for p in logs.glob(HISTORY)}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"the driver ended (rc {proc.returncode}) before a job finished an image")
-        for log in logs.glob("*.log"):
+        for log in logs.glob(HISTORY):
             with open(log, "rb") as fh:
                 fh.seek(start.get(log, 0))
                 for line in fh.read().decode(errors="replace").splitlines():
