@@ -1,7 +1,8 @@
 """Every way of stopping a running driver keeps the images its jobs finished: on a copy of the
-session's finished demo (conftest.finished_demo) rerun with psnr's iterations raised (batch size 1,
-2 images per job, so a job is mid-run with one image finished), the driver is stopped once a job
-has finished an image (latentopt/devtools/stops.py), then resumed: the resume computes none of the
+session's finished demo (conftest.finished_demo) finished again with psnr's iterations raised
+(batch size 1, 2 images per job, so that a job is mid-run with one image finished), its psnr
+images deleted and made again, the driver is stopped once a job has finished an image
+(latentopt/devtools/stops.py), then resumed: the resume computes none of the
 finished images again (a job it reruns restores them, its log says so), its per-image numbers equal
 an uninterrupted run's, and the next dry run has nothing to do."""
 
@@ -21,8 +22,8 @@ pytestmark = pytest.mark.slow
 RESTORED = "finished earlier in an interrupted run, restored"
 
 
-def _busy_copy(finished_demo, dst):
-    """A copy of the finished demo whose psnr arm reruns slowly enough to be stopped mid-job."""
+def _slow_settings(finished_demo, dst):
+    """A copy of the finished demo whose psnr arm runs long enough to be stopped mid-job."""
     cfg, results = finished_demo
     shutil.copytree(results.parent / "data", dst / "data", symlinks=True)
     shutil.copytree(results, dst / "results", symlinks=True)
@@ -33,6 +34,19 @@ def _busy_copy(finished_demo, dst):
     path = dst / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path, dst / "results"
+
+
+def _busy_copy(finished_slow, dst):
+    """A copy of the finished slow run with every psnr image deleted: the next run redoes them, with
+    the same settings (a settings change stopped half-way is another case: docs/stopping.md)."""
+    src = finished_slow.parent
+    shutil.copytree(src, dst, symlinks=True, dirs_exist_ok=True)
+    config = yaml.safe_load((dst / "config.yaml").read_text())
+    config["results_dir"], config["data"]["root"] = str(dst / "results"), str(dst / "data")
+    (dst / "config.yaml").write_text(yaml.safe_dump(config))
+    for record in (dst / "results" / "psnr_dataset" / "per_image").rglob("*.*"):
+        record.unlink()
+    return dst / "config.yaml", dst / "results"
 
 
 def _log_text(results):
@@ -46,14 +60,16 @@ def _since(before, results):
 
 @pytest.fixture(scope="module")
 def uninterrupted(finished_demo, tmp_path_factory):
-    config, results = _busy_copy(finished_demo, tmp_path_factory.mktemp("uninterrupted"))
+    """The finished demo rerun to its end with the slow psnr settings: (its config, its metric rows)."""
+    config, results = _slow_settings(finished_demo, tmp_path_factory.mktemp("uninterrupted"))
     snakemake(config, timeout=1800)
-    return metric_rows(results)
+    return config, metric_rows(results)
 
 
 @pytest.mark.parametrize("stop", ["sigint driver", "ctrl-c group", "sigterm driver", "sigkill job", "sigkill driver"])
-def test_a_stopped_run_resumes_without_recomputing_finished_images(stop, finished_demo, uninterrupted, tmp_path):
-    config, results = _busy_copy(finished_demo, tmp_path)
+def test_a_stopped_run_resumes_without_recomputing_finished_images(stop, uninterrupted, tmp_path):
+    finished_slow, rows = uninterrupted
+    config, results = _busy_copy(finished_slow, tmp_path / "run")
     before = _log_text(results)
     driver = start_driver(snakemake_cmd(config), REPO, {**os.environ, "OMP_NUM_THREADS": "1"}, tmp_path / "driver.out")
     wait_for_finished_image(results / "logs" / "optimize" / "psnr", driver)
@@ -79,6 +95,6 @@ def test_a_stopped_run_resumes_without_recomputing_finished_images(stop, finishe
     if stop != "sigterm driver":  # SIGTERM lets the running jobs end and accepts them: nothing to restore
         for image in finished:
             assert f"{image}: {RESTORED}" in log, (image, log[-3000:])
-    assert metric_rows(results) == uninterrupted
+    assert metric_rows(results) == rows
     assert "Nothing to be done" in snakemake(config, "-n").stdout
     assert not list((results / ".checkpoints").glob("*/*/done/*")), "a successful run releases the stored images"
