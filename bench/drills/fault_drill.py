@@ -13,8 +13,9 @@ numbers are compared with the untouched run.
 
 ``--stops`` drills the ways of stopping a running driver instead (latentopt/devtools/stops.py):
 each copy reruns with psnr's iterations raised (stopping rule none, batch size 1, so that a job is
-mid-run with an image finished), is stopped once a job has finished one of its images, and is
-resumed; the resume's job logs say which images were restored and which computed, and its
+mid-run with an image finished; with ``--uninterrupted DIR``, a run already finished with those
+settings, copies of DIR with their psnr images deleted, so no settings change), is stopped once a
+job has finished one of its images, and is resumed; the resume's job logs say which images were restored and which computed, and its
 per-image numbers are compared with an uninterrupted run of the same settings.
 """
 
@@ -162,10 +163,15 @@ def stop_overlay(base: Path, iterations: int) -> Path:
     return overlay
 
 
-def drill_stop(name: str, src: Path, base: Path, overlay: Path, uninterrupted_rows: dict) -> dict:
-    """One way of stopping: the driver is stopped once a psnr job has finished an image, then resumed."""
+def drill_stop(name: str, src: Path, base: Path, overlay: Path, uninterrupted_rows: dict, redo: bool = False) -> dict:
+    """One way of stopping: the driver is stopped once a psnr job has finished an image, then resumed.
+    ``redo``: ``src`` is already finished with the overlay's settings; its psnr images are deleted, so
+    the run redoes them with unchanged settings (else the overlay is a settings change)."""
     work = copy_run(src, base / f"stop_{name}".replace(" ", "_"))
     configs, results = [work / "config.yaml", overlay], work / "results"
+    if redo:
+        for image_file in (results / "psnr_dataset" / "per_image").rglob("*.*"):
+            image_file.unlink()
     logs_before = _job_logs(results)
     out = work / "stopped_driver.out"
     started = time.monotonic()
@@ -224,11 +230,12 @@ def drill_stops(src: Path, base: Path, names: list[str], iterations: int, report
         uninterrupted = copy_run(src, base / "stop_uninterrupted")
         proc, seconds = run(uninterrupted, [uninterrupted / "config.yaml", overlay])
         report["uninterrupted"] = {"rc": proc.returncode, "seconds": round(seconds, 1)}
-    else:
-        report["uninterrupted"] = {"reused": str(uninterrupted)}
+    else:  # the scenarios redo its psnr images with its own settings
+        report["uninterrupted"] = {"reused": str(uninterrupted), "psnr_images_deleted_and_redone": True}
     rows = metric_rows(uninterrupted / "results")
     for name in names:
-        report["scenarios"][name] = drill_stop(name, src, base, overlay, rows)
+        report["scenarios"][name] = drill_stop(name, uninterrupted if "reused" in report["uninterrupted"] else src,
+                                               base, overlay, rows, redo="reused" in report["uninterrupted"])
         print(name, json.dumps(report["scenarios"][name], indent=1), flush=True)
         out.write_text(json.dumps(report, indent=2))
 
@@ -241,7 +248,8 @@ def main(argv=None) -> None:
     parser.add_argument("--models", nargs="*", help="a study's models to damage, one at a time (default: a one-model run)")
     parser.add_argument("--stops", nargs="*", choices=list(STOPS), help="drill these ways of stopping (none named: all)")
     parser.add_argument("--stop-iterations", type=int, default=1500, help="psnr iterations of the stop drill's rerun")
-    parser.add_argument("--uninterrupted", type=Path, help="a finished uninterrupted run of the stop drill's settings, reused")
+    parser.add_argument("--uninterrupted", type=Path, help="a finished run of the stop drill's settings: each scenario "
+                        "deletes its psnr images and redoes them (no settings change), compared with it")
     args = parser.parse_args(argv)
     src = args.run_dir.resolve()
     report = {"machine": os.uname().nodename, "cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg(), "scenarios": {}}
