@@ -52,7 +52,7 @@ def test_chunk_records_bad_image_and_finishes_the_others(prepared):
         for ext in ("json", "pt"):
             layout.per_image(cfg["results_dir"], "psnr", "train", image_id, ext).unlink()
     logged = []
-    again = optimize_chunk(cfg, "psnr", "train", ids, "cpu", log=logged.append)
+    again = optimize_chunk(**optimize_job_args(cfg, "psnr", "train", ids), device="cpu", log=logged.append)
     assert sum("restored" in line for line in logged) == len(ok) and not any("step " in line for line in logged)
     assert {r["image_id"]: r for r in again if r["status"] == "ok"} == {r["image_id"]: r for r in records if r["status"] == "ok"}
 

@@ -26,6 +26,7 @@ from latentopt.data.prepare import prepare_chunk
 from latentopt.optimize.job import optimize_chunk
 from latentopt.workflow import layout
 from latentopt.workflow.config import demo_model_weights, load_config
+from latentopt.workflow.job_params import optimize_job_args
 from latentopt.workflow.plan import build_plan
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,7 +53,7 @@ def run_split(root: Path, data: Path, split: str, job_size: int, args) -> dict:
     out = {}
     for arm in ARMS:
         for start in range(0, len(ids), job_size):
-            optimize_chunk(cfg, arm, split, ids[start:start + job_size], "cpu", log=lambda m: None)
+            optimize_chunk(**optimize_job_args(cfg, arm, split, ids[start:start + job_size]), device="cpu", log=lambda m: None)
         for i in ids:
             rec = read_json(layout.per_image(cfg["results_dir"], arm, split, i, "json"))
             if rec["status"] != "ok":
