@@ -6,24 +6,23 @@ are frozen and the wrapped model stays in eval mode, so gradients flow only to `
 
 Specs (dicts, e.g. from the pipeline config; unknown kinds or keys raise ``ValueError``):
 
-* ``{"kind": "diffusers_kl", "source": <hub id or folder>, "subfolder": None, "revision": None}``
-  diffusers ``AutoencoderKL``; latent = ``latent_dist.mode()`` of ``encode(2x-1)``, **not**
-  multiplied by ``scaling_factor``; decode = ``(sample/2 + 0.5).clamp(0, 1)``.
-* ``{"kind": "diffusers_tiny", "source": <hub id or folder>, "subfolder": None, "revision": None}``
-  diffusers ``AutoencoderTiny``; latent = ``encode(2x-1).latents`` (``EncoderTiny`` maps [-1, 1]
-  back to [0, 1] itself, so this is the raw TAESD latent: no ``scaling_factor``, no uint8
-  quantisation); decode = ``(sample/2 + 0.5).clamp(0, 1)`` (``DecoderTiny`` returns ``2*y-1``).
+* ``{"preset": <name>, "source": ..., "subfolder": ..., "revision": ..., "synthetic": False}``
+  a published autoencoder (:data:`latentopt.models.families.PRESETS`); becomes one of the kinds below.
+* ``{"kind": "diffusers", "class": <diffusers class>, "convention": None, "source": ...}``
+  any diffusers class of a declared :class:`~latentopt.models.families.Family` (or one that follows a
+  family's convention, named by ``convention``: checked by one encode/decode at load).
+* ``{"kind": "diffusers_kl" | "diffusers_tiny", "source": <hub id or folder>, "subfolder", "revision"}``
+  ``AutoencoderKL`` / ``AutoencoderTiny`` (families ``kl`` / ``tiny``).
 * ``{"kind": "taesd", "encoder": <.pth>, "decoder": <.pth>, "variant": None}``
   our own TAESD-family network (:mod:`latentopt.models.taesd`); ``variant`` is ``taesd``/``taef1``/
   ``taef2``, guessed from the encoder's file name when omitted.
-* ``{"kind": "synthetic_kl", "seed": 0, "block_out_channels": [16, 32, 32, 32],
-  "latent_channels": 4, "layers_per_block": 1, "norm_num_groups": 8}``
-  a randomly initialised (under ``torch.manual_seed(seed)``) small ``AutoencoderKL`` for tests and
-  dry runs; same convention as ``diffusers_kl``.
-* ``{"kind": "demo_trained", "weights": <demo_autoencoder.pt>}``
-  the demo's tiny autoencoder, trained by the project itself (:mod:`latentopt.models.demo_model`; the
-  pipeline's ``train_demo_model`` rule writes the file); latent = ``encoder(x)`` for x in [0, 1]
-  (4 channels at 1/8), decode = ``decoder(z).clamp(0, 1)``.
+* ``{"kind": "synthetic_kl", "seed": 0, ...}`` a randomly initialised small ``AutoencoderKL``.
+* ``{"kind": "demo_trained", "weights": <demo_autoencoder.pt>}`` the demo's tiny autoencoder
+  (:mod:`latentopt.models.demo_model`; the pipeline's ``train_demo_model`` rule writes the file).
+
+How each family's latent is taken and decoded is its declaration (``Family.convention()``, recorded
+in ``info["latent_convention"]``): scaling/shift factors and pipeline-side normalisations are
+recorded, never applied; the optimization works on the raw latent the decoder consumes.
 
 The specs' keys and defaults are :mod:`latentopt.workflow.model_specs`; the files each needs,
 :func:`latentopt.workflow.weights.required_weight_files` (both torch-free: the Snakefile reads
@@ -39,43 +38,30 @@ from typing import Any
 import torch
 
 from latentopt.models.demo_model import load_network
+from latentopt.models.families import FAMILIES, downsample_factor
 from latentopt.models.taesd import TAESD
 from latentopt.workflow import weights
-from latentopt.workflow.model_specs import SYNTHETIC_KINDS, normalize_spec
+from latentopt.workflow.model_specs import SYNTHETIC_KINDS, family_of, normalize_spec
 from latentopt.workflow.weights import WeightFile, fetch_weights, required_weight_files
-
-_CONVENTIONS = {
-    "kl": "latent z = AutoencoderKL.encode(2*x - 1).latent_dist.mode() for x in [0,1] (posterior "
-    "mean, NOT multiplied by scaling_factor={sf}); decode(z) = (AutoencoderKL.decode(z).sample/2 + "
-    "0.5).clamp(0, 1).",
-    "tiny": "latent z = AutoencoderTiny.encode(2*x - 1).latents for x in [0,1] (the raw TAESD "
-    "latent: EncoderTiny maps back to [0,1] itself; scaling_factor={sf} not applied, no uint8 "
-    "latent quantisation); decode(z) = (AutoencoderTiny.decode(z).sample/2 + 0.5).clamp(0, 1).",
-    "taesd": "latent z = TAESD encoder(x) for x in [0,1] (raw: no scaling, no uint8 "
-    "quantisation); decode(z) = decoder(z).clamp(0, 1), the decoder starting with the soft clamp "
-    "tanh(z/3)*3.",
-    "demo": "latent z = encoder(x) for x in [0,1] (the demo autoencoder, latentopt.models.demo_model); "
-    "decode(z) = decoder(z).clamp(0, 1).",
-}
-
 
 class Autoencoder(torch.nn.Module):
     """A frozen autoencoder: ``encode`` [0,1] images -> latents, ``decode`` latents -> [0,1].
 
-    ``model`` is the wrapped network; ``convention`` is ``"kl"``, ``"tiny"``, ``"taesd"`` or
-    ``"demo"``;
+    ``model`` is the wrapped network; ``convention`` is the name of its
+    :class:`~latentopt.models.families.Family` (``"kl"``, ``"tiny"``, ``"taesd"``, ``"dc"``, ...);
     ``info`` describes it (kind, source, weights_sha256, synthetic (not research results: random or
-    demo-trained, :data:`latentopt.workflow.model_specs.SYNTHETIC_KINDS`), latent_channels,
+    demo-trained, :data:`latentopt.workflow.model_specs.SYNTHETIC_KINDS`, or a synthetic preset), latent_channels,
     downsample_factor, latent_convention, dtype, ...). ``train()`` is a no-op: the model stays
     in eval mode.
     """
 
     def __init__(self, model: torch.nn.Module, convention: str, info: dict):
         super().__init__()
-        if convention not in _CONVENTIONS:
-            raise ValueError(f"unknown convention {convention!r}")
+        if convention not in FAMILIES:
+            raise ValueError(f"unknown convention {convention!r}; declared: {sorted(FAMILIES)}")
         self.model = model
         self.convention = convention
+        self.family = FAMILIES[convention]
         self.info = dict(info)
         self.latent_channels = int(info["latent_channels"])
         self.downsample_factor = int(info["downsample_factor"])
@@ -105,11 +91,13 @@ class Autoencoder(torch.nn.Module):
             raise ValueError(f"expected images [B,3,H,W], got {tuple(x.shape)}")
         self.latent_shape(x.shape[-2], x.shape[-1])
         x = x.to(self.dtype)
-        if self.convention in ("taesd", "demo"):
+        fam = self.family
+        if fam.diffusers_class is None:
             return self.model.encoder(x)
-        if self.convention == "tiny":
-            return self.model.encode(x * 2 - 1).latents
-        return self.model.encode(x * 2 - 1).latent_dist.mode()
+        x = x * 2 - 1 if fam.input_range == (-1.0, 1.0) else x
+        out = self.model.encode(x.unsqueeze(2) if fam.frame_axis else x)
+        z = out.latent_dist.mode() if fam.latent == "latent_dist.mode()" else getattr(out, fam.latent)
+        return z.squeeze(2) if fam.frame_axis else z
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """latent [B,C,h,w] -> image [B,3,h*f,w*f] in [0,1] (clamped; differentiable in z)."""
@@ -118,9 +106,12 @@ class Autoencoder(torch.nn.Module):
                 f"expected latents [B,{self.latent_channels},h,w], got {tuple(z.shape)}"
             )
         z = z.to(self.dtype)
-        if self.convention in ("taesd", "demo"):
+        fam = self.family
+        if fam.diffusers_class is None:
             return self.model.decoder(z).clamp(0, 1)
-        return (self.model.decode(z).sample / 2 + 0.5).clamp(0, 1)
+        y = self.model.decode(z.unsqueeze(2) if fam.frame_axis else z).sample
+        y = y.squeeze(2) if fam.frame_axis else y
+        return (y if fam.output_range == (0.0, 1.0) else y / 2 + 0.5).clamp(0, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
@@ -154,7 +145,7 @@ def _dtype_name(dtype) -> str:
 def _ensure_files(s: dict) -> list[WeightFile]:
     files = required_weight_files(s)
     if any(not f.exists() for f in files):
-        if s["kind"] in ("diffusers_kl", "diffusers_tiny") and weights.is_hf_repo_id(s["source"]):
+        if s["kind"] in weights.DIFFUSERS_KINDS and weights.is_hf_repo_id(s["source"]):
             files = fetch_weights(s)  # downloads, or MissingWeightsError when offline
         else:
             weights.require(files)
@@ -183,6 +174,31 @@ def _synthetic_kl(s: dict):
             norm_num_groups=s["norm_num_groups"],
         )
     return model
+
+
+def _diffusers_class(name: str, family):
+    import diffusers  # slow to import: only where a diffusers model is built
+
+    cls = getattr(diffusers, name, None)
+    if cls is None or not hasattr(cls, "encode") or not hasattr(cls, "decode"):
+        raise ValueError(f"diffusers {diffusers.__version__} has no autoencoder class {name!r}")
+    return cls
+
+
+def _from_pretrained_args(s: dict, dtype) -> tuple[str, dict]:
+    hub = weights.is_hf_repo_id(s["source"])
+    kwargs: dict[str, Any] = {
+        "torch_dtype": dtype,
+        "local_files_only": True,
+        "low_cpu_mem_usage": False,  # the default needs `accelerate`, which warns when absent
+    }
+    if s["subfolder"]:
+        kwargs["subfolder"] = s["subfolder"]
+    if hub:
+        kwargs["cache_dir"] = str(weights.hf_hub_cache_dir())
+        if s["revision"]:
+            kwargs["revision"] = s["revision"]
+    return (s["source"] if hub else str(Path(s["source"]).expanduser())), kwargs
 
 
 def load_autoencoder(spec: dict, device="cpu", dtype=None):
@@ -216,6 +232,16 @@ def load_autoencoder(spec: dict, device="cpu", dtype=None):
         info["weights_sha256"] = state_dict_sha256(model)  # of the weights alone, not the file
         info["weight_files"] = weights.sha256_files([path])[1]
         convention = "demo"
+    elif kind == "taesd" and s["synthetic"]:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(s["seed"])
+            model = TAESD(s["variant"])
+        info["source"] = f"synthetic {s['variant']} network (seed {s['seed']}, random weights)"
+        info["synthetic"] = True
+        info["variant"] = s["variant"]
+        info["weights_sha256"] = state_dict_sha256(model)
+        info["weight_files"] = {}
+        convention = "taesd"
     elif kind == "taesd":
         files = _ensure_files(s)
         model = TAESD.from_files(s["encoder"], s["decoder"], s["variant"])
@@ -224,47 +250,63 @@ def load_autoencoder(spec: dict, device="cpu", dtype=None):
         info["weights_sha256"], info["weight_files"] = _file_hashes(files)
         convention = "taesd"
     else:
-        from diffusers import AutoencoderKL, AutoencoderTiny  # as in _synthetic_kl: this path only
-
-        cls = AutoencoderKL if kind == "diffusers_kl" else AutoencoderTiny
-        files = _ensure_files(s)
-        hub = weights.is_hf_repo_id(s["source"])
-        kwargs: dict[str, Any] = {
-            "torch_dtype": dtype,
-            "local_files_only": True,
-            "low_cpu_mem_usage": False,  # the default needs `accelerate`, which warns when absent
-        }
-        if s["subfolder"]:
-            kwargs["subfolder"] = s["subfolder"]
-        if hub:
-            kwargs["cache_dir"] = str(weights.hf_hub_cache_dir())
-            if s["revision"]:
-                kwargs["revision"] = s["revision"]
-        source = s["source"] if hub else str(Path(s["source"]).expanduser())
-        model = cls.from_pretrained(source, **kwargs)
-        info["source"] = s["source"]
-        info["weights_sha256"], info["weight_files"] = _file_hashes(files)
-        convention = "kl" if kind == "diffusers_kl" else "tiny"
+        family = family_of(s)
+        cls = _diffusers_class(family.diffusers_class if kind != "diffusers" else s["class"], family)
+        if s.get("synthetic"):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(s["seed"])
+                model = cls(**family.tiny_config)
+            info["source"] = f"synthetic {cls.__name__} at a tiny config (seed {s['seed']}, random weights)"
+            info["synthetic"] = True
+            info["weights_sha256"] = state_dict_sha256(model)
+            info["weight_files"] = {}
+        else:
+            files = _ensure_files(s)
+            source, kwargs = _from_pretrained_args(s, dtype)
+            model = cls.from_pretrained(source, **kwargs)
+            info["source"] = s["source"]
+            info["weights_sha256"], info["weight_files"] = _file_hashes(files)
+        convention = family.name
 
     model = model.to(device=device)
     if next(model.parameters()).dtype != dtype:
         model = model.to(dtype=dtype)
     model = model.eval().requires_grad_(False)
-    if convention in ("taesd", "demo"):
+    family = FAMILIES[convention]
+    if family.diffusers_class is None:
         latent_channels, factor = model.latent_channels, 8
-    elif convention == "tiny":
-        latent_channels = model.config.latent_channels
-        factor = 2 ** (len(model.config.encoder_block_out_channels) - 1)
     else:
-        latent_channels = model.config.latent_channels
-        factor = 2 ** (len(model.config.block_out_channels) - 1)
-    sf = getattr(model.config, "scaling_factor", None) if convention not in ("taesd", "demo") else None
+        latent_channels = model.config[family.channels_key]
+        factor = downsample_factor(family, model.config)
+    recorded = {k: model.config.get(k) for k in family.factors} if family.diffusers_class else {}
+    sf = recorded.get("scaling_factor")
     info.update(
         latent_channels=int(latent_channels),
         downsample_factor=int(factor),
-        latent_convention=_CONVENTIONS[convention].format(sf=sf),
+        latent_convention=family.convention(),
         scaling_factor_not_applied=sf,
+        factors_not_applied=recorded,
         dtype=_dtype_name(dtype),
         device=str(torch.device(device)),
     )
-    return Autoencoder(model, convention, info)
+    autoencoder = Autoencoder(model, convention, info)
+    if kind == "diffusers" and s["class"] != family.diffusers_class:
+        _check_convention(autoencoder, s["class"])
+    return autoencoder
+
+
+def _check_convention(autoencoder: Autoencoder, cls_name: str) -> None:
+    """A class named with another family's convention: one encode/decode of a small blank image
+    must give the declared shapes, else ValueError saying what differs."""
+    fam, f = autoencoder.family, autoencoder.downsample_factor
+    x = torch.zeros(1, 3, 2 * f, 2 * f, device=autoencoder.device)
+    try:
+        with torch.no_grad():
+            z = autoencoder.encode(x)
+            y = autoencoder.decode(z)
+    except Exception as exc:  # the class's own error, named with the convention it failed
+        raise ValueError(f"diffusers class {cls_name!r} does not follow convention {fam.name!r} "
+                         f"({fam.convention()}): {type(exc).__name__}: {exc}") from exc
+    if tuple(z.shape) != (1, autoencoder.latent_channels, 2, 2) or tuple(y.shape) != tuple(x.shape):
+        raise ValueError(f"diffusers class {cls_name!r} does not follow convention {fam.name!r}: a [1,3,{2*f},{2*f}] "
+                         f"image gave latent {tuple(z.shape)} and decoded {tuple(y.shape)}")

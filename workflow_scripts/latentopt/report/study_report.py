@@ -33,7 +33,7 @@ def model_description(model: StudyModel) -> dict:
         "label": label,
         "kind": model.kind,
         "decoder_parameters": decoder_parameters(load_autoencoder(dict(model.spec))),
-        "synthetic": model.kind in SYNTHETIC_KINDS,
+        "synthetic": model.kind in SYNTHETIC_KINDS or bool(model.spec.get("synthetic")),
     }
 
 

@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from latentopt.workflow.config import load_schema, model_spec, synthetic_of
+from latentopt.workflow.config import load_schema, model_kind, model_spec, synthetic_of
+from latentopt.workflow.model_specs import normalize_spec
 from latentopt.workflow.objectives import arm_objectives, uncalibrated_metrics
 from latentopt.workflow.plan import build_plan
 from latentopt.workflow.settings import RunSettings
@@ -147,7 +148,7 @@ def fid_not_comparable(config: Mapping) -> str | None:
     reasons = []
     if config["metric_networks"]["inception_synthetic"]:
         reasons.append("FID from a randomly initialised Inception")
-    if config["model"]["kind"] == "synthetic_kl":
+    if config["model"]["kind"] == "synthetic_kl" or config["model"].get("synthetic"):
         reasons.append("randomly initialised autoencoder")
     return "; ".join(reasons) or None
 
@@ -169,7 +170,7 @@ def hypothesis_settings(config: Mapping) -> HypothesisSettings:
     ev = config["evaluation"]
     return HypothesisSettings(
         experiment_id=config["experiment_id"], synthetic=synthetic_of(config), alpha=ev["success_criteria"]["alpha"],
-        seed=ev["seed"], model_kind=config["model"]["kind"], not_comparable_reason=fid_not_comparable(config),
+        seed=ev["seed"], model_kind=model_kind(config), not_comparable_reason=fid_not_comparable(config),
         uncalibrated=frozenset(uncalibrated_metrics(config)),
     )
 
@@ -265,15 +266,19 @@ class StudyModel(_Params):
 def study_model(sub: Mapping) -> StudyModel:
     """``sub``: the model's own one-model config (latentopt.workflow.study.model_config)."""
     model = sub["model"]
+    spec = normalize_spec(model_spec(dict(sub)))
     if model["kind"] == "demo_trained":
         label = None
     elif model["kind"] == "taesd":
-        label = f"TAESD-format {model['variant']} ({Path(model['decoder']).name})"
+        label = f"TAESD-format {spec['variant']} ({Path(model['decoder']).name})"
     elif model["kind"] == "synthetic_kl":
         label = f"random AutoencoderKL (seed {model['seed']})"
+    elif spec.get("synthetic"):
+        label = f"preset {spec['preset']}: {spec.get('class') or spec['variant']} at a tiny random config (synthetic)"
     else:
-        label = f"{model['kind']} {model['source']}" + (f"/{model['subfolder']}" if model.get("subfolder") else "")
-    return StudyModel(kind=model["kind"], spec=model_spec(dict(sub)), label=label, widths=tuple(model.get("widths") or ()),
+        label = (f"preset {spec['preset']}: " if spec.get("preset") else "") + f"{spec.get('class') or spec['kind']} "
+        label += f"{spec.get('source') or spec.get('decoder')}" + (f"/{spec['subfolder']}" if spec.get("subfolder") else "")
+    return StudyModel(kind=spec["kind"], spec=model_spec(dict(sub)), label=label, widths=tuple(model.get("widths") or ()),
                       synthetic=synthetic_of(sub), losses=dict(sub["losses"]), batch_size=int(sub["run"]["batch_size"]))
 
 

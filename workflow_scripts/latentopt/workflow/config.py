@@ -24,6 +24,7 @@ from latentopt.workflow import layout, sweeps
 from latentopt.workflow.demo_model_spec import SUMMARY_NAME, WEIGHTS_NAME, TrainSettings
 from latentopt.workflow.loss_specs import LOSS_PARAMS
 from latentopt.workflow.metric_specs import DIRECTIONAL_METRICS
+from latentopt.workflow.model_specs import config_spec, normalize_spec
 from latentopt.workflow.plan import selected_losses
 from latentopt.workflow.settings import ArmSettings
 from latentopt.workflow.study import StudyError, check_study, is_study, model_configs
@@ -31,14 +32,6 @@ from latentopt.workflow.synthetic import SyntheticParts, study_parts
 
 SCHEMA = Path(__file__).with_name("config.schema.yaml")
 REPO_CONFIG = Path(__file__).resolve().parents[3] / "config.yaml"
-
-MODEL_KEYS = {
-    "diffusers_kl": ("source", "subfolder", "revision"),
-    "diffusers_tiny": ("source", "subfolder", "revision"),
-    "taesd": ("encoder", "decoder", "variant"),
-    "synthetic_kl": ("seed",),
-    "demo_trained": (),  # + weights, a path under results_dir (demo_model_weights)
-}
 
 
 class ConfigError(ValueError):
@@ -279,11 +272,20 @@ def merge_config(base: dict, extra: dict) -> None:
 
 
 def model_spec(config: dict) -> dict:
-    model = config["model"]
-    spec = {"kind": model["kind"], **{k: model[k] for k in MODEL_KEYS[model["kind"]]}}
-    if model["kind"] == "demo_trained":
+    """The autoencoder spec of the config's ``model`` block (latentopt.workflow.model_specs.config_spec)."""
+    try:
+        spec = config_spec(config["model"])
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if spec.get("kind") == "demo_trained":
         spec["weights"] = str(demo_model_weights(config))
     return spec
+
+
+def model_kind(config: dict) -> str:
+    """The kind of the config's autoencoder (``model.kind``, or its default or preset's: e.g.
+    ``diffusers_kl`` for an empty block, ``diffusers`` for ``preset: flux2``)."""
+    return normalize_spec(model_spec(config))["kind"]
 
 
 def demo_model_weights(config: dict) -> Path:
@@ -316,6 +318,8 @@ def synthetic_of(config: dict) -> SyntheticParts:
         model_seed=config["model"]["seed"] if kind == "synthetic_kl" else None,
         demo_summary=str(demo_model_summary(config)) if kind == "demo_trained" else None,
         demo_crops=demo_model_settings(config).n_crops if kind == "demo_trained" else None,
+        synthetic_preset=(f"preset {config['model'].get('preset')}'s class at a tiny randomly initialised config "
+                          f"(seed {config['model'].get('seed') or 0})") if config["model"].get("synthetic") else None,
         lpips_random_trunk=bool(config["metric_networks"]["lpips_random_trunk"]),
         inception_synthetic=bool(config["metric_networks"]["inception_synthetic"]),
     )
@@ -366,10 +370,14 @@ def check_config(config: dict, losses: bool = True) -> None:
             + ") but allow_synthetic is false; set it to true to accept uncalibrated results"
         )
     model = config["model"]
-    if model["kind"] == "taesd":
+    if model.get("kind") == "taesd":
         for key in ("encoder", "decoder"):
             if not model[key]:
                 raise ConfigError(f"model.{key}: required for model.kind 'taesd'")
+    try:
+        normalize_spec(model_spec(config))
+    except ValueError as exc:
+        raise ConfigError(f"model.{'preset' if model.get('preset') else 'kind'}: {exc}") from None
     unknown = sorted(set(config.get("use_losses") or []) - set(config["losses"]))
     if unknown:
         near = sorted({n for u in unknown for n in closest(u, config["losses"])})

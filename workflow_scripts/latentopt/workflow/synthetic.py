@@ -24,6 +24,7 @@ class SyntheticParts:
     model_seed: int | None = None
     demo_summary: str | None = None
     demo_crops: int | None = None
+    synthetic_preset: str | None = None  # a preset's class at a tiny random config (model.synthetic)
     lpips_random_trunk: bool = False
     inception_synthetic: bool = False
 
@@ -45,6 +46,8 @@ class SyntheticParts:
             parts.append(f"autoencoder: randomly initialised AutoencoderKL (seed {self.model_seed})")
         if self.demo_summary is not None:
             parts.append(self.demo_label())
+        if self.synthetic_preset is not None:
+            parts.append(f"autoencoder: {self.synthetic_preset}")
         if self.lpips_random_trunk:
             parts.append("LPIPS: random AlexNet/VGG trunk (uncalibrated)")
         if self.inception_synthetic:

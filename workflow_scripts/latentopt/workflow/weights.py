@@ -18,7 +18,7 @@ from pathlib import Path
 
 from latentopt.workflow.config import model_spec
 from latentopt.workflow.loss_specs import lpips_nets
-from latentopt.workflow.model_specs import TAESD_REPO, normalize_spec, taesd_url
+from latentopt.workflow.model_specs import TAESD_REPO, family_of, normalize_spec, taesd_url
 from latentopt.workflow.plan import selected_losses
 
 # torchvision / pytorch-fid checkpoints, looked up in torch.hub's cache directory.
@@ -37,6 +37,16 @@ TORCH_HUB_FILES = {
         "pt_inception-2015-12-05-6726825d.pth",
     ),
 }
+
+
+DIFFUSERS_KINDS = ("diffusers_kl", "diffusers_tiny", "diffusers")
+OFFLINE_ROUTES = (
+    "To run without these downloads: point the model's `source:` at a local folder holding them (for a "
+    "diffusers class, the config.json and weights that save_pretrained writes; for TAEF2, the two .pth files), "
+    "or use the demo's synthetic switches (`synthetic: true` beside a preset, `kind: synthetic_kl`, "
+    "metric_networks.lpips_random_trunk / inception_synthetic, with allow_synthetic: true), labelled synthetic "
+    "in every output. docs/autoencoders.md"
+)
 
 
 class MissingWeightsError(FileNotFoundError):
@@ -104,7 +114,7 @@ def require(files: list[WeightFile]) -> None:
     if missing:
         lines = "\n  ".join(f.explain() for f in missing)
         raise MissingWeightsError(
-            f"{len(missing)} weight file(s) missing (no download possible offline):\n  {lines}"
+            f"{len(missing)} weight file(s) missing (no download possible offline):\n  {lines}\n{OFFLINE_ROUTES}"
         )
 
 
@@ -259,7 +269,7 @@ def required_weight_files(spec: dict) -> list[WeightFile]:
     so they are not a prerequisite either."""
     s = normalize_spec(spec)
     kind = s["kind"]
-    if kind in ("synthetic_kl", "demo_trained"):
+    if kind in ("synthetic_kl", "demo_trained") or s.get("synthetic"):
         return []
     if kind == "taesd":
         return [
@@ -270,7 +280,9 @@ def required_weight_files(spec: dict) -> list[WeightFile]:
             )
             for part in ("encoder", "decoder")
         ]
-    what = "AutoencoderKL" if kind == "diffusers_kl" else "AutoencoderTiny"
+    what = family_of(s).diffusers_class if kind != "diffusers" else s["class"]
+    if s.get("preset"):
+        what = f"preset {s['preset']} ({what})"
     return diffusers_model_files(s["source"], s["subfolder"], s["revision"], what)
 
 
@@ -296,7 +308,7 @@ def fetch_weights(spec: dict) -> list[WeightFile]:
     if not missing:
         return files
     kind = s["kind"]
-    if kind in ("diffusers_kl", "diffusers_tiny") and not is_hf_repo_id(s["source"]):
+    if kind in DIFFUSERS_KINDS and not is_hf_repo_id(s["source"]):
         _raise_missing(files, f"local folder {s['source']!r} is incomplete (nothing to download)")
     if offline():
         _raise_missing(files, "offline (HF_HUB_OFFLINE set), not downloading")
