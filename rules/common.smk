@@ -18,7 +18,7 @@ from latentopt.workflow.config import (
     demo_model_weights,
     synthetic_parts,
 )
-from latentopt.workflow.weights import ensure_weights
+from latentopt.workflow.weights import ensure_weights, missing_weights_report
 from latentopt.core.fileio import check_folder_path, check_writable
 from latentopt.workflow.integrity import outputs_of
 from latentopt.workflow.job_params import optimize_run_params
@@ -64,6 +64,12 @@ if workflow.is_main_process:
     for line in INSPECTION.plan_lines():
         logger.warning(line)
     repairs.register(workflow, INSPECTION, log=logger.warning)
+    # a dry run names every weight file a real run would need and lacks (nothing is downloaded)
+    # (a study names them all at once: not again in each model's module)
+    if workflow.output_settings.dryrun and workflow.modifier.parent_modifier is None and (
+        MISSING_WEIGHTS := missing_weights_report([config])
+    ):
+        logger.warning(MISSING_WEIGHTS)
 
 DRIVER_LOCK = None
 

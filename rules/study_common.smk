@@ -10,7 +10,7 @@ from latentopt.workflow.config import ConfigError, check_config, study_synthetic
 from latentopt.workflow.study import model_configs, study_dir, study_params
 from latentopt.workflow.analysis_settings import study_settings
 from latentopt.workflow.rule_params import untracked
-from latentopt.workflow.weights import ensure_weights
+from latentopt.workflow.weights import ensure_all_weights, missing_weights_report
 
 try:
     check_config(config, losses=workflow.is_main_process)
@@ -29,6 +29,9 @@ if workflow.is_main_process:
     HELD = driverlock.held_message(RESULTS)
     if HELD:
         logger.warning(HELD)
+    # a dry run names every weight file a real run would need and lacks (nothing is downloaded)
+    if workflow.output_settings.dryrun and (MISSING_WEIGHTS := missing_weights_report(list(MODEL_CONFIGS.values()))):
+        logger.warning(MISSING_WEIGHTS)
 
 DRIVER_LOCK = None
 
@@ -44,8 +47,7 @@ def preflight():
     """
     global DRIVER_LOCK
     try:
-        for sub in MODEL_CONFIGS.values():
-            ensure_weights(sub)
+        ensure_all_weights(list(MODEL_CONFIGS.values()))  # one message naming every missing file
         check_writable(RESULTS)
         DRIVER_LOCK = driverlock.acquire(RESULTS, log=logger.warning)
         for sub in MODEL_CONFIGS.values():

@@ -379,18 +379,42 @@ def required_weights(config: dict) -> list:
 def ensure_weights(config: dict) -> None:
     """Download what this config needs and lacks (unless offline, see :func:`offline`), then
     raise MissingWeightsError naming every file still missing and where it must go."""
-    files = required_weights(config)
+    ensure_all_weights([config])
+
+
+def ensure_all_weights(configs: list[dict]) -> None:
+    """:func:`ensure_weights` of several one-model configs (a study's), with ONE error naming every
+    file still missing of all of them."""
+    files = _unique(f for config in configs for f in required_weights(config))
     if all(f.exists() for f in files):
         return
     if not offline():
-        try:
-            fetch_weights(model_spec(config))
-        except MissingWeightsError:
-            pass  # reported below together with the rest
-        for f in metric_weight_files(config):
-            if not f.exists():
-                try:
-                    download_url(f.url, f.path)
-                except OSError:
-                    pass
+        for config in configs:
+            try:
+                fetch_weights(model_spec(config))
+            except MissingWeightsError:
+                pass  # reported below together with the rest
+            for f in metric_weight_files(config):
+                if not f.exists():
+                    try:
+                        download_url(f.url, f.path)
+                    except OSError:
+                        pass
     require(files)
+
+
+def missing_weights_report(configs: list[dict]) -> str | None:
+    """What a dry run says: every file the configs' jobs need that is not on disk (nothing is
+    downloaded), in one message with the offline routes; None when nothing is missing."""
+    try:
+        require(_unique(f for config in configs for f in required_weights(config)))
+    except MissingWeightsError as err:
+        return f"a real run would first download or need: {err}"
+    return None
+
+
+def _unique(files) -> list[WeightFile]:
+    seen: dict[Path, WeightFile] = {}
+    for f in files:
+        seen.setdefault(f.path, f)
+    return list(seen.values())
