@@ -80,10 +80,9 @@ def config_spec(block: dict) -> dict:
     if block.get("preset"):
         if block.get("kind"):
             raise ValueError(f"model: give either 'preset' ({block['preset']!r}) or 'kind' ({block['kind']!r}), not both")
-        spec = {"preset": block["preset"], **{k: block[k] for k in PRESET_OVERRIDES if k in block}}
-        if block.get("synthetic"):
-            spec.update(synthetic=True, seed=int(block.get("seed") or 0))
-        return spec
+        if block.get("synthetic"):  # no files: where they would be is no part of the spec
+            return {"preset": block["preset"], "synthetic": True, "seed": int(block.get("seed") or 0)}
+        return {"preset": block["preset"], **{k: block[k] for k in PRESET_OVERRIDES if k in block}}
     kind = block.get("kind") or DEFAULT_KIND
     if kind not in CONFIG_DEFAULTS:
         raise ValueError(f"model.kind: unknown {kind!r}; expected one of {sorted(CONFIG_DEFAULTS)}")
