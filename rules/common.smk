@@ -123,12 +123,14 @@ STOPS = stopping.StopWatch()
 onstart:
     preflight()
     STOPS.install(logger)
+    live.start(config)  # the live status page; kept up to date by `--logger latentopt`
     announce(messages.start_lines(config))
 
 
 onsuccess:
     release_lock()
     stopping.release_finished([RESULTS], run_outputs())
+    live.finish(config)
     announce(
         messages.end_lines(config, html_report_command(), synthetic_parts(config))
     )
@@ -143,6 +145,7 @@ onerror:
     release_lock()
     if STOPS.signal:
         logger.warning(stopping.stopped_paragraph(STOPS.signal, [RESULTS]))
+    live.finish(config)
 
 
 wildcard_constraints:
