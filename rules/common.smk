@@ -8,7 +8,7 @@ from snakemake.logging import logger
 # The library's import path is set by the Snakefile (script jobs get workflow_scripts/ on
 # sys.path from Snakemake itself: it is their directory).
 
-from latentopt.workflow import driverlock, integrity, layout, messages, repairs, stopping
+from latentopt.workflow import driverlock, integrity, layout, live, messages, repairs, stopping
 from latentopt.workflow.config import (
     ConfigError,
     arm_settings,
@@ -123,7 +123,8 @@ STOPS = stopping.StopWatch()
 onstart:
     preflight()
     STOPS.install(logger)
-    live.start(config)  # the live status page; kept up to date by `--logger latentopt`
+    # the live status page (kept up to date by `--logger latentopt`)
+    live.start(config)
     announce(messages.start_lines(config))
 
 

@@ -25,14 +25,14 @@ rule explorer:
             labels={"item": "image explorer"},
         ),
         landing=str(layout.report_landing_file(RESULTS)),
+    log:
+        f"{RESULTS}/logs/explorer.log",
+    conda:
+        "../envs/pipeline.yaml"
     params:
         results=RESULTS,
         experiment_id=config["experiment_id"],
         synthetic=untracked(synthetic_parts(config)),
         report_page=untracked(str(layout.report_html_file(RESULTS))),
-    log:
-        f"{RESULTS}/logs/explorer.log",
-    conda:
-        "../envs/pipeline.yaml"
     script:
         "../workflow_scripts/make_explorer.py"

@@ -80,7 +80,8 @@ MODEL_RESULTS = [c["results_dir"] for c in MODEL_CONFIGS.values()]
 onstart:
     preflight()
     STOPS.install(logger)
-    live.start(config)  # the live status page; kept up to date by `--logger latentopt`
+    # the live status page (kept up to date by `--logger latentopt`)
+    live.start(config)
     for line in messages.start_lines(config):
         logger.info(line)
 

@@ -33,7 +33,7 @@ class LogHandler(LogHandlerBase):
         self.jobs = {}         # jobid -> what JOB_INFO said about it
         self.running = {}     # jobid -> when the driver started it
         self.errors = []
-        self.lock = threading.Lock()
+        self.state_lock = threading.Lock()  # not self.lock: logging.Handler holds that one around emit
         self.last_write = 0.0
         self.failed_writes = 0
         self.stop = threading.Event()
@@ -49,7 +49,7 @@ class LogHandler(LogHandlerBase):
     def emit(self, record) -> None:
         event = getattr(record, "event", None)
         now = time.time()
-        with self.lock:
+        with self.state_lock:
             if event == LogEvent.JOB_INFO:
                 self.jobs[record.jobid] = {"rule": record.rule_name, "wildcards": dict(getattr(record, "wildcards", {}) or {}),
                                            "log": list(getattr(record, "log", []) or [])}
@@ -69,7 +69,7 @@ class LogHandler(LogHandlerBase):
         self._write(min_gap=1.0)
 
     def snapshot(self) -> dict:
-        with self.lock:
+        with self.state_lock:
             jobs = [{"jobid": j, "started_at": t, **self.jobs.get(j, {"rule": "?"})} for j, t in sorted(self.running.items())]
             for j in jobs:
                 j["wildcards"] = ", ".join(f"{k}={v}" for k, v in (j.get("wildcards") or {}).items())

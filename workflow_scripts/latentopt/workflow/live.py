@@ -215,7 +215,15 @@ td,th{{border:1px solid #ccc;padding:2px 8px}} td.n{{text-align:right;font-varia
 progress{{width:14em}} .running{{color:#17603a}} .stopped{{color:#a31515}} .finished{{color:#2a6fdb}} .note{{color:#666}}</style>
 </head><body>
 {chr(10).join(parts)}
+<p id="stale" class="stopped"></p>
 <script type="application/json" id="status">{payload}</script>
+<script>
+// a driver killed outright cannot say so: a running page that stopped being rewritten says its age
+const st = JSON.parse(document.getElementById("status").textContent);
+const age = Date.now() / 1000 - st.updated_at;
+if (st.state === "running" && age > 120) document.getElementById("stale").textContent =
+  "Not rewritten for " + Math.round(age / 60) + " min: the driver may have stopped (make progress tells).";
+</script>
 </body></html>
 """
 
