@@ -44,8 +44,9 @@ def driver_state(results: str | Path, remaining: int) -> str:
     return "finished" if remaining == 0 else "stopped"
 
 
-def _records(results: str | Path, plan) -> tuple[list[dict], list[dict]]:
-    """(failed images with their reasons, the latest finished optimized images with their PSNR gain)."""
+def _records(results: str | Path, plan, now: float) -> tuple[list[dict], list[dict]]:
+    """(failed images with their reasons, the latest finished optimized images with their PSNR
+    gain), as written by ``now``."""
     failed, finished = [], []
     for arm in plan.arms:
         for split, entries in plan.splits.items():
@@ -53,6 +54,8 @@ def _records(results: str | Path, plan) -> tuple[list[dict], list[dict]]:
                 try:
                     r = json.loads(layout.per_image(results, arm, split, e.image_id, "json").read_text())
                 except (OSError, ValueError):
+                    continue
+                if (r.get("finished_at") or 0.0) > now:
                     continue
                 if r.get("status") != "ok":
                     failed.append({"arm": arm, "split": split, "image": e.image_id,
@@ -97,21 +100,23 @@ def model_status(config: dict, now: float, window_s: float = 600.0) -> dict:
     results = config["results_dir"]
     plan = build_plan(config)
     arms = progress(config, window_s=window_s, now=now)
-    failed, latest = _records(results, plan)
+    failed, latest = _records(results, plan, now)
     running, retries = _running_batches(results, plan, now)
     return {"results": str(Path(results).absolute()), "arms": arms, "running": running, "retries": retries,
             "failed": failed, "latest": latest}
 
 
-def status(config: dict, driver: dict | None = None, now: float | None = None, window_s: float = 600.0) -> dict:
+def status(config: dict, driver: dict | None = None, now: float | None = None, window_s: float = 600.0,
+           state: str | None = None) -> dict:
     """The status of a run or study: per model (a run: one, named ''), its arms' progress, its
     running batches and failures; the state of the driver; the run's (a study: study-wide) ETA.
-    ``driver``: what the driver knows (``jobs``: running jobs, ``errors``: failed jobs)."""
+    ``driver``: what the driver knows (``jobs``: running jobs, ``errors``: failed jobs).
+    ``now`` and ``state``: a replay, the run as it stood at ``now`` in that state."""
     now = time.time() if now is None else now
     configs = model_configs(config) if is_study(config) else {"": config}
     models = {m: model_status(sub, now, window_s) for m, sub in configs.items()}
     remaining = sum(s["arms"]["all"]["remaining"] for s in models.values())
-    state = driver_state(config["results_dir"], remaining)
+    state = state or driver_state(config["results_dir"], remaining)
     rates = [s["arms"]["all"]["images_per_min"] for s in models.values()]
     left = sum(max(s["arms"]["all"]["total"] - s["arms"]["all"]["ok"] - s["arms"]["all"]["failed"]
                    - s["arms"]["all"]["partial"], 0.0) for s in models.values())
@@ -221,7 +226,7 @@ progress{{width:14em}} .running{{color:#17603a}} .stopped{{color:#a31515}} .fini
 // a driver killed outright cannot say so: a running page that stopped being rewritten says its age
 const st = JSON.parse(document.getElementById("status").textContent);
 const age = Date.now() / 1000 - st.updated_at;
-if (st.state === "running" && age > 120) document.getElementById("stale").textContent =
+if (st.state === "running" && !st.driver.replay && age > 120) document.getElementById("stale").textContent =
   "Not rewritten for " + Math.round(age / 60) + " min: the driver may have stopped (make progress tells).";
 </script>
 </body></html>
