@@ -28,6 +28,7 @@ METRICS = {
     "gmsd": ("GMSD", False), "delta_e00": ("ΔE00", False), "time_s": ("time (s)", False),
     "iterations": ("iterations", False),
 }
+COST = {"time_s", "iterations"}  # shown per arm, no 'gain' over the plain decode
 CATEGORY_PREFIX = "group_"
 
 
@@ -85,7 +86,8 @@ def render_explorer(*, title: str, arms: list[str], metrics: list[str], rows: li
                     views: dict[str, str], synthetic: list[str], baseline: str = layout.BASELINE) -> str:
     data = {
         "title": title, "arms": arms, "baseline": baseline if baseline in arms else None,
-        "metrics": [{"key": m, "label": METRICS[m][0], "higher_better": METRICS[m][1]} for m in metrics],
+        "metrics": [{"key": m, "label": METRICS[m][0], "higher_better": METRICS[m][1], "gain": m not in COST}
+                    for m in metrics],
         "rows": rows, "views": views, "synthetic": synthetic,
     }
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
