@@ -26,7 +26,7 @@ rule explorer:
         ),
         landing=str(layout.report_landing_file(RESULTS)),
     log:
-        f"{RESULTS}/logs/explorer.log",
+        str(layout.log_file(RESULTS, "explorer")),
     conda:
         "../envs/pipeline.yaml"
     params:
