@@ -33,13 +33,17 @@ def chromium() -> str:
     sys.exit("headless Chromium not found (Debian: apt-get install -y chromium)")
 
 
-def shoot(url: str, out: Path, size: str = "1300,850") -> None:
+def shoot(url: str, out: Path, size: str = "1300,850", keep_height: int | None = None) -> None:
+    """A screenshot of ``url``, its top ``keep_height`` pixels when given (a page taller than the
+    window is shot in a window as tall as the page, else Snakemake's report scrolls), WIDTH wide."""
     subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--hide-scrollbars", "--virtual-time-budget=8000", f"--window-size={size}", f"--screenshot={out}", url],
                    check=True, capture_output=True, timeout=180)
     image = Image.open(out).convert("RGB")
+    if keep_height:
+        image = image.crop((0, 0, image.width, min(keep_height, image.height)))
     image = image.resize((WIDTH, round(image.height * WIDTH / image.width)), Image.LANCZOS)
-    image.save(out, optimize=True)
+    image.quantize(colors=128).save(out, optimize=True)  # a palette PNG: small in the repository
 
 
 def live_replay(config: dict, page: Path) -> None:
@@ -71,9 +75,9 @@ def main(argv: list[str] | None = None) -> None:
         shoot(page.resolve().as_uri(), out / "live_page.png", size="1000,700")
         shoot(layout.explorer_file(results).resolve().as_uri() + "#sort=g:psnr&dir=-1", out / "explorer.png")
         report = Path(tmp) / "report.html"
-        cmd = [sys.executable, "-m", "snakemake", *sum((["--configfile", f] for f in configfiles), []), "--report", str(report)]
+        cmd = [sys.executable, "-m", "snakemake", "--configfile", *configfiles, "--report", str(report)]
         subprocess.run(cmd, check=True, capture_output=True, timeout=600)
-        shoot(report.resolve().as_uri(), out / "report_landing.png")
+        shoot(report.resolve().as_uri(), out / "report_landing.png", size="1300,2400", keep_height=1000)
     for name in ("live_page", "explorer", "report_landing"):
         print(out / f"{name}.png")
 

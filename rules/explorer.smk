@@ -32,7 +32,6 @@ rule explorer:
     params:
         results=RESULTS,
         experiment_id=config["experiment_id"],
-        synthetic=untracked(synthetic_parts(config)),
         report_page=untracked(str(layout.report_html_file(RESULTS))),
     script:
         "../workflow_scripts/make_explorer.py"

@@ -116,9 +116,13 @@ def test_landing_page_renders_banner_and_verdicts_as_snakemake_does(tmp_path):
 
     from latentopt.report.landing import landing_rst
 
+    from latentopt.report.landing import banner_parts
+
     verdicts = ["**psnr** beats baseline on SSIM (p = 0.01, {{ n }} = 8)", "no setting shown better for LPIPS"]
-    md = "# Title\n\n## Verdicts\n\nLead.\n\n" + "".join(f"- {v}\n" for v in verdicts) + "\n## Contents\n\nelse\n"
-    rst = landing_rst(report_md=md, experiment_id="exp", results="/r", synthetic=["autoencoder: random"],
+    banner = "> [!WARNING]\n> **NOT RESEARCH RESULTS.** This run used:\n>\n> - autoencoder: random\n> - LPIPS: random\n>\n> Do not quote.\n"
+    md = "# Title\n\n" + banner + "\n## Verdicts\n\nLead.\n\n" + "".join(f"- {v}\n" for v in verdicts) + "\n## Contents\n\nelse\n"
+    assert banner_parts(md) == ["autoencoder: random", "LPIPS: random"] and banner_parts("# no banner\n") == []
+    rst = landing_rst(report_md=md, experiment_id="exp", results="/r", synthetic=banner_parts(md),
                       report_page="R.html", explorer_page="E.html")
     links = ".. _R.html: javascript:x()\n.. _E.html: javascript:y()\n.. _Figures: javascript:z()\n"
     html = publish_parts(jinja2.Environment().from_string(rst + "\n" + links).render(), writer="html")["html_body"]

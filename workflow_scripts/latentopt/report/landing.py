@@ -29,6 +29,14 @@ def section(md: str, heading: str) -> str:
     return m.group(1).strip() if m else ""
 
 
+def banner_parts(md: str) -> list[str]:
+    """The synthetic / uncalibrated components a report's warning banner lists (none: no banner).
+    Read from the report, written when the run's models existed (a parse-time reading of the
+    config would describe a demo model not trained yet)."""
+    m = re.search(r"^> \[!WARNING\]\n((?:>.*\n)+)", md, flags=re.M)
+    return [line[4:].strip() for line in m.group(1).splitlines() if line.startswith("> - ")] if m else []
+
+
 def _html_of(md: str) -> str:
     return markdown.markdown(md, extensions=["tables", "sane_lists"], output_format="html")
 
@@ -71,8 +79,9 @@ Where to look next:
 
 
 def write_landing(*, report_md: str | Path, landing: str | Path, experiment_id: str, results: str | Path,
-                  synthetic: list[str], report_page: str | Path, explorer_page: str | Path) -> None:
-    text = landing_rst(report_md=Path(report_md).read_text(encoding="utf-8"), experiment_id=experiment_id,
-                       results=str(Path(results).resolve()), synthetic=synthetic,
+                  report_page: str | Path, explorer_page: str | Path) -> None:
+    md = Path(report_md).read_text(encoding="utf-8")
+    text = landing_rst(report_md=md, experiment_id=experiment_id,
+                       results=str(Path(results).resolve()), synthetic=banner_parts(md),
                        report_page=Path(report_page).name, explorer_page=Path(explorer_page).name)
     Path(landing).write_text(text, encoding="utf-8")
