@@ -30,7 +30,7 @@ rule explorer:
     conda:
         "../envs/pipeline.yaml"
     params:
-        results=RESULTS,
+        results=untracked(RESULTS),
         experiment_id=config["experiment_id"],
         report_page=untracked(str(layout.report_html_file(RESULTS))),
     script:
