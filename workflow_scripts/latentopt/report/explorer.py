@@ -18,6 +18,7 @@ import math
 import os
 from pathlib import Path
 
+from latentopt.core.fileio import write_text
 from latentopt.workflow import layout
 
 TEMPLATE = Path(__file__).parent / "templates" / "explorer.html"
@@ -102,6 +103,5 @@ def write_explorer(*, results: str | Path, metrics_csv: str | Path, categories_c
     arms, metrics, rows = read_rows(metrics_csv, categories_csv)
     text = render_explorer(title=title, arms=arms, metrics=metrics, rows=rows,
                            views=image_paths(results, page, arms), synthetic=synthetic)
-    Path(page).parent.mkdir(parents=True, exist_ok=True)
-    Path(page).write_text(text, encoding="utf-8")
+    write_text(page, text)
     return len(rows)

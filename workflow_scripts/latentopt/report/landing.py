@@ -17,6 +17,7 @@ from pathlib import Path
 
 import markdown
 
+from latentopt.core.fileio import write_text
 from latentopt.workflow.messages import BANNER
 
 # the report's sidebar: category and item labels of the report() registrations in rules/*.smk
@@ -84,4 +85,4 @@ def write_landing(*, report_md: str | Path, landing: str | Path, experiment_id: 
     text = landing_rst(report_md=md, experiment_id=experiment_id,
                        results=str(Path(results).resolve()), synthetic=banner_parts(md),
                        report_page=Path(report_page).name, explorer_page=Path(explorer_page).name)
-    Path(landing).write_text(text, encoding="utf-8")
+    write_text(landing, text)
