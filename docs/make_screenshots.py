@@ -56,7 +56,8 @@ def live_replay(config: dict, page: Path) -> None:
     driver = {"jobs": [], "errors": [], "replay": True,
               "note": "replay of the finished run as it stood halfway (docs/make_screenshots.py)"}
     st = live.status(config, driver, now=times[len(times) // 2] + 0.5, state="running")
-    page.write_text(live.render_page(st).replace('<meta http-equiv="refresh" content="5">', ""), encoding="utf-8")
+    static = live.render_page(st).replace(f'<meta http-equiv="refresh" content="{live.REFRESH_S}">', "")
+    page.write_text(static, encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> None:

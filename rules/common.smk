@@ -8,7 +8,15 @@ from snakemake.logging import logger
 # The library's import path is set by the Snakefile (script jobs get workflow_scripts/ on
 # sys.path from Snakemake itself: it is their directory).
 
-from latentopt.workflow import driverlock, integrity, layout, live, messages, repairs, stopping
+from latentopt.workflow import (
+    driverlock,
+    integrity,
+    layout,
+    live,
+    messages,
+    repairs,
+    stopping,
+)
 from latentopt.workflow.config import (
     ConfigError,
     arm_settings,

@@ -29,7 +29,7 @@ from latentopt.workflow.plan import build_plan, parse_optimize_rule
 from latentopt.workflow.progress import optimize_logs, progress, read_log
 from latentopt.workflow.study import is_study, model_configs
 
-REFRESH_S = 5          # the page reloads itself this often
+REFRESH_S = 10         # the page reloads itself this often (a headless browser reading it for 5 s sees one load)
 LATEST = 8             # finished images listed with their gain
 ATTEMPT_RE = re.compile(r"^===== attempt (\d+): ")
 
