@@ -9,19 +9,22 @@ BIN := $(VENV)/bin
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
+PLUGIN := plugins/snakemake-logger-plugin-latentopt
+
+$(VENV)/.installed: requirements.txt $(PLUGIN)/pyproject.toml $(PLUGIN)/snakemake_logger_plugin_latentopt/__init__.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps ./$(PLUGIN)   # --logger latentopt: the live status page
 	touch $@
 
 demo: install
 	PYTHONPATH=workflow_scripts $(BIN)/python -m latentopt.data.demo_data demo/data
-	$(BIN)/snakemake --configfile demo/config.yaml --cores $(CORES)
+	$(BIN)/snakemake --configfile demo/config.yaml --cores $(CORES) --logger latentopt
 
 demo-study: install
 	PYTHONPATH=workflow_scripts $(BIN)/python -m latentopt.data.demo_data demo/data
-	$(BIN)/snakemake --configfile demo/study.yaml --cores $(CORES)
+	$(BIN)/snakemake --configfile demo/study.yaml --cores $(CORES) --logger latentopt
 
 test: install
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest -q
@@ -38,4 +41,4 @@ clean-demo:
 	rm -rf results/demo results/demo_study demo/data
 
 progress:
-	PYTHONPATH=workflow_scripts $(BIN)/python -m latentopt.workflow.progress $(if $(CONFIG),--configfile $(CONFIG),--configfile demo/config.yaml)
+	PYTHONPATH=workflow_scripts $(BIN)/python -m latentopt.workflow.progress $(if $(CONFIG),--configfile $(CONFIG),--configfile demo/config.yaml) $(if $(WATCH),--watch $(WATCH))

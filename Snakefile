@@ -47,6 +47,7 @@ else:
     include: "rules/evaluate.smk"
     include: "rules/analysis.smk"
     include: "rules/report.smk"
+    include: "rules/explorer.smk"
 
 
 rule all:

@@ -8,7 +8,15 @@ from snakemake.logging import logger
 # The library's import path is set by the Snakefile (script jobs get workflow_scripts/ on
 # sys.path from Snakemake itself: it is their directory).
 
-from latentopt.workflow import driverlock, integrity, layout, messages, repairs, stopping
+from latentopt.workflow import (
+    driverlock,
+    integrity,
+    layout,
+    live,
+    messages,
+    repairs,
+    stopping,
+)
 from latentopt.workflow.config import (
     ConfigError,
     arm_settings,
@@ -129,12 +137,15 @@ STOPS = stopping.StopWatch()
 onstart:
     preflight()
     STOPS.install(logger)
+    # the live status page (kept up to date by `--logger latentopt`)
+    live.start(config)
     announce(messages.start_lines(config))
 
 
 onsuccess:
     release_lock()
     stopping.release_finished([RESULTS], run_outputs())
+    live.finish(config)
     announce(
         messages.end_lines(config, html_report_command(), synthetic_parts(config))
     )
@@ -149,6 +160,7 @@ onerror:
     release_lock()
     if STOPS.signal:
         logger.warning(stopping.stopped_paragraph(STOPS.signal, [RESULTS]))
+    live.finish(config)
 
 
 wildcard_constraints:

@@ -2,7 +2,7 @@
 # on) and the figures, from the evaluation outputs.
 
 
-report: "../report/workflow.rst"
+# The global report text (the page `snakemake --report` opens on): rules/explorer.smk.
 
 
 # The inputs are plain paths (str): with a rules.X.output reference among its inputs, Snakemake

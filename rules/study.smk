@@ -2,6 +2,12 @@
 # once per model as a Snakemake module, on that model's own config (latentopt.workflow.study),
 # with its rules named <model>_<rule>; then the comparison of the models in <results_dir>/study/.
 
+
+# The study's own landing page of `snakemake --report` (set before the modules, whose own
+# landing pages would otherwise stand in for the whole study).
+report: "../report/workflow.rst"
+
+
 for MODEL, MODEL_CONFIG in MODEL_CONFIGS.items():
     MODEL_PREFIX = f"{MODEL}_"
 

@@ -4,7 +4,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
 from latentopt.core.fileio import check_folder_path, check_writable
-from latentopt.workflow import driverlock, integrity, messages, repairs, stopping
+from latentopt.workflow import driverlock, integrity, live, messages, repairs, stopping
 from latentopt.workflow.plan import build_plan
 from latentopt.workflow.config import ConfigError, check_config, study_synthetic_parts
 from latentopt.workflow.study import model_configs, study_dir, study_params
@@ -82,6 +82,8 @@ MODEL_RESULTS = [c["results_dir"] for c in MODEL_CONFIGS.values()]
 onstart:
     preflight()
     STOPS.install(logger)
+    # the live status page (kept up to date by `--logger latentopt`)
+    live.start(config)
     for line in messages.start_lines(config):
         logger.info(line)
 
@@ -91,6 +93,7 @@ onsuccess:
     stopping.release_finished(
         MODEL_RESULTS, [str(f) for job in workflow.dag.jobs for f in job.output]
     )
+    live.finish(config)
     synthetic = study_synthetic_parts(MODEL_CONFIGS)
     for line in messages.study_end_lines(config, list(MODEL_CONFIGS), synthetic):
         logger.info(line)
@@ -106,6 +109,7 @@ onerror:
     release_lock()
     if STOPS.signal:
         logger.warning(stopping.stopped_paragraph(STOPS.signal, MODEL_RESULTS))
+    live.finish(config)
 
 
 def model_outputs(rule, key):

@@ -386,9 +386,13 @@ def test_start_and_end_lines_name_absolute_paths_report_and_html_command(tmp_pat
     end = messages.end_lines(cfg, command, ["LPIPS: random AlexNet/VGG trunk (uncalibrated)"])
     assert end[0] == f"latentopt: results in {tmp_path}/results/demo"
     assert end[1].startswith(f"latentopt: report {tmp_path}/results/demo/FULL_BSDS500_COMPARISON_REPORT.md")
-    assert end[2] == f"latentopt: HTML report (from {tmp_path}): {command}"
-    assert end[3].startswith(f"latentopt: {messages.BANNER}: LPIPS: random") and len(end) == 4
-    assert len(messages.end_lines(cfg, command, [])) == 3  # no banner for a calibrated run
+    results = tmp_path / "results" / "demo"
+    assert end[2:5] == [f"latentopt: report page {(results / 'FULL_BSDS500_COMPARISON_REPORT.html').as_uri()}",
+                        f"latentopt: image explorer {(results / 'IMAGE_EXPLORER.html').as_uri()}",
+                        f"latentopt: live progress {(results / 'live' / 'progress.html').as_uri()}"]
+    assert end[5] == f"latentopt: HTML report (from {tmp_path}): {command}"
+    assert end[6].startswith(f"latentopt: {messages.BANNER}: LPIPS: random") and len(end) == 7
+    assert len(messages.end_lines(cfg, command, [])) == 6  # no banner for a calibrated run
 
 
 def test_ctrl_c_during_a_script_jobs_start_up_is_one_line(tmp_path):

@@ -64,8 +64,8 @@ def test_report_page_in_the_browser_shows_banner_headline_and_figures(tmp_path):
 @pytest.mark.slow
 @needs_chromium
 def test_snakemake_report_opens_on_the_rendered_report(finished_demo, tmp_path):
-    """``snakemake --report`` on the finished demo: its landing page shows the workflow
-    description; the HTML item it embeds is the rendered report, whose page shows the banner,
+    """``snakemake --report`` on the finished demo: its landing page shows the run's banner and
+    verdicts and names the report page and the explorer; the HTML item it embeds is the rendered report, whose page shows the banner,
     the headline table, the recommendations and every figure; every figure has a caption."""
     from conftest import snakemake
 
@@ -75,6 +75,9 @@ def test_snakemake_report_opens_on_the_rendered_report(finished_demo, tmp_path):
     text = out.read_text()
     landing = dump_dom(out, screenshot=tmp_path / "snakemake_report.png")
     assert "Per-image VAE latent optimization on BSDS500" in landing
+    # it opens on this run's answer: the banner, the verdicts, links to the pages by sidebar name
+    assert "NOT RESEARCH RESULTS" in landing and "Verdicts" in landing
+    assert "IMAGE_EXPLORER.html" in landing and "Image explorer" in landing
     assert "FULL_BSDS500_COMPARISON_REPORT.html" in text and "Comparison report" in text
     uris = re.findall(r"data:text/html;(?:[^;,]+;)*base64,([A-Za-z0-9+/=]+)", text)  # snakemake: data:<mime>;charset=..;filename=..;base64,..
     pages = [base64.b64decode(u).decode("utf-8", "replace") for u in uris]

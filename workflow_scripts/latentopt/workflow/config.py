@@ -249,7 +249,7 @@ def load_config(configfiles: list[str | Path] = (), overrides: dict | None = Non
         *parents, last = key.split(".")
         for p in parents:
             node = node.setdefault(p, {})
-        node[last] = value
+        merge_config(node, {last: value})  # a nested value merges, as Snakemake's --config does
     return expand_sweeps(validate_config(coerce_config(config)))
 
 

@@ -103,6 +103,26 @@ def report_html_file(results: str | Path) -> Path:
     return Path(results) / "FULL_BSDS500_COMPARISON_REPORT.html"
 
 
+def explorer_file(results: str | Path) -> Path:
+    """The per-image explorer page (latentopt.report.explorer), next to the PNG trees it shows."""
+    return Path(results) / "IMAGE_EXPLORER.html"
+
+
+def report_landing_file(results: str | Path) -> Path:
+    """The landing page of ``snakemake --report`` for this run (latentopt.report.landing)."""
+    return Path(results) / "snakemake_report_landing.rst"
+
+
+def live_status_file(results: str | Path) -> Path:
+    """The live status of a run (latentopt.workflow.live): JSON, rewritten while the run runs."""
+    return Path(results) / "live" / "status.json"
+
+
+def live_page_file(results: str | Path) -> Path:
+    """The self-refreshing page of the live status (works from ``file://``)."""
+    return Path(results) / "live" / "progress.html"
+
+
 def arm_settings_file(results: str | Path, arm: str) -> Path:
     return Path(results) / ".settings" / f"{arm}.json"
 
@@ -200,7 +220,9 @@ def declared_outputs(results: str | Path, entries, arms: list[str], gate_arms: l
     out += [Output("evaluation table", ev / name, "csv") for name in EVALUATION_CSV]
     out += [Output("report figures", figures_dir(results), "png_dir"), Output("report", report_file(results), "text"),
             Output("report appendix", report_appendix_file(results), "text"),
-            Output("HTML report", report_html_file(results), "text")]
+            Output("HTML report", report_html_file(results), "text"),
+            Output("image explorer", explorer_file(results), "text"),
+            Output("Snakemake report landing page", report_landing_file(results), "text")]
     return out
 
 

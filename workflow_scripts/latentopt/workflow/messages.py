@@ -78,11 +78,22 @@ def end_lines(config: dict, html_command: str, synthetic: list[str] | None = Non
     lines = [
         f"latentopt: results in {results}",
         f"latentopt: report {results / layout.report_file('.').name} (figures in {results / 'report_figures'})",
+        *browser_lines(results),
         f"latentopt: HTML report (from {os.getcwd()}): {html_command}",
     ]
     if synthetic:
         lines.append(f"latentopt: {BANNER}: " + "; ".join(synthetic) + ". Do not quote these numbers.")
     return lines
+
+
+def browser_lines(results: Path) -> list[str]:
+    """The pages of a run to open in a browser (from ``file://``, no server): the report on one
+    page, the per-image explorer and the live progress page."""
+    return [
+        f"latentopt: report page {(results / layout.report_html_file('.').name).as_uri()}",
+        f"latentopt: image explorer {(results / layout.explorer_file('.').name).as_uri()}",
+        f"latentopt: live progress {layout.live_page_file(results).as_uri()}",
+    ]
 
 
 def study_end_lines(config: dict, models: list[str], synthetic: list[str] | None = None) -> list[str]:
@@ -91,8 +102,12 @@ def study_end_lines(config: dict, models: list[str], synthetic: list[str] | None
     study = absolute(study_dir(config))
     lines = [f"latentopt: study of {len(models)} models ({', '.join(models)}) in {absolute(config['results_dir'])}"]
     for m in models:
-        lines.append(f"latentopt: {m}: report {absolute(model_results_dir(config, m)) / layout.report_file('.').name}")
+        model_results = absolute(model_results_dir(config, m))
+        lines.append(f"latentopt: {m}: report {model_results / layout.report_file('.').name}")
+        lines.append(f"latentopt: {m}: image explorer {(model_results / layout.explorer_file('.').name).as_uri()}")
     lines.append(f"latentopt: study report {study / 'study_report.md'} (figures in {study / 'figures'})")
+    lines.append(f"latentopt: study report page {(study / 'study_report.html').as_uri()}")
+    lines.append(f"latentopt: live progress {layout.live_page_file(absolute(config['results_dir'])).as_uri()}")
     if synthetic:
         lines.append(f"latentopt: {BANNER}: " + "; ".join(synthetic) + ". Do not quote these numbers.")
     return lines

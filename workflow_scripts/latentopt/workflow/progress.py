@@ -37,7 +37,6 @@ from latentopt.core import progress_line
 from latentopt.workflow import layout
 from latentopt.workflow.config import load_config
 from latentopt.workflow.plan import build_plan
-from latentopt.workflow.study import is_study, model_configs
 
 STAMP = r"(?P<t>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)"
 HEADER_RE = re.compile(r"^===== attempt \d+: " + STAMP)
@@ -251,20 +250,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--watch", type=float, default=0, help="refresh every N seconds")
     parser.add_argument("--window", type=float, default=600.0, help="throughput over the last N seconds (default 600)")
     args = parser.parse_args(argv)
+    from latentopt.workflow import live  # the live status (which builds on this module)
+
     overrides = {k: yaml.safe_load(v) for k, _, v in (item.partition("=") for item in args.config)}
     config = load_config(args.configfile, overrides)
-    while True:
-        if is_study(config):  # one table per model (each model's own results tree)
-            statuses = {m: progress(sub, window_s=args.window) for m, sub in model_configs(config).items()}
-            text = "\n\n".join(f"== {m} ==\n{format_table(st)}" for m, st in statuses.items())
-        else:
-            statuses = {"": progress(config, window_s=args.window)}
-            text = format_table(statuses[""])
-        print(json.dumps(statuses if is_study(config) else statuses[""], indent=2) if args.json else text, flush=True)
-        if not args.watch or all(s["remaining"] == 0 for st in statuses.values() for s in st.values()):
+    while True:  # the status the live page shows (latentopt.workflow.live), not a second reading
+        st = live.status(config, driver=_driver_of(config), window_s=args.window)
+        print(json.dumps(st, indent=1) if args.json else live.format_text(st), flush=True)
+        if not args.watch or st["state"] != "running":
             break
         time.sleep(args.watch)
         print()
+
+
+def _driver_of(config: dict) -> dict | None:
+    """What the running driver's logger plugin last wrote (its jobs and failed jobs), if any."""
+    try:
+        return json.loads(layout.live_status_file(config["results_dir"]).read_text())["driver"]
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 if __name__ == "__main__":

@@ -1,0 +1,209 @@
+"""The pages a researcher opens in a browser, checked in a real one (Debian's ``chromium``,
+headless; .ci/run installs it): the per-image explorer (its table sorts and filters, its
+side-by-side view loads the run's PNGs from ``file://``), the landing page of
+``snakemake --report`` (banner and verdicts), and the live status page during a demo run
+(slow: it changes between two loads; ``make progress`` says "stopped" once the driver is gone)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REPO, hold_driver_lock, make_config
+from test_html_report import CHROMIUM, dump_dom, needs_chromium
+
+ARMS = ("baseline", "psnr", "ssim")
+IMAGES = (("train", "a1"), ("train", "a2"), ("test", "b1"), ("val", "c1"))
+
+
+def _explorer_tree(tmp_path: Path, rng) -> tuple[Path, dict]:
+    """A results folder with the explorer's inputs: PNGs of every view, the per-image table (one
+    failed image) and the image categories; returns it and {(split, id, arm): psnr or None}."""
+    from PIL import Image
+
+    from latentopt.workflow import layout
+
+    results = tmp_path / "results"
+    psnr, rows = {}, []
+    for split, image in IMAGES:
+        layout.original_png(results, split, image).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(layout.original_png(results, split, image))
+        for arm in ARMS:
+            png = layout.dataset_png_dir(results, arm) / split / f"{image}.png"
+            png.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(png)
+            failed = (arm, split, image) == ("ssim", "test", "b1")
+            value = None if failed else float(rng.uniform(18, 30))
+            psnr[split, image, arm] = value
+            rows.append({"dataset": arm, "split": split, "image_id": image, "status": "failed" if failed else "ok",
+                         "reason": "non-finite loss at step 7" if failed else "", "psnr": "" if failed else value,
+                         "ssim": "" if failed else float(rng.uniform(0.3, 0.9))})
+    ev = layout.evaluation_dir(results)
+    ev.mkdir(parents=True)
+    with open(ev / "per_image_metrics.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    with open(ev / "image_categories.csv", "w", newline="") as f:
+        f.write("split,image_id,edge_density,group_edge_density\n")
+        for i, (split, image) in enumerate(IMAGES):
+            f.write(f"{split},{image},{i / 10},{'high' if i % 2 else 'low'}\n")
+    return results, psnr
+
+
+def _rows(dom: str) -> list[str]:
+    body = dom.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    return re.findall(r'<tr data-key="([^"]+)"', body)
+
+
+@needs_chromium
+def test_explorer_sorts_filters_and_shows_every_view_side_by_side(tmp_path, rng):
+    from PIL import Image
+
+    from latentopt.report.explorer import write_explorer
+    from latentopt.workflow import layout
+
+    results, psnr = _explorer_tree(tmp_path, rng)
+    page = layout.explorer_file(results)
+    ev = layout.evaluation_dir(results)
+    assert write_explorer(results=results, metrics_csv=ev / "per_image_metrics.csv",
+                          categories_csv=ev / "image_categories.csv", page=page, title="t",
+                          synthetic=["autoencoder: random"]) == len(IMAGES)
+    # sorted by the ssim arm's PSNR gain over the plain decode, best first; the failed image last
+    gains = {f"{s}/{i}": psnr[s, i, "ssim"] - psnr[s, i, "baseline"] for s, i in IMAGES if psnr[s, i, "ssim"] is not None}
+    expected = sorted(gains, key=gains.get, reverse=True) + ["test/b1"]
+    out = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                          "--virtual-time-budget=5000", "--dump-dom", page.resolve().as_uri() + "#metric=psnr&sort=g:ssim&dir=-1"],
+                         check=True, capture_output=True, text=True, timeout=120)
+    dom = out.stdout
+    assert _rows(dom) == expected
+    assert "NOT RESEARCH RESULTS" in dom and "non-finite loss at step 7" in dom
+    # the side-by-side view of the top row: the original and every arm, each PNG loaded from disk
+    viewer = dom.split('<div id="panels">', 1)[1].split("</section>", 1)[0]
+    panels = re.findall(r'<img[^>]*data-view="([^"]+)"[^>]*>', viewer)
+    assert panels == ["original", *ARMS]
+    assert len(re.findall(r'<img[^>]*data-loaded="1"', viewer)) == len(panels)
+    # filtered to one split and one category
+    out = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                          "--virtual-time-budget=5000", "--dump-dom", page.resolve().as_uri() + "#split=train&category=edge_density%3Dhigh"],
+                         check=True, capture_output=True, text=True, timeout=120)
+    assert _rows(out.stdout) == ["train/a2"]
+    # a screenshot that is not blank: the panels show the PNGs' noise
+    shot = tmp_path / "explorer.png"
+    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--virtual-time-budget=5000", "--window-size=1300,900", f"--screenshot={shot}", page.resolve().as_uri()],
+                   check=True, capture_output=True, timeout=120)
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert pixels.std() > 20 and len(np.unique(pixels)) > 100
+
+
+def test_landing_page_renders_banner_and_verdicts_as_snakemake_does(tmp_path):
+    """The landing text through Jinja then docutils (Snakemake's two steps for a global
+    ``report:`` text): the banner and every verdict line arrive as HTML; a '{{' in the report
+    does not reach Jinja."""
+    import jinja2
+    from docutils.core import publish_parts
+
+    from latentopt.report.landing import landing_rst
+
+    from latentopt.report.landing import banner_parts
+
+    verdicts = ["**psnr** beats baseline on SSIM (p = 0.01, {{ n }} = 8)", "no setting shown better for LPIPS"]
+    banner = "> [!WARNING]\n> **NOT RESEARCH RESULTS.** This run used:\n>\n> - autoencoder: random\n> - LPIPS: random\n>\n> Do not quote.\n"
+    md = "# Title\n\n" + banner + "\n## Verdicts\n\nLead.\n\n" + "".join(f"- {v}\n" for v in verdicts) + "\n## Contents\n\nelse\n"
+    assert banner_parts(md) == ["autoencoder: random", "LPIPS: random"] and banner_parts("# no banner\n") == []
+    rst = landing_rst(report_md=md, experiment_id="exp", results="/r", synthetic=banner_parts(md),
+                      report_page="R.html", explorer_page="E.html")
+    links = ".. _R.html: javascript:x()\n.. _E.html: javascript:y()\n.. _Figures: javascript:z()\n"
+    html = publish_parts(jinja2.Environment().from_string(rst + "\n" + links).render(), writer="html")["html_body"]
+    assert "NOT RESEARCH RESULTS" in html and "autoencoder: random" in html
+    assert "<strong>psnr</strong> beats baseline on SSIM (p = 0.01, {{ n }} = 8)" in html
+    assert "no setting shown better for LPIPS" in html and "else" not in html.split("Where to look next")[0]
+    assert 'href="javascript:x()">R.html</a>' in html and 'href="javascript:y()">E.html</a>' in html
+    calibrated = landing_rst(report_md=md, experiment_id="exp", results="/r", synthetic=[], report_page="R.html",
+                             explorer_page="E.html")
+    assert "NOT RESEARCH RESULTS" not in calibrated and "no synthetic component" in calibrated
+
+
+def test_live_status_says_stopped_without_a_driver_and_running_with_one(tmp_path, demo_data):
+    """Nothing done yet: no driver, the run is 'stopped' and shows no ETA; a driver holding the
+    results folder makes it 'running'; the page reloads itself only then."""
+    from latentopt.workflow import live
+
+    cfg = make_config(tmp_path / "results", demo_data)
+    st = live.status(cfg)
+    total = st["models"][""]["arms"]["all"]["total"]
+    assert st["state"] == "stopped" and st["remaining"] == total > 0 and st["eta_s"] is None
+    assert "STOPPED" in live.format_text(st) and "ETA" not in live.format_text(st).splitlines()[0]
+    assert 'http-equiv="refresh"' not in live.render_page(st)
+    holder = hold_driver_lock(tmp_path / "results", seconds=30)
+    try:
+        st = live.status(cfg)
+        assert st["state"] == "running"
+        assert 'http-equiv="refresh"' in live.render_page(st)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def _text(dom: str, element_id: str) -> str:
+    m = re.search(rf'id="{element_id}"[^>]*>(.*?)</', dom, flags=re.S)
+    return m.group(1) if m else ""
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_live_page_changes_during_a_demo_run_and_a_killed_run_reads_stopped(tmp_path, demo_data):
+    """A demo run with ``--logger latentopt``: two loads of the live page, seconds apart, show
+    different progress; killed outright, its status (what ``make progress`` prints) is 'stopped'."""
+    from conftest import snakemake_cmd, write_config
+
+    results = tmp_path / "results"
+    cfg = write_config(tmp_path / "config.yaml", results, demo_data, model={"kind": "synthetic_kl"},
+                       data={"limit_per_split": 2}, run={"images_per_job": 1, "batch_size": 1},
+                       losses={name: {"iterations": 60} for name in ("psnr", "ssim", "lpips")})
+    plugin = REPO / "plugins" / "snakemake-logger-plugin-latentopt"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(plugin), os.environ.get("PYTHONPATH", "")])}
+    cmd = snakemake_cmd(cfg, "--logger", "latentopt", "--logger-latentopt-interval", "2")
+    driver = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    page, status = results / "live" / "progress.html", results / "live" / "status.json"
+
+    def done() -> float:
+        try:
+            row = json.loads(status.read_text())["models"][""]["arms"]["all"]
+        except (OSError, ValueError, KeyError):
+            return -1.0
+        return row["ok"] + row["failed"] + row["partial"]
+
+    try:
+        deadline = time.time() + 900
+        while done() <= 0 and time.time() < deadline and driver.poll() is None:
+            time.sleep(1)
+        first = dump_dom(page)
+        start = done()
+        while done() <= start and time.time() < deadline and driver.poll() is None:
+            time.sleep(1)
+        second = dump_dom(page, screenshot=tmp_path / "live.png")
+        assert driver.poll() is None, "the demo run ended before its page was read twice"
+        assert _text(first, "state") == _text(second, "state") == "running"
+        progress_of = lambda dom: re.findall(r"<progress[^>]*value=['\"]([\d.]+)", dom)  # noqa: E731
+        assert progress_of(first) != progress_of(second) and _text(first, "summary") != _text(second, "summary")
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and its jobs, no chance to say goodbye
+        driver.wait()
+    out = subprocess.run([sys.executable, "-m", "latentopt.workflow.progress", "--configfile", str(REPO / "demo" / "config.yaml"),
+                          "--configfile", str(cfg)], cwd=REPO, env={**env, "PYTHONPATH": str(REPO / "workflow_scripts")},
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    first_line = out.stdout.splitlines()[0]
+    assert "STOPPED" in first_line and "ETA" not in first_line
