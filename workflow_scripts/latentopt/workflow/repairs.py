@@ -38,7 +38,11 @@ def register(workflow, inspection: Inspection, log: Callable[[str], None]) -> No
 
 
 def _force_at_planning(workflow, log: Callable[[str], None]) -> None:
-    prepare, build = workflow._prepare_dag, workflow._build_dag
+    prepare, build = getattr(workflow, "_prepare_dag", None), getattr(workflow, "_build_dag", None)
+    if not (callable(prepare) and callable(build)):  # a Snakemake whose planning differs from 9.27's
+        raise RuntimeError("latentopt's integrity check hooks Snakemake's planning (Workflow._prepare_dag and "
+                           "_build_dag, Snakemake 9.27.1 as pinned in requirements.txt); this Snakemake has no such "
+                           "methods: install the pinned version")
 
     def prepare_with_forced_files(*args, **kwargs):
         forced = {path for inspection in registered(workflow) for path in inspection.forced_files()}
