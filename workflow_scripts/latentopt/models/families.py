@@ -125,10 +125,11 @@ TAESD_VARIANTS: dict[str, dict] = {
 TAESD_REPO = "https://github.com/madebyollin/taesd"
 
 
-def downsample_factor(family: Family, config: dict) -> int:
-    """The spatial downsampling factor of a diffusers model of ``family`` with ``config``."""
+def downsample_factor(family: Family, class_config: dict) -> int:
+    """The spatial downsampling factor of a diffusers model of ``family`` built with ``class_config``
+    (its ``model.config``, the class's own config.json; not the workflow's config)."""
     key, rule = family.downsample
-    value = config[key]
+    value = class_config[key]
     return int(2 ** (len(value) - 1) if rule == "len-1" else 2 ** len(value) if rule == "len" else value)
 
 
