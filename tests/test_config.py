@@ -172,3 +172,13 @@ def test_typed_values_are_left_to_the_validation():
     assert cfg["run"]["batch_size"] == 4.5 and cfg["data"]["limit_per_split"] == 3
     with pytest.raises(ConfigError, match="batch_size"):
         validate_config(cfg)
+
+
+def test_resize_filter_only_with_resize_crop_and_absent_unless_given():
+    with pytest.raises(ConfigError, match="preprocess.resize_filter"):
+        _checked(**{"preprocess.resize_filter": "lanczos"})  # the seed config's mode is center_crop
+    with pytest.raises(ConfigError, match="cubic"):
+        validate_config(seed_config(**{"preprocess.mode": "resize_crop", "preprocess.resize_filter": "cubic"}))
+    _checked(**{"preprocess.mode": "resize_crop", "preprocess.resize_filter": "lanczos"})
+    # no default: a config without it keeps its preprocess params (the prepare jobs' rerun trigger)
+    assert "resize_filter" not in validate_config(seed_config(**{"preprocess.mode": "resize_crop"}))["preprocess"]

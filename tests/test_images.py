@@ -127,3 +127,26 @@ def test_resize_crop_is_square():
 def test_crop_box_before_mode():
     arr = np.zeros((321, 481, 3), np.uint8)
     assert preprocess(arr, crop_box=(100, 150)).shape == (96, 144, 3)
+
+
+@pytest.mark.parametrize("name,pil_filter", [("bicubic", Image.BICUBIC), ("bilinear", Image.BILINEAR),
+                                              ("lanczos", Image.LANCZOS), ("box", Image.BOX)])
+def test_resize_crop_filter_is_pils_short_side_resize_then_centre_crop(name, pil_filter):
+    # a COCO-sized landscape image: short side 427 -> 256, long side 640 -> round(640 * 256 / 427) = 384,
+    # then the centre 256 columns (64 cut on each side)
+    arr = np.random.default_rng(3).integers(0, 256, (427, 640, 3), dtype=np.uint8)
+    expected = np.asarray(Image.fromarray(arr).resize((384, 256), pil_filter))[:, 64:320]
+    np.testing.assert_array_equal(preprocess(arr, "resize_crop", size=256, resize_filter=name), expected)
+    # portrait: the rows are cropped instead
+    tall = np.ascontiguousarray(arr.transpose(1, 0, 2))
+    expected_tall = np.asarray(Image.fromarray(tall).resize((256, 384), pil_filter))[64:320]
+    np.testing.assert_array_equal(preprocess(tall, "resize_crop", size=256, resize_filter=name), expected_tall)
+
+
+def test_resize_filter_default_is_bicubic_and_filters_differ():
+    arr = np.random.default_rng(4).integers(0, 256, (300, 420, 3), dtype=np.uint8)
+    out = {f: preprocess(arr, "resize_crop", size=64, resize_filter=f) for f in ("bicubic", "bilinear", "lanczos", "box")}
+    np.testing.assert_array_equal(preprocess(arr, "resize_crop", size=64), out["bicubic"])
+    assert len({o.tobytes() for o in out.values()}) == 4
+    with pytest.raises(ValueError, match="resize_filter"):
+        preprocess(arr, "resize_crop", size=64, resize_filter="cubic")

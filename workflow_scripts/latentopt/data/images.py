@@ -71,6 +71,10 @@ def _center_crop(arr: np.ndarray, height: int, width: int) -> np.ndarray:
     return arr[top : top + height, left : left + width]
 
 
+# preprocess.resize_filter -> PIL's resampling filter (resize_crop)
+RESIZE_FILTERS = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "lanczos": Image.LANCZOS, "box": Image.BOX}
+
+
 def preprocess(
     arr: np.ndarray,
     mode: str = "center_crop",
@@ -78,12 +82,14 @@ def preprocess(
     multiple: int = 8,
     size: int = 512,
     crop_box: tuple[int, int] | None = None,
+    resize_filter: str = "bicubic",
 ) -> np.ndarray:
     """The evaluation reference: the image the optimization must reproduce (uint8 HxWx3).
 
     center_crop: centre crop to the largest multiple of ``multiple`` in each dimension.
     reflect_pad: unchanged (the padding is added by :func:`model_input`, outside this reference).
-    resize_crop: resize the short side to ``size`` (bicubic) then centre crop size x size.
+    resize_crop: resize the short side to ``size`` with PIL's ``resize_filter`` (RESIZE_FILTERS)
+    then centre crop size x size.
     ``crop_box`` = (height, width) is a centre crop applied first (small runs on CPU).
     """
     if crop_box is not None:
@@ -100,7 +106,9 @@ def preprocess(
     if mode == "resize_crop":
         scale = size / min(h, w)
         nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-        resized = np.asarray(Image.fromarray(arr).resize((nw, nh), Image.BICUBIC))
+        if resize_filter not in RESIZE_FILTERS:
+            raise ValueError(f"preprocess.resize_filter: unknown filter {resize_filter!r}, one of {list(RESIZE_FILTERS)}")
+        resized = np.asarray(Image.fromarray(arr).resize((nw, nh), RESIZE_FILTERS[resize_filter]))
         return np.ascontiguousarray(_center_crop(resized, size, size))
     raise ValueError(f"preprocess.mode: unknown mode {mode!r}")
 

@@ -38,6 +38,7 @@ def prepare_image(entry: ImageEntry, pre: dict, results: str) -> dict:
             multiple=pre["multiple"],
             size=pre["size"],
             crop_box=tuple(pre["crop_box"]) if pre["crop_box"] else None,
+            resize_filter=pre.get("resize_filter", "bicubic"),  # absent in configs that predate it
         )
     except ImageReadError as exc:
         return {**record, "status": "failed", "failure_kind": "input", "reason": str(exc), "source_sha256": digest}

@@ -387,6 +387,9 @@ def check_config(config: dict, losses: bool = True) -> None:
         check_loss_spec(config["losses"][arm]["loss"], f"losses.{arm}.loss")
     if "{" in config["results_dir"] or "}" in config["results_dir"]:
         raise ConfigError(f"results_dir: {config['results_dir']!r} contains '{{' or '}}', which Snakemake reads as wildcards in paths")
+    if "resize_filter" in config["preprocess"] and config["preprocess"]["mode"] != "resize_crop":
+        raise ConfigError("preprocess.resize_filter: only resize_crop resizes "
+                          f"(preprocess.mode is {config['preprocess']['mode']!r})")
     crop = config["preprocess"]["crop_box"]
     if crop and config["preprocess"]["mode"] != "resize_crop":
         multiple = config["preprocess"]["multiple"]
