@@ -43,8 +43,7 @@ def _canonical_device(device: torch.device | str) -> torch.device:
 _TRUNKS = {
     "alex": dict(layers=[(3, 64, 11, 4, 2), "R", ("M", 3), (64, 192, 5, 1, 2), "R", ("M", 3),
                          (192, 384, 3, 1, 1), "R", (384, 256, 3, 1, 1), "R", (256, 256, 3, 1, 1), "R"],
-                 cuts=(2, 5, 8, 10, 12), channels=(64, 192, 384, 256, 256),
-                 classifier=[(256 * 6 * 6, 4096), (4096, 4096), (4096, 1000)]),
+                 cuts=(2, 5, 8, 10, 12), channels=(64, 192, 384, 256, 256)),
     "vgg": dict(layers=[], cuts=(4, 9, 16, 23, 30), channels=(64, 128, 256, 512, 512),
                 classifier=[(512 * 7 * 7, 4096), (4096, 4096), (4096, 1000)]),
 }
@@ -108,9 +107,9 @@ class LPIPSNetwork(nn.Module):
     """LPIPS v0.1 (``lpips.LPIPS(pretrained=True, net=net, pnet_rand=random_trunk)``, eval mode),
     with the package's module names (its state_dict keys).
 
-    A random trunk is initialised as torchvision's ``alexnet()`` / ``vgg16()`` do (every layer
-    of the whole classifier drawn in construction order, then VGG's own initialisation), so that
-    under the same seed its weights are the package's."""
+    A random trunk is initialised as torchvision's ``alexnet()`` / ``vgg16()`` do (layers drawn
+    in construction order; VGG: its classifier too, then its own re-initialisation), so that under
+    the same seed its weights are the package's."""
 
     def __init__(self, net: str, random_trunk: bool):
         super().__init__()
@@ -124,15 +123,16 @@ class LPIPSNetwork(nn.Module):
             else:
                 c_in, c_out, k, stride, pad = layer
                 layers.append(nn.Conv2d(c_in, c_out, kernel_size=k, stride=stride, padding=pad))
-        if random_trunk:
-            # the classifier torchvision builds after the features draws from the same generator
+        if random_trunk and net == "vgg":
+            # VGG.__init__ re-initialises its convolutions after building its classifier, whose
+            # default initialisation draws from the same generator first (AlexNet's classifier
+            # draws after its features: it cannot change them, and is not built here)
             classifier = [nn.Linear(a, b) for a, b in spec["classifier"]]
-            if net == "vgg":  # VGG.__init__ re-initialises its convolutions, features first
-                for conv in (m for m in layers if isinstance(m, nn.Conv2d)):
-                    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
-                    nn.init.constant_(conv.bias, 0)
+            for conv in (m for m in layers if isinstance(m, nn.Conv2d)):
+                nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.constant_(conv.bias, 0)
             del classifier
-        else:
+        elif not random_trunk:
             trunk = torch.load(lpips_weight_files(net, False)[0].path, map_location="cpu", weights_only=True)
             for i, layer in enumerate(layers):
                 if isinstance(layer, nn.Conv2d):
