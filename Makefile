@@ -5,7 +5,7 @@ PYTHON ?= python3
 CORES ?= 2
 BIN := $(VENV)/bin
 
-.PHONY: install demo demo-study test lint bench clean-demo progress
+.PHONY: install demo demo-study test lint bench bench-scale clean-demo progress
 
 install: $(VENV)/.installed
 
@@ -36,6 +36,9 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/benchmark.py --quick
+
+bench-scale: install
+	$(BIN)/python bench/benchmark.py --scale
 
 clean-demo:
 	rm -rf results/demo results/demo_study demo/data

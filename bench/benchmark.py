@@ -19,6 +19,7 @@ Sections (see bench/README.md for what each number means):
     python bench/benchmark.py --quick                 # CI-sized CPU run (< 3 min on 2 cores)
     python bench/benchmark.py --device cuda --full    # the GPU run (full SD-VAE, 480x320 crops)
     python bench/benchmark.py --smoke                 # seconds; used by tests/test_benchmark.py
+    python bench/benchmark.py --scale --sizes 500 2000  # every stage's CPU as the images grow (bench/scale.py)
 
 Writes JSON to --out (default bench/out/benchmark.json) and prints tables.
 """
@@ -130,6 +131,11 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--scale" in argv:  # its own section and options: bench/scale.py
+        from bench.scale import main as scale_main
+
+        return scale_main([a for a in argv if a != "--scale"])
     args = parse_args(argv)
     mode = MODES[args.mode]
     started = time.perf_counter()
