@@ -171,7 +171,8 @@ def format_scale(result: dict) -> str:
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="benchmark.py --scale", description=__doc__.split("\n\n")[0])
-    p.add_argument("--sizes", type=int, nargs="+", default=[500, 5000, 50000], help="numbers of images run to the report")
+    p.add_argument("--sizes", type=int, nargs="*", default=[500, 5000, 50000],
+                   help="numbers of images planned and run to the report (none: planning only)")
     p.add_argument("--plan-only-sizes", type=int, nargs="*", default=[], help="numbers of images only planned")
     p.add_argument("--image-size", type=lambda s: tuple(int(v) for v in s.lower().split("x")), default=(24, 32),
                    help="HEIGHTxWIDTH of the synthetic images (default 24x32)")
