@@ -2,7 +2,7 @@
 number of images grows, as ratios measured in one run.
 
 For each N of ``--sizes`` (default 500 5000 50000) a flat folder of N small random images
-(``--image-size``, default 32x24) is written once under the work folder, and:
+(``--image-size``, default 64x64) is written once under the work folder, and:
 
 * planning: the CPU (user + system of the snakemake process and its children,
   ``resource.getrusage(RUSAGE_CHILDREN)``) of ``snakemake -n`` and ``snakemake --summary`` on a
@@ -174,8 +174,9 @@ def parse_args(argv=None):
     p.add_argument("--sizes", type=int, nargs="*", default=[500, 5000, 50000],
                    help="numbers of images planned and run to the report (none: planning only)")
     p.add_argument("--plan-only-sizes", type=int, nargs="*", default=[], help="numbers of images only planned")
-    p.add_argument("--image-size", type=lambda s: tuple(int(v) for v in s.lower().split("x")), default=(24, 32),
-                   help="HEIGHTxWIDTH of the synthetic images (default 24x32)")
+    p.add_argument("--image-size", type=lambda s: tuple(int(v) for v in s.lower().split("x")), default=(64, 64),
+                   help="HEIGHTxWIDTH of the synthetic images (default 64x64; AlexNet-LPIPS, recorded by every "
+                        "optimize job, needs at least 63 pixels a side)")
     p.add_argument("--images-per-job", type=int, default=100)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--iterations", type=int, default=2, help="Adam iterations of the psnr arm in the stage run")
