@@ -235,3 +235,12 @@ def test_a_jobs_records_carry_settings_batch_and_counted_work(tmp_path, demo_dat
         cols = settings_columns(rec)
         assert cols["tflop"] == rec["tflop"] and cols["setting_method"] == "backprop" and cols["setting_lr"] == 0.02
         assert cols["batch_image_ids"] == " ".join(rec["batch"]["image_ids"]) and cols["setting_loss"] == '{"name": "psnr"}'
+
+
+def test_an_arm_whose_every_image_failed_is_summarized(_summary):
+    """Its rows hold a reason and no result columns: counted as failed, nothing to rank."""
+    table = pd.DataFrame({"dataset": ["psnr"] * 2, "split": ["test"] * 2, "image_id": ["a", "b"],
+                          "status": ["failed"] * 2, "reason": ["out of memory"] * 2})
+    perf = _summary(table, ["psnr"])["datasets"]["psnr"]
+    assert (perf["succeeded"], perf["failed"], perf["iterations"], perf["counted_work"]) == (0, 2, None, None)
+    assert [f["reason"] for f in perf["failed_images"]] == ["out of memory"] * 2

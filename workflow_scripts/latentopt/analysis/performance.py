@@ -137,8 +137,13 @@ def cost_comparisons(work: dict[str, pd.Series], times: dict[str, dict | None]) 
     return out
 
 
+RESULT_COLUMNS = ("time_s", "iterations", "converged_at", "peak_memory_mb", "device")
+
+
 def performance_summary(settings: SummarySettings, table: pd.DataFrame, arms: list[str], *, synthetic: list[str] | None = None) -> dict:
     out = {}
+    # an arm whose every image failed has no per-image result columns (its records hold a reason only)
+    table = table.reindex(columns=[*table.columns, *(c for c in RESULT_COLUMNS if c not in table.columns)])
     for arm in arms:
         rows = table[table["dataset"] == arm]
         ok = rows[rows["status"] == "ok"]
