@@ -398,7 +398,10 @@ def test_start_and_end_lines_name_absolute_paths_report_and_html_command(tmp_pat
 def test_ctrl_c_during_a_script_jobs_start_up_is_one_line(tmp_path):
     """Before job_log (imports take seconds): SIGINT ends a Snakemake script job without a traceback;
     the driver (no ``snakemake`` object in __main__) keeps Python's default."""
+    # SIGINT back to Python's own handler first: a process started in the background of a
+    # non-interactive shell (a CI wrapper, `cmd &`) inherits SIGINT ignored, as a terminal's never is
     code = ("import os, signal, sys, time\n"
+            "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
             f"sys.path.insert(0, {str(REPO / 'workflow_scripts')!r})\n"
             "{setup}"
             "import latentopt\n"
