@@ -74,8 +74,10 @@ if workflow.is_main_process:
     repairs.register(workflow, INSPECTION, log=logger.warning)
     # a dry run names every weight file a real run would need and lacks (nothing is downloaded)
     # (a study names them all at once: not again in each model's module)
-    if workflow.output_settings.dryrun and workflow.modifier.parent_modifier is None and (
-        MISSING_WEIGHTS := missing_weights_report([config])
+    if (
+        workflow.output_settings.dryrun
+        and workflow.modifier.parent_modifier is None
+        and (MISSING_WEIGHTS := missing_weights_report([config]))
     ):
         logger.warning(MISSING_WEIGHTS)
 

@@ -30,7 +30,9 @@ if workflow.is_main_process:
     if HELD:
         logger.warning(HELD)
     # a dry run names every weight file a real run would need and lacks (nothing is downloaded)
-    if workflow.output_settings.dryrun and (MISSING_WEIGHTS := missing_weights_report(list(MODEL_CONFIGS.values()))):
+    if workflow.output_settings.dryrun and (
+        MISSING_WEIGHTS := missing_weights_report(list(MODEL_CONFIGS.values()))
+    ):
         logger.warning(MISSING_WEIGHTS)
 
 DRIVER_LOCK = None
@@ -47,7 +49,9 @@ def preflight():
     """
     global DRIVER_LOCK
     try:
-        ensure_all_weights(list(MODEL_CONFIGS.values()))  # one message naming every missing file
+        ensure_all_weights(
+            list(MODEL_CONFIGS.values())
+        )  # one message naming every missing file
         check_writable(RESULTS)
         DRIVER_LOCK = driverlock.acquire(RESULTS, log=logger.warning)
         for sub in MODEL_CONFIGS.values():
