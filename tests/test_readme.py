@@ -268,8 +268,12 @@ def _scratch_root(tmp_path, demo_data):
     photos.mkdir()
     for image in sorted(demo_data.rglob("*.jpg"))[:3]:
         shutil.copy(image, photos / image.name)
-    for name in ("profiles", "demo"):
-        (root / name).symlink_to(REPO / name)
+    (root / "profiles").symlink_to(REPO / "profiles")
+    (root / "demo").mkdir()  # the demo configs, and the demo images `make demo` writes to demo/data
+    for item in (REPO / "demo").iterdir():
+        if item.name != "data":
+            (root / "demo" / item.name).symlink_to(item)
+    shutil.copytree(demo_data, root / "demo" / "data")
     overrides = [b for _, b in yaml_blocks() if b.startswith("# my_overrides.yaml")]
     assert len(overrides) == 1, "the README shows my_overrides.yaml once"
     (root / "my_overrides.yaml").write_text(overrides[0])
