@@ -210,7 +210,7 @@ def test_adding_a_loss_evaluates_only_the_new_dataset(demo, tmp_path):
     assert counts == {"record_settings": 1, "optimize_gate_train_000": 1, "optimize_val_000": 1, "optimize_test_000": 1,
                       "quality_gate": 1, "build_dataset": 1, "evaluate_dataset": 1, "inception_features": 1,
                       "summarize_evaluation": 1, "analyze_categories": 1, "test_hypotheses": 1, "report": 1,
-                      "all": 1, "total": 13}, out
+                      "explorer": 1, "all": 1, "total": 14}, out  # the explorer shows every arm
     wildcards = {line.strip() for line in out.splitlines() if line.strip().startswith("wildcards:")}
     assert wildcards == {"wildcards: arm=l1", "wildcards: name=l1"}, wildcards
 
