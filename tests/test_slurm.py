@@ -254,7 +254,10 @@ def first_run(env):
 
 
 def _per_image(results: Path) -> dict[Path, str]:
-    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(results.glob("*_dataset/per_image/*/*.*"))}
+    """The per-image outputs (not their writers' hidden checksum records, which a chunk's rerun
+    writes again for the intact images it restores)."""
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(results.glob("*_dataset/per_image/*/*.*"))
+            if not p.name.startswith(".")}
 
 
 def _is_gpu_job(job: dict) -> bool:

@@ -48,6 +48,9 @@ def test_the_watch_notes_the_signal_and_hands_it_to_snakemakes_handler(monkeypat
     seen, logger = [], logging.getLogger("test_stopping_driver")
     previous = signal.signal(signal.SIGTERM, lambda num, frame: seen.append(num))
     previous_int = signal.getsignal(signal.SIGINT)
+    # Python's own SIGINT handler, as in a terminal (a suite started in the background of a
+    # non-interactive shell inherits SIGINT ignored)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         watch = stopping.StopWatch()
         watch.install(logger)

@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 from typing import Iterable
 
+from latentopt.core.fileio import checksum_record
 from latentopt.workflow import layout
 from latentopt.workflow.messages import absolute
 
@@ -121,6 +122,7 @@ def release_finished(results_dirs: Iterable[str | Path], accepted_outputs: Itera
                 if os.path.abspath(output) in accepted:
                     for ext in (".json", ".pt", ".reference"):
                         record.with_suffix(ext).unlink(missing_ok=True)
+                        checksum_record(record.with_suffix(ext)).unlink(missing_ok=True)  # its writer's record
                     released += 1
             for folder in (done, done.parent):
                 try:
