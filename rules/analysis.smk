@@ -4,7 +4,7 @@
 rule analyze_categories:
     input:
         table=rules.summarize_evaluation.output.table,
-        originals=per_image_prepared(),
+        prepared=prepared_manifests(),
         user_csv=config["analysis"]["categories"]["csv"] or [],
     output:
         table=str(layout.evaluation_file(RESULTS, "categories_table")),

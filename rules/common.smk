@@ -126,11 +126,6 @@ def html_report_command():
     )
 
 
-def run_outputs():
-    """The outputs of this run's jobs (every one accepted once the run has succeeded)."""
-    return [str(f) for job in workflow.dag.jobs for f in job.output]
-
-
 # The signal that stopped this driver, if any (latentopt.workflow.stopping; installed after
 # Snakemake's own SIGTERM handler, which it wraps).
 STOPS = stopping.StopWatch()
@@ -146,7 +141,6 @@ onstart:
 
 onsuccess:
     release_lock()
-    stopping.release_finished([RESULTS], run_outputs())
     live.finish(config)
     announce(
         messages.end_lines(config, html_report_command(), synthetic_parts(config))
@@ -177,13 +171,10 @@ def model_inputs():
     return []
 
 
-def per_image_outputs(arm, ext):
-    """Every image's per-image output of one arm (arm may be the '{arm}' wildcard)."""
-    return [
-        str(layout.per_image(RESULTS, arm, split, e.image_id, ext))
-        for split, entries in PLAN.splits.items()
-        for e in entries
-    ]
+def chunk_manifests(arm):
+    """The manifests of one arm's optimization jobs (arm may be the '{arm}' wildcard): they list
+    every image's per-image files (latentopt.workflow.chunks)."""
+    return [str(layout.chunk_manifest(RESULTS, arm, c.name)) for c in PLAN.chunks]
 
 
 def gate_files():
@@ -191,11 +182,8 @@ def gate_files():
     return [str(layout.gate_file(RESULTS, a)) for a in PLAN.gate_arms]
 
 
-def gate_records(arm):
-    return [
-        str(layout.per_image(RESULTS, arm, e.split, e.image_id, "json"))
-        for e in PLAN.gate_entries
-    ]
+def gate_manifests(arm):
+    return [str(layout.chunk_manifest(RESULTS, arm, c.name)) for c in PLAN.chunks if c.gate]
 
 
 def gate_input(chunk, arm):
@@ -254,22 +242,20 @@ def optimize_resources(config):
 
 
 def feature_inputs(wildcards):
-    """Inception features are computed from the originals (their prepared records) or from one
-    dataset's PNGs (its manifest and per-image records)."""
+    """Inception features are computed from the originals (the prepared records the preparation
+    manifests list) or from one dataset's PNGs (its manifest and the per-image records its chunk
+    manifests list)."""
     if wildcards.name == "original":
-        return {"records": per_image_prepared()}
+        return {"chunks": prepared_manifests()}
     return {
         "manifest": str(layout.dataset_manifest(RESULTS, wildcards.name)),
-        "records": per_image_outputs(wildcards.name, "json"),
+        "chunks": chunk_manifests(wildcards.name),
     }
 
 
-def per_image_prepared():
-    return [
-        str(layout.prepared_record(RESULTS, split, e.image_id))
-        for split, entries in PLAN.splits.items()
-        for e in entries
-    ]
+def prepared_manifests():
+    """The manifests of the preparation jobs (they list every prepared record)."""
+    return [str(layout.prepared_manifest(RESULTS, c.name)) for c in PLAN.chunks]
 
 
 def feature_files():
@@ -280,7 +266,6 @@ def feature_files():
 
 def all_targets():
     """Every declared output (latentopt.workflow.layout.declared_outputs, the list integrity
-    verifies) and every per-image .pt: a deleted one is a missing target, so its job (and what
-    depends on it) is redone."""
-    declared = [str(out.path) for out in outputs_of(config, PLAN)]
-    return declared + [path for arm in ARMS for path in per_image_outputs(arm, "pt")]
+    verifies; a per-image file is verified through its chunk's manifest, and a deleted or damaged
+    one has its manifest planned again)."""
+    return [str(out.path) for out in outputs_of(config, PLAN)]

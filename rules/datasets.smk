@@ -1,12 +1,12 @@
-# Per-arm datasets (PyTorch file + PNG tree) assembled from the per-image outputs. The declared
+# Per-arm datasets (PyTorch file + PNG tree) assembled from the per-image outputs (listed by the
+# arm's chunk manifests). The declared
 # output is the manifest (written last): the dataset is built beside the previous one and swapped
 # in, so a failed build never deletes a dataset that was complete (see latentopt.data.datasets).
 
 
 rule build_dataset:
     input:
-        json=per_image_outputs("{arm}", "json"),
-        pt=per_image_outputs("{arm}", "pt"),
+        chunks=chunk_manifests("{arm}"),
     output:
         manifest=str(layout.dataset_manifest(RESULTS, "{arm}")),
     log:

@@ -5,7 +5,7 @@
 
 rule evaluate_dataset:
     input:
-        json=per_image_outputs("{arm}", "json"),
+        chunks=chunk_manifests("{arm}"),
         dataset=rules.build_dataset.output.manifest,
     output:
         table=str(layout.per_arm_table(RESULTS, "{arm}")),

@@ -3,7 +3,7 @@
 
 rule quality_gate:
     input:
-        records=gate_records("{arm}"),
+        chunks=gate_manifests("{arm}"),
     output:
         verdict=str(layout.gate_file(RESULTS, "{arm}")),
         done=str(layout.gate_done(RESULTS, "{arm}")),

@@ -1,5 +1,6 @@
 # Baseline (encode -> decode) and per-loss latent optimization: one GPU job per (arm, chunk),
-# with one declared output pair per image. Each job is handed what it uses as params, built once
+# whose one declared output is its chunk's manifest (the per-image .json/.pt it wrote, checksummed;
+# latentopt.workflow.chunks): what Snakemake tracks grows with jobs, not images. Each job is handed what it uses as params, built once
 # at parse time (its arm's settings: the rerun trigger and its fingerprint's input; the run's
 # untracked values, rules/common.smk OPTIMIZE_RUN) and reads only its prepared records. Each also
 # takes its arm's settings file as input (record_settings, below), through which a settings change
@@ -15,22 +16,12 @@ for arm in ARMS:
             name:
                 optimize_rule_name(chunk, arm)
             input:
-                prepared=[
-                    str(layout.prepared_record(RESULTS, chunk.split, i))
-                    for i in chunk.image_ids
-                ],
+                prepared=str(layout.prepared_manifest(RESULTS, chunk.name)),
                 gate=gate_input(chunk, arm),
                 settings=str(layout.arm_settings_file(RESULTS, arm)),
                 model=model_inputs(),
             output:
-                json=[
-                    str(layout.per_image(RESULTS, arm, chunk.split, i, "json"))
-                    for i in chunk.image_ids
-                ],
-                pt=[
-                    str(layout.per_image(RESULTS, arm, chunk.split, i, "pt"))
-                    for i in chunk.image_ids
-                ],
+                manifest=str(layout.chunk_manifest(RESULTS, arm, chunk.name)),
             log:
                 str(layout.log_file(RESULTS, "optimize", f"{arm}/{chunk.name}")),
             benchmark:

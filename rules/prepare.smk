@@ -1,5 +1,6 @@
-# Preprocessed originals (the evaluation reference), one job per chunk of images. The sources are
-# params, not inputs: a name may hold characters Snakemake reads as wildcards, an entry may be a
+# Preprocessed originals (the evaluation reference), one job per chunk of images, whose one declared
+# output is the chunk's manifest (its records and PNGs, checksummed; latentopt.workflow.chunks). The
+# sources are params, not inputs: a name may hold characters Snakemake reads as wildcards, an entry may be a
 # broken link, and a changed source is found by its checksum at planning (latentopt.workflow.integrity).
 for chunk in PLAN.chunks:
 
@@ -7,10 +8,7 @@ for chunk in PLAN.chunks:
         name:
             f"prepare_{chunk.name}"
         output:
-            [
-                str(layout.prepared_record(RESULTS, chunk.split, i))
-                for i in chunk.image_ids
-            ],
+            manifest=str(layout.prepared_manifest(RESULTS, chunk.name)),
         log:
             str(layout.log_file(RESULTS, "prepare", chunk.name)),
         benchmark:

@@ -19,7 +19,7 @@ rule report:
         categories=str(rules.analyze_categories.output.analysis),
         hypotheses=str(rules.test_hypotheses.output.analysis),
         datasets=[str(f) for f in expand(rules.build_dataset.output.manifest, arm=ARMS)],
-        originals=per_image_prepared(),
+        prepared=prepared_manifests(),
         gates=gate_files(),
     output:
         report=str(layout.report_file(RESULTS)),

@@ -94,9 +94,6 @@ onstart:
 
 onsuccess:
     release_lock()
-    stopping.release_finished(
-        MODEL_RESULTS, [str(f) for job in workflow.dag.jobs for f in job.output]
-    )
     live.finish(config)
     synthetic = study_synthetic_parts(MODEL_CONFIGS)
     for line in messages.study_end_lines(config, list(MODEL_CONFIGS), synthetic):

@@ -9,4 +9,4 @@ from latentopt.workflow.sources import ImageEntry
 sm = snakemake  # noqa: F821 - injected by Snakemake
 with job_log(sm.log[0]) as log:
     entries = [ImageEntry(sm.params.split, i, Path(p)) for i, p in zip(sm.params.image_ids, sm.params.sources)]
-    prepare_chunk(entries, sm.params.preprocess, sm.params.results_dir, log=log)
+    prepare_chunk(entries, sm.params.preprocess, sm.params.results_dir, manifest=sm.output.manifest, log=log)

@@ -1,7 +1,7 @@
 """One optimization job: a chunk of images of one split, for one arm (baseline or a loss).
 
 The entry point of the optimize rules (:func:`optimize_chunk`): the job reads the prepared
-records its rule gives it as inputs and writes, for every image, the two outputs its rule declares,
+records its input manifests list and writes, for every image,
 <arm>_dataset/per_image/<split>/<id>.pt (initial and optimized latents, loss history, decoded 8-bit
 image) and .json (metrics, status, provenance; :mod:`latentopt.optimize.records`). Its settings are
 its rule's params: ``settings`` (the rerun trigger and the fingerprint,
@@ -12,7 +12,9 @@ its rule's params: ``settings`` (the rerun trigger and the fingerprint,
     (latentopt.workflow.integrity, the same check) moves it to quarantine and prepares it again;
   * out of memory, an error in a batch, a timeout: :mod:`latentopt.optimize.batches`;
   * failure_policy 'fatal' turns every recorded failure into a job failure instead.
-A killed job resumes from its checkpoints (see checkpoints.py).
+then its chunk's manifest, its one declared output (latentopt.workflow.chunks). A killed job
+resumes: the images it finished are in place and restored, a running batch resumes from its
+checkpoint (see checkpoints.py).
 """
 
 from __future__ import annotations
@@ -24,18 +26,19 @@ from pathlib import Path
 import torch
 
 from latentopt.compute.devices import acquire_device
-from latentopt.core.fileio import check_writable, read_json, write_json
+from latentopt.core.fileio import check_writable, write_json
 from latentopt.core.stage_times import StageClock
 from latentopt.models import autoencoders
 from latentopt.optimize.batches import run_items
 from latentopt.optimize.context import JobContext, build_context
 from latentopt.optimize.items import group_by_shape, load_items
-from latentopt.optimize.records import image_files, write_image_files
+from latentopt.optimize.records import image_files, restorable, write_image_files
 from latentopt.workflow import layout
+from latentopt.workflow.chunks import write_manifest
 from latentopt.workflow.config import describe_synthetic
 from latentopt.workflow.settings import ArmSettings, RunSettings
 
-Outputs = dict[str, tuple[Path, Path]]  # image id -> its declared (.pt, .json)
+Outputs = dict[str, tuple[Path, Path]]  # image id -> its (.pt, .json)
 
 
 class ImageFailure(RuntimeError):
@@ -50,17 +53,18 @@ def write_outputs(ctx: JobContext, result: dict, outputs: Outputs) -> dict:
     payload, record = image_files(item, ctx.arm, result, fingerprint=ctx.fingerprint,
                                   synthetic=list(ctx.synthetic), model_info=ctx.model.info, settings=ctx.arm_settings)
     write_image_files(pt_path, json_path, payload, record)
-    if ctx.store is not None and result["status"] == "ok":
-        ctx.store.keep_done(item.image_id, pt_path, json_path, item.record["sha256"])
     return record
 
 
 def optimize_chunk(arm: str, split: str, image_ids: list[str], *, prepared: list[str], json: list[str],
                    pt: list[str], settings: dict, run: dict, lpips_random_trunk: bool, synthetic: dict,
-                   results_dir: str, device=None, log=print, stages_path=None) -> list[dict]:
+                   results_dir: str, manifest: str | None = None, device=None, log=print,
+                   stages_path=None) -> list[dict]:
     """Run one job; return the per-image records written.
 
-    ``prepared``, ``json``, ``pt``: the job's inputs and outputs, one per image of ``image_ids``;
+    ``prepared``, ``json``, ``pt``: the prepared records it reads and the files it writes, one per
+    image of ``image_ids``; ``manifest``: the chunk's manifest, its declared output, written last
+    (latentopt.workflow.chunks);
     ``settings``: the arm's settings params (:meth:`ArmSettings.params`, the rerun trigger, read
     back by :meth:`ArmSettings.from_params`); ``run``: :class:`RunSettings` as a dict;
     ``lpips_random_trunk``: the per-image LPIPS network's trunk is random; ``synthetic``: what every
@@ -108,7 +112,10 @@ def optimize_chunk(arm: str, split: str, image_ids: list[str], *, prepared: list
             + ", ".join(f"{v:.1f} s {k.replace('_', ' ')}" for k, v in clock.summary()["stages_s"].items() if k != "other")
             + " (waiting for the device: while another job computes on it)")
         try:
-            return _optimize_items(ctx, image_ids, items, failures, outputs)
+            records = _optimize_items(ctx, image_ids, items, failures, outputs)
+            if manifest is not None:
+                write_manifest(manifest, "optimize", split, [(i, {"json": outputs[i][1], "pt": outputs[i][0]}) for i in image_ids])
+            return records
         finally:
             summary = clock.summary(arm=arm, split=split, images=len(image_ids), device=str(dev),
                                     batch_size=ctx.run.batch_size)
@@ -120,16 +127,17 @@ def optimize_chunk(arm: str, split: str, image_ids: list[str], *, prepared: list
 
 
 def _optimize_items(ctx: JobContext, image_ids: list[str], items, failures, outputs: Outputs) -> list[dict]:
-    """The job's work once its context is on the device: failures recorded, finished images
-    restored from an interrupted run, the rest optimized batch by batch."""
+    """The job's work once its context is on the device: failures recorded, images already finished
+    in place restored (:func:`latentopt.optimize.records.restorable`), the rest optimized batch by batch."""
     log = ctx.log
     records = [write_outputs(ctx, f, outputs) for f in failures]
     todo = []
     for item in items:
         pt, js = outputs[item.image_id]
-        if ctx.store is not None and ctx.store.restore_done(item.image_id, pt, js, item.record["sha256"]):
-            log(f"{item.image_id}: finished earlier in an interrupted run, restored")
-            records.append(read_json(js))
+        kept = restorable(pt, js, ctx.fingerprint, item.record["sha256"])
+        if kept is not None:
+            log(f"{item.image_id}: finished earlier with these settings (a stopped job, or a chunk rerun), restored")
+            records.append(kept)
         else:
             todo.append(item)
     settings = ctx.settings  # stopping.rule reference runs at batch size 1, as the original
@@ -148,4 +156,4 @@ def _optimize_items(ctx: JobContext, image_ids: list[str], items, failures, outp
     failed = [r for r in records if r["status"] != "ok"]
     if failed and ctx.run.failure_policy == "fatal":
         raise ImageFailure(f"{len(failed)} image(s) failed (failure_policy: fatal): " + "; ".join(f"{r['image_id']}: {r['reason']}" for r in failed))
-    return records  # finished images stay in the store until the driver accepts them (workflow.stopping)
+    return records

@@ -17,7 +17,8 @@
     :func:`latentopt.optimize.work.image_work`; ``tflop`` its total) (method gradient_free:
     initial_residual, last_residual, from residual_history); always ``settings``, what produced
     the image (:func:`arm_record`: method, loss spec, lr, iterations, schedule, stop rule, ...);
-    for a failure without a result the traceback; always pt_sha256 (of the .pt).
+    for a failure without a result the traceback; always reference_sha256 (of the prepared reference
+    PNG it was computed from) and pt_sha256 (of the .pt).
 
 Read back by the dataset build (:func:`latentopt.data.datasets.read_verified`), the evaluation, the
 quality gate and the integrity check (:mod:`latentopt.workflow.integrity`).
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from latentopt.core.fileio import atomic_path, sha256_file, write_json
+from latentopt.core.fileio import atomic_path, read_json, recorded, sha256_file, write_json
 
 
 def arm_record(settings) -> dict:
@@ -63,6 +64,7 @@ def image_files(item, arm: str, result: dict, *, fingerprint: str, synthetic: li
         "reason": result.get("reason"),
         "failure_kind": result.get("failure_kind", "optimization") if result["status"] != "ok" else None,
         "fingerprint": fingerprint,
+        "reference_sha256": (item.record or {}).get("sha256"),
         "settings": None if settings is None else arm_record(settings),
         "synthetic": synthetic,
         "model": model_info,
@@ -118,3 +120,26 @@ def write_image_files(pt_path: Path, json_path: Path, payload: dict, record: dic
     record["pt_sha256"] = sha256_file(pt_path)
     write_json(json_path, record)
     return record
+
+
+def restorable(pt_path: Path, json_path: Path, fingerprint: str, reference_sha256: str) -> dict | None:
+    """The record of an image already finished in place that this job would compute again, or None.
+
+    An optimization job rerun for a chunk (its manifest missing: a stopped job, a damaged or
+    deleted file of the chunk, a new chunking; latentopt.workflow.chunks) keeps each image whose
+    record is as its writer wrote it, finished ('ok'), has this job's fingerprint (settings, model,
+    library) and was computed from this reference, and whose .pt matches the record: restored, never
+    recomputed. Anything else is computed again."""
+    try:
+        rec = recorded(json_path)
+        if rec is None or not pt_path.is_file():
+            return None
+        if not rec.same_stat(json_path) and sha256_file(json_path) != rec.sha256:
+            return None
+        record = read_json(json_path)
+        if not (isinstance(record, dict) and record.get("status") == "ok" and record.get("fingerprint") == fingerprint
+                and record.get("reference_sha256") == reference_sha256):
+            return None
+        return record if sha256_file(pt_path) == record.get("pt_sha256") else None
+    except (OSError, ValueError):
+        return None

@@ -5,11 +5,15 @@ Every output kind, and how it is verified, is declared in one place:
 list). This module walks that declaration; :data:`VERIFIERS` has one check per verification named
 in ``layout.VERIFY`` (a kind with an unknown verification cannot be declared):
 
-  * ``prepared``: the preparation record parses and has a status; the source image's sha256 equals
-    the record's ``source_sha256`` (always hashed in full: a copy with preserved times, a restored
-    backup or ``rsync -t`` keeps the modification time while the content changed); the reference
-    PNG matches the record's ``sha256``;
-  * ``per_image``: the record parses and has a status, its ``.pt`` matches ``pt_sha256``;
+  * ``prepared``: a preparation job's chunk manifest (latentopt.workflow.chunks): every record and
+    reference PNG it lists matches the checksum recorded when it was written; every source's sha256
+    equals the one read when it was prepared (hashed again where its size, mtime or ctime changed
+    since: a copy with preserved times, a restored backup or ``rsync -t`` keeps the modification
+    time but not the ctime); its preprocessing equals the config's;
+  * ``chunk``: an optimization job's chunk manifest: every per-image ``.json`` and ``.pt`` it lists
+    matches the checksum recorded when it was written. A damaged or deleted per-image file has its
+    manifest planned again (and moved aside with the file by a real run): the job restores the
+    chunk's intact images and computes the others (latentopt.optimize.records.restorable);
   * ``manifest``: a dataset's ``.pt`` and every PNG of its tree match the dataset manifest
     (``<arm>_dataset/manifest.json``, see latentopt.data.datasets), and no PNG is missing or extra;
   * every other kind (``json``, ``csv``, ``zip``, ``png_dir``, ``text``, and the records,
@@ -32,11 +36,13 @@ lists each damaged file with what a real run will move aside. Only a real run ac
 damaged output, with the files verified through it, is moved to
 ``results_dir/.integrity/quarantine/<timestamp>/`` (same relative paths; each move logged); the
 forced jobs then make them again. Damage that cannot be moved aside stops the run (non-zero exit,
-saying why). A settings file that is missing or damaged is written again by its job; the arm's
-finished images are handed to their jobs, which restore every one whose fingerprint still matches
-the config instead of optimizing it again (latentopt.optimize.checkpoints).
+saying why). A settings file that is missing or damaged is written again by its job; the arm's jobs
+then run again and restore every finished image whose fingerprint still matches the config instead
+of optimizing it again (latentopt.optimize.records.restorable).
 
 Speed: a file whose size and mtime equal its record is taken as unchanged; anything else is hashed.
+Per-image files are verified through their chunk's manifest (one read per job, one stat per file),
+so planning costs grow with jobs and files, never with reading every per-image record.
 Files without a record, and the files a record or manifest names, are hashed or parsed again only
 when their size, mtime or ctime differ from the hash cache ``results_dir/.integrity/hash_cache.json``
 (written by real runs only). ``LATENTOPT_VERIFY=full`` hashes everything (a bit flip that leaves
@@ -56,10 +62,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from latentopt.workflow import layout
+from latentopt.workflow import chunks, layout
 from latentopt.workflow.config import arm_settings, demo_model_summary, demo_model_weights
 from latentopt.core.fileio import Recorded, as_json, checksum_record, read_json, recorded, sha256_file, write_json
-from latentopt.workflow.sources import source_sha256
 
 CACHE_NAME = Path(".integrity") / "hash_cache.json"
 QUARANTINE = Path(".integrity") / "quarantine"
@@ -183,7 +188,7 @@ class _Context:
     config: dict
     results: Path
     cache: HashCache
-    sources: dict  # prepared record path -> ImageEntry (its source)
+    sources: dict  # (split, image id) -> ImageEntry (its source)
 
 
 def _as_written(path: Path, ctx: _Context, verify: str, fallback: Callable[[Path], str | None]) -> str | None:
@@ -248,18 +253,70 @@ def reference_problem(results: str | Path, split: str, image_id: str, record: di
     return None
 
 
-def _check_prepared(out: layout.Output, ctx: _Context):
-    record, problem = _record(out.path, ctx)
+def _listed_problem(item: chunks.Listed, ctx: _Context, manifest: Path) -> str | None:
+    """Why a file a chunk manifest lists is not the one written (None: it is): by size and mtime,
+    hashed where they changed (always with LATENTOPT_VERIFY=full)."""
+    try:
+        if not ctx.cache.full and item.same_stat():
+            return None
+        digest = ctx.cache.sha256(item.path)
+    except FileNotFoundError:
+        return f"{item.path} is missing (listed in {manifest.name})"
+    except OSError as exc:
+        return f"{item.path} cannot be read ({exc.strerror or exc})"
+    if digest != item.sha256:
+        return f"{item.path} is not the file its job wrote (its sha256 differs from the one in {manifest.name}: changed or cut since)"
+    return None
+
+
+def _source_problem(recorded_source: dict | None, entry, ctx: _Context) -> str | None:
+    """Why a source is not the one a preparation read (None: it is): unchanged (size, mtime, ctime)
+    as read, or the same sha256."""
+    was = recorded_source or {}
+    try:
+        st = os.stat(entry.path)
+        if not ctx.cache.full and was.get("stat") == [st.st_size, st.st_mtime_ns, st.st_ctime_ns]:
+            return None
+        now = ctx.cache.sha256(entry.path)
+    except OSError:
+        now = None
+    if now != was.get("sha256"):
+        return f"source {entry.path} changed since it was prepared (sha256 differs)"
+    return None
+
+
+def _chunk_problems(out: layout.Output, ctx: _Context, required_kind: str):
+    """The manifest verified against its writer's record, then every file it lists."""
+    manifest, problem = _record(out.path, ctx, required="images")
     if problem:
-        return problem, ()
-    entry = ctx.sources[out.path]
-    if record.get("source_sha256") != source_sha256(entry.path):
-        return f"source {entry.path} changed since it was prepared (sha256 differs)", ()
-    if record["status"] == "ok" and record.get("preprocess") != as_json(ctx.config["preprocess"]):
-        return f"{out.path} was prepared with other preprocess settings ({record.get('preprocess')})", ()
-    if record["status"] == "ok":
-        png = layout.original_png(ctx.results, entry.split, entry.image_id)
-        return _matches(ctx.cache, png, record.get("sha256"), "reference"), ()
+        return None, problem, ()
+    if manifest.get("format") != chunks.FORMAT or manifest.get("kind") != required_kind:
+        return None, f"{out.path} is not a {required_kind} chunk manifest", ()
+    try:
+        listed = chunks.entries(out.path, manifest)
+    except (KeyError, TypeError, ValueError):
+        return None, f"{out.path} is not a complete chunk manifest", ()
+    problems = [(item.path, p) for item in listed if (p := _listed_problem(item, ctx, out.path))]
+    if problems:
+        more = f" (and {len(problems) - 1} more file(s) of its chunk)" if len(problems) > 1 else ""
+        return manifest, problems[0][1] + more, tuple(path for path, _ in problems)
+    return manifest, None, ()
+
+
+def _check_prepared(out: layout.Output, ctx: _Context):
+    manifest, problem, damaged = _chunk_problems(out, ctx, "prepare")
+    if problem:
+        return problem, damaged
+    if any("png" in item["files"] for item in manifest["images"]) and manifest.get("preprocess") != as_json(ctx.config["preprocess"]):
+        return f"{out.path} was prepared with other preprocess settings ({manifest.get('preprocess')})", ()
+    split = manifest.get("split")
+    for item in manifest["images"]:
+        entry = ctx.sources.get((split, str(item["id"])))
+        if entry is None:
+            continue  # no longer planned in this chunk: the job's params changed, Snakemake reruns it
+        problem = _source_problem(item.get("source"), entry, ctx)
+        if problem:
+            return problem, ()
     return None, ()
 
 
@@ -302,11 +359,9 @@ class _Outdated(str):
     """A problem that is no damage: the file is intact but the config asks for another one."""
 
 
-def _check_per_image(out: layout.Output, ctx: _Context):
-    record, problem = _record(out.path, ctx)
-    if problem:
-        return problem, ()
-    return _matches(ctx.cache, out.companions[0], record.get("pt_sha256"), "per-image file"), ()
+def _check_chunk(out: layout.Output, ctx: _Context):
+    _, problem, damaged = _chunk_problems(out, ctx, "optimize")
+    return problem, damaged
 
 
 def _check_manifest(out: layout.Output, ctx: _Context):
@@ -398,7 +453,7 @@ def _check_png_dir(out: layout.Output, ctx: _Context):
 VERIFIERS = {
     "settings": _check_settings,
     "prepared": _check_prepared,
-    "per_image": _check_per_image,
+    "chunk": _check_chunk,
     "manifest": _check_manifest,
     "json": _parsed(_parse_json),
     "csv": _parsed(_parse_csv),
@@ -416,7 +471,7 @@ def plan_entries(plan) -> list:
 def outputs_of(config: dict, plan) -> list[layout.Output]:
     """The declared outputs of this config's run (layout.declared_outputs)."""
     demo = (demo_model_weights(config), demo_model_summary(config)) if config["model"]["kind"] == "demo_trained" else None
-    return layout.declared_outputs(config["results_dir"], plan_entries(plan), plan.arms, plan.gate_arms,
+    return layout.declared_outputs(config["results_dir"], plan.chunks, plan.arms, plan.gate_arms,
                                    fid=bool(config["evaluation"]["fid"]), demo_model=demo)
 
 
@@ -429,22 +484,16 @@ def verify_results(config: dict, plan, log: Callable[[str], None] = print, full:
         return []
     full = os.environ.get(FULL_ENV, "").lower() == "full" if full is None else full
     cache = cache or HashCache(results, full=full, log=log)
-    ctx = _Context(config, results, cache, {layout.prepared_record(results, e.split, e.image_id): e for e in plan_entries(plan)})
+    ctx = _Context(config, results, cache, {(e.split, e.image_id): e for e in plan_entries(plan)})
     findings: list[Finding] = []
-    redone: set[tuple[str, str]] = set()  # images prepared again: their jobs rerun downstream anyway
     for out in outputs_of(config, plan):
         if not out.path.exists():
             continue  # missing: Snakemake makes it again
-        if out.verify == "per_image" and (out.path.parent.name, out.path.name.removesuffix(".json")) in redone:
-            continue
         problem, damaged = VERIFIERS[out.verify](out, ctx)
         if problem:
             broken = not isinstance(problem, _Outdated)
             files = tuple(dict.fromkeys([*out.companions, *damaged])) if broken else ()
             findings.append(Finding(out.path, str(problem), files, damaged=broken))
-            if out.verify == "prepared":
-                entry = ctx.sources[out.path]
-                redone.add((entry.split, entry.image_id))
     return findings
 
 
@@ -455,8 +504,7 @@ class Inspection:
 
     results: Path
     findings: list[Finding]
-    restore_arms: list[str]  # arms whose settings file is written again: finished images handed back
-    entries: list  # the planned images (for the restore)
+    restore_arms: list[str]  # arms whose settings file is written again: their jobs restore finished images
     cache: HashCache | None = None
 
     def forced_files(self) -> list[str]:
@@ -474,8 +522,8 @@ class Inspection:
             else:
                 lines.append(f"integrity: {f.reason}: {_rel(f.output, self.results)} is written again and the arm's jobs rerun")
         for arm in self.restore_arms:
-            lines.append(f"integrity: the settings file of {arm} is written again; its finished images are handed to "
-                         "their jobs, which restore each one whose fingerprint still matches the config (no optimization is redone for them)")
+            lines.append(f"integrity: the settings file of {arm} is written again; its jobs run again and restore each "
+                         "finished image whose fingerprint still matches the config (no optimization is redone for them)")
         return lines
 
 
@@ -494,11 +542,15 @@ def inspect(config: dict, plan, log: Callable[[str], None] = print, full: bool |
     cache = HashCache(results, full=full, log=log) if results.is_dir() else None
     findings = verify_results(config, plan, log=log, full=full, cache=cache) if cache else []
     damaged_settings = {f.output for f in findings if f.damaged}
-    entries = plan_entries(plan)
     restore = [arm for arm in plan.arms if arm != layout.BASELINE
                and (not layout.arm_settings_file(results, arm).exists() or layout.arm_settings_file(results, arm) in damaged_settings)
-               and any(layout.per_image(results, arm, e.split, e.image_id, "json").exists() for e in entries)]
-    return Inspection(results, findings, restore, entries, cache)
+               and _has_files(layout.arm_dir(results, arm) / "per_image")]
+    return Inspection(results, findings, restore, cache)
+
+
+def _has_files(folder: Path) -> bool:
+    """Whether any file lies under ``folder`` (stops at the first)."""
+    return any(files for _, _, files in os.walk(folder))
 
 
 class CannotRepair(RuntimeError):
@@ -536,47 +588,15 @@ def quarantine(results: str | Path, findings: list[Finding], log: Callable[[str]
     return moves
 
 
-def restore_finished_images(results: str | Path, arm: str, entries, log: Callable[[str], None] = print) -> int:
-    """Hand the finished per-image outputs of ``arm`` that verify (record and .pt as written) to the
-    checkpoint store of their jobs (``.checkpoints/<arm>/<split>/done/``, hard links). A job that
-    reruns restores each whose fingerprint equals its own and optimizes only the others
-    (latentopt.optimize.checkpoints.CheckpointStore.restore_done); the store is emptied when it ends."""
-    results = Path(results)
-    handed = 0
-    for e in entries:
-        js = layout.per_image(results, arm, e.split, e.image_id, "json")
-        pt = js.with_suffix(".pt")
-        if not (js.is_file() and pt.is_file()):
-            continue
-        try:
-            rec = recorded(js)
-            record = read_json(js)
-            if rec is None or sha256_file(js) != rec.sha256 or sha256_file(pt) != record.get("pt_sha256"):
-                continue
-        except (OSError, ValueError):
-            continue
-        done = layout.checkpoint_dir(results, arm, e.split) / "done"
-        done.mkdir(parents=True, exist_ok=True)
-        for src in (pt, js):
-            dst = done / src.name
-            dst.unlink(missing_ok=True)
-            os.link(src, dst)
-        handed += 1
-    log(f"integrity: {handed} finished image(s) of {arm} handed to their jobs to be restored (its settings file is written again)")
-    return handed
-
-
 def apply(inspection: Inspection, log: Callable[[str], None] = print, planned: set[str] | None = None) -> None:
     """A real run's action on an inspection, before its first job (the caller holds the driver
-    lock): damaged outputs moved to quarantine, finished images handed back, the hash cache saved.
+    lock): damaged outputs moved to quarantine, the hash cache saved.
     ``planned``: the (absolute) outputs of the jobs the run will execute; a damaged output whose job
     is not among them stays in place (moved aside, it would be a missing input). Raises
     CannotRepair, saying why, where the folder cannot be changed."""
     findings = [f for f in inspection.findings if planned is None or os.path.abspath(f.output) in planned]
     try:
         quarantine(inspection.results, findings, log=log)
-        for arm in inspection.restore_arms:
-            restore_finished_images(inspection.results, arm, inspection.entries, log=log)
     except OSError as exc:
         damaged = [f for f in inspection.findings if f.damaged]
         raise CannotRepair(f"{len(damaged)} damaged output(s) in {inspection.results} cannot be moved aside "

@@ -39,8 +39,7 @@ def optimize_job_args(config: dict, arm: str, split: str, image_ids: list[str]) 
         "split": split,
         "image_ids": list(image_ids),
         "prepared": [str(layout.prepared_record(results, split, i)) for i in image_ids],
-        "json": [str(layout.per_image(results, arm, split, i, "json")) for i in image_ids],
-        "pt": [str(layout.per_image(results, arm, split, i, "pt")) for i in image_ids],
+        **layout.image_outputs(results, arm, split, image_ids),
         "settings": arm_settings(config, arm),
         **optimize_run_params(config),
     }

@@ -3,9 +3,12 @@
 results_dir/
   original_bsds500/{split}/{image}.png        preprocessed originals (evaluation reference)
   prepared/{split}/{image}.json               per-image preparation record (status, size, sha256)
+  prepared/chunks/{chunk}.json                 a preparation job's manifest: its records and PNGs, checksummed
   {arm}_dataset/per_image/{split}/{image}.json   per-image metrics + status   (arm = baseline or a loss;
                                                  a sweep's arms are named psnr-lr0.1-it50: [a-z0-9_.-])
   {arm}_dataset/per_image/{split}/{image}.pt     latents, loss history, decoded 8-bit image
+  {arm}_dataset/chunks/{chunk}.json            an optimization job's manifest: its images' .json/.pt, checksummed
+                                               (what Snakemake tracks: latentopt.workflow.chunks)
   {arm}_dataset/pytorch/bsds500_{optimized_<arm>|baseline}.pt   the per-loss dataset
   {arm}_dataset/png/{split}/{image}.png        decoded images (8-bit, rounded)
   {arm}_dataset/manifest.json                  sha256 of the dataset's .pt and PNGs (written last)
@@ -13,7 +16,7 @@ results_dir/
   quality_gate/{loss}.json                     the quality gate's result per loss
   FULL_BSDS500_COMPARISON_REPORT.md            the report (figures in report_figures/)
   demo_model/demo_autoencoder.{pt,json}        the demo's own autoencoder (model.kind demo_trained)
-  .checkpoints/{arm}/{split}/                  resumable state; images a job finished (released after a successful run)
+  .checkpoints/{arm}/{split}/                  the optimizer state of running batches (resumable)
   logs/, benchmarks/                           per-job logs and Snakemake benchmarks
   .integrity/hash_cache.json                   checksums of verified outputs (latentopt.workflow.integrity)
   .integrity/quarantine/<timestamp>/...        outputs that failed verification, moved aside by a real run before its first job
@@ -52,6 +55,21 @@ def arm_dir(results: str | Path, arm: str) -> Path:
 
 def per_image(results: str | Path, arm: str, split: str, image_id: str, ext: str) -> Path:
     return arm_dir(results, arm) / "per_image" / split / f"{image_id}.{ext}"
+
+
+def prepared_manifest(results: str | Path, chunk: str) -> Path:
+    """The manifest of one preparation job (latentopt.workflow.chunks): its declared output."""
+    return Path(results) / "prepared" / "chunks" / f"{chunk}.json"
+
+
+def chunk_manifest(results: str | Path, arm: str, chunk: str) -> Path:
+    """The manifest of one optimization job (latentopt.workflow.chunks): its declared output."""
+    return arm_dir(results, arm) / "chunks" / f"{chunk}.json"
+
+
+def image_outputs(results: str | Path, arm: str, split: str, image_ids) -> dict[str, list[str]]:
+    """The per-image files an optimization job writes for ``image_ids``: {'json': [...], 'pt': [...]}."""
+    return {ext: [str(per_image(results, arm, split, i, ext)) for i in image_ids] for ext in ("json", "pt")}
 
 
 def dataset_file(results: str | Path, arm: str) -> Path:
@@ -164,9 +182,11 @@ def evaluation_file(results: str | Path, what: str) -> Path:
 # (so a new kind cannot be added without saying how it is checked). Verifications:
 VERIFY = {  # every kind is also compared with its writer's checksum record (latentopt.core.fileio) where it has one
     "settings": "the writer's record; the settings it records equal the arm's settings of the config now (else it is outdated)",
-    "prepared": "the writer's record; the source's sha256 and the reference PNG's sha256 as recorded by prepare; "
-                "an ok record's preprocessing equals the config's",
-    "per_image": "the writer's record; the .pt's sha256 as recorded by the optimization job",
+    "prepared": "the writer's record; every record and reference PNG it lists by the checksum its writer recorded (by size "
+                "and mtime, hashed where they changed); every source by the sha256 read when it was prepared (hashed "
+                "where its size, mtime or ctime changed since); the preprocessing equals the config's",
+    "chunk": "the writer's record; every per-image .json and .pt it lists by the checksum its writer recorded (by size and "
+             "mtime, hashed where they changed)",
     "manifest": "the writer's record; the dataset .pt and every PNG of its tree by the sha256 the dataset builder recorded, no PNG extra",
     "json": "the writer's record; without one, parses as JSON",
     "csv": "the writer's record; without one, parses as CSV: a header, no ragged row, a complete last line",
@@ -191,10 +211,10 @@ class Output:
             raise ValueError(f"output kind {self.kind}: unknown verification {self.verify!r}")
 
 
-def declared_outputs(results: str | Path, entries, arms: list[str], gate_arms: list[str], fid: bool,
+def declared_outputs(results: str | Path, chunks, arms: list[str], gate_arms: list[str], fid: bool,
                      demo_model: tuple[Path, Path] | None = None) -> list[Output]:
-    """Every deliverable of a run, in the order jobs make them. ``entries``: the planned images
-    (with .split and .image_id); ``gate_arms``: the losses that have a quality gate;
+    """Every deliverable of a run, in the order jobs make them. ``chunks``: the planned jobs' chunks
+    (with .name; latentopt.workflow.plan), whose manifests stand for their per-image files; ``gate_arms``: the losses that have a quality gate;
     ``demo_model``: the demo autoencoder's (weights, summary) when the run trains it."""
     results = Path(results)
     out = []
@@ -203,11 +223,9 @@ def declared_outputs(results: str | Path, entries, arms: list[str], gate_arms: l
         out += [Output("demo model weights", Path(weights), "zip", (Path(summary),)),
                 Output("demo model summary", Path(summary), "json")]
     out += [Output("arm settings", arm_settings_file(results, arm), "settings") for arm in arms]
-    out += [Output("prepared record", prepared_record(results, e.split, e.image_id), "prepared",
-                   (original_png(results, e.split, e.image_id),)) for e in entries]
+    out += [Output("prepared chunk", prepared_manifest(results, c.name), "prepared") for c in chunks]
     for arm in arms:
-        out += [Output("per-image record", per_image(results, arm, e.split, e.image_id, "json"), "per_image",
-                       (per_image(results, arm, e.split, e.image_id, "pt"),)) for e in entries]
+        out += [Output("optimized chunk", chunk_manifest(results, arm, c.name), "chunk") for c in chunks]
     out += [Output("quality gate verdict", gate_file(results, arm), "json") for arm in gate_arms]
     out += [Output("quality gate done", gate_done(results, arm), "text") for arm in gate_arms]
     out += [Output("dataset manifest", dataset_manifest(results, arm), "manifest", (dataset_file(results, arm),))

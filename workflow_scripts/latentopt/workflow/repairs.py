@@ -19,6 +19,8 @@ from __future__ import annotations
 import os
 from typing import Callable
 
+from latentopt.core.fileio import checksum_record
+from latentopt.workflow import chunks
 from latentopt.workflow.integrity import Inspection, apply
 
 _ATTR = "latentopt_inspections"
@@ -80,6 +82,40 @@ def apply_all(workflow, log: Callable[[str], None]) -> None:
     planned = planned_outputs(workflow)
     for inspection in registered(workflow):
         apply(inspection, log=log, planned=planned)
+    forget_forced_images(workflow, log)
+
+
+def forget_forced_images(workflow, log: Callable[[str], None]) -> int:
+    """An optimization job the user forced (``--forcerun``, ``-R``, ``--forceall``) computes its
+    images again: the per-image files its manifest lists are removed before it runs, as Snakemake
+    removes a forced job's declared outputs (otherwise the job would restore them: they are not
+    declared, latentopt.workflow.chunks). Jobs forced by the integrity check are not the user's:
+    they restore their intact images. Returns the number of files removed."""
+    ours = {os.path.abspath(p) for inspection in registered(workflow) for p in inspection.forced_files()}
+    removed = 0
+    for job in workflow.dag.needrun_jobs():
+        if not workflow.dag.reason(job).forced:
+            continue
+        for out in map(str, job.output):
+            if os.path.abspath(out) in ours or not is_optimize_manifest(out) or not os.path.exists(out):
+                continue
+            try:
+                listed = chunks.entries(out)
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # unreadable: its job recomputes what does not verify anyway
+            for item in listed:
+                for path in (item.path, checksum_record(item.path)):
+                    if path.exists():
+                        path.unlink()
+                        removed += 1
+            log(f"{out}: forced, its {len(listed)} per-image file(s) are computed again")
+    return removed
+
+
+def is_optimize_manifest(path: str) -> bool:
+    """Whether ``path`` is an optimization job's chunk manifest (<arm>_dataset/chunks/<chunk>.json)."""
+    parts = os.path.normpath(path).split(os.sep)
+    return len(parts) >= 3 and parts[-2] == "chunks" and parts[-3].endswith("_dataset")
 
 
 def damaged_count(workflow) -> int:
