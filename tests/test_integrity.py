@@ -56,9 +56,11 @@ def finished(tmp_path_factory, demo_data):
         shutil.copy2(demo_data / "train" / f"{name}.jpg", data / "train")
     cfg = make_config(root / "results", data, **{"data.splits": ["train"], "use_losses": ["psnr"], "losses.psnr.iterations": 3, "run.batch_size": 2})
     plan = build_plan(cfg)
-    prepare_chunk(plan.splits["train"], cfg["preprocess"], cfg["results_dir"], log=lambda m: None)
+    (chunk,) = plan.chunks
+    prepare_chunk(list(chunk.entries), cfg["preprocess"], cfg["results_dir"],
+                  manifest=layout.prepared_manifest(cfg["results_dir"], chunk.name), log=lambda m: None)
     for arm in ARMS:
-        optimize_chunk(**optimize_job_args(cfg, arm, "train", [e.image_id for e in plan.splits["train"]]), device="cpu", log=lambda m: None)
+        optimize_chunk(**optimize_job_args(cfg, arm, "train", chunk.image_ids, chunk=chunk.name), device="cpu", log=lambda m: None)
         _build(cfg, plan, arm)
     return root
 
@@ -71,6 +73,16 @@ def tree(finished, tmp_path):
     return cfg, build_plan(cfg), Path(cfg["results_dir"])
 
 
+def _chunk(plan, arm=None):
+    """The manifest of the tree's one chunk (relative path): of ``arm``'s job, or the preparation's."""
+    (chunk,) = plan.chunks
+    return f"{arm}_dataset/chunks/{chunk.name}.json" if arm else f"prepared/chunks/{chunk.name}.json"
+
+
+def _findings(cfg, plan, **kw):
+    return {str(Path(f.output).relative_to(cfg["results_dir"])): f for f in verify_results(cfg, plan, log=lambda m: None, **kw)}
+
+
 def _redo(cfg, plan, **kw):
     return {str(Path(f.output).relative_to(cfg["results_dir"])): f.reason for f in verify_results(cfg, plan, log=lambda m: None, **kw)}
 
@@ -81,13 +93,15 @@ def test_untouched_tree_verifies_by_the_writers_records_without_hashing(tree):
     cfg, plan, results = tree
     cache = HashCache(results)
     assert verify_results(cfg, plan, log=lambda m: None, cache=cache) == []
-    assert cache.hashed == 0
+    # only the sources are hashed: copied with their times, their ctime changed (a real run then
+    # keeps their checksums in the hash cache)
+    assert cache.hashed == plan.n_images
     full = HashCache(results, full=True)
     assert verify_results(cfg, plan, log=lambda m: None, cache=full) == []
-    # each declared output once (the checkpoint store's finished images carry records too; their
-    # job verifies them when it restores one, not the check before planning)
+    # every file its writer recorded, once (per-image files through their chunk's manifest), and
+    # every source (outside the results folder)
     declared = [r for r in results.rglob(".*.sha256") if ".checkpoints" not in r.relative_to(results).parts]
-    assert full.hashed == len(declared)
+    assert full.hashed == len(declared) + plan.n_images
 
 
 @pytest.mark.parametrize("fault", ["truncated", "bit_flip", "deleted", "garbled_json"])
@@ -104,9 +118,12 @@ def test_a_damaged_per_image_file_redoes_only_its_job(tree, fault):
         pt.unlink()
     else:
         js.write_text(js.read_text()[:40])
-    redo = _redo(cfg, plan)
-    assert list(redo) == ["psnr_dataset/per_image/train/coffee.json"], redo
-    assert str(pt if fault != "garbled_json" else js) in redo["psnr_dataset/per_image/train/coffee.json"]
+    found = _findings(cfg, plan)
+    damaged = pt if fault != "garbled_json" else js
+    assert list(found) == [_chunk(plan, "psnr")], found
+    assert str(damaged) in found[_chunk(plan, "psnr")].reason
+    # a real run moves the manifest and the damaged file aside; the chunk's intact files stay
+    assert found[_chunk(plan, "psnr")].files == (damaged,)
 
 
 def test_a_silent_bit_flip_is_found_by_the_full_check(tree):
@@ -121,7 +138,7 @@ def test_a_silent_bit_flip_is_found_by_the_full_check(tree):
         fh.write(data)
     os.utime(pt, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert _redo(cfg, plan) == {}
-    assert list(_redo(cfg, plan, full=True)) == ["baseline_dataset/per_image/train/astronaut.json"]
+    assert list(_redo(cfg, plan, full=True)) == [_chunk(plan, "baseline")]
 
 
 @pytest.mark.parametrize("fault", ["cut_at_a_line", "one_digit", "cut_text"])
@@ -154,9 +171,9 @@ def test_a_change_that_still_parses_is_found_by_the_writers_record(tree, fault):
         assert old in text
         target.write_text(text.replace(old, new, 1))
     redo = _redo(cfg, plan)
-    rel = str(target.relative_to(results)) if target != record else "psnr_dataset/per_image/train/coffee.json"
+    rel = str(target.relative_to(results)) if target != record else _chunk(plan, "psnr")
     assert list(redo) == [rel], redo
-    assert "is not the file its writer wrote" in redo[rel]
+    assert "is not the file its writer wrote" in redo[rel] or "is not the file its job wrote" in redo[rel]
 
 
 @pytest.mark.parametrize("fault", ["deleted_png", "extra_png", "changed_dataset_pt"])
@@ -181,7 +198,7 @@ def test_a_source_rewritten_with_its_old_mtime_is_prepared_again(tree):
         fh.write(b"restored from backup")
     os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns))
     redo = _redo(cfg, plan)
-    assert list(redo) == ["prepared/train/coffee.json"] and "changed since it was prepared" in redo["prepared/train/coffee.json"]
+    assert list(redo) == [_chunk(plan)] and f"source {src} changed since it was prepared" in redo[_chunk(plan)]
 
 
 def test_a_failed_build_names_the_file_and_keeps_the_previous_dataset(tree):
@@ -443,16 +460,17 @@ def test_an_inspection_reads_only_and_a_real_run_moves_damaged_outputs_with_thei
     messages = []
     inspection = inspect(cfg, plan, log=messages.append)
     assert _tree_digest(results) == before
-    assert {str(Path(f).relative_to(results)) for f in inspection.forced_files()} == {
-        "psnr_dataset/per_image/train/coffee.json", "prepared/train/astronaut.json"}
+    assert {str(Path(f).relative_to(results)) for f in inspection.forced_files()} == {_chunk(plan, "psnr"), _chunk(plan)}
     lines = [line for line in inspection.plan_lines() if "a real run first moves" in line]
     assert len(lines) == 2, inspection.plan_lines()
     inspection.restore_arms = []  # this tree has no settings files: nothing to hand back
     apply(inspection, log=messages.append)
     moved = sorted("/".join(p.relative_to(results / QUARANTINE).parts[1:]) for p in (results / QUARANTINE).rglob("*") if p.is_file())
-    assert len([m for m in moved if not m.endswith(".sha256")]) == 4, moved  # record + .pt, record + reference
-    for path in (pt, pt.with_suffix(".json"), png, layout.prepared_record(results, "train", "astronaut")):
+    assert len([m for m in moved if not m.endswith(".sha256")]) == 4, moved  # manifest + .pt, manifest + reference
+    for path in (pt, png, results / _chunk(plan, "psnr"), results / _chunk(plan)):
         assert not path.exists() and not checksum_record(path).exists()
+    for path in (pt.with_suffix(".json"), layout.prepared_record(results, "train", "astronaut")):
+        assert path.exists()  # intact: stays, its job restores it (a record) or rewrites it
     assert len(messages) == 2 and all("moved to" in m and str(QUARANTINE) in m for m in messages)
     assert inspect(cfg, plan, log=messages.append).findings == []  # what is left verifies
 
@@ -532,25 +550,29 @@ def test_a_setting_that_shapes_results_makes_the_arm_settings_stale(tree, key, v
     rel = str(path.relative_to(results))
     assert rel in redo and "settings of psnr changed" in redo[rel] and (named or key.split(".")[-1]) in redo[rel], redo
     if key.startswith("preprocess."):  # the references are prepared again too
-        assert {str(layout.prepared_record(results, "train", i).relative_to(results)) for i in ("astronaut", "coffee")} <= set(redo)
+        assert _chunk(plan) in redo
 
 
-def test_finished_images_handed_back_are_restored_by_their_job_not_optimized_again(tree):
-    """A settings file written again reruns its arm's jobs (Snakemake sees their input change):
-    the finished images that verify are handed to the jobs first, which restore each one whose
-    fingerprint matches instead of optimizing it."""
+def test_a_rerun_job_restores_its_finished_images_in_place_and_recomputes_the_rest(tree):
+    """A chunk's job that runs again (its manifest gone: a stopped job, a damaged file of the chunk,
+    a settings file written again) restores each finished image whose record verifies, has the
+    job's fingerprint and was computed from the same reference, and computes only the others."""
     from latentopt.core.fileio import sha256_file
-    from latentopt.workflow.integrity import restore_finished_images
 
     cfg, plan, results = tree
-    entries = plan.splits["train"]
-    ids = [e.image_id for e in entries]
+    (chunk,) = plan.chunks
+    ids = chunk.image_ids
     before = {i: sha256_file(layout.per_image(results, "psnr", "train", i, "pt")) for i in ids}
-    assert restore_finished_images(results, "psnr", entries, log=lambda m: None) == len(ids)
-    for i in ids:  # what Snakemake does before a job reruns
-        for ext in ("json", "pt"):
-            layout.per_image(results, "psnr", "train", i, ext).unlink()
+    layout.chunk_manifest(results, "psnr", chunk.name).unlink()
+    layout.per_image(results, "psnr", "train", ids[0], "pt").unlink()  # one image lost
     messages = []
-    optimize_chunk(**optimize_job_args(cfg, "psnr", "train", ids), device="cpu", log=messages.append)
-    assert sorted(m.split(":")[0] for m in messages if "restored" in m) == sorted(ids)
-    assert {i: sha256_file(layout.per_image(results, "psnr", "train", i, "pt")) for i in ids} == before
+    optimize_chunk(**optimize_job_args(cfg, "psnr", "train", ids, chunk=chunk.name), device="cpu", log=messages.append)
+    assert [m.split(":")[0] for m in messages if "restored" in m] == ids[1:]
+    assert {i: sha256_file(layout.per_image(results, "psnr", "train", i, "pt")) for i in ids} == before  # same numbers
+    assert _redo(cfg, plan) == {}  # the manifest written again lists them all
+    # other settings (another fingerprint): nothing is restored
+    other = make_config(results, Path(cfg["data"]["root"]), **{"data.splits": ["train"], "use_losses": ["psnr"], "losses.psnr.iterations": 2,
+                                                                 "run.batch_size": 2})
+    messages.clear()
+    optimize_chunk(**optimize_job_args(other, "psnr", "train", ids, chunk=chunk.name), device="cpu", log=messages.append)
+    assert not [m for m in messages if "restored" in m]

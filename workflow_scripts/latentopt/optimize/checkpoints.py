@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from latentopt.core.fileio import atomic_path
+from latentopt.core.fileio import atomic_path, checksum_record
 
 
 class CheckpointStore:
@@ -46,4 +46,6 @@ class CheckpointStore:
         return saved["state"]
 
     def drop_batch(self, image_ids: list[str]) -> None:
-        self._batch_path(image_ids).unlink(missing_ok=True)
+        path = self._batch_path(image_ids)
+        path.unlink(missing_ok=True)
+        checksum_record(path).unlink(missing_ok=True)  # its writer's record goes with it

@@ -30,11 +30,13 @@ def optimize_run_params(config: dict) -> dict:
     }
 
 
-def optimize_job_args(config: dict, arm: str, split: str, image_ids: list[str]) -> dict:
+def optimize_job_args(config: dict, arm: str, split: str, image_ids: list[str], chunk: str | None = None) -> dict:
     """Every argument of :func:`latentopt.optimize.job.optimize_chunk` but ``device`` and ``log``,
-    as the rule of this chunk hands them over (its inputs, outputs and params)."""
+    as the rule of this chunk hands them over (its inputs, outputs and params); given the ``chunk``'s
+    name, also its manifest (the rule's declared output)."""
     results = config["results_dir"]
     return {
+        "manifest": None if chunk is None else str(layout.chunk_manifest(results, arm, chunk)),
         "arm": arm,
         "split": split,
         "image_ids": list(image_ids),

@@ -40,6 +40,8 @@ def image_id(stem: str) -> str:
     """The id of an image in the results, from its file name without suffix: the name itself, with
     '{', '}', '%', control characters and bytes that are not UTF-8 percent-encoded (``a{1}.jpg`` ->
     ``a%7B1%7D``). Reversible with ``urllib.parse.unquote(id, errors="surrogateescape")``."""
+    if stem.isascii() and stem.isprintable() and not _ESCAPED.intersection(stem):
+        return stem  # the common case, without the per-character walk
     out = []
     for ch in stem:
         if "\udc80" <= ch <= "\udcff":  # an undecodable byte (os.fsdecode's surrogateescape)
@@ -53,11 +55,11 @@ def image_id(stem: str) -> str:
 
 def _image_files(folder: Path) -> list[Path]:
     """Entries whose name ends like an image, readable or not (see the module docstring)."""
-    return sorted(
-        folder / name
-        for name in os.listdir(folder)
-        if Path(name).suffix.lower() in IMAGE_SUFFIXES and not name.startswith("._")
+    names = sorted(  # as strings: the same order as the paths, without comparing Path objects
+        name for name in os.listdir(folder)
+        if os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES and not name.startswith("._")
     )
+    return [folder / name for name in names]
 
 
 def _images_dir(root: Path, splits: list[str]) -> Path:
