@@ -136,7 +136,7 @@ def run_end_to_end(args, device_type: str, result: dict, flops_per_image_iterati
     split = args.e2e_split
     ids = [e.image_id for e in plan.splits[split]]
     losses = [a for a in plan.arms if a != layout.BASELINE]
-    per_image = [str(layout.per_image(results, arm, split, i, "json")) for arm in plan.arms for i in ids]
+    per_image = [str(layout.chunk_manifest(results, arm, c.name)) for arm in plan.arms for c in plan.chunks if c.split == split]  # the jobs' outputs
     cfg_files = [REPO / "config.yaml", cfg_file]
     row: dict[str, Any] = {"description": desc, "n_images": len(ids), "arms": plan.arms, "split": split,
                            "run": config["run"], "iterations": {a: config["losses"][a]["iterations"] for a in losses},

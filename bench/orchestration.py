@@ -122,8 +122,7 @@ def run_orchestration_once(ds: dict, ipj: int, args, mode: dict, device_type: st
     validate_config(config)
     plan = build_plan(config)
     arms = [a for a in plan.arms if a != layout.BASELINE] if not args.orch_baseline else plan.arms
-    targets = [str(layout.per_image(results, arm, s, e.image_id, "json"))
-               for arm in arms for s, es in plan.splits.items() for e in es]
+    targets = [str(layout.chunk_manifest(results, arm, c.name)) for arm in arms for c in plan.chunks]  # the jobs' outputs
     snakefile = Path(args.snakefile) if args.snakefile else REPO / "Snakefile"
     extra = ["--nolock", "--retries", "0", *(["--resources", f"gpu={args.gpu_jobs}"] if device_type == "cuda" else []), "--quiet", "all"]
     cmd = snakemake_command(*extra, snakefile=snakefile, targets=targets, configfiles=[*ds["configfiles"], cfg_file],

@@ -4,11 +4,13 @@
 
 Measures, for the 500 images of the official splits:
   1. discovering the images (build_plan);
-  2. hashing every source JPEG (done on every planning: content, not mtime);
+  2. hashing every source JPEG (what every planning paid before the chunk manifests; now a source is
+     hashed only where its size, mtime or ctime changed since it was read);
   3. verify_results on a results tree of 500 images x ``--arms`` arms whose per-image files are
      stand-ins of ``--pt-kib`` KiB (an SD-VAE record of a 481x321 image is ~540 KiB: two 4x60x40
      float32 latents, the decoded 8-bit image, the loss history), first with an empty hash cache
-     (everything hashed), then with the cache filled (what each later planning pays).
+     and again (what each later planning pays); per-image files are verified through their chunk
+     manifests (stat, hashed where size or mtime changed).
 Prints seconds and the ratio of the cached check to the first one.
 """
 
@@ -27,27 +29,40 @@ sys.path.insert(0, str(REPO / "workflow_scripts"))
 
 from latentopt.workflow import layout  # noqa: E402
 from latentopt.workflow.config import load_config  # noqa: E402
-from latentopt.core.fileio import sha256_file, write_json  # noqa: E402
+from latentopt.core.fileio import atomic_path, sha256_file, write_json  # noqa: E402
+from latentopt.data.prepare import source_stat  # noqa: E402
+from latentopt.workflow.chunks import write_manifest  # noqa: E402
 from latentopt.workflow.integrity import verify_results  # noqa: E402
 from latentopt.workflow.plan import build_plan  # noqa: E402
 from latentopt.workflow.sources import source_sha256  # noqa: E402
 
 
-def _fake_tree(results: Path, plan, arms: list[str], pt_bytes: int) -> None:
-    """Prepared records with the real sources' checksums, per-image files with recorded checksums."""
+def _fake_tree(results: Path, plan, arms: list[str], pt_bytes: int, cfg_preprocess: dict) -> None:
+    """Prepared records with the real sources' checksums, per-image files with recorded checksums,
+    and the chunk manifests that list them (as the jobs write them)."""
     payload = os.urandom(pt_bytes)
-    for split, entries in plan.splits.items():
-        for e in entries:
-            png = layout.original_png(results, split, e.image_id)
-            png.parent.mkdir(parents=True, exist_ok=True)
-            png.write_bytes(payload[:200_000])
-            write_json(layout.prepared_record(results, split, e.image_id),
-                       {"status": "ok", "source_sha256": source_sha256(e.path), "sha256": sha256_file(png)})
+    for chunk in plan.chunks:
+        prepared, per_arm, sources = [], {arm: [] for arm in arms}, {}
+        for e in chunk.entries:
+            stat = source_stat(e.path)
+            png = layout.original_png(results, e.split, e.image_id)
+            with atomic_path(png) as tmp:
+                tmp.write_bytes(payload[:200_000])
+            record = layout.prepared_record(results, e.split, e.image_id)
+            write_json(record, {"status": "ok", "source_sha256": source_sha256(e.path), "sha256": sha256_file(png)})
+            sources[e.image_id] = {"sha256": source_sha256(e.path), "stat": stat, "path": str(e.path)}
+            prepared.append((e.image_id, {"record": record, "png": png}))
             for arm in arms:
-                pt = layout.per_image(results, arm, split, e.image_id, "pt")
-                pt.parent.mkdir(parents=True, exist_ok=True)
-                pt.write_bytes(e.image_id.encode() + payload)
-                write_json(layout.per_image(results, arm, split, e.image_id, "json"), {"status": "ok", "pt_sha256": sha256_file(pt)})
+                pt = layout.per_image(results, arm, e.split, e.image_id, "pt")
+                with atomic_path(pt) as tmp:
+                    tmp.write_bytes(e.image_id.encode() + payload)
+                js = pt.with_suffix(".json")
+                write_json(js, {"status": "ok", "pt_sha256": sha256_file(pt)})
+                per_arm[arm].append((e.image_id, {"json": js, "pt": pt}))
+        write_manifest(layout.prepared_manifest(results, chunk.name), "prepare", chunk.split, prepared,
+                       extra={"preprocess": cfg_preprocess}, sources=sources)
+        for arm in arms:
+            write_manifest(layout.chunk_manifest(results, arm, chunk.name), "optimize", chunk.split, per_arm[arm])
 
 
 def main(argv=None) -> None:
@@ -71,7 +86,7 @@ def main(argv=None) -> None:
         out["hash_sources_s"] = time.perf_counter() - t
         arms = ["baseline", *list(cfg["losses"])[: args.arms - 1]]
         plan = plan.__class__(plan.splits, plan.chunks, arms)
-        _fake_tree(Path(cfg["results_dir"]), plan, arms, args.pt_kib * 1024)
+        _fake_tree(Path(cfg["results_dir"]), plan, arms, args.pt_kib * 1024, cfg["preprocess"])
         out["results_mb"] = sum(p.stat().st_size for p in Path(cfg["results_dir"]).rglob("*") if p.is_file()) / 2**20
         for label in ("verify_first_s", "verify_cached_s"):
             t = time.perf_counter()
