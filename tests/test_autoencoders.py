@@ -299,6 +299,46 @@ def test_diffusers_kl_from_hub_cache_offline(tmp_path, monkeypatch, images):
     with torch.no_grad():
         z = ae.encode(images)
         torch.testing.assert_close(ae.decode(z), (model.decode(z).sample / 2 + 0.5).clamp(0, 1))
+    # the run records the snapshot commit that `main` resolved to, not just "main"
+    assert ae.info["weights_revision"] == {"from": "hub", "requested": "main", "commit": commit,
+                                           "text": f"acme/tiny-vae@{commit} (main)"}
+    # a pinned 40-hex revision is its own snapshot folder
+    pinned = load_autoencoder({**spec, "revision": commit})
+    assert pinned.info["weights_revision"]["commit"] == commit
+    assert pinned.info["weights_revision"]["text"] == f"acme/tiny-vae@{commit}"
+
+
+def test_weights_revision_of_a_local_folder_says_there_is_no_commit(tmp_path):
+    _small_kl().save_pretrained(tmp_path / "vae")  # save_pretrained: no hub commit anywhere
+    ae = load_autoencoder({"kind": "diffusers_kl", "source": str(tmp_path / "vae")})
+    rev = ae.info["weights_revision"]
+    assert rev["from"] == "local folder" and rev["commit"] is None
+    assert rev["text"].startswith("local folder: no hub commit")
+    assert ae.info["weight_files"]  # what identifies them instead: each file's sha256
+    synthetic = load_autoencoder({"kind": "synthetic_kl"})
+    assert synthetic.info["weights_revision"]["text"] == "synthetic: no weights"
+
+
+def test_report_provenance_names_the_hub_commit_of_each_model(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from latentopt.report.provenance import model_provenance
+    from latentopt.workflow import layout
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    revisions = {"1": {"text": f"acme/vae@{commit} (main)"}, "2": None}  # the second: a record from before
+    for image_id, rev in revisions.items():
+        path = layout.per_image(tmp_path, "baseline", "val", image_id, "json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        model = {"kind": "diffusers", "source": "acme/vae", "weights_sha256": "ab" * 32, "dtype": "float32"}
+        path.write_text(json.dumps({"model": {**model, **({"weights_revision": rev} if rev else {})}}))
+    df = pd.DataFrame({"dataset": ["baseline"] * 2, "split": ["val"] * 2, "image_id": ["1", "2"]})
+    shown = model_provenance(tmp_path, df, ["baseline"])["table"]
+    assert "revision (hub commit)" in shown["header"]
+    column = [row[shown["header"].index("revision (hub commit)")] for row in shown["rows"]]
+    assert sorted(column) == sorted([f"acme/vae@{commit} (main)", "not recorded"])
 
 
 # --- missing files --------------------------------------------------------------------------------

@@ -52,6 +52,13 @@ def test_each_diffusers_class_is_declared_once_and_exists():
         assert p.revision  # "main" where no commit is known offline (docs/autoencoders.md)
 
 
+def test_every_diffusers_family_has_a_preset():
+    # the families (Wan 2.1, Hunyuan image and Cosmos included) load by `preset:` and are tested through it
+    assert set(DIFFUSERS_FAMILIES) <= set(PRESET_OF_FAMILY)
+    for name in ("wan21", "hunyuan_image21", "cosmos1"):
+        assert PRESETS[name].published_config is not None, name  # {}: the class defaults; its cost is counted (docs/autoencoders.md)
+
+
 def test_class_names_live_in_one_module(repo_root):
     # git grep for a family's class name finds it in families.py only, outside tests and docs
     for cls in ("AutoencoderKLFlux2", "AutoencoderDC", "AutoencoderKLQwenImage", "AutoencoderKLWan", "AutoencoderKLCosmos"):

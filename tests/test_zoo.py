@@ -65,6 +65,52 @@ def test_counted_decoder_parameters_match_the_real_taef2(taef2_dir):
     assert 0 < cost["tflop_forward"] < cost["tflop_forward_backward"]
 
 
+def test_dc_ae_cost_is_counted_from_the_config_it_is_given(monkeypatch):
+    # the counter's numbers follow the preset's config: at the DC family's tiny config the meta-device
+    # count equals a real model's parameters and FLOPs (counted on the CPU with real tensors)
+    import dataclasses
+
+    import diffusers
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from latentopt.models import cost
+    from latentopt.models.families import FAMILIES
+
+    tiny = FAMILIES["dc"].tiny_config
+    monkeypatch.setitem(cost.PRESETS, "dc_ae_f32c32",
+                        dataclasses.replace(PRESETS["dc_ae_f32c32"], published_config=tiny))
+    counted = cost.decode_cost("dc_ae_f32c32", 32, 48)
+    real = diffusers.AutoencoderDC(**tiny).eval().requires_grad_(False)
+    z = torch.zeros(1, tiny["latent_channels"], 8, 12, requires_grad=True)
+    with FlopCounterMode(display=False) as fwd:
+        y = real.decode(z).sample
+    with FlopCounterMode(display=False) as bwd:
+        y.sum().backward()
+    assert counted["latent_shape"] == [tiny["latent_channels"], 8, 12] and counted["image"] == [32, 48]
+    assert counted["decoder_parameters"] == sum(p.numel() for p in real.decoder.parameters())
+    assert counted["tflop_forward"] * 1e12 == fwd.get_total_flops()
+    assert counted["tflop_forward_backward"] * 1e12 == fwd.get_total_flops() + bwd.get_total_flops()
+
+
+def test_dc_ae_presets_are_counted_f64_on_a_cropped_image():
+    from latentopt.models.cost import decode_cost
+
+    f32, f64 = decode_cost("dc_ae_f32c32"), decode_cost("dc_ae_f64c128")
+    assert f32["latent_shape"] == [32, 10, 15] and f32["image"] == [320, 480]
+    assert f64["latent_shape"] == [128, 5, 7] and f64["image"] == [320, 448]  # 480 is no multiple of 64
+    assert f64["decoder_parameters"] > f32["decoder_parameters"] > 1e8
+    for c in (f32, f64):  # frozen model: the backward pass is the latent's gradient only (~ one forward)
+        assert 1.9 < c["tflop_forward_backward"] / c["tflop_forward"] < 2.1
+
+
+def test_the_docs_cost_table_is_the_counters_output():
+    from latentopt.models.cost import table
+
+    page = (REPO / "docs" / "autoencoders.md").read_text()
+    shown = page.split("<!-- cost-table")[1].split("-->", 1)[1].split("<!-- /cost-table -->")[0].strip()
+    assert shown == table(), "docs/autoencoders.md: paste `python -m latentopt.models.cost` between the markers"
+
+
 @pytest.mark.slow
 def test_the_zoo_runs_end_to_end_and_then_has_nothing_to_do(tmp_path, demo_data):
     cfg = _zoo(tmp_path, demo_data, real=False)

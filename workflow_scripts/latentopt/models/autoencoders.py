@@ -49,7 +49,8 @@ class Autoencoder(torch.nn.Module):
 
     ``model`` is the wrapped network; ``convention`` is the name of its
     :class:`~latentopt.models.families.Family` (``"kl"``, ``"tiny"``, ``"taesd"``, ``"dc"``, ...);
-    ``info`` describes it (kind, source, weights_sha256, synthetic (not research results: random or
+    ``info`` describes it (kind, source, weights_sha256, weights_revision (the hub commit loaded, or
+    why there is none: :func:`latentopt.workflow.weights.weights_revision`), synthetic (not research results: random or
     demo-trained, :data:`latentopt.workflow.model_specs.SYNTHETIC_KINDS`, or a synthetic preset), latent_channels,
     downsample_factor, latent_convention, dtype, ...). ``train()`` is a no-op: the model stays
     in eval mode.
@@ -278,6 +279,7 @@ def load_autoencoder(spec: dict, device="cpu", dtype=None):
     else:
         latent_channels = model.config[family.channels_key]
         factor = downsample_factor(family, model.config)
+    info["weights_revision"] = weights.weights_revision(s)
     recorded = {k: model.config.get(k) for k in family.factors} if family.diffusers_class else {}
     sf = recorded.get("scaling_factor")
     info.update(

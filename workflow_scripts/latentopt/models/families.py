@@ -156,6 +156,27 @@ _SD_KL = {"block_out_channels": [128, 256, 512, 512], "layers_per_block": 2, "no
           "down_block_types": ["DownEncoderBlock2D"] * 4, "up_block_types": ["UpDecoderBlock2D"] * 4}
 _SD_FROM = "the LDM f8 KL architecture (ch 128, ch_mult 1,2,4,4, 2 res blocks) of the published model cards"
 _CLASS_DEFAULTS = "diffusers 0.42.1 class defaults, which are the published model's config"
+_WAN_FROM = ("; diffusers' scripts/convert_wan_to_diffusers.py (commit 7d5682739a1ee5b25bb9f5a81c573ea7e38d8e22) "
+             "loads Wan2.1_VAE.pth with strict=True into AutoencoderKLWan() at these defaults")
+_DC_FROM = ("get_ae_config of diffusers' scripts/convert_dcae_to_diffusers.py "
+            "(commit f7c4706f7992142a8afe61a6d7e1349527c41cce), the script that wrote the -diffusers repos")
+
+
+def _dc_ae(levels: int, latent_channels: int, scaling_factor: float) -> dict:
+    """A published DC-AE "in-1.0" config: ResBlock x3 then EfficientViTBlock stages, 128..2048
+    channels, layers (0, 4, 8, 2, ...) / (0, 5, 10, 2, ...), no multiscale attention, BatchNorm+ReLU
+    in the first three decoder stages and RMSNorm+SiLU after (pixel (un)shuffle resampling: the
+    class defaults)."""
+    n = levels - 3
+    return {"latent_channels": latent_channels,
+            "encoder_block_types": ["ResBlock"] * 3 + ["EfficientViTBlock"] * n,
+            "decoder_block_types": ["ResBlock"] * 3 + ["EfficientViTBlock"] * n,
+            "encoder_block_out_channels": [128, 256, 512, 512, 1024, 1024, 2048][:levels],
+            "decoder_block_out_channels": [128, 256, 512, 512, 1024, 1024, 2048][:levels],
+            "encoder_layers_per_block": [0, 4, 8] + [2] * n, "decoder_layers_per_block": [0, 5, 10] + [2] * n,
+            "encoder_qkv_multiscales": [[]] * levels, "decoder_qkv_multiscales": [[]] * levels,
+            "decoder_norm_types": ["batch_norm"] * 3 + ["rms_norm"] * n,
+            "decoder_act_fns": ["relu"] * 3 + ["silu"] * n, "scaling_factor": scaling_factor}
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset("sd14", "kl", "CompVis/stable-diffusion-v1-4", "vae", "main",
@@ -179,10 +200,29 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            "FLUX.2 VAE, f8, 32 ch (gated repository)", {}, _CLASS_DEFAULTS),
     Preset("qwen_image", "qwen_image", "Qwen/Qwen-Image", "vae", "main",
            "Qwen-Image VAE (Wan 2.1 architecture, 3D causal, one frame), f8, 16 ch", {}, _CLASS_DEFAULTS),
+    Preset("wan21", "wan", "Wan-AI/Wan2.1-T2V-1.3B-Diffusers", "vae", "main",
+           "Wan 2.1 VAE (3D causal, one frame), f8, 16 ch", {}, _CLASS_DEFAULTS + _WAN_FROM),
+    Preset("hunyuan_image21", "hunyuan_image", "hunyuanvideo-community/HunyuanImage-2.1-Diffusers", "vae", "main",
+           "HunyuanImage 2.1 VAE, f32, 64 ch",
+           {"in_channels": 3, "out_channels": 3, "latent_channels": 64,
+            "block_out_channels": [128, 256, 512, 512, 1024, 1024], "layers_per_block": 2,
+            "spatial_compression_ratio": 32, "sample_size": 384, "scaling_factor": 0.75289,
+            "downsample_match_channel": True, "upsample_match_channel": True},
+           "the hunyuanimage2.1 VAE config of diffusers' scripts/convert_hunyuan_image_to_diffusers.py "
+           "(commit 99e56e33fdd3f7321b097e88eca975491bc044cd), which writes the hub's vae/"),
+    Preset("cosmos1", "cosmos", "nvidia/Cosmos-1.0-Diffusion-7B-Text2World", "vae", "main",
+           "Cosmos 1.0 tokenizer CV8x8x8 (3D causal, one frame), f8, 16 ch",
+           {"in_channels": 3, "out_channels": 3, "latent_channels": 16,
+            "encoder_block_out_channels": [128, 256, 512, 512], "decode_block_out_channels": [256, 512, 512, 512],
+            "attention_resolutions": [32], "resolution": 1024, "num_layers": 2, "patch_size": 4,
+            "patch_type": "haar", "scaling_factor": 1.0, "spatial_compression_ratio": 8,
+            "temporal_compression_ratio": 8, "latents_mean": None, "latents_std": None},
+           "the CV8x8x8-1.0 entry of VAE_CONFIGS in diffusers' scripts/convert_cosmos_to_diffusers.py; "
+           "not checked against the hub's vae/config.json"),
     Preset("dc_ae_f32c32", "dc", "mit-han-lab/dc-ae-f32c32-in-1.0-diffusers", None, "main",
-           "DC-AE f32, 32 ch (ImageNet)", None, "not known offline: the class defaults are not this model's"),
+           "DC-AE f32, 32 ch (ImageNet)", _dc_ae(6, 32, 0.3189), _DC_FROM + ", dc-ae-f32c32-in-1.0"),
     Preset("dc_ae_f64c128", "dc", "mit-han-lab/dc-ae-f64c128-in-1.0-diffusers", None, "main",
-           "DC-AE f64, 128 ch (ImageNet)", None, "not known offline: the class defaults are not this model's"),
+           "DC-AE f64, 128 ch (ImageNet)", _dc_ae(7, 128, 0.2889), _DC_FROM + ", dc-ae-f64c128-in-1.0"),
     Preset("taesd", "tiny", "madebyollin/taesd", None, "main", "TAESD (SD v1/2 latents), f8, 4 ch",
            {"latent_channels": 4}, "TAESD architecture (latentopt.models.taesd, strict-loads the released files)",
            variant="taesd"),

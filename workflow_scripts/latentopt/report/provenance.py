@@ -26,7 +26,8 @@ def _version(name: str) -> str | None:
 
 
 def model_provenance(results: str | Path, table_df: pd.DataFrame, datasets: Sequence[str]) -> dict:
-    """Autoencoder identity per dataset from the per-image records (all distinct values)."""
+    """Autoencoder identity per dataset from the per-image records (all distinct values): the hub
+    commit its weights came from (or why there is none), their sha256, dtype and devices."""
     rows, files = [], {}
     for d in datasets:
         seen = {}
@@ -38,13 +39,16 @@ def model_provenance(results: str | Path, table_df: pd.DataFrame, datasets: Sequ
             model = rec.get("model") or {}
             if not model:
                 continue
-            key = (model.get("kind"), model.get("source"), model.get("weights_sha256"), model.get("dtype"))
+            revision = (model.get("weights_revision") or {}).get("text", "not recorded")
+            key = (model.get("kind"), model.get("source"), revision, model.get("weights_sha256"), model.get("dtype"))
             seen.setdefault(key, set()).add(rec.get("device") or model.get("device") or "?")
             files.update(model.get("weight_files") or {})
-        for (kind, source, sha, dtype), devices in seen.items():
-            rows.append([d, kind, source, f"`{sha}`" if sha else "n/a", hash_basis(sha, files), dtype, ", ".join(sorted(devices))])
+        for (kind, source, revision, sha, dtype), devices in seen.items():
+            rows.append([d, kind, source, revision, f"`{sha}`" if sha else "n/a", hash_basis(sha, files), dtype,
+                         ", ".join(sorted(devices))])
     return {
-        "table": table(["dataset", "kind", "source", "weights sha256", "hash of", "dtype", "devices"], rows, ["l"] * 7) if rows else None,
+        "table": table(["dataset", "kind", "source", "revision (hub commit)", "weights sha256", "hash of", "dtype",
+                        "devices"], rows, ["l"] * 8) if rows else None,
         "files": [{"path": p, "sha256": s} for p, s in sorted(files.items())],
     }
 

@@ -286,6 +286,31 @@ def required_weight_files(spec: dict) -> list[WeightFile]:
     return diffusers_model_files(s["source"], s["subfolder"], s["revision"], what)
 
 
+def weights_revision(spec: dict) -> dict:
+    """Which revision of the weights a spec loads, for the run's records: ``{"from", "requested",
+    "commit", "text"}``. A hub model's commit is the name of the Hugging Face cache snapshot folder
+    its files are read from (``refs/<revision>`` resolved, as huggingface_hub does; a 40-hex
+    ``revision:`` is its own folder), so a run says exactly which weights it used even when the spec
+    says ``main``. A local folder, TAESD ``.pth`` files, a synthetic or demo model have no hub
+    commit: the record says so plainly (their files are identified by sha256 in ``weight_files``)."""
+    s = normalize_spec(spec)
+    kind = s["kind"]
+    if kind in ("synthetic_kl",) or s.get("synthetic"):
+        return {"from": "synthetic", "requested": None, "commit": None, "text": "synthetic: no weights"}
+    if kind == "demo_trained":
+        return {"from": "demo", "requested": None, "commit": None,
+                "text": "demo autoencoder trained by the pipeline: no hub commit"}
+    if kind == "taesd" or not is_hf_repo_id(s["source"]):
+        return {"from": "local folder", "requested": s.get("revision"), "commit": None,
+                "text": "local folder: no hub commit (files identified by their sha256)"}
+    requested = s["revision"] or "main"
+    snapshot, ref_needed = hf_snapshot_dir(s["source"], s["revision"])
+    commit = snapshot.name if ref_needed is None and HF_COMMIT_RE.match(snapshot.name) else None
+    text = (f"{s['source']}@{commit}" + ("" if requested == commit else f" ({requested})") if commit
+            else f"{s['source']} ({requested}): snapshot commit not resolved")
+    return {"from": "hub", "requested": requested, "commit": commit, "text": text}
+
+
 def _raise_missing(files: list[WeightFile], reason: str, cause: BaseException | None = None):
     try:
         require(files)
