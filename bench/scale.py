@@ -35,6 +35,9 @@ import yaml
 
 from .common import REPO, _cpu_model, _git, _loadavg, log, write_json
 
+sys.path.insert(0, str(REPO / "workflow_scripts"))
+from latentopt.devtools.snakemake_cli import job_stats  # noqa: E402
+
 ANALYSES = ("summarize_evaluation", "test_hypotheses", "analyze_categories")
 
 
@@ -73,12 +76,31 @@ def write_config(path: Path, results: Path, images: Path, args, arms_run: bool) 
     return path
 
 
-def snakemake_cpu(config: Path, *args: str, timeout: float) -> tuple[float, subprocess.CompletedProcess]:
-    """CPU seconds (user + system) of one snakemake command and everything it waited for."""
+def write_study_config(path: Path, results: Path, images: Path, args) -> Path:
+    """A study of ``--study-models`` random KL autoencoders (SD-VAE architecture, no weights), each
+    with the default arms (baseline + the config's losses), over the same images."""
+    over = {
+        "results_dir": str(results),
+        "experiment_id": "scale_study",
+        "data": {"root": str(images), "single_split_name": "all"},
+        "models": {f"m{i}": {"kind": "synthetic_kl", "seed": i} for i in range(args.study_models)},
+        "allow_synthetic": True,
+        "metric_networks": {"lpips_random_trunk": True, "inception_synthetic": True},
+        "run": {"device": "cpu", "images_per_job": args.images_per_job, "batch_size": args.batch_size},
+        "quality_gate": {"mode": "warn"},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(over))
+    return path
+
+
+def snakemake_cpu(config: Path, *args: str, timeout: float, demo: bool = True) -> tuple[float, subprocess.CompletedProcess]:
+    """CPU seconds (user + system) of one snakemake command and everything it waited for (``demo``:
+    on top of demo/config.yaml, as the one-model cases; a study's config stands on config.yaml alone)."""
     from latentopt.devtools.snakemake_cli import snakemake_command
 
     cmd = snakemake_command(*args, snakefile=REPO / "Snakefile",
-                            configfiles=[REPO / "config.yaml", REPO / "demo" / "config.yaml", config],
+                            configfiles=[REPO / "config.yaml", *([REPO / "demo" / "config.yaml"] if demo else []), config],
                             directory=config.parent)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
@@ -121,14 +143,24 @@ def run_scale(args) -> dict:
     result: dict = {"sizes": sizes, "plan_only_sizes": plan_only, "image_size": [h, w],
                     "images_per_job": args.images_per_job, "iterations": args.iterations,
                     "planning": {}, "stages": {}}
+    result["study_models"] = args.study_models
+    result["study_planning"] = {}
+    for n in sorted(set(args.study_sizes)):
+        images = image_folder(work / "images", n, h, w)
+        cfg = write_study_config(work / f"study{n}" / "config.yaml", work / f"study{n}" / "results", images, args)
+        cpu, proc = snakemake_cpu(cfg, "-n", timeout=args.timeout, demo=False)
+        result["study_planning"][n] = {"-n": cpu, "jobs": job_stats(proc.stdout + proc.stderr).get("total")}
+        log(f"study of {args.study_models} models, n={n}: -n {cpu:.1f} s CPU")
     for n in sorted(sizes + plan_only):
         images = image_folder(work / "images", n, h, w)
         case = work / f"n{n}"
         plan_cfg = write_config(case / "plan" / "config.yaml", case / "plan" / "results", images, args, arms_run=False)
         planning = {}
         for kind, cmd in (("-n", ["-n"]), ("--summary", ["--summary"])):
-            planning[kind], _ = snakemake_cpu(plan_cfg, *cmd, timeout=args.timeout)
+            planning[kind], proc = snakemake_cpu(plan_cfg, *cmd, timeout=args.timeout)
             log(f"n={n}: {kind} {planning[kind]:.1f} s CPU")
+            if kind == "-n":
+                result.setdefault("jobs", {})[n] = job_stats(proc.stdout + proc.stderr).get("total")
         result["planning"][n] = planning
         if n in plan_only:
             continue
@@ -155,6 +187,16 @@ def format_scale(result: dict) -> str:
         per = 1000 * ys[-1] / ns[-1]
         lines.append(f"{k:22}" + "".join(f"{result['planning'][n][k]:10.1f}" if k in result["planning"][n] else f"{'':>10}"
                                           for n in plan_ns) + f"{per:10.2f}" + (f"{e:10.2f}" if e is not None else f"{'-':>10}"))
+    if result.get("jobs"):
+        lines.append(f"{'jobs planned':22}" + "".join(f"{result['jobs'].get(n, result['jobs'].get(str(n), '')):>10}" for n in plan_ns))
+    study = result.get("study_planning") or {}
+    if study:
+        sns = sorted(int(n) for n in study)
+        lines.append("")
+        lines.append(f"planning CPU s of a study of {result['study_models']} models (random KL autoencoders, default arms)")
+        lines.append(f"{'command':22}" + "".join(f"{n:>10}" for n in sns))
+        lines.append(f"{'-n':22}" + "".join(f"{(study.get(n) or study.get(str(n)))['-n']:10.1f}" for n in sns))
+        lines.append(f"{'jobs planned':22}" + "".join(f"{(study.get(n) or study.get(str(n)))['jobs']:>10}" for n in sns))
     ns = sorted(int(n) for n in result["stages"])
     if ns:
         stages = list(dict.fromkeys(s for n in ns for s in result["stages"][n]))
@@ -178,6 +220,8 @@ def parse_args(argv=None):
                    help="HEIGHTxWIDTH of the synthetic images (default 64x64; AlexNet-LPIPS, recorded by every "
                         "optimize job, needs at least 63 pixels a side)")
     p.add_argument("--images-per-job", type=int, default=100)
+    p.add_argument("--study-sizes", type=int, nargs="*", default=[], help="numbers of images a study is planned for")
+    p.add_argument("--study-models", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--iterations", type=int, default=2, help="Adam iterations of the psnr arm in the stage run")
     p.add_argument("--cores", type=int, default=2)

@@ -486,7 +486,7 @@ def test_a_damage_that_cannot_be_moved_aside_is_an_error_saying_why(tree, monkey
     def read_only(src, dst):
         raise PermissionError(13, "Read-only file system", src)
 
-    monkeypatch.setattr("latentopt.workflow.integrity.shutil.move", read_only)
+    monkeypatch.setattr("latentopt.core.fileio.shutil.move", read_only)
     with pytest.raises(CannotRepair, match="1 damaged output.*cannot be moved aside.*Read-only file system"):
         apply(inspection, log=lambda m: None)
     assert pt.exists()

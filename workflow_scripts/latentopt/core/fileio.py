@@ -103,6 +103,27 @@ def recorded(path: str | Path) -> Recorded | None:
     return files[path.name]
 
 
+def remove_with_record(path: str | Path) -> int:
+    """Delete a file and its writer's checksum record (either may be missing); return how many were deleted."""
+    removed = 0
+    for p in (Path(path), checksum_record(path)):
+        try:
+            p.unlink()
+            removed += 1
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def move_with_record(src: str | Path, dst: str | Path) -> None:
+    """Move a file and, when it has one, its writer's checksum record (to the record of ``dst``)."""
+    src, dst = Path(src), Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(src), str(dst))
+    if checksum_record(src).exists():
+        shutil.move(str(checksum_record(src)), str(checksum_record(dst)))
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success fsync it, record its sha256, size and

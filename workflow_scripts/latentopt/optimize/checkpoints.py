@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from latentopt.core.fileio import atomic_path, checksum_record
+from latentopt.core.fileio import atomic_path, remove_with_record
 
 
 class CheckpointStore:
@@ -46,6 +46,4 @@ class CheckpointStore:
         return saved["state"]
 
     def drop_batch(self, image_ids: list[str]) -> None:
-        path = self._batch_path(image_ids)
-        path.unlink(missing_ok=True)
-        checksum_record(path).unlink(missing_ok=True)  # its writer's record goes with it
+        remove_with_record(self._batch_path(image_ids))

@@ -55,7 +55,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -64,7 +63,7 @@ from typing import Callable
 
 from latentopt.workflow import chunks, layout
 from latentopt.workflow.config import arm_settings, demo_model_summary, demo_model_weights
-from latentopt.core.fileio import Recorded, as_json, checksum_record, read_json, recorded, sha256_file, write_json
+from latentopt.core.fileio import Recorded, as_json, checksum_record, move_with_record, read_json, recorded, sha256_file, write_json
 
 CACHE_NAME = Path(".integrity") / "hash_cache.json"
 QUARANTINE = Path(".integrity") / "quarantine"
@@ -577,11 +576,7 @@ def quarantine(results: str | Path, findings: list[Finding], log: Callable[[str]
             except ValueError:
                 continue  # never move anything outside the results folder (sources stay where they are)
             dest = folder / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(path), str(dest))
-            record = checksum_record(path)
-            if record.exists():  # the writer's record goes with the file it describes
-                shutil.move(str(record), str(checksum_record(dest)))
+            move_with_record(path, dest)  # the writer's record goes with the file it describes
             mine.append((path, dest))
         log(f"integrity: {f.reason}; moved to {folder}: " + ", ".join(str(p.relative_to(results)) for p, _ in mine))
         moves += mine

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from typing import Callable
 
-from latentopt.core.fileio import checksum_record
+from latentopt.core.fileio import remove_with_record
 from latentopt.workflow import chunks
 from latentopt.workflow.integrity import Inspection, apply
 
@@ -104,10 +104,7 @@ def forget_forced_images(workflow, log: Callable[[str], None]) -> int:
             except (OSError, ValueError, KeyError, TypeError):
                 continue  # unreadable: its job recomputes what does not verify anyway
             for item in listed:
-                for path in (item.path, checksum_record(item.path)):
-                    if path.exists():
-                        path.unlink()
-                        removed += 1
+                removed += remove_with_record(item.path)
             log(f"{out}: forced, its {len(listed)} per-image file(s) are computed again")
     return removed
 
