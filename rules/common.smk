@@ -183,7 +183,9 @@ def gate_files():
 
 
 def gate_manifests(arm):
-    return [str(layout.chunk_manifest(RESULTS, arm, c.name)) for c in PLAN.chunks if c.gate]
+    return [
+        str(layout.chunk_manifest(RESULTS, arm, c.name)) for c in PLAN.chunks if c.gate
+    ]
 
 
 def gate_input(chunk, arm):
