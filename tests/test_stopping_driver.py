@@ -1,6 +1,6 @@
 """The driver side of stopping (latentopt.workflow.stopping): the signal noted, Snakemake's repeated
-SIGTERM notice kept to one line, the paragraph a stopped driver prints, and which stored images a
-successful run releases. End to end on a running demo: tests/test_stopping.py."""
+SIGTERM notice kept to one line, the paragraph a stopped driver prints. End to end on a running
+demo: tests/test_stopping.py."""
 
 from __future__ import annotations
 
@@ -14,33 +14,15 @@ import pytest
 from latentopt.workflow import layout, stopping
 
 
-def _store_image(results, arm, split, image, accepted=True):
-    done = layout.checkpoint_dir(results, arm, split) / "done"
-    done.mkdir(parents=True, exist_ok=True)
-    for ext in ("json", "pt", "reference"):
-        (done / f"{image}.{ext}").write_text("x")
-    return layout.per_image(results, arm, split, image, "json")
-
-
-def test_a_successful_run_releases_only_the_images_of_its_own_jobs(tmp_path):
-    results = tmp_path / "results"
-    ran = _store_image(results, "psnr", "train", "a")
-    _store_image(results, "ssim", "val", "b")  # a job this run did not hold: still waiting for its resume
-    assert stopping.kept_in_stores([results]) == (2, 0)
-    assert stopping.release_finished([results], [str(ran)]) == 1
-    assert stopping.kept_in_stores([results]) == (1, 0)
-    assert not (layout.checkpoint_dir(results, "psnr", "train")).exists()  # emptied folders go too
-    assert (layout.checkpoint_dir(results, "ssim", "val") / "done" / "b.reference").is_file()
-
-
 def test_the_stopped_driver_says_what_was_kept_and_how_to_resume(tmp_path, monkeypatch):
     results = tmp_path / "results"
-    _store_image(results, "psnr", "train", "a")
+    layout.checkpoint_dir(results, "psnr", "train").mkdir(parents=True)
     (layout.checkpoint_dir(results, "psnr", "train") / "batch-0123.pt").write_text("x")
     monkeypatch.setattr(sys, "argv", [".venv/bin/snakemake", "--configfile", "my config.yaml", "--cores", "2"])
     text = stopping.stopped_paragraph("SIGINT", [results])
     assert "\n" not in text and text.startswith("latentopt: stopped by SIGINT.")
-    assert "1 image(s) finished by interrupted jobs" in text and "1 running batch(es)" in text
+    assert "Every image finished before the stop is kept in place" in text and "restored, not recomputed" in text
+    assert "1 running batch(es)" in text
     assert "Resume with: .venv/bin/snakemake --configfile 'my config.yaml' --cores 2" in text
 
 
