@@ -105,7 +105,7 @@ def forget_forced_images(workflow, log: Callable[[str], None]) -> int:
                 continue  # unreadable: its job recomputes what does not verify anyway
             for item in listed:
                 removed += remove_with_record(item.path)
-            log(f"{out}: forced, its {len(listed)} per-image file(s) are computed again")
+            log(f"{out}: forced, its {len({i.image_id for i in listed})} image(s) are computed again")
     return removed
 
 
