@@ -368,6 +368,28 @@ def test_a_damaged_or_missing_settings_file_is_written_again_and_no_image_is_opt
     assert "Nothing to be done" in snakemake(config, "-n").stdout
 
 
+def test_a_forced_job_computes_its_images_again_and_a_deleted_image_is_restored_around(copy):
+    """Per-image files are not declared outputs (the chunk manifest is, latentopt.workflow.chunks).
+    A deleted per-image file reruns its chunk, which restores the chunk's other images; a job the
+    user forces (--forcerun) computes all of its images again (the driver removes its listed files
+    first, as Snakemake removes a forced job's declared outputs). Numbers equal the untouched run."""
+    config, results, data, untouched = copy
+    log = results / "logs" / "optimize" / "psnr" / "test_000.log"
+    pts = sorted((results / "psnr_dataset" / "per_image" / "test").glob("*.pt"))
+    assert len(pts) == 2
+    pts[0].unlink()
+    run = snakemake(config)
+    assert "integrity:" in run.stdout + run.stderr
+    text = log.read_text()
+    assert f"{pts[1].stem}: finished earlier with these settings" in text and f"{pts[0].stem}: ok" in text, text[-2000:]
+    run = snakemake(config, "--forcerun", "optimize_test_000_psnr")
+    assert "psnr_dataset/chunks/test_000.json: forced, its 2 image(s) are computed again" in run.stdout + run.stderr
+    text = log.read_text()
+    assert "finished earlier" not in text and all(f"{p.stem}: ok" in text for p in pts), text[-2000:]
+    _assert_numbers_equal(untouched, results)
+    assert "Nothing to be done" in snakemake(config, "-n").stdout
+
+
 def test_damage_on_a_read_only_results_folder_stops_the_run_saying_why(copy):
     """Before: 'NOT moving ... Permission denied', then 'Nothing to be done', exit 0. A read-only
     bind mount (root ignores permission bits)."""
