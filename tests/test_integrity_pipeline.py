@@ -80,9 +80,13 @@ def test_changed_and_unreadable_sources_redo_only_their_jobs(copy):
     before = snapshot(results)
     snakemake(config)
     done = rewritten(before, snapshot(results))
-    assert {p.rsplit("/", 1)[0] for p in done if "/per_image/" in p} == {f"{a}_dataset/per_image/{s}" for a in ARMS for s in ("test", "val")}
+    # both chunks are prepared again; their optimization jobs rerun and restore every image whose
+    # reference is unchanged (same pixels: the test split's, val's camera); only the now unreadable
+    # image gets a new record (before the chunk manifests, every image of both chunks was optimized again)
+    assert {p for p in done if "/per_image/" in p} == {f"{a}_dataset/per_image/val/corrupt.json" for a in ARMS}
     assert {p for p in done if p.startswith("prepared/")} == {"prepared/test/astronaut_face.json", "prepared/test/hubble.json",
-                                                             "prepared/val/camera.json", "prepared/val/corrupt.json"}
+                                                             "prepared/val/camera.json", "prepared/val/corrupt.json",
+                                                             "prepared/chunks/test_000.json", "prepared/chunks/val_000.json"}
     assert not [p for p in done if "/train/" in p]
     corrupt = read_json(results / "psnr_dataset" / "per_image" / "val" / "corrupt.json")
     assert corrupt["failure_kind"] == "input" and "No such file" in corrupt["reason"]
