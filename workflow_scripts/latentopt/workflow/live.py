@@ -117,11 +117,7 @@ def status(config: dict, driver: dict | None = None, now: float | None = None, w
     models = {m: model_status(sub, now, window_s) for m, sub in configs.items()}
     remaining = sum(s["arms"]["all"]["remaining"] for s in models.values())
     state = state or driver_state(config["results_dir"], remaining)
-    rates = [s["arms"]["all"]["images_per_min"] for s in models.values()]
-    left = sum(max(s["arms"]["all"]["total"] - s["arms"]["all"]["ok"] - s["arms"]["all"]["failed"]
-                   - s["arms"]["all"]["partial"], 0.0) for s in models.values())
-    # the models share the machine (or the cluster): everything left at their rates together
-    eta = (left / sum(rates) * 60 if sum(rates) > 0 else None) if remaining else 0.0
+    eta = _eta([s["arms"]["all"] for s in models.values()]) if remaining else 0.0
     if state != "running":
         eta = None if remaining else 0.0
         for s in models.values():  # a stopped run runs nothing, whatever its logs say
@@ -135,6 +131,24 @@ def status(config: dict, driver: dict | None = None, now: float | None = None, w
         "driver": driver or {"jobs": [], "errors": [], "note": "no logger plugin in this driver "
                                                                 "(start the run with --logger latentopt for live updates)"},
     }
+
+
+def _eta(rows: list[dict]) -> float | None:
+    """The ETA of the run (one model) or the study (the models share the machine or the
+    cluster): every model's job-seconds left (:func:`latentopt.workflow.progress.progress`, each
+    arm's images at that arm's cost) over the parallelism all the models' jobs had together; a
+    model with nothing measured yet costs, per image left, what the measured models cost."""
+    if len(rows) == 1:
+        return rows[0]["eta_s"]
+    left = [max(r["total"] - r["ok"] - r["failed"] - r["partial"], 0.0) for r in rows]
+    known = [(w, n) for w, n in zip((r["work_left_s"] for r in rows), left) if w is not None]
+    if not known:
+        return None
+    per_image = sum(w for w, _ in known) / max(sum(n for _, n in known), 1e-9)
+    work = sum(per_image * n if r["work_left_s"] is None else r["work_left_s"] for r, n in zip(rows, left))
+    wall = max(r["wall_s"] for r in rows)
+    parallel = sum(r["job_s"] for r in rows) / wall if wall >= 1 else 0.0
+    return work / parallel if parallel > 0 else None
 
 
 def _hms(seconds: float | None) -> str:
