@@ -207,3 +207,83 @@ def test_live_page_changes_during_a_demo_run_and_a_killed_run_reads_stopped(tmp_
     assert out.returncode == 0, out.stderr
     first_line = out.stdout.splitlines()[0]
     assert "STOPPED" in first_line and "ETA" not in first_line
+
+
+def _finished_image(results: Path, arm: str, split: str, image: str, at: float, gain: float, rng,
+                    row_order: bool = False) -> np.ndarray:
+    """The per-image files an optimization job writes for one image (its .pt with the decoded
+    reconstruction, then its record), and the image's preprocessed original; returns the decoded image."""
+    import torch
+    from PIL import Image
+
+    from latentopt.workflow import layout
+
+    decoded = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    # as a job stores it: a channel-last view of the decoder's C x H x W output
+    tensor = torch.from_numpy(np.ascontiguousarray(decoded.transpose(2, 0, 1))).permute(1, 2, 0)
+    pt, record = layout.per_image(results, arm, split, image, "pt"), layout.per_image(results, arm, split, image, "json")
+    pt.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"image_id": image, "split": split, "arm": arm, "status": "ok", "z0": torch.zeros(4, 5, 8),
+                "z": torch.ones(4, 5, 8), "loss_history": [1.0, 0.5], "decoded": tensor.contiguous() if row_order else tensor.clone(),
+                "region": [0, 0, 40, 60]}, pt)
+    record.write_text(json.dumps({"image_id": image, "split": split, "arm": arm, "status": "ok", "finished_at": at,
+                                  "initial": {"psnr": 20.0}, "final": {"psnr": 20.0 + gain}}))
+    original = layout.original_png(results, split, image)
+    original.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)).save(original)
+    return decoded
+
+
+def test_thumbnail_is_read_from_the_per_image_pt_without_torch(tmp_path, rng):
+    """The live page's thumbnail of a reconstruction: the ``decoded`` tensor of a per-image .pt,
+    read torch-free, subsampled, as a PNG that decodes back to the same pixels."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from latentopt.workflow import layout, thumbnails
+
+    for row_order in (False, True):  # the job's channel-last view of C x H x W, and a plain H x W x C tensor
+        decoded = _finished_image(tmp_path / "r", "psnr", "train", "a1", 1.0, 1.5, rng, row_order=row_order)
+        pt = layout.per_image(tmp_path / "r", "psnr", "train", "a1", "pt")
+        h, w, raw = thumbnails.read_decoded(pt)
+        assert (h, w) == (40, 60) and np.array_equal(np.frombuffer(raw, np.uint8).reshape(h, w, 3), decoded)
+    uri = thumbnails.thumbnail_uri(pt, size=30)
+    small = np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB"))
+    assert np.array_equal(small, decoded[::2, ::2])
+    (tmp_path / "broken.pt").write_bytes(b"not a zip")
+    assert thumbnails.thumbnail_uri(tmp_path / "broken.pt") is None and thumbnails.thumbnail_uri(tmp_path / "none.pt") is None
+
+
+@needs_chromium
+def test_live_page_shows_the_latest_reconstructions_as_thumbnails_with_their_gain(tmp_path, demo_data, rng):
+    """Finished images of a running run: the newest ones are thumbnails (original from its PNG,
+    reconstruction from its .pt, both loaded in the browser) with their PSNR gain, newest first."""
+    from latentopt.workflow import live
+    from latentopt.workflow.plan import build_plan
+
+    cfg = make_config(tmp_path / "results", demo_data)
+    results = Path(cfg["results_dir"])
+    entries = [(split, e.image_id) for split, es in build_plan(cfg).splits.items() for e in es]
+    done = [("psnr", *entries[0], 1.25), ("ssim", *entries[1], -0.5), ("lpips", *entries[2], 2.0),
+            ("psnr", *entries[3], 0.75), ("ssim", *entries[4], 0.1)]
+    now = time.time()
+    for i, (arm, split, image, gain) in enumerate(done):
+        _finished_image(results, arm, split, image, now - 100 + i, gain, rng)
+    page = tmp_path / "results" / "live" / "progress.html"
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text(live.render_page(live.status(cfg, state="running")))
+    dom = dump_dom(page)
+    thumbs = re.findall(r"<figure class=\"thumb\" data-image=\"([^\"]+)\">(.*?)</figure>", dom, flags=re.S)
+    newest = [f"{arm}/{split}/{image}" for arm, split, image, _ in reversed(done)][:live.THUMBS]
+    assert [name for name, _ in thumbs] == newest
+    for (name, body), (_, _, _, gain) in zip(thumbs, list(reversed(done))[:live.THUMBS]):
+        assert f"{gain:+.2f} dB" in body
+        assert 'class="recon" src="data:image/png;base64,' in body and 'class="original" src="../original_bsds500/' in body
+    check = page.with_name("check.html")  # every thumbnail image decodes in the browser
+    check.write_text(page.read_text().replace(
+        "</body>", "<script>addEventListener('load', () => document.body.dataset.loaded = [...document.querySelectorAll("
+                   "'#thumbs img')].filter(i => i.complete && i.naturalWidth > 0).length);</script></body>"))
+    assert re.search(r'<body data-loaded="(\d+)"', dump_dom(check)).group(1) == str(2 * live.THUMBS)
+
