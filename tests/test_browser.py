@@ -287,3 +287,51 @@ def test_live_page_shows_the_latest_reconstructions_as_thumbnails_with_their_gai
                    "'#thumbs img')].filter(i => i.complete && i.naturalWidth > 0).length);</script></body>"))
     assert re.search(r'<body data-loaded="(\d+)"', dump_dom(check)).group(1) == str(2 * live.THUMBS)
 
+
+def test_study_explorer_puts_every_models_arms_side_by_side_with_gains_over_their_own_decode(tmp_path, rng):
+    """Two models' per-image tables (the large one without the ssim arm): one row per image,
+    the columns <model>/<arm> with each arm's models next to each other, each gain over that
+    model's own plain decode; in the browser it sorts by a model's gain and shows every panel."""
+    from latentopt.report.explorer import read_study_rows, study_banner_parts, write_study_explorer
+    from latentopt.report.study_report import header
+    from latentopt.workflow import layout
+
+    small, psnr_small = _explorer_tree(tmp_path / "small", rng)
+    large, psnr_large = _explorer_tree(tmp_path / "large", rng)
+    table = layout.evaluation_dir(large) / "per_image_metrics.csv"
+    with open(table, newline="") as f:
+        kept = [r for r in csv.DictReader(f) if r["dataset"] != "ssim"]
+    with open(table, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(kept[0]))
+        w.writeheader()
+        w.writerows(kept)
+    tables = {m: (layout.evaluation_dir(r) / "per_image_metrics.csv", layout.evaluation_dir(r) / "image_categories.csv")
+              for m, r in (("small", small), ("large", large))}
+    columns, metrics, rows, baselines = read_study_rows(tables)
+    assert columns == ["small/baseline", "large/baseline", "small/psnr", "large/psnr", "small/ssim"]
+    assert metrics == ["psnr", "ssim"] and len(rows) == len(IMAGES)
+    assert baselines["large/psnr"] == "large/baseline" and baselines["small/ssim"] == "small/baseline"
+    row = next(r for r in rows if r["image_id"] == "b1")
+    assert row["arms"]["large/psnr"]["psnr"] == pytest.approx(psnr_large["test", "b1", "psnr"])
+    assert row["arms"]["small/ssim"]["status"] == "failed" and row["categories"] == {"edge_density": "low"}
+    assert study_banner_parts(header(["autoencoder: demo", "LPIPS: random"])) == ["autoencoder: demo", "LPIPS: random"]
+    assert study_banner_parts(header([])) == []
+
+    page = tmp_path / "study" / "IMAGE_EXPLORER.html"
+    assert write_study_explorer(models={m: {"results": r, "metrics": tables[m][0], "categories": tables[m][1]}
+                                        for m, r in (("small", small), ("large", large))},
+                                page=page, title="s", synthetic=["autoencoder: demo"]) == len(IMAGES)
+    if not CHROMIUM:
+        return
+    out = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                          "--virtual-time-budget=5000", "--dump-dom", page.resolve().as_uri() + "#metric=psnr&sort=g:large/psnr&dir=-1"],
+                         check=True, capture_output=True, text=True, timeout=120)
+    dom = out.stdout
+    gains = {f"{s}/{i}": psnr_large[s, i, "psnr"] - psnr_large[s, i, "baseline"] for s, i in IMAGES}
+    assert _rows(dom) == sorted(gains, key=gains.get, reverse=True)
+    assert "gain large/psnr" in dom and "gain small/ssim" in dom and "gain large/baseline" not in dom
+    assert "NOT RESEARCH RESULTS" in dom
+    viewer = dom.split('<div id="panels">', 1)[1].split("</section>", 1)[0]
+    panels = re.findall(r'<img[^>]*data-view="([^"]+)"[^>]*>', viewer)
+    assert panels == ["original", *columns]
+    assert len(re.findall(r'<img[^>]*data-loaded="1"', viewer)) == len(panels)
