@@ -71,9 +71,14 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        page = Path(tmp) / "live.html"
-        live_replay(config, page)
-        shoot(page.resolve().as_uri(), out / "live_page.png", size="1000,700")
+        # beside the live page: its thumbnails' originals are addressed relative to it
+        page = layout.live_page_file(results).with_name(".screenshot_live.html")
+        page.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            live_replay(config, page)
+            shoot(page.resolve().as_uri(), out / "live_page.png", size="1000,1000")
+        finally:
+            page.unlink(missing_ok=True)
         shoot(layout.explorer_file(results).resolve().as_uri() + "#sort=g:psnr&dir=-1", out / "explorer.png")
         report = Path(tmp) / "report.html"
         cmd = [sys.executable, "-m", "snakemake", "--configfile", *configfiles, "--report", str(report)]

@@ -59,3 +59,35 @@ rule compare_models:
         settings=untracked(study_settings(MODEL_CONFIGS).params()),
     script:
         "../workflow_scripts/compare_models.py"
+
+
+# The study-wide image explorer: every model's arms side by side (each gain over that model's
+# plain decode), next to the models' PNG trees it shows (latentopt.report.explorer).
+rule study_explorer:
+    input:
+        **{
+            f"metrics_{m}": p
+            for m, p in model_outputs("summarize_evaluation", "table").items()
+        },
+        **{
+            f"categories_{m}": p
+            for m, p in model_outputs("analyze_categories", "table").items()
+        },
+        **{f"explorer_{m}": p for m, p in model_outputs("explorer", "explorer").items()},
+        report=f"{STUDY}/study_report.md",
+    output:
+        explorer=report(
+            f"{STUDY}/IMAGE_EXPLORER.html",
+            category="Study report",
+            caption="../report/explorer.rst",
+            labels={"item": "study image explorer"},
+        ),
+    log:
+        f"{STUDY}/logs/study_explorer.log",
+    conda:
+        "../envs/pipeline.yaml"
+    params:
+        results=untracked({m: c["results_dir"] for m, c in MODEL_CONFIGS.items()}),
+        experiment_id=config["experiment_id"],
+    script:
+        "../workflow_scripts/make_study_explorer.py"

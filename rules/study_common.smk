@@ -127,4 +127,5 @@ def all_targets():
     return [
         *[str(f) for m in MODEL_CONFIGS for f in getattr(rules, f"{m}_all").input],
         *map(str, rules.compare_models.output),
+        *map(str, rules.study_explorer.output),
     ]

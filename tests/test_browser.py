@@ -207,3 +207,131 @@ def test_live_page_changes_during_a_demo_run_and_a_killed_run_reads_stopped(tmp_
     assert out.returncode == 0, out.stderr
     first_line = out.stdout.splitlines()[0]
     assert "STOPPED" in first_line and "ETA" not in first_line
+
+
+def _finished_image(results: Path, arm: str, split: str, image: str, at: float, gain: float, rng,
+                    row_order: bool = False) -> np.ndarray:
+    """The per-image files an optimization job writes for one image (its .pt with the decoded
+    reconstruction, then its record), and the image's preprocessed original; returns the decoded image."""
+    import torch
+    from PIL import Image
+
+    from latentopt.workflow import layout
+
+    decoded = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    # as a job stores it: a channel-last view of the decoder's C x H x W output
+    tensor = torch.from_numpy(np.ascontiguousarray(decoded.transpose(2, 0, 1))).permute(1, 2, 0)
+    pt, record = layout.per_image(results, arm, split, image, "pt"), layout.per_image(results, arm, split, image, "json")
+    pt.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"image_id": image, "split": split, "arm": arm, "status": "ok", "z0": torch.zeros(4, 5, 8),
+                "z": torch.ones(4, 5, 8), "loss_history": [1.0, 0.5], "decoded": tensor.contiguous() if row_order else tensor.clone(),
+                "region": [0, 0, 40, 60]}, pt)
+    record.write_text(json.dumps({"image_id": image, "split": split, "arm": arm, "status": "ok", "finished_at": at,
+                                  "initial": {"psnr": 20.0}, "final": {"psnr": 20.0 + gain}}))
+    original = layout.original_png(results, split, image)
+    original.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)).save(original)
+    return decoded
+
+
+def test_thumbnail_is_read_from_the_per_image_pt_without_torch(tmp_path, rng):
+    """The live page's thumbnail of a reconstruction: the ``decoded`` tensor of a per-image .pt,
+    read torch-free, subsampled, as a PNG that decodes back to the same pixels."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from latentopt.workflow import layout, thumbnails
+
+    for row_order in (False, True):  # the job's channel-last view of C x H x W, and a plain H x W x C tensor
+        decoded = _finished_image(tmp_path / "r", "psnr", "train", "a1", 1.0, 1.5, rng, row_order=row_order)
+        pt = layout.per_image(tmp_path / "r", "psnr", "train", "a1", "pt")
+        h, w, raw = thumbnails.read_decoded(pt)
+        assert (h, w) == (40, 60) and np.array_equal(np.frombuffer(raw, np.uint8).reshape(h, w, 3), decoded)
+    uri = thumbnails.thumbnail_uri(pt, size=30)
+    small = np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB"))
+    assert np.array_equal(small, decoded[::2, ::2])
+    (tmp_path / "broken.pt").write_bytes(b"not a zip")
+    assert thumbnails.thumbnail_uri(tmp_path / "broken.pt") is None and thumbnails.thumbnail_uri(tmp_path / "none.pt") is None
+
+
+@needs_chromium
+def test_live_page_shows_the_latest_reconstructions_as_thumbnails_with_their_gain(tmp_path, demo_data, rng):
+    """Finished images of a running run: the newest ones are thumbnails (original from its PNG,
+    reconstruction from its .pt, both loaded in the browser) with their PSNR gain, newest first."""
+    from latentopt.workflow import live
+    from latentopt.workflow.plan import build_plan
+
+    cfg = make_config(tmp_path / "results", demo_data)
+    results = Path(cfg["results_dir"])
+    entries = [(split, e.image_id) for split, es in build_plan(cfg).splits.items() for e in es]
+    done = [("psnr", *entries[0], 1.25), ("ssim", *entries[1], -0.5), ("lpips", *entries[2], 2.0),
+            ("psnr", *entries[3], 0.75), ("ssim", *entries[4], 0.1)]
+    now = time.time()
+    for i, (arm, split, image, gain) in enumerate(done):
+        _finished_image(results, arm, split, image, now - 100 + i, gain, rng)
+    page = tmp_path / "results" / "live" / "progress.html"
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text(live.render_page(live.status(cfg, state="running")))
+    dom = dump_dom(page)
+    thumbs = re.findall(r"<figure class=\"thumb\" data-image=\"([^\"]+)\">(.*?)</figure>", dom, flags=re.S)
+    newest = [f"{arm}/{split}/{image}" for arm, split, image, _ in reversed(done)][:live.THUMBS]
+    assert [name for name, _ in thumbs] == newest
+    for (name, body), (_, _, _, gain) in zip(thumbs, list(reversed(done))[:live.THUMBS]):
+        assert f"{gain:+.2f} dB" in body
+        assert 'class="recon" src="data:image/png;base64,' in body and 'class="original" src="../original_bsds500/' in body
+    check = page.with_name("check.html")  # every thumbnail image decodes in the browser
+    check.write_text(page.read_text().replace(
+        "</body>", "<script>addEventListener('load', () => document.body.dataset.loaded = [...document.querySelectorAll("
+                   "'#thumbs img')].filter(i => i.complete && i.naturalWidth > 0).length);</script></body>"))
+    assert re.search(r'<body data-loaded="(\d+)"', dump_dom(check)).group(1) == str(2 * live.THUMBS)
+
+
+def test_study_explorer_puts_every_models_arms_side_by_side_with_gains_over_their_own_decode(tmp_path, rng):
+    """Two models' per-image tables (the large one without the ssim arm): one row per image,
+    the columns <model>/<arm> with each arm's models next to each other, each gain over that
+    model's own plain decode; in the browser it sorts by a model's gain and shows every panel."""
+    from latentopt.report.explorer import read_study_rows, study_banner_parts, write_study_explorer
+    from latentopt.report.study_report import header
+    from latentopt.workflow import layout
+
+    small, psnr_small = _explorer_tree(tmp_path / "small", rng)
+    large, psnr_large = _explorer_tree(tmp_path / "large", rng)
+    table = layout.evaluation_dir(large) / "per_image_metrics.csv"
+    with open(table, newline="") as f:
+        kept = [r for r in csv.DictReader(f) if r["dataset"] != "ssim"]
+    with open(table, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(kept[0]))
+        w.writeheader()
+        w.writerows(kept)
+    tables = {m: (layout.evaluation_dir(r) / "per_image_metrics.csv", layout.evaluation_dir(r) / "image_categories.csv")
+              for m, r in (("small", small), ("large", large))}
+    columns, metrics, rows, baselines = read_study_rows(tables)
+    assert columns == ["small/baseline", "large/baseline", "small/psnr", "large/psnr", "small/ssim"]
+    assert metrics == ["psnr", "ssim"] and len(rows) == len(IMAGES)
+    assert baselines["large/psnr"] == "large/baseline" and baselines["small/ssim"] == "small/baseline"
+    row = next(r for r in rows if r["image_id"] == "b1")
+    assert row["arms"]["large/psnr"]["psnr"] == pytest.approx(psnr_large["test", "b1", "psnr"])
+    assert row["arms"]["small/ssim"]["status"] == "failed" and row["categories"] == {"edge_density": "low"}
+    assert study_banner_parts(header(["autoencoder: demo", "LPIPS: random"])) == ["autoencoder: demo", "LPIPS: random"]
+    assert study_banner_parts(header([])) == []
+
+    page = tmp_path / "study" / "IMAGE_EXPLORER.html"
+    assert write_study_explorer(models={m: {"results": r, "metrics": tables[m][0], "categories": tables[m][1]}
+                                        for m, r in (("small", small), ("large", large))},
+                                page=page, title="s", synthetic=["autoencoder: demo"]) == len(IMAGES)
+    if not CHROMIUM:
+        return
+    out = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                          "--virtual-time-budget=5000", "--dump-dom", page.resolve().as_uri() + "#metric=psnr&sort=g:large/psnr&dir=-1"],
+                         check=True, capture_output=True, text=True, timeout=120)
+    dom = out.stdout
+    gains = {f"{s}/{i}": psnr_large[s, i, "psnr"] - psnr_large[s, i, "baseline"] for s, i in IMAGES}
+    assert _rows(dom) == sorted(gains, key=gains.get, reverse=True)
+    assert "gain large/psnr" in dom and "gain small/ssim" in dom and "gain large/baseline" not in dom
+    assert "NOT RESEARCH RESULTS" in dom
+    viewer = dom.split('<div id="panels">', 1)[1].split("</section>", 1)[0]
+    panels = re.findall(r'<img[^>]*data-view="([^"]+)"[^>]*>', viewer)
+    assert panels == ["original", *columns]
+    assert len(re.findall(r'<img[^>]*data-loaded="1"', viewer)) == len(panels)

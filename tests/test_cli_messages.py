@@ -440,8 +440,56 @@ def test_an_arm_waiting_for_others_keeps_its_rate_and_all_counts_wall_time(progr
     # all: 6 images' worth in the 400 s of wall time since the first job began (the 40 s gap
     # between the jobs is the run's time too)
     assert status["all"]["images_per_min"] == pytest.approx(6 / (400 / 60))
-    left = plan.n_images * 2 - 6
-    assert status["all"]["eta_s"] == pytest.approx(left / (6 / (400 / 60)) * 60)
+    # its ETA: each arm's images left at that arm's cost (baseline 60 job-s / 4 images, psnr
+    # 300 / 2), over the parallelism of the window (360 job-s in 400 s of wall time): the cheap
+    # plain decodes do not make the optimized images look cheap
+    work = (plan.n_images - 4) * 15 + (plan.n_images - 2) * 150
+    assert status["all"]["work_left_s"] == pytest.approx(work)
+    assert status["all"]["eta_s"] == pytest.approx(work / (360 / 400))
+
+
+def test_a_study_eta_adds_the_models_work_and_counts_a_model_not_started_at_the_others_cost():
+    """Two models share the machine: their job-seconds left add up, over the parallelism of
+    all their jobs together; a third model with nothing measured costs what the others cost per image."""
+    from latentopt.workflow.live import _eta
+
+    def row(total, ok, work, job_s, wall):
+        return {"total": total, "ok": ok, "failed": 0, "partial": 0.0, "work_left_s": work, "job_s": job_s, "wall_s": wall}
+
+    a, b = row(10, 6, 400.0, 300.0, 200.0), row(10, 8, 100.0, 100.0, 150.0)
+    assert _eta([dict(a, eta_s=123.0)]) == 123.0  # one model: its own ETA
+    assert _eta([a, b]) == pytest.approx(500 / (400 / 200))
+    c = row(12, 0, None, 0.0, 0.0)  # 12 images at (400 + 100) / (4 + 2) job-s each
+    assert _eta([a, b, c]) == pytest.approx((500 + 12 * 500 / 6) / (400 / 200))
+    assert _eta([row(4, 0, None, 0.0, 0.0), row(4, 0, None, 0.0, 0.0)]) is None
+
+
+def test_the_eta_counts_an_arm_not_started_yet_at_the_cost_of_the_started_ones(tmp_path, demo_data):
+    """Three optimized arms, one measured (a job of 100 s did 2 images): the two arms whose jobs
+    have not started cost 50 s an image too, not nothing; the plain decode costs its own."""
+    from conftest import make_config
+    from latentopt.workflow.plan import build_plan
+    from latentopt.workflow.progress import progress
+
+    cfg = make_config(tmp_path / "results", demo_data)
+    plan = build_plan(cfg)
+    assert set(plan.arms) == {"baseline", "psnr", "ssim", "lpips"}
+    now = 1_800_000_000.0
+    ids = [(split, e.image_id) for split, entries in plan.splits.items() for e in entries]
+    b0, p0 = now - 200, now - 120
+    for split, image_id in ids[:4]:
+        _write_record(cfg, "baseline", split, image_id, b0 + 20)
+    _write_log(cfg, "baseline", "test_000", [f"===== attempt 1: {_stamp(b0)}, host h, pid 1 =====",
+                                              f"{_stamp(b0 + 20)} wall-time split: encode 1.0 s"])
+    for split, image_id in ids[:2]:
+        _write_record(cfg, "psnr", split, image_id, p0 + 100)
+    _write_log(cfg, "psnr", "test_000", [f"===== attempt 1: {_stamp(p0)}, host h, pid 2 =====",
+                                          f"{_stamp(p0 + 100)} wall-time split: encode 1.0 s"])
+    row = progress(cfg, window_s=600, now=now)["all"]
+    n = plan.n_images
+    work = (n - 4) * 5 + (n - 2) * 50 + 2 * n * 50
+    assert row["work_left_s"] == pytest.approx(work)
+    assert row["eta_s"] == pytest.approx(work / (120 / 200))  # 120 job-s in the 200 s since the first job
 
 
 def test_nothing_moved_in_the_window_falls_back_to_the_whole_history(progress_setup):

@@ -185,4 +185,15 @@ def test_a_study_runs_end_to_end_and_then_has_nothing_to_do(tmp_path, demo_data)
         assert heading in report
     assert (results / "study" / "figures" / "study_frontier.png").stat().st_size > 10_000
     assert (results / "study" / "figures" / "study_examples.png").stat().st_size > 10_000
+    # the study-wide explorer: every model's arms side by side, the banner of the study report
+    explorer = (results / "study" / "IMAGE_EXPLORER.html").read_text()
+    data = json.loads(explorer.split('id="explorer-data" type="application/json">', 1)[1].split("</script>", 1)[0])
+    arms = ("baseline", "psnr-lr0.05", "psnr-lr0.1", "psnr_gf")
+    assert sorted(data["arms"]) == sorted(f"{m}/{a}" for a in arms for m in ("small", "large"))
+    assert all(data["arms"][i].split("/")[1] == data["arms"][i + 1].split("/")[1] for i in range(0, 8, 2))  # side by side
+    assert data["baselines"]["large/psnr_gf"] == "large/baseline" and data["synthetic"] and len(data["rows"]) == 6
+    for r in data["rows"]:  # every panel's PNG is where the page looks for it
+        for view in ("original", *data["arms"]):
+            png = data["views"][view].replace("{split}", r["split"]).replace("{image_id}", r["image_id"])
+            assert (results / "study" / png).is_file(), png
     assert "Nothing to be done" in snakemake(cfg, "-n").stdout

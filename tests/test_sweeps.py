@@ -300,7 +300,7 @@ def test_dry_run_of_a_study_with_a_sweep(tmp_path, demo_data):
     out = subprocess.run(snakemake_cmd(path, "-n"), cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     jobs = job_stats(out.stdout)
-    assert jobs["compare_models"] == 1
+    assert jobs["compare_models"] == 1 and jobs["study_explorer"] == 1
     for m in models:
         assert jobs[f"{m}_quality_gate"] == 2 and jobs[f"{m}_record_settings"] == 3
     for m, a in itertools.product(models, arms):

@@ -16,6 +16,7 @@ import html as _html
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 from latentopt.core.fileio import write_text
@@ -83,10 +84,74 @@ def image_paths(results: str | Path, page: str | Path, arms: list[str]) -> dict[
     return views
 
 
+def read_study_rows(models: dict[str, tuple[str | Path, str | Path | None]]
+                    ) -> tuple[list[str], list[str], list[dict], dict[str, str]]:
+    """A study's rows: ``models`` maps each model to its (per-image table, categories table);
+    returns (columns named ``<model>/<arm>``, each arm's models side by side, in the order the
+    arms first appear; the metrics every model has; one row per image; each column's plain
+    decode, ``<model>/baseline``, the gain's reference)."""
+    per_model = {m: read_rows(metrics_csv, categories_csv) for m, (metrics_csv, categories_csv) in models.items()}
+    order: list[str] = []
+    for arms, _, _ in per_model.values():
+        order += [a for a in arms if a not in order]
+    columns = [f"{m}/{a}" for a in order for m, (arms, _, _) in per_model.items() if a in arms]
+    metrics = [k for k in METRICS if all(k in ms for _, ms, _ in per_model.values())]
+    merged: dict[tuple[str, str], dict] = {}
+    for m, (_, ms, rows) in per_model.items():
+        for r in rows:
+            row = merged.setdefault((r["split"], r["image_id"]),
+                                    {"split": r["split"], "image_id": r["image_id"], "categories": {}, "arms": {}})
+            row["categories"] = row["categories"] or r["categories"]
+            for arm, values in r["arms"].items():
+                row["arms"][f"{m}/{arm}"] = {k: v for k, v in values.items() if k in ("status", "reason", *metrics)}
+    baselines = {c: f"{c.split('/', 1)[0]}/{layout.BASELINE}" for c in columns
+                 if f"{c.split('/', 1)[0]}/{layout.BASELINE}" in columns}
+    return columns, metrics, sorted(merged.values(), key=lambda r: (r["split"], r["image_id"])), baselines
+
+
+def study_image_paths(models: dict[str, str | Path], page: str | Path, columns: list[str]) -> dict[str, str]:
+    """Path templates of the original (the first model's copy: every model prepares the same
+    images) and of each ``<model>/<arm>`` column's PNG, relative to the page's folder."""
+    here = Path(page).parent
+
+    def rel(path: Path) -> str:
+        return Path(os.path.relpath(path, here)).as_posix()
+
+    first = Path(next(iter(models.values())))
+    views = {"original": rel(layout.original_png(first, "{split}", "{image_id}"))}
+    for column in columns:
+        model, arm = column.split("/", 1)
+        views[column] = rel(layout.dataset_png_dir(models[model], arm) / "{split}" / "{image_id}.png")
+    return views
+
+
+def study_banner_parts(md: str) -> list[str]:
+    """The synthetic / uncalibrated parts the study report's banner names (one line:
+    ``> **NOT RESEARCH RESULTS...:** a; b. Do not quote these numbers.``; none: no banner)."""
+    m = re.search(r"^> \[!WARNING\]\n> \*\*[^*]+:\*\* (.*?)\. Do not quote these numbers\.$", md, flags=re.M)
+    return [part.strip() for part in m.group(1).split("; ")] if m else []
+
+
+def write_study_explorer(*, models: dict[str, dict], page: str | Path, title: str, synthetic: list[str]) -> int:
+    """The study-wide explorer: ``models`` maps each model to ``{"results", "metrics", "categories"}``
+    (its results folder and tables); every model's arms side by side, each gain over that
+    model's plain decode. Returns the number of images."""
+    columns, metrics, rows, baselines = read_study_rows(
+        {m: (v["metrics"], v.get("categories")) for m, v in models.items()})
+    text = render_explorer(title=title, arms=columns, metrics=metrics, rows=rows, synthetic=synthetic,
+                           views=study_image_paths({m: v["results"] for m, v in models.items()}, page, columns),
+                           baselines=baselines)
+    write_text(page, text)
+    return len(rows)
+
+
 def render_explorer(*, title: str, arms: list[str], metrics: list[str], rows: list[dict],
-                    views: dict[str, str], synthetic: list[str], baseline: str = layout.BASELINE) -> str:
+                    views: dict[str, str], synthetic: list[str], baseline: str = layout.BASELINE,
+                    baselines: dict[str, str] | None = None) -> str:
+    """``baselines`` (a study): each column's own plain decode, instead of the one ``baseline``."""
     data = {
-        "title": title, "arms": arms, "baseline": baseline if baseline in arms else None,
+        "title": title, "arms": arms, "baseline": None if baselines else (baseline if baseline in arms else None),
+        "baselines": baselines or None,
         "metrics": [{"key": m, "label": METRICS[m][0], "higher_better": METRICS[m][1], "gain": m not in COST}
                     for m in metrics],
         "rows": rows, "views": views, "synthetic": synthetic,

@@ -24,13 +24,14 @@ import sys
 import time
 from pathlib import Path
 
-from latentopt.workflow import driverlock, layout
+from latentopt.workflow import driverlock, layout, thumbnails
 from latentopt.workflow.plan import build_plan, parse_optimize_rule
 from latentopt.workflow.progress import optimize_logs, progress, read_log
 from latentopt.workflow.study import is_study, model_configs
 
 REFRESH_S = 10         # the page reloads itself this often (a headless browser reading it for 5 s sees one load)
 LATEST = 8             # finished images listed with their gain
+THUMBS = 4             # of which the newest are shown as thumbnails (original and reconstruction)
 ATTEMPT_RE = re.compile(r"^===== attempt (\d+): ")
 
 
@@ -117,11 +118,7 @@ def status(config: dict, driver: dict | None = None, now: float | None = None, w
     models = {m: model_status(sub, now, window_s) for m, sub in configs.items()}
     remaining = sum(s["arms"]["all"]["remaining"] for s in models.values())
     state = state or driver_state(config["results_dir"], remaining)
-    rates = [s["arms"]["all"]["images_per_min"] for s in models.values()]
-    left = sum(max(s["arms"]["all"]["total"] - s["arms"]["all"]["ok"] - s["arms"]["all"]["failed"]
-                   - s["arms"]["all"]["partial"], 0.0) for s in models.values())
-    # the models share the machine (or the cluster): everything left at their rates together
-    eta = (left / sum(rates) * 60 if sum(rates) > 0 else None) if remaining else 0.0
+    eta = _eta([s["arms"]["all"] for s in models.values()]) if remaining else 0.0
     if state != "running":
         eta = None if remaining else 0.0
         for s in models.values():  # a stopped run runs nothing, whatever its logs say
@@ -135,6 +132,24 @@ def status(config: dict, driver: dict | None = None, now: float | None = None, w
         "driver": driver or {"jobs": [], "errors": [], "note": "no logger plugin in this driver "
                                                                 "(start the run with --logger latentopt for live updates)"},
     }
+
+
+def _eta(rows: list[dict]) -> float | None:
+    """The ETA of the run (one model) or the study (the models share the machine or the
+    cluster): every model's job-seconds left (:func:`latentopt.workflow.progress.progress`, each
+    arm's images at that arm's cost) over the parallelism all the models' jobs had together; a
+    model with nothing measured yet costs, per image left, what the measured models cost."""
+    if len(rows) == 1:
+        return rows[0]["eta_s"]
+    left = [max(r["total"] - r["ok"] - r["failed"] - r["partial"], 0.0) for r in rows]
+    known = [(w, n) for w, n in zip((r["work_left_s"] for r in rows), left) if w is not None]
+    if not known:
+        return None
+    per_image = sum(w for w, _ in known) / max(sum(n for _, n in known), 1e-9)
+    work = sum(per_image * n if r["work_left_s"] is None else r["work_left_s"] for r, n in zip(rows, left))
+    wall = max(r["wall_s"] for r in rows)
+    parallel = sum(r["job_s"] for r in rows) / wall if wall >= 1 else 0.0
+    return work / parallel if parallel > 0 else None
 
 
 def _hms(seconds: float | None) -> str:
@@ -171,6 +186,26 @@ def format_text(st: dict) -> str:
     return "\n".join(lines)
 
 
+def _thumbs_html(results: str, latest: list[dict], page_dir: Path) -> str:
+    """The newest finished reconstructions as thumbnails beside their original, with their gain:
+    the reconstruction read from its per-image ``.pt`` (embedded, the arm's PNGs come later), the
+    original by its path relative to the page (the page stays small)."""
+    e = _html.escape
+    figures = []
+    for r in latest:
+        recon = thumbnails.thumbnail_uri(layout.per_image(results, r["arm"], r["split"], r["image"], "pt"))
+        if recon is None:
+            continue
+        original = Path(os.path.relpath(layout.original_png(results, r["split"], r["image"]), page_dir)).as_posix()
+        name = f"{r['arm']}/{r['split']}/{r['image']}"
+        figures.append(
+            f"<figure class='thumb' data-image='{e(name)}'><img class='original' src='{e(original)}' alt='original' "
+            f"title='original'><img class='recon' src='{recon}' alt='{e(r['arm'])} reconstruction' "
+            f"title='{e(r['arm'])} reconstruction'>"
+            f"<figcaption>{e(name)}<br><b>{_gain(r['psnr_gain_db'])}</b> PSNR</figcaption></figure>")
+    return f"<div id='thumbs'>{''.join(figures)}</div>" if figures else ""
+
+
 def render_page(st: dict) -> str:
     """The status as a static HTML page that reloads itself while the run runs."""
     e = _html.escape
@@ -198,7 +233,8 @@ def render_page(st: dict) -> str:
             parts.append(f"<h3>Failures</h3><p>{s['retries']} job retr{'y' if s['retries'] == 1 else 'ies'}</p><ul>" + "".join(
                 f"<li>{e(f['arm'])}/{e(f['split'])}/{e(f['image'])}: {e(str(f['reason']))}</li>" for f in s["failed"]) + "</ul>")
         if s["latest"]:
-            parts.append("<h3>Latest finished</h3><ul>" + "".join(
+            parts.append("<h3>Latest finished</h3>" + _thumbs_html(s["results"], s["latest"][:THUMBS],
+                                                                layout.live_page_file(st["results"]).parent) + "<ul>" + "".join(
                 f"<li>{e(r['arm'])}/{e(r['split'])}/{e(r['image'])}: PSNR gain {_gain(r['psnr_gain_db'])}</li>"
                 for r in s["latest"]) + "</ul>")
     driver = st["driver"]
@@ -217,7 +253,8 @@ def render_page(st: dict) -> str:
 <html lang="en"><head><meta charset="utf-8">{refresh}<title>{e(str(st['experiment_id']))} · {e(st['state'])}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:1em 2em;color:#1b1b1b}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:2px 8px}} td.n{{text-align:right;font-variant-numeric:tabular-nums}}
-progress{{width:14em}} .running{{color:#17603a}} .stopped{{color:#a31515}} .finished{{color:#2a6fdb}} .note{{color:#666}}</style>
+progress{{width:14em}} figure.thumb{{display:inline-block;margin:0 1em 0.5em 0;font-size:85%}}
+figure.thumb img{{display:inline-block;vertical-align:top;margin-right:2px;height:96px;width:auto;max-width:192px}} .running{{color:#17603a}} .stopped{{color:#a31515}} .finished{{color:#2a6fdb}} .note{{color:#666}}</style>
 </head><body>
 {chr(10).join(parts)}
 <p id="stale" class="stopped"></p>

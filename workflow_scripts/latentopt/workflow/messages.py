@@ -107,6 +107,8 @@ def study_end_lines(config: dict, models: list[str], synthetic: list[str] | None
         lines.append(f"latentopt: {m}: image explorer {(model_results / layout.explorer_file('.').name).as_uri()}")
     lines.append(f"latentopt: study report {study / 'study_report.md'} (figures in {study / 'figures'})")
     lines.append(f"latentopt: study report page {(study / 'study_report.html').as_uri()}")
+    lines.append(f"latentopt: study image explorer (every model's arms side by side) "
+                 f"{(study / layout.explorer_file('.').name).as_uri()}")
     lines.append(f"latentopt: live progress {layout.live_page_file(absolute(config['results_dir'])).as_uri()}")
     if synthetic:
         lines.append(f"latentopt: {BANNER}: " + "; ".join(synthetic) + ". Do not quote these numbers.")

@@ -201,7 +201,48 @@ def progress(config: dict, window_s: float = 600.0, now: float | None = None) ->
         }
         spans.append((done_then, done_now, intervals))
     out["all"] = _overall(out, spans, now - window_s, now)
+    out["all"].update(_work_left(plan.arms, out, spans, now - window_s, now))
     return out
+
+
+def job_seconds(intervals: list[tuple[float, float]], since: float, until: float) -> float:
+    """Sum of the lengths of ``intervals`` within [since, until]: two jobs running side by side
+    count twice (unlike :func:`busy_seconds`)."""
+    return sum(max(min(b, until) - max(a, since), 0.0) for a, b in intervals)
+
+
+def _work_left(arms: list[str], out: dict, spans: list, then: float, now: float) -> dict:
+    """What is left in job-seconds and the run's ETA from it (the ``all`` row's ``eta_s``).
+
+    Each arm's images cost what that arm's jobs took per image (job-seconds, start-up included,
+    over the window, else over all its attempts): a cheap plain decode does not make the
+    optimized images look cheap. An arm with nothing measured yet (its jobs not started) costs
+    the mean of the measured optimized arms (else of every measured arm). The job-seconds left,
+    over the parallelism the run had in the window (job-seconds per second of wall time since the
+    first job that ran in it: the gaps between jobs are the run's time too), is the ETA."""
+    cost, left = {}, {}
+    for arm, (done_then, done_now, intervals) in zip(arms, spans):
+        left[arm] = max(out[arm]["total"] - done_now, 0.0)
+        moved, busy = done_now - done_then, job_seconds(intervals, then, now)
+        if moved > 0 and busy >= 1:
+            cost[arm] = busy / moved
+        elif done_now > 0 and (ever := job_seconds(intervals, float("-inf"), now)) >= 1:
+            cost[arm] = ever / done_now
+    optimized = [c for a, c in cost.items() if a != layout.BASELINE]
+    fallback = sum(optimized) / len(optimized) if optimized else (max(cost.values()) if cost else None)
+    work = None if fallback is None else sum(n * cost.get(a, fallback) for a, n in left.items())
+    intervals = [iv for _, _, ivs in spans for iv in ivs]
+    active = [a for a, b in intervals if b >= then]
+    wall = now - max(then, min(active)) if active else 0.0
+    busy = job_seconds(intervals, then, now)
+    if wall < 1 or busy < 1:  # nothing ran in the window: the whole history
+        first = min((a for a, _ in intervals), default=now)
+        wall, busy = now - first, job_seconds(intervals, float("-inf"), now)
+    parallel = busy / wall if wall >= 1 and busy >= 1 else None
+    remaining = out["all"]["remaining"] if "all" in out else sum(out[a]["remaining"] for a in arms)
+    eta = 0.0 if not remaining else (work / parallel if work is not None and parallel else None)
+    return {"work_left_s": None if work is None else round(work, 1), "job_s": round(busy, 1), "wall_s": round(wall, 1),
+            "eta_s": eta}
 
 
 def _rate(moved: float, busy: float, done: float, intervals: list, now: float) -> float:
