@@ -190,19 +190,17 @@ def gate_manifests(arm):
 
 def gate_input(chunk, arm):
     """A loss's jobs after its gate wait for the gate to have run (its .gate/<loss>.done, written
-    after the verdict). ancient(): a re-evaluated gate (e.g. a new threshold) does not redo
-    finished images; kept in every mode, so that switching quality_gate.mode does not change the
-    jobs' inputs (Snakemake's input trigger). Not the verdict itself: a deleted or damaged verdict
-    would be missing when planning, and Snakemake reruns the dependents of a missing ancient()
-    input. What the results depend on reaches these jobs through their arm's settings file
-    (.settings/<arm>.json, made by record_settings): a settings change reruns that rule (its
-    params), and Snakemake then reruns every job that reads the file. The jobs' own params do not
-    suffice: once the gate job must rerun, Snakemake skips the params check of everything
-    downstream of it and follows only edges that are not ancient(), so the jobs after the gate
-    would keep results of the old settings until a second run."""
+    after the verdict), kept in every mode so that switching quality_gate.mode does not change the
+    jobs' inputs. A plain edge, not ancient(): when the gate runs again (a settings change, a
+    stopped run's resume, a new threshold, a damaged verdict), the jobs after it run again too and
+    restore every image whose fingerprint still matches (latentopt.optimize.records.restorable):
+    a settings change reaches them in the same run. (Through an ancient() edge, Snakemake skipped
+    their input checks once the gate job had to run, and a config change stopped half-way kept
+    results of the old settings until a second run.) Not the verdict itself: a deleted or damaged
+    verdict would be missing when planning."""
     if chunk.gate or arm not in PLAN.gate_arms:  # the baseline, or no gate in this plan
         return []
-    return [ancient(str(layout.gate_done(RESULTS, arm)))]
+    return [str(layout.gate_done(RESULTS, arm))]
 
 
 # Everything the optimization of one arm depends on, built once: rule params (the rerun trigger

@@ -102,8 +102,8 @@ def gate_file(results: str | Path, arm: str) -> Path:
 
 
 def gate_done(results: str | Path, arm: str) -> Path:
-    """Written by the gate job after its verdict: what the loss's other jobs wait on (ancient), so a
-    deleted or damaged verdict is judged again without redoing them."""
+    """Written by the gate job after its verdict: what the loss's other jobs wait on (when the gate
+    runs again, they run again and restore their finished images: rules/common.smk gate_input)."""
     return Path(results) / ".gate" / f"{arm}.done"
 
 
