@@ -89,15 +89,23 @@ def forget_forced_images(workflow, log: Callable[[str], None]) -> int:
     """An optimization job the user forced (``--forcerun``, ``-R``, ``--forceall``) computes its
     images again: the per-image files its manifest lists are removed before it runs, as Snakemake
     removes a forced job's declared outputs (otherwise the job would restore them: they are not
-    declared, latentopt.workflow.chunks). Jobs forced by the integrity check are not the user's:
-    they restore their intact images. Returns the number of files removed."""
+    declared, latentopt.workflow.chunks). Jobs forced by the integrity check or by Snakemake's
+    --rerun-incomplete (a stopped job) are not the user's: they restore their intact images.
+    Returns the number of files removed."""
     ours = {os.path.abspath(p) for inspection in registered(workflow) for p in inspection.forced_files()}
+    # the user's: rules named by --forcerun/-R (all of them with --forceall) and files named by
+    # --forcerun; not the files Snakemake forces itself (an incomplete job's outputs under
+    # --rerun-incomplete: its finished images are restored) nor the integrity check's
+    user_files = {os.path.abspath(str(f)) for f in (workflow.dag_settings.forcerun or ())} - ours
     removed = 0
     for job in workflow.dag.needrun_jobs():
         if not workflow.dag.reason(job).forced:
             continue
+        by_rule = job.rule in workflow.dag.forcerules
         for out in map(str, job.output):
-            if os.path.abspath(out) in ours or not is_optimize_manifest(out) or not os.path.exists(out):
+            if not (by_rule or os.path.abspath(out) in user_files):
+                continue
+            if not is_optimize_manifest(out) or not os.path.exists(out):
                 continue
             try:
                 listed = chunks.entries(out)
