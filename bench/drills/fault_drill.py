@@ -36,7 +36,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "workflow_scripts"))  # the library, as the other drills
-from latentopt.devtools.faults import FAULTS, copy_run, lost, metric_rows, rewritten, snapshot  # noqa: E402
+from latentopt.devtools.faults import FAULTS, SNAPSHOT_ALL, copy_run, is_manifest, lost, metric_rows, rewritten, snapshot  # noqa: E402
 from latentopt.devtools.snakemake_cli import job_stats, snakemake_command  # noqa: E402
 from latentopt.devtools.stops import FINISHED, HISTORY, STOPS, start_driver, wait_for_finished_image, wait_for_session  # noqa: E402
 
@@ -76,15 +76,21 @@ def drill_fault(name, fault, src: Path, base: Path, untouched_rows: dict, model:
     config = work / "config.yaml"
     results, data = work / "results", work / "data"
     what = fault(results / model if model else results, data)
-    before = snapshot(results)
+    before = snapshot(results, SNAPSHOT_ALL)
+    logs_before = _job_logs(results)
     proc, seconds = run(work, config)
-    after = snapshot(results)
+    after = snapshot(results, SNAPSHOT_ALL)
+    logs = _written_since(logs_before, results)
     rerun, rerun_s = run(work, config, "-n")
+    written = rewritten(before, after)
     return {
         "fault": what, "rc": proc.returncode, "seconds": round(seconds, 1),
         "jobs": job_stats(proc.stdout + proc.stderr),
         "integrity_messages": [line.strip() for line in (proc.stdout + proc.stderr).splitlines() if "integrity:" in line],
-        "rewritten": rewritten(before, after), "lost": lost(before, after),
+        # from the optimization jobs' logs: images restored in place, images computed (any status)
+        "restored": _ids(logs, RESTORED, 1), "computed": _computed(logs),
+        "rewritten": [k for k in written if not is_manifest(k)], "manifests_rewritten": [k for k in written if is_manifest(k)],
+        "lost": lost(before, after),
         "numbers_vs_untouched": compare(untouched_rows, all_metric_rows(results, models)),
         "then_nothing_to_do": "Nothing to be done" in rerun.stdout + rerun.stderr,
         "quarantined": sorted(str(p.relative_to(results)) for p in (results / ".integrity" / "quarantine").rglob("*") if p.is_file()),
@@ -135,7 +141,9 @@ def drill_second_driver(src: Path, base: Path) -> dict:
     return out
 
 
-RESTORED = re.compile(r"(\S+): finished earlier in an interrupted run, restored")
+RESTORED = re.compile(r"^(?:\d{4}-\d\d-\d\d )?\d\d:\d\d:\d\d (.+?): finished earlier with these settings "
+                      r"\(a stopped job, or a chunk rerun\), restored$", re.M)  # latentopt.optimize.job
+COMPUTED = re.compile(r"\[\d+/\d+\] (.+)$", re.M)  # "[k/n] <id>: <status> ..."; an id may hold spaces
 LOCKED = ("LockException", "cannot be locked")
 
 
@@ -152,6 +160,12 @@ def _written_since(before: dict[Path, str], results: Path) -> dict[str, str]:
 
 def _ids(texts: dict[str, str], pattern: re.Pattern, group: int) -> list[str]:
     return sorted({f"{job.split('/')[0]}/{m.group(group)}" for job, text in texts.items() for m in pattern.finditer(text)})
+
+
+def _computed(texts: dict[str, str]) -> list[str]:
+    """arm/<id> of every image a job log says it computed (ok or not)."""
+    return sorted({f"{job.split('/')[0]}/{m.group(1).split(': ', 1)[0]}" for job, text in texts.items()
+                   for m in COMPUTED.finditer(text)})
 
 
 def stop_overlay(base: Path, iterations: int) -> Path:

@@ -126,12 +126,26 @@ FAULTS = {
 
 
 # -- what a rerun did ----------------------------------------------------------------------------
-def snapshot(results: Path) -> dict[str, tuple[int, str]]:
+SNAPSHOT = ("*_dataset/per_image/*/*.json", "prepared/*/*.json", "*_dataset/manifest.json")
+# every per-image file (optimization .json and .pt, preparation record and reference PNG) and every
+# manifest (chunk manifests: prepared/chunks/*.json, <arm>_dataset/chunks/*.json; dataset manifests)
+SNAPSHOT_ALL = ("*_dataset/per_image/*/*.json", "*_dataset/per_image/*/*.pt", "prepared/*/*.json",
+                "original_bsds500/*/*.png", "*_dataset/chunks/*.json", "*_dataset/manifest.json")
+
+
+def snapshot(results: Path, patterns: tuple[str, ...] = SNAPSHOT) -> dict[str, tuple[int, str]]:
     """Per produced file: (mtime_ns, size) for per-image records, prepared records, manifests (of
-    every model's tree in a study, ``<model>/...``)."""
-    patterns = ("*_dataset/per_image/*/*.json", "prepared/*/*.json", "*_dataset/manifest.json")
+    every model's tree in a study, ``<model>/...``). ``prepared/*/*.json`` also matches the
+    preparation jobs' chunk manifests (prepared/chunks/); :data:`SNAPSHOT_ALL` adds the .pt files,
+    reference PNGs and the optimization jobs' chunk manifests; :func:`is_manifest` tells manifests
+    from per-image files."""
     files = [f for pattern in patterns for level in ("", "*/") for f in results.glob(level + pattern)]
     return {str(p.relative_to(results)): (p.stat().st_mtime_ns, p.stat().st_size) for p in files}
+
+
+def is_manifest(key: str) -> bool:
+    """A snapshot key naming a manifest (a chunk's or a dataset's), not a per-image file."""
+    return "/chunks/" in f"/{key}" or key.endswith("manifest.json")
 
 
 def rewritten(before: dict, after: dict) -> list[str]:
