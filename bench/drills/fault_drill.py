@@ -114,6 +114,7 @@ def drill_second_driver(src: Path, base: Path) -> dict:
     cfg["results_dir"], cfg["data"]["root"] = str(results), str(work / "data")
     (other / "config.yaml").write_text(yaml.safe_dump(cfg))
     out = {}
+    logs_at_start = _job_logs(results)
     a = subprocess.Popen(snakemake_cmd(work, config), cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
     lock = results / ".latentopt.lock"
@@ -121,7 +122,7 @@ def drill_second_driver(src: Path, base: Path) -> dict:
     while not lock.exists() and time.time() < deadline:
         time.sleep(0.2)
     out["lock_held_by_A"] = json.loads(lock.read_text())
-    before = snapshot(results)
+    before = snapshot(results, SNAPSHOT_ALL)
     b, seconds = run(other, other / "config.yaml")
     text = b.stdout + b.stderr
     out["B_while_A_runs"] = {"rc": b.returncode, "seconds": round(seconds, 1),
@@ -132,11 +133,16 @@ def drill_second_driver(src: Path, base: Path) -> dict:
     out["lock_left_by_killed_A"] = lock.exists()
     b2, seconds2 = run(other, other / "config.yaml")
     text2 = b2.stdout + b2.stderr
-    after = snapshot(results)
+    after = snapshot(results, SNAPSHOT_ALL)
+    logs = _written_since(logs_at_start, results)  # A's attempt and B's
+    out["restored"], out["computed"] = _ids(logs, RESTORED, 1), _computed(logs)
+    out["job_logs"] = logs
     out["B_after_A_killed"] = {"rc": b2.returncode, "seconds": round(seconds2, 1),
                                "message": next((line.strip() for line in text2.splitlines() if "stale lock" in line), None),
                                "jobs": job_stats(text2)}
-    out["rewritten"], out["lost"] = rewritten(before, after), lost(before, after)
+    written = rewritten(before, after)
+    out["rewritten"] = [k for k in written if not is_manifest(k)]
+    out["manifests_rewritten"], out["lost"] = [k for k in written if is_manifest(k)], lost(before, after)
     out["lock_released"] = not lock.exists()
     return out
 
