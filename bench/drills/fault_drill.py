@@ -14,7 +14,7 @@ numbers are compared with the untouched run.
 ``--stops`` drills the ways of stopping a running driver instead (latentopt/devtools/stops.py):
 each copy reruns with psnr's iterations raised (stopping rule none, batch size 1, so that a job is
 mid-run with an image finished; with ``--uninterrupted DIR``, a run already finished with those
-settings, copies of DIR with their psnr images deleted, so no settings change), is stopped once a
+settings, copies of DIR with their psnr images and psnr chunk manifests deleted, so no settings change), is stopped once a
 job has finished one of its images, and is resumed; the resume's job logs say which images were restored and which computed, and its
 per-image numbers are compared with an uninterrupted run of the same settings.
 """
@@ -189,8 +189,8 @@ def drill_stop(name: str, src: Path, base: Path, overlay: Path, uninterrupted_ro
     the run redoes them with unchanged settings (else the overlay is a settings change)."""
     work = copy_run(src, base / f"stop_{name}".replace(" ", "_"))
     configs, results = [work / "config.yaml", overlay], work / "results"
-    if redo:
-        for image_file in (results / "psnr_dataset" / "per_image").rglob("*.*"):
+    if redo:  # the per-image files and the chunk manifests that declare them (Snakemake's outputs)
+        for image_file in [*(results / "psnr_dataset" / "per_image").rglob("*.*"), *(results / "psnr_dataset" / "chunks").glob("*")]:
             image_file.unlink()
     logs_before = _job_logs(results)
     out = work / "stopped_driver.out"
