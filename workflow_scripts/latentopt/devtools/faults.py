@@ -148,7 +148,7 @@ def snapshot(results: Path, patterns: tuple[str, ...] = SNAPSHOT) -> dict[str, t
 
 def is_manifest(key: str) -> bool:
     """A snapshot key naming a manifest (a chunk's or a dataset's), not a per-image file."""
-    return "/chunks/" in f"/{key}" or key.endswith("manifest.json")
+    return "/chunks/" in f"/{key}" or key.endswith("_dataset/manifest.json")
 
 
 def rewritten(before: dict, after: dict) -> list[str]:
