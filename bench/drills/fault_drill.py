@@ -93,7 +93,8 @@ def drill_fault(name, fault, src: Path, base: Path, untouched_rows: dict, model:
         "lost": lost(before, after),
         "numbers_vs_untouched": compare(untouched_rows, all_metric_rows(results, models)),
         "then_nothing_to_do": "Nothing to be done" in rerun.stdout + rerun.stderr,
-        "quarantined": sorted(str(p.relative_to(results)) for p in (results / ".integrity" / "quarantine").rglob("*") if p.is_file()),
+        "quarantined": sorted(str(p.relative_to(results)) for tree in ("", "*/") for q in results.glob(tree + ".integrity/quarantine")
+                              for p in q.rglob("*") if p.is_file()),
         "tail": (proc.stdout + proc.stderr)[-1500:] if proc.returncode else "",
     }
 
@@ -155,22 +156,26 @@ LOCKED = ("LockException", "cannot be locked")
 
 def _job_logs(results: Path) -> dict[Path, str]:
     """Every optimization job log's history (Snakemake deletes the log itself when its job starts)."""
-    return {p: p.read_text(errors="replace") for p in (results / "logs" / "optimize").rglob(HISTORY)}
+    return {p: p.read_text(errors="replace") for tree in ("", "*/") for logs in results.glob(tree + "logs/optimize")
+            for p in logs.rglob(HISTORY)}  # a study: every model's tree (results/<model>/logs/optimize)
 
 
 def _written_since(before: dict[Path, str], results: Path) -> dict[str, str]:
-    """{arm/chunk: what its job log gained since ``before``}."""
-    return {f"{p.parent.name}/{p.name}": text[len(before.get(p, "")):] for p, text in _job_logs(results).items()
+    """{arm/chunk: what its job log gained since ``before``} (a study: {arm/model/chunk: ...})."""
+    def key(p: Path) -> str:
+        model = p.parents[3].name if p.parents[3] != results else ""
+        return f"{p.parent.name}/{model + '/' if model else ''}{p.name}"
+    return {key(p): text[len(before.get(p, "")):] for p, text in _job_logs(results).items()
             if len(text) > len(before.get(p, ""))}
 
 
 def _ids(texts: dict[str, str], pattern: re.Pattern, group: int) -> list[str]:
-    return sorted({f"{job.split('/')[0]}/{m.group(group)}" for job, text in texts.items() for m in pattern.finditer(text)})
+    return sorted({f"{job.rsplit('/', 1)[0]}/{m.group(group)}" for job, text in texts.items() for m in pattern.finditer(text)})
 
 
 def _computed(texts: dict[str, str]) -> list[str]:
-    """arm/<id> of every image a job log says it computed (ok or not)."""
-    return sorted({f"{job.split('/')[0]}/{m.group(1).split(': ', 1)[0]}" for job, text in texts.items()
+    """arm/<id> (a study: arm/model/<id>) of every image a job log says it computed (ok or not)."""
+    return sorted({f"{job.rsplit('/', 1)[0]}/{m.group(1).split(': ', 1)[0]}" for job, text in texts.items()
                    for m in COMPUTED.finditer(text)})
 
 
