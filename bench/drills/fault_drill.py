@@ -14,7 +14,7 @@ numbers are compared with the untouched run.
 ``--stops`` drills the ways of stopping a running driver instead (latentopt/devtools/stops.py):
 each copy reruns with psnr's iterations raised (stopping rule none, batch size 1, so that a job is
 mid-run with an image finished; with ``--uninterrupted DIR``, a run already finished with those
-settings, copies of DIR with their psnr images deleted, so no settings change), is stopped once a
+settings, copies of DIR with their psnr images and psnr chunk manifests deleted, so no settings change), is stopped once a
 job has finished one of its images, and is resumed; the resume's job logs say which images were restored and which computed, and its
 per-image numbers are compared with an uninterrupted run of the same settings.
 """
@@ -36,7 +36,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "workflow_scripts"))  # the library, as the other drills
-from latentopt.devtools.faults import FAULTS, copy_run, lost, metric_rows, rewritten, snapshot  # noqa: E402
+from latentopt.devtools.faults import FAULTS, SNAPSHOT_ALL, copy_run, is_manifest, lost, metric_rows, rewritten, snapshot  # noqa: E402
 from latentopt.devtools.snakemake_cli import job_stats, snakemake_command  # noqa: E402
 from latentopt.devtools.stops import FINISHED, HISTORY, STOPS, start_driver, wait_for_finished_image, wait_for_session  # noqa: E402
 
@@ -76,18 +76,25 @@ def drill_fault(name, fault, src: Path, base: Path, untouched_rows: dict, model:
     config = work / "config.yaml"
     results, data = work / "results", work / "data"
     what = fault(results / model if model else results, data)
-    before = snapshot(results)
+    before = snapshot(results, SNAPSHOT_ALL)
+    logs_before = _job_logs(results)
     proc, seconds = run(work, config)
-    after = snapshot(results)
+    after = snapshot(results, SNAPSHOT_ALL)
+    logs = _written_since(logs_before, results)
     rerun, rerun_s = run(work, config, "-n")
+    written = rewritten(before, after)
     return {
         "fault": what, "rc": proc.returncode, "seconds": round(seconds, 1),
         "jobs": job_stats(proc.stdout + proc.stderr),
         "integrity_messages": [line.strip() for line in (proc.stdout + proc.stderr).splitlines() if "integrity:" in line],
-        "rewritten": rewritten(before, after), "lost": lost(before, after),
+        # from the optimization jobs' logs: images restored in place, images computed (any status)
+        "restored": _ids(logs, RESTORED, 1), "computed": _computed(logs),
+        "rewritten": [k for k in written if not is_manifest(k)], "manifests_rewritten": [k for k in written if is_manifest(k)],
+        "lost": lost(before, after),
         "numbers_vs_untouched": compare(untouched_rows, all_metric_rows(results, models)),
         "then_nothing_to_do": "Nothing to be done" in rerun.stdout + rerun.stderr,
-        "quarantined": sorted(str(p.relative_to(results)) for p in (results / ".integrity" / "quarantine").rglob("*") if p.is_file()),
+        "quarantined": sorted(str(p.relative_to(results)) for tree in ("", "*/") for q in results.glob(tree + ".integrity/quarantine")
+                              for p in q.rglob("*") if p.is_file()),
         "tail": (proc.stdout + proc.stderr)[-1500:] if proc.returncode else "",
     }
 
@@ -108,6 +115,7 @@ def drill_second_driver(src: Path, base: Path) -> dict:
     cfg["results_dir"], cfg["data"]["root"] = str(results), str(work / "data")
     (other / "config.yaml").write_text(yaml.safe_dump(cfg))
     out = {}
+    logs_at_start = _job_logs(results)
     a = subprocess.Popen(snakemake_cmd(work, config), cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
     lock = results / ".latentopt.lock"
@@ -115,7 +123,7 @@ def drill_second_driver(src: Path, base: Path) -> dict:
     while not lock.exists() and time.time() < deadline:
         time.sleep(0.2)
     out["lock_held_by_A"] = json.loads(lock.read_text())
-    before = snapshot(results)
+    before = snapshot(results, SNAPSHOT_ALL)
     b, seconds = run(other, other / "config.yaml")
     text = b.stdout + b.stderr
     out["B_while_A_runs"] = {"rc": b.returncode, "seconds": round(seconds, 1),
@@ -126,32 +134,49 @@ def drill_second_driver(src: Path, base: Path) -> dict:
     out["lock_left_by_killed_A"] = lock.exists()
     b2, seconds2 = run(other, other / "config.yaml")
     text2 = b2.stdout + b2.stderr
-    after = snapshot(results)
+    after = snapshot(results, SNAPSHOT_ALL)
+    logs = _written_since(logs_at_start, results)  # A's attempt and B's
+    out["restored"], out["computed"] = _ids(logs, RESTORED, 1), _computed(logs)
+    out["job_logs"] = logs
     out["B_after_A_killed"] = {"rc": b2.returncode, "seconds": round(seconds2, 1),
                                "message": next((line.strip() for line in text2.splitlines() if "stale lock" in line), None),
                                "jobs": job_stats(text2)}
-    out["rewritten"], out["lost"] = rewritten(before, after), lost(before, after)
+    written = rewritten(before, after)
+    out["rewritten"] = [k for k in written if not is_manifest(k)]
+    out["manifests_rewritten"], out["lost"] = [k for k in written if is_manifest(k)], lost(before, after)
     out["lock_released"] = not lock.exists()
     return out
 
 
-RESTORED = re.compile(r"(\S+): finished earlier in an interrupted run, restored")
+RESTORED = re.compile(r"^(?:\d{4}-\d\d-\d\d )?\d\d:\d\d:\d\d (.+?): finished earlier with these settings "
+                      r"\(a stopped job, or a chunk rerun\), restored$", re.M)  # latentopt.optimize.job
+COMPUTED = re.compile(r"\[\d+/\d+\] (.+)$", re.M)  # "[k/n] <id>: <status> ..."; an id may hold spaces
 LOCKED = ("LockException", "cannot be locked")
 
 
 def _job_logs(results: Path) -> dict[Path, str]:
     """Every optimization job log's history (Snakemake deletes the log itself when its job starts)."""
-    return {p: p.read_text(errors="replace") for p in (results / "logs" / "optimize").rglob(HISTORY)}
+    return {p: p.read_text(errors="replace") for tree in ("", "*/") for logs in results.glob(tree + "logs/optimize")
+            for p in logs.rglob(HISTORY)}  # a study: every model's tree (results/<model>/logs/optimize)
 
 
 def _written_since(before: dict[Path, str], results: Path) -> dict[str, str]:
-    """{arm/chunk: what its job log gained since ``before``}."""
-    return {f"{p.parent.name}/{p.name}": text[len(before.get(p, "")):] for p, text in _job_logs(results).items()
+    """{arm/chunk: what its job log gained since ``before``} (a study: {arm/model/chunk: ...})."""
+    def key(p: Path) -> str:
+        model = p.parents[3].name if p.parents[3] != results else ""
+        return f"{p.parent.name}/{model + '/' if model else ''}{p.name}"
+    return {key(p): text[len(before.get(p, "")):] for p, text in _job_logs(results).items()
             if len(text) > len(before.get(p, ""))}
 
 
 def _ids(texts: dict[str, str], pattern: re.Pattern, group: int) -> list[str]:
-    return sorted({f"{job.split('/')[0]}/{m.group(group)}" for job, text in texts.items() for m in pattern.finditer(text)})
+    return sorted({f"{job.rsplit('/', 1)[0]}/{m.group(group)}" for job, text in texts.items() for m in pattern.finditer(text)})
+
+
+def _computed(texts: dict[str, str]) -> list[str]:
+    """arm/<id> (a study: arm/model/<id>) of every image a job log says it computed (ok or not)."""
+    return sorted({f"{job.rsplit('/', 1)[0]}/{m.group(1).split(': ', 1)[0]}" for job, text in texts.items()
+                   for m in COMPUTED.finditer(text)})
 
 
 def stop_overlay(base: Path, iterations: int) -> Path:
@@ -169,8 +194,8 @@ def drill_stop(name: str, src: Path, base: Path, overlay: Path, uninterrupted_ro
     the run redoes them with unchanged settings (else the overlay is a settings change)."""
     work = copy_run(src, base / f"stop_{name}".replace(" ", "_"))
     configs, results = [work / "config.yaml", overlay], work / "results"
-    if redo:
-        for image_file in (results / "psnr_dataset" / "per_image").rglob("*.*"):
+    if redo:  # the per-image files and the chunk manifests that declare them (Snakemake's outputs)
+        for image_file in [*(results / "psnr_dataset" / "per_image").rglob("*.*"), *(results / "psnr_dataset" / "chunks").glob("*")]:
             image_file.unlink()
     logs_before = _job_logs(results)
     out = work / "stopped_driver.out"

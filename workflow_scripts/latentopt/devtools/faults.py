@@ -81,8 +81,11 @@ def _truncate(path: Path) -> None:
 
 def delete_deliverables(results: Path, data: Path) -> str:
     """Issue 16: deliverables whose consumers are up to date (before: never made again)."""
+    gate = "quality_gate/ssim.json"
+    if not (results / gate).exists():  # a run without ssim: another loss's verdict than psnr's
+        gate = next(str(p.relative_to(results)) for p in sorted((results / "quality_gate").glob("*.json")) if p.name != "psnr.json")
     rels = ["evaluation_results/cross_evaluation_matrix.json", "evaluation_results/per_image/psnr.csv",
-            "psnr_dataset/manifest.json", "prepared/val/camera.json", "quality_gate/ssim.json"]
+            "psnr_dataset/manifest.json", "prepared/val/camera.json", gate]
     for rel in rels:
         (results / rel).unlink()
     return "deleted " + ", ".join(rels)
@@ -126,12 +129,26 @@ FAULTS = {
 
 
 # -- what a rerun did ----------------------------------------------------------------------------
-def snapshot(results: Path) -> dict[str, tuple[int, str]]:
+SNAPSHOT = ("*_dataset/per_image/*/*.json", "prepared/*/*.json", "*_dataset/manifest.json")
+# every per-image file (optimization .json and .pt, preparation record and reference PNG) and every
+# manifest (chunk manifests: prepared/chunks/*.json, <arm>_dataset/chunks/*.json; dataset manifests)
+SNAPSHOT_ALL = ("*_dataset/per_image/*/*.json", "*_dataset/per_image/*/*.pt", "prepared/*/*.json",
+                "original_bsds500/*/*.png", "*_dataset/chunks/*.json", "*_dataset/manifest.json")
+
+
+def snapshot(results: Path, patterns: tuple[str, ...] = SNAPSHOT) -> dict[str, tuple[int, str]]:
     """Per produced file: (mtime_ns, size) for per-image records, prepared records, manifests (of
-    every model's tree in a study, ``<model>/...``)."""
-    patterns = ("*_dataset/per_image/*/*.json", "prepared/*/*.json", "*_dataset/manifest.json")
+    every model's tree in a study, ``<model>/...``). ``prepared/*/*.json`` also matches the
+    preparation jobs' chunk manifests (prepared/chunks/); :data:`SNAPSHOT_ALL` adds the .pt files,
+    reference PNGs and the optimization jobs' chunk manifests; :func:`is_manifest` tells manifests
+    from per-image files."""
     files = [f for pattern in patterns for level in ("", "*/") for f in results.glob(level + pattern)]
     return {str(p.relative_to(results)): (p.stat().st_mtime_ns, p.stat().st_size) for p in files}
+
+
+def is_manifest(key: str) -> bool:
+    """A snapshot key naming a manifest (a chunk's or a dataset's), not a per-image file."""
+    return "/chunks/" in f"/{key}" or key.endswith("_dataset/manifest.json")
 
 
 def rewritten(before: dict, after: dict) -> list[str]:
