@@ -181,8 +181,8 @@ def test_stop_mode_stops_one_loss_and_the_others_go_on(tmp_path, demo_data):
     cfg = write_config(tmp_path / "c.yaml", results, demo_data, use_losses=["psnr", "ssim"],
                        data={"limit_per_split": 1}, quality_gate={"images_per_loss": 1},
                        losses={"psnr": {"lr": 1e-9, "iterations": 3}, "ssim": {"iterations": 3}})
-    targets = [str(layout.per_image(results, arm, split, image, "json"))
-               for arm in ("psnr", "ssim") for split, image in (("val", "camera"), ("test", "astronaut_face"))]
+    # the chunk manifests of the jobs after the gate (val: camera, test: astronaut_face)
+    targets = [str(layout.chunk_manifest(results, arm, chunk)) for arm in ("psnr", "ssim") for chunk in ("val_000", "test_000")]
     out = snakemake(cfg, "--keep-going", *targets, check=False)
     text = out.stdout + out.stderr
     print(text[-6000:])
@@ -199,7 +199,7 @@ def test_stop_mode_stops_one_loss_and_the_others_go_on(tmp_path, demo_data):
     warn = write_config(tmp_path / "w.yaml", results, demo_data, use_losses=["psnr", "ssim"],
                         data={"limit_per_split": 1}, quality_gate={"images_per_loss": 1, "mode": "warn"},
                         losses={"psnr": {"lr": 1e-9, "iterations": 3}, "ssim": {"iterations": 3}})
-    target = str(layout.per_image(results, "psnr", "val", "camera", "json"))
+    target = str(layout.chunk_manifest(results, "psnr", "val_000"))
     out = snakemake(warn, target)
     assert "WARNING: quality gate FAILED for loss 'psnr'" in out.stdout + out.stderr
     assert read_json(layout.gate_file(results, "psnr"))["decision"] == "failed, continued (warn)"

@@ -150,7 +150,8 @@ def test_kill_minus_9_then_resume_from_checkpoint(tmp_path, demo_data):
     def config(name):
         return write_config(tmp_path / f"{name}.yaml", tmp_path / name, demo_data, **settings)
 
-    target = lambda name: str(layout.per_image(tmp_path / name, "psnr", "train", "astronaut", "json"))  # noqa: E731
+    # the psnr job's declared output: its chunk's manifest (the per-image files it lists are not targets)
+    target = lambda name: str(layout.chunk_manifest(tmp_path / name, "psnr", "train_000"))  # noqa: E731
     snakemake(config("reference"), target("reference"))
     reference = torch.load(layout.per_image(tmp_path / "reference", "psnr", "train", "astronaut", "pt"), weights_only=True)
 
