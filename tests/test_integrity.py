@@ -576,3 +576,19 @@ def test_a_rerun_job_restores_its_finished_images_in_place_and_recomputes_the_re
     messages.clear()
     optimize_chunk(**optimize_job_args(other, "psnr", "train", ids, chunk=chunk.name), device="cpu", log=messages.append)
     assert not [m for m in messages if "restored" in m]
+
+
+def test_a_chunk_whose_images_changed_is_planned_again_without_snakemakes_metadata(tree):
+    """An image added to (or renamed in) the data folder changes its chunk: the chunk's manifests no
+    longer list the plan's images. Before the check compared them, a folder without Snakemake's
+    metadata (copied, moved) said 'Nothing to be done' and the new image was silently missing. Now
+    each such manifest is planned again (outdated, not damaged: nothing is moved aside)."""
+    cfg, plan, results = tree
+    data = Path(cfg["data"]["root"]) / "train"
+    shutil.copy2(data / "coffee.jpg", data / "aardvark.jpg")  # sorts first: the first chunk changes
+    changed = build_plan(cfg)
+    assert [c.image_ids for c in changed.chunks] != [c.image_ids for c in plan.chunks]
+    found = _findings(cfg, changed)
+    # the old chunk's manifests (its name is still planned, with other images)
+    assert set(found) == {_chunk(plan), _chunk(plan, "baseline"), _chunk(plan, "psnr")}, found
+    assert all(not f.damaged and "the images of chunk" in f.reason for f in found.values()), found

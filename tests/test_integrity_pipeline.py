@@ -59,14 +59,15 @@ def test_damaged_outputs_redo_only_their_jobs(copy):
     delete_dataset_png(results, data, arm="lpips")
     before = snapshot(results)
     plan = chunk_stats(snakemake(config, "-n", "--quiet", "rules").stdout)
+    # the truncated psnr train image is a gate image: its gate reruns, and psnr's jobs after the gate
+    # with it (they restore their images); the bit-flipped baseline image's job
     assert {r: n for r, n in plan.items() if r.startswith(("optimize_", "prepare_", "build_dataset"))} == {
-        "optimize_gate_train_000": 1, "optimize_test_000": 1,  # the truncated train image is a gate image
-        "build_dataset": 3}, plan
+        "optimize_gate_train_000": 1, "optimize_test_000": 2, "optimize_val_000": 1, "build_dataset": 3}, plan
     snakemake(config)
     done = rewritten(before, snapshot(results))
     per_image = {p for p in done if "/per_image/" in p}
     assert {p.rsplit("/", 1)[0] for p in per_image} == {"psnr_dataset/per_image/train", "baseline_dataset/per_image/test"}
-    assert len(per_image) == 4  # the two images of each affected job, nothing else
+    assert len(per_image) == 2  # the two damaged images; their chunk-mates were restored (before: 4)
     assert {p for p in done if p.endswith("manifest.json")} == {f"{a}_dataset/manifest.json" for a in ("psnr", "baseline", "lpips")}
     assert lost(before, snapshot(results)) == []
     _assert_numbers_equal(untouched, results)
@@ -126,7 +127,8 @@ def test_awkward_name_and_a_second_driver_from_another_directory(copy, tmp_path)
     assert "taking over the stale lock" in text and f"process {holder.pid} no longer exists" in text
     assert not (results / driverlock.LOCK_NAME).exists()
     done = rewritten(before, snapshot(results))
-    assert {p for p in done if "/per_image/" in p} == {f"{a}_dataset/per_image/train/{i}.json" for a in ARMS for i in ("astronaut", "chelsea%7B1%7D 100%25")}
+    # the renamed image is new in each arm; its chunk-mate astronaut is restored (before: computed again)
+    assert {p for p in done if "/per_image/" in p} == {f"{a}_dataset/per_image/train/chelsea%7B1%7D 100%25.json" for a in ARMS}
     assert lost(before, snapshot(results)) == []
     _assert_numbers_equal(untouched, results)
 
@@ -201,7 +203,7 @@ def test_a_loss_setting_change_is_applied_in_full_in_one_run(copy):
     after = _records(results, "psnr")
     assert len(after) == len(before["psnr"]) == 6
     for path, record in after.items():  # every record of the loss carries the new settings
-        assert record["fingerprint"] == job_fingerprint(arm_settings(cfg, "psnr"), record["model"]["weights_sha256"]), path
+        assert record["fingerprint"] == job_fingerprint(arm_settings(cfg, "psnr"), record["model"]["weights_sha256"], results), path
         assert record["fingerprint"] != before["psnr"][path]["fingerprint"], path
     assert read_json(results / ".settings" / "psnr.json")["settings"]["lr"] == 0.02
     for arm in ("baseline", "ssim", "lpips"):  # untouched arms keep their records
@@ -218,15 +220,18 @@ def test_deleted_deliverables_are_made_again_with_only_what_depends_on_them(copy
     for rel in deleted:
         (results / rel).unlink()
     plan = chunk_stats(snakemake(config, "-n", "--quiet", "rules").stdout)
-    assert {r for r in plan if r.startswith("optimize_")} == {"optimize_val_000"}, plan  # camera's job, each arm
-    assert plan["optimize_val_000"] == 4 and plan["prepare_val_000"] == 1 and plan["quality_gate"] == 1, plan
-    assert "train_demo_model" not in plan and "optimize_gate_train_000" not in plan
+    # camera's chunk in each arm (prepared again), and ssim's jobs after its re-judged gate
+    assert {r for r in plan if r.startswith("optimize_")} == {"optimize_val_000", "optimize_test_000"}, plan
+    assert plan["optimize_val_000"] == 4 and plan["optimize_test_000"] == 1 and plan["prepare_val_000"] == 1, plan
+    assert plan["quality_gate"] == 1 and "train_demo_model" not in plan and "optimize_gate_train_000" not in plan
     before = snapshot(results)
     snakemake(config)
     for rel in deleted:
         assert (results / rel).is_file(), rel
     done = rewritten(before, snapshot(results))
-    assert {p.rsplit("/", 1)[0] for p in done if "/per_image/" in p and p.endswith(".json")} == {f"{a}_dataset/per_image/val" for a in ARMS}
+    # every job that reran restored its images (camera's reference is unchanged): no per-image record
+    # rewritten (before: camera's job recomputed both of its images in every arm)
+    assert not {p for p in done if "/per_image/" in p}, done
     assert lost(before, snapshot(results)) == []
     _assert_numbers_equal(untouched, results)
     assert "Nothing to be done" in snakemake(config, "-n").stdout

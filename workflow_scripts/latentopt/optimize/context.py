@@ -10,7 +10,7 @@ from typing import Callable
 
 import torch
 
-from latentopt.core.fileio import sha256_json
+from latentopt.core.fileio import as_json, sha256_json
 from latentopt.core.stage_times import StageClock
 from latentopt.metrics.lpips_network import lpips_network
 from latentopt.models import autoencoders
@@ -19,6 +19,7 @@ from latentopt.optimize.decoder_step import DecoderStep
 from latentopt.optimize.losses import build_loss
 from latentopt.optimize.methods import method_class
 from latentopt.optimize.work import WorkCounter
+from latentopt.workflow import layout
 from latentopt.workflow.settings import AdamSettings, ArmSettings, RunSettings
 
 
@@ -51,13 +52,17 @@ class JobContext:
         return self.arm_settings.adam
 
 
-def job_fingerprint(settings: dict, weights_sha256: str) -> str:
-    """``settings``: :meth:`ArmSettings.params` (the rule's ``settings`` param)."""
+def job_fingerprint(settings: dict, weights_sha256: str, results_dir: str | Path | None = None) -> str:
+    """``settings``: :meth:`ArmSettings.params` (the rule's ``settings`` param), with paths under
+    ``results_dir`` made relative to it (latentopt.workflow.layout.portable: a copied or moved results
+    folder keeps its fingerprints, so its jobs restore their finished images); the weights are
+    identified by their sha256."""
+    settings = layout.portable(as_json(settings), str(results_dir)) if results_dir else settings
     return sha256_json({"settings": settings, "weights": weights_sha256})
 
 
 def build_context(settings: ArmSettings, run: RunSettings, device: str, *, checkpoints: str | Path | None,
-                  lpips_random_trunk: bool, log=print, model=None, synthetic=()) -> JobContext:
+                  lpips_random_trunk: bool, log=print, model=None, synthetic=(), results_dir: str | Path | None = None) -> JobContext:
     """Everything a job computes with, on ``device``: ``model``, the autoencoder already loaded (on
     the CPU), moved instead of loaded again; ``checkpoints``, the folder of the job's checkpoints
     (None: none kept; the baseline keeps none either); ``lpips_random_trunk``: the per-image LPIPS
@@ -77,7 +82,7 @@ def build_context(settings: ArmSettings, run: RunSettings, device: str, *, check
 
     dev = torch.device(device)
     model, loss_fn, nets = make(dev, model)
-    fingerprint = job_fingerprint(settings.params(), model.info["weights_sha256"])
+    fingerprint = job_fingerprint(settings.params(), model.info["weights_sha256"], results_dir)
     store = None if settings.is_baseline or checkpoints is None else CheckpointStore(checkpoints, fingerprint)
     needs_grad = None if settings.is_baseline else method_class(settings.adam.method).needs_grad
     return JobContext(settings.arm, settings, run, DecoderStep.from_numerics(settings.numerics), model, dev, loss_fn,

@@ -106,7 +106,8 @@ def optimize_chunk(arm: str, split: str, image_ids: list[str], *, prepared: list
             clock.sync = lambda: torch.cuda.synchronize(dev)
         with clock.stage("device_setup"):
             ctx = build_context(arm_settings, run, str(dev), checkpoints=layout.checkpoint_dir(results_dir, arm, split),
-                                lpips_random_trunk=lpips_random_trunk, log=log, model=model, synthetic=parts)
+                                lpips_random_trunk=lpips_random_trunk, log=log, model=model, synthetic=parts,
+                                results_dir=results_dir)
         ctx.clock = clock
         log(f"{arm}/{split}: {len(image_ids)} images on {dev}; model {ctx.model.info.get('source')}; start-up: "
             + ", ".join(f"{v:.1f} s {k.replace('_', ' ')}" for k, v in clock.summary()["stages_s"].items() if k != "other")

@@ -188,6 +188,7 @@ class _Context:
     results: Path
     cache: HashCache
     sources: dict  # (split, image id) -> ImageEntry (its source)
+    chunk_ids: dict  # chunk name -> the image ids the plan gives it
 
 
 def _as_written(path: Path, ctx: _Context, verify: str, fallback: Callable[[Path], str | None]) -> str | None:
@@ -299,12 +300,17 @@ def _chunk_problems(out: layout.Output, ctx: _Context, required_kind: str):
     if problems:
         more = f" (and {len(problems) - 1} more file(s) of its chunk)" if len(problems) > 1 else ""
         return manifest, problems[0][1] + more, tuple(path for path, _ in problems)
+    ids, planned = [str(item["id"]) for item in manifest["images"]], ctx.chunk_ids.get(out.path.stem)
+    if planned is not None and ids != planned:  # images added, removed or renamed in the data folder
+        gone, new = sorted(set(ids) - set(planned)), sorted(set(planned) - set(ids))
+        return manifest, _Outdated(f"the images of chunk {out.path.stem} changed (new: {new[:3]}, gone: {gone[:3]}); "
+                                   "its job restores the images it still holds"), ()
     return manifest, None, ()
 
 
 def _check_prepared(out: layout.Output, ctx: _Context):
     manifest, problem, damaged = _chunk_problems(out, ctx, "prepare")
-    if problem:
+    if problem or manifest is None:
         return problem, damaged
     if any("png" in item["files"] for item in manifest["images"]) and manifest.get("preprocess") != as_json(ctx.config["preprocess"]):
         return f"{out.path} was prepared with other preprocess settings ({manifest.get('preprocess')})", ()
@@ -325,17 +331,6 @@ def _changes(old, new, prefix="") -> list[str]:
     return [] if old == new else [f"{prefix.rstrip('.')} {old!r} -> {new!r}"]
 
 
-def _portable(obj, root):
-    """Paths under the results folder written relative to it (a copied or moved folder keeps its settings)."""
-    if isinstance(obj, str) and root and (obj == root or obj.startswith(root.rstrip("/") + "/")):
-        return "<results_dir>" + obj[len(root.rstrip("/")):]
-    if isinstance(obj, dict):
-        return {k: _portable(v, root) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_portable(v, root) for v in obj]
-    return obj
-
-
 def _check_settings(out: layout.Output, ctx: _Context):
     """A damaged settings file is moved aside and written again (its arm's finished images are
     restored by their jobs: :func:`seed_restores`). One the config now gives other settings is
@@ -346,8 +341,8 @@ def _check_settings(out: layout.Output, ctx: _Context):
     if problem:
         return problem, ()
     arm = out.path.name.removesuffix(".json")
-    now = _portable(as_json(arm_settings(ctx.config, arm)), str(ctx.config["results_dir"]))
-    was = _portable(record["settings"], record.get("results_dir"))
+    now = layout.portable(as_json(arm_settings(ctx.config, arm)), str(ctx.config["results_dir"]))
+    was = layout.portable(record["settings"], record.get("results_dir"))
     if was != now:
         changed = "; ".join(_changes(was, now)[:5])
         return _Outdated(f"the settings of {arm} changed ({changed}): its results are redone"), ()
@@ -483,7 +478,8 @@ def verify_results(config: dict, plan, log: Callable[[str], None] = print, full:
         return []
     full = os.environ.get(FULL_ENV, "").lower() == "full" if full is None else full
     cache = cache or HashCache(results, full=full, log=log)
-    ctx = _Context(config, results, cache, {(e.split, e.image_id): e for e in plan_entries(plan)})
+    ctx = _Context(config, results, cache, {(e.split, e.image_id): e for e in plan_entries(plan)},
+                   {c.name: c.image_ids for c in plan.chunks})
     findings: list[Finding] = []
     for out in outputs_of(config, plan):
         if not out.path.exists():
@@ -519,7 +515,7 @@ class Inspection:
                 lines.append(f"integrity: {f.reason}. Planned again with what depends on it; a real run first moves "
                              f"{moved} to {self.results / QUARANTINE}/<timestamp>/ (nothing is moved by a dry run)")
             else:
-                lines.append(f"integrity: {f.reason}: {_rel(f.output, self.results)} is written again and the arm's jobs rerun")
+                lines.append(f"integrity: {f.reason}: {_rel(f.output, self.results)} is written again, with what depends on it")
         for arm in self.restore_arms:
             lines.append(f"integrity: the settings file of {arm} is written again; its jobs run again and restore each "
                          "finished image whose fingerprint still matches the config (no optimization is redone for them)")

@@ -41,6 +41,18 @@ def one_of(names) -> str:
     return "|".join(re.escape(str(n)) for n in names)
 
 
+def portable(obj, results):
+    """``obj`` (JSON-like) with every path under the results folder ``results`` written relative to
+    it, as ``<results_dir>/...``: a copied or moved folder keeps its settings and fingerprints."""
+    if isinstance(obj, str) and results and (obj == results or obj.startswith(str(results).rstrip("/") + "/")):
+        return "<results_dir>" + obj[len(str(results).rstrip("/")):]
+    if isinstance(obj, dict):
+        return {k: portable(v, results) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [portable(v, results) for v in obj]
+    return obj
+
+
 def original_png(results: str | Path, split: str, image_id: str) -> Path:
     return Path(results) / "original_bsds500" / split / f"{image_id}.png"
 
