@@ -66,8 +66,10 @@ def test_damaged_outputs_redo_only_their_jobs(copy):
     snakemake(config)
     done = rewritten(before, snapshot(results))
     per_image = {p for p in done if "/per_image/" in p}
-    assert {p.rsplit("/", 1)[0] for p in per_image} == {"psnr_dataset/per_image/train", "baseline_dataset/per_image/test"}
-    assert len(per_image) == 2  # the two damaged images; their chunk-mates were restored (before: 4)
+    # the two damaged images; their chunk-mates were restored (before: 4 images computed again); the
+    # unreadable val/corrupt's failure is recorded again by psnr's val job (failures are never restored)
+    assert per_image == {"psnr_dataset/per_image/train/astronaut.json", "baseline_dataset/per_image/test/astronaut_face.json",
+                         "psnr_dataset/per_image/val/corrupt.json"}, per_image
     assert {p for p in done if p.endswith("manifest.json")} == {f"{a}_dataset/manifest.json" for a in ("psnr", "baseline", "lpips")}
     assert lost(before, snapshot(results)) == []
     _assert_numbers_equal(untouched, results)
@@ -127,8 +129,11 @@ def test_awkward_name_and_a_second_driver_from_another_directory(copy, tmp_path)
     assert "taking over the stale lock" in text and f"process {holder.pid} no longer exists" in text
     assert not (results / driverlock.LOCK_NAME).exists()
     done = rewritten(before, snapshot(results))
-    # the renamed image is new in each arm; its chunk-mate astronaut is restored (before: computed again)
-    assert {p for p in done if "/per_image/" in p} == {f"{a}_dataset/per_image/train/chelsea%7B1%7D 100%25.json" for a in ARMS}
+    # the renamed image is new in each arm; its chunk-mate astronaut is restored (before: computed
+    # again); the losses' jobs after their re-judged gates restore theirs (val/corrupt's failure is
+    # recorded again: failures are never restored)
+    assert {p for p in done if "/per_image/" in p} == {f"{a}_dataset/per_image/train/chelsea%7B1%7D 100%25.json" for a in ARMS} | {
+        f"{a}_dataset/per_image/val/corrupt.json" for a in ARMS if a != "baseline"}
     assert lost(before, snapshot(results)) == []
     _assert_numbers_equal(untouched, results)
 
@@ -229,9 +234,9 @@ def test_deleted_deliverables_are_made_again_with_only_what_depends_on_them(copy
     for rel in deleted:
         assert (results / rel).is_file(), rel
     done = rewritten(before, snapshot(results))
-    # every job that reran restored its images (camera's reference is unchanged): no per-image record
-    # rewritten (before: camera's job recomputed both of its images in every arm)
-    assert not {p for p in done if "/per_image/" in p}, done
+    # every job that reran restored its images (camera's reference is unchanged; before: camera was
+    # computed again in every arm); only val/corrupt's failure is recorded again (never restored)
+    assert {p for p in done if "/per_image/" in p} == {f"{a}_dataset/per_image/val/corrupt.json" for a in ARMS}, done
     assert lost(before, snapshot(results)) == []
     _assert_numbers_equal(untouched, results)
     assert "Nothing to be done" in snakemake(config, "-n").stdout
@@ -389,11 +394,11 @@ def test_a_forced_job_computes_its_images_again_and_a_deleted_image_is_restored_
     pts[0].unlink()
     run = snakemake(config)
     assert "integrity:" in run.stdout + run.stderr
-    text = log.read_text()
+    text = log.read_text().rsplit("===== attempt", 1)[-1]  # this run's attempt of the job
     assert f"{pts[1].stem}: finished earlier with these settings" in text and f"{pts[0].stem}: ok" in text, text[-2000:]
     run = snakemake(config, "--forcerun", "optimize_test_000_psnr")
     assert "psnr_dataset/chunks/test_000.json: forced, its 2 image(s) are computed again" in run.stdout + run.stderr
-    text = log.read_text()
+    text = log.read_text().rsplit("===== attempt", 1)[-1]
     assert "finished earlier" not in text and all(f"{p.stem}: ok" in text for p in pts), text[-2000:]
     _assert_numbers_equal(untouched, results)
     assert "Nothing to be done" in snakemake(config, "-n").stdout
