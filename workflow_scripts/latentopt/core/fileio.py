@@ -45,6 +45,13 @@ class Recorded:
         return (st.st_size, st.st_mtime_ns) == (self.size, self.mtime_ns)
 
 
+def stat_stamp(path: str | Path) -> list[int]:
+    """[size, mtime, ctime] (ns) of a file: what a hash is trusted against while it stays the same
+    (a copy with preserved times, a restored backup or ``rsync -t`` changes the ctime)."""
+    st = os.stat(path)
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
 def checksum_record(path: str | Path) -> Path:
     """Where the writer of ``path`` records its sha256: ``.<name>.sha256`` in the same folder."""
     path = Path(path)

@@ -10,12 +10,11 @@ content under the new file's checksum.
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from pathlib import Path
 
 from latentopt.workflow import layout
-from latentopt.core.fileio import sha256_file, write_json
+from latentopt.core.fileio import sha256_file, stat_stamp, write_json
 from latentopt.data.images import ImageReadError, preprocess, read_rgb, write_png
 from latentopt.workflow.chunks import write_manifest
 from latentopt.workflow.sources import ImageEntry
@@ -63,32 +62,29 @@ def source_stat(path) -> list[int] | None:
     """(size, mtime, ctime) of a source as it is before it is read (None when it cannot be stat'ed):
     planning hashes the source again only where these changed (latentopt.workflow.integrity)."""
     try:
-        st = os.stat(path)
+        return stat_stamp(path)
     except OSError:
         return None
-    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
 def prepare_chunk(entries: list[ImageEntry], preprocess: dict, results_dir: str, manifest: str | None = None,
                   log=print) -> list[dict]:
     """Prepare each entry (:func:`prepare_image`) and write its record under ``results_dir``; then,
     given ``manifest``, the chunk's manifest (latentopt.workflow.chunks), last."""
-    records, sources = [], {}
+    records, sources, images = [], {}, []
     for entry in entries:
         stat = source_stat(entry.path)  # before the read: a change after it shows in the next check
         record = prepare_image(entry, preprocess, results_dir)
-        write_json(layout.prepared_record(results_dir, entry.split, entry.image_id), record)
-        sources[entry.image_id] = {"sha256": record["source_sha256"], "stat": stat, "path": str(entry.path)}
-        if record["status"] != "ok":
+        files = {"record": layout.prepared_record(results_dir, entry.split, entry.image_id)}
+        write_json(files["record"], record)
+        if record["status"] == "ok":
+            files["png"] = layout.original_png(results_dir, entry.split, entry.image_id)
+        else:
             log(f"FAILED {entry.split}/{entry.image_id}: {record['reason']}")
+        sources[entry.image_id] = {"sha256": record["source_sha256"], "stat": stat, "path": str(entry.path)}
+        images.append((entry.image_id, files))
         records.append(record)
     if manifest is not None:
-        images = []
-        for entry, record in zip(entries, records):
-            files = {"record": layout.prepared_record(results_dir, entry.split, entry.image_id)}
-            if record["status"] == "ok":
-                files["png"] = layout.original_png(results_dir, entry.split, entry.image_id)
-            images.append((entry.image_id, files))
         split = entries[0].split if entries else ""
         write_manifest(manifest, "prepare", split, images, extra={"preprocess": preprocess}, sources=sources)
     return records

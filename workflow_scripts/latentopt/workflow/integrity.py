@@ -63,7 +63,7 @@ from typing import Callable
 
 from latentopt.workflow import chunks, layout
 from latentopt.workflow.config import arm_settings, demo_model_summary, demo_model_weights
-from latentopt.core.fileio import Recorded, as_json, checksum_record, move_with_record, read_json, recorded, sha256_file, write_json
+from latentopt.core.fileio import Recorded, as_json, checksum_record, move_with_record, read_json, recorded, sha256_file, stat_stamp, write_json
 
 CACHE_NAME = Path(".integrity") / "hash_cache.json"
 QUARANTINE = Path(".integrity") / "quarantine"
@@ -125,18 +125,13 @@ class HashCache:
         except ValueError:
             return str(path)
 
-    @staticmethod
-    def _stamp(path: Path) -> list[int]:
-        st = os.stat(path)
-        return [st.st_size, st.st_mtime_ns, st.st_ctime_ns]
-
     def _remember(self, key: str, entry: list) -> None:
         self.entries[key] = entry
 
     def sha256(self, path: str | Path) -> str:
         """The file's sha256 (raises OSError when it cannot be read)."""
         path = Path(path)
-        stamp, key = self._stamp(path), self._key(path)
+        stamp, key = stat_stamp(path), self._key(path)
         cached = self.entries.get(key)
         if cached and cached[:3] == stamp and not cached[3].startswith("ok:"):
             return cached[3]
@@ -153,7 +148,7 @@ class HashCache:
 
     def checked(self, path: Path, verify: str, check: Callable[[Path], str | None]) -> str | None:
         """``check(path)`` (a problem, or None), skipped while the file is unchanged since it passed."""
-        stamp, key = self._stamp(path), self._key(path)
+        stamp, key = stat_stamp(path), self._key(path)
         mark = f"ok:{verify}"
         if self.entries.get(key) == [*stamp, mark]:
             return None
@@ -274,8 +269,7 @@ def _source_problem(recorded_source: dict | None, entry, ctx: _Context) -> str |
     as read, or the same sha256."""
     was = recorded_source or {}
     try:
-        st = os.stat(entry.path)
-        if not ctx.cache.full and was.get("stat") == [st.st_size, st.st_mtime_ns, st.st_ctime_ns]:
+        if not ctx.cache.full and was.get("stat") == stat_stamp(entry.path):
             return None
         now = ctx.cache.sha256(entry.path)
     except OSError:

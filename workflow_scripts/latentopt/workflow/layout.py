@@ -84,6 +84,12 @@ def image_outputs(results: str | Path, arm: str, split: str, image_ids) -> dict[
     return {ext: [str(per_image(results, arm, split, i, ext)) for i in image_ids] for ext in ("json", "pt")}
 
 
+def is_chunk_manifest(path: str | Path) -> bool:
+    """Whether ``path`` is an optimization job's manifest (:func:`chunk_manifest`)."""
+    path = Path(path)
+    return path.parent.name == "chunks" and path.parent.parent.name.endswith("_dataset")
+
+
 def dataset_file(results: str | Path, arm: str) -> Path:
     stem = "bsds500_baseline" if arm == BASELINE else f"bsds500_optimized_{arm}"
     return arm_dir(results, arm) / "pytorch" / f"{stem}.pt"

@@ -20,7 +20,7 @@ import os
 from typing import Callable
 
 from latentopt.core.fileio import remove_with_record
-from latentopt.workflow import chunks
+from latentopt.workflow import chunks, layout
 from latentopt.workflow.integrity import Inspection, apply
 
 _ATTR = "latentopt_inspections"
@@ -105,7 +105,7 @@ def forget_forced_images(workflow, log: Callable[[str], None]) -> int:
         for out in map(str, job.output):
             if not (by_rule or os.path.abspath(out) in user_files):
                 continue
-            if not is_optimize_manifest(out) or not os.path.exists(out):
+            if not layout.is_chunk_manifest(out) or not os.path.exists(out):
                 continue
             try:
                 listed = chunks.entries(out)
@@ -115,12 +115,6 @@ def forget_forced_images(workflow, log: Callable[[str], None]) -> int:
                 removed += remove_with_record(item.path)
             log(f"{out}: forced, its {len({i.image_id for i in listed})} image(s) are computed again")
     return removed
-
-
-def is_optimize_manifest(path: str) -> bool:
-    """Whether ``path`` is an optimization job's chunk manifest (<arm>_dataset/chunks/<chunk>.json)."""
-    parts = os.path.normpath(path).split(os.sep)
-    return len(parts) >= 3 and parts[-2] == "chunks" and parts[-3].endswith("_dataset")
 
 
 def damaged_count(workflow) -> int:
