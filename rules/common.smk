@@ -31,7 +31,7 @@ from latentopt.core.fileio import check_folder_path, check_writable
 from latentopt.workflow.integrity import outputs_of
 from latentopt.workflow.job_params import optimize_run_params
 from latentopt.workflow.plan import build_plan, optimize_rule_name
-from latentopt.workflow.rule_params import literal, untracked
+from latentopt.workflow.rule_params import known_signature, literal, untracked
 from latentopt.workflow.analysis_settings import (
     category_settings,
     device_request,
@@ -236,8 +236,10 @@ def optimize_resources(config):
     )
     return {
         "gpu": 1 if uses_gpu else 0,
-        "mem_mb": lambda wildcards, attempt: 16000 * attempt,
-        "runtime": lambda wildcards, attempt: int(10 + per_job_min * attempt),
+        "mem_mb": known_signature(lambda wildcards, attempt: 16000 * attempt),
+        "runtime": known_signature(
+            lambda wildcards, attempt: int(10 + per_job_min * attempt)
+        ),
     }
 
 

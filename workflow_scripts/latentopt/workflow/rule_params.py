@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
+import inspect
+
+# Snakemake reads which arguments a param function takes with inspect.signature, once per job and
+# param (snakemake.common.get_function_params), unless the function names them in this attribute
+# (snakemake.common.overwrite_function_params): at thousands of jobs the signatures were a tenth
+# of a dry run's CPU.
+_PARAMS_ATTR = "_overwrite_params"
+_SIGNATURES = {}
+
+
+def known_signature(func):
+    """``func`` (a param, input or resource function) with its parameters read once per argument
+    list, not once per job."""
+    code = func.__code__
+    names = code.co_varnames[: code.co_argcount]
+    if names not in _SIGNATURES:
+        _SIGNATURES[names] = inspect.signature(func).parameters
+    setattr(func, _PARAMS_ATTR, _SIGNATURES[names])
+    return func
+
 
 def literal(value):
     """A param Snakemake must not format (source paths may hold '{' or '}')."""
-    return lambda wildcards: value
+    return known_signature(lambda wildcards: value)
 
 
 def untracked(value):
@@ -14,4 +34,4 @@ def untracked(value):
     arm's settings file, its inputs). Snakemake leaves a param given by a function of `input` out
     of the params it records and compares (rules.Rule._is_deriving_function, persistence
     params_changed), so handing it over reruns nothing. Not formatted either (may hold braces)."""
-    return lambda wildcards, input: value
+    return known_signature(lambda wildcards, input: value)
