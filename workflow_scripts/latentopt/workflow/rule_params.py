@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 def literal(value):
     """A param Snakemake must not format (source paths may hold '{' or '}')."""
@@ -15,3 +17,15 @@ def untracked(value):
     of the params it records and compares (rules.Rule._is_deriving_function, persistence
     params_changed), so handing it over reruns nothing. Not formatted either (may hold braces)."""
     return lambda wildcards, input: value
+
+
+# The keys of the evaluation block that say how the evaluate_dataset jobs run, not what they
+# compute (batches of the metric networks, torch threads): handed to those jobs untracked and left
+# out of the evaluation block the later jobs track (tracked_evaluation).
+EVALUATION_RUN_KEYS = ("batch_size", "threads")
+
+
+def tracked_evaluation(evaluation: Mapping) -> dict:
+    """The evaluation block as a rerun trigger (summarize_evaluation's ``evaluation`` param, a
+    study's comparison): all but EVALUATION_RUN_KEYS, so that changing those reruns nothing."""
+    return {k: v for k, v in evaluation.items() if k not in EVALUATION_RUN_KEYS}
