@@ -20,6 +20,7 @@ Sections (see bench/README.md for what each number means):
     python bench/benchmark.py --device cuda --full    # the GPU run (full SD-VAE, 480x320 crops)
     python bench/benchmark.py --smoke                 # seconds; used by tests/test_benchmark.py
     python bench/benchmark.py --scale --sizes 500 2000  # every stage's CPU as the images grow (bench/scale.py)
+    python bench/benchmark.py --evaluation            # per-image evaluation one at a time vs batched (bench/evaluation.py)
 
 Writes JSON to --out (default bench/out/benchmark.json) and prints tables.
 """
@@ -136,6 +137,10 @@ def main(argv=None) -> int:
         from bench.scale import main as scale_main
 
         return scale_main([a for a in argv if a != "--scale"])
+    if "--evaluation" in argv:  # its own section and options: bench/evaluation.py
+        from bench.evaluation import main as evaluation_main
+
+        return evaluation_main([a for a in argv if a != "--evaluation"])
     args = parse_args(argv)
     mode = MODES[args.mode]
     started = time.perf_counter()

@@ -31,7 +31,12 @@ from latentopt.core.fileio import check_folder_path, check_writable
 from latentopt.workflow.integrity import outputs_of
 from latentopt.workflow.job_params import optimize_run_params
 from latentopt.workflow.plan import build_plan, optimize_rule_name
-from latentopt.workflow.rule_params import known_signature, literal, untracked
+from latentopt.workflow.rule_params import (
+    known_signature,
+    literal,
+    tracked_evaluation,
+    untracked,
+)
 from latentopt.workflow.analysis_settings import (
     category_settings,
     device_request,

@@ -15,11 +15,13 @@ rule evaluate_dataset:
         str(layout.benchmark_file(RESULTS, "evaluate", "{arm}"))
     conda:
         "../envs/pipeline.yaml"
+    threads: config["evaluation"]["threads"]
     resources:
         gpu=optimize_resources(config)["gpu"],
     params:
         lpips_nets=config["evaluation"]["lpips_nets"],
         lpips_random_trunk=config["metric_networks"]["lpips_random_trunk"],
+        batch_size=untracked(config["evaluation"]["batch_size"]),
         results=untracked(RESULTS),
         device=DEVICE,
     script:
@@ -65,7 +67,7 @@ rule summarize_evaluation:
     conda:
         "../envs/pipeline.yaml"
     params:
-        evaluation=config["evaluation"],
+        evaluation=tracked_evaluation(config["evaluation"]),
         settings=untracked(summary_settings(config).params()),
     script:
         "../workflow_scripts/summarize_evaluation.py"

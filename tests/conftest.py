@@ -107,7 +107,7 @@ def write_config(path: Path, results: Path, data_root: Path, **extra) -> Path:
 def finished_demo(tmp_path_factory, demo_data):
     """ONE finished demo run for the session: the demo's own autoencoder (trained with 40 steps
     here), 2 images per split (val: camera + a corrupt JPEG), 2 images per job, 3 losses of 8
-    iterations. Tests that damage it work on
+    iterations, its metric networks fed batches of 2 images. Tests that damage it work on
     a copy (tests/test_integrity_pipeline.py) or rerun it to completion (tests/test_pipeline.py)."""
     import shutil
 
@@ -122,7 +122,7 @@ def finished_demo(tmp_path_factory, demo_data):
         data={"limit_per_split": 2},
         run={"images_per_job": 2, "batch_size": 2},
         losses={name: {"iterations": 8} for name in ("psnr", "ssim", "lpips")},
-        evaluation={"n_boot": 50, "fid_n_boot": 20},
+        evaluation={"n_boot": 50, "fid_n_boot": 20, "batch_size": 2},
     )
     snakemake(cfg, timeout=1800)  # minutes on an idle 2-core machine; more on a shared one
     return cfg, results

@@ -95,6 +95,14 @@ def test_complete_run_has_nothing_to_do(demo):
     assert "Nothing to be done" in out.stdout + out.stderr
 
 
+def test_how_the_evaluation_runs_reruns_nothing(demo):
+    """evaluation.batch_size and evaluation.threads say how the evaluate_dataset jobs run, not what
+    they compute: another value of either plans no job."""
+    cfg, _ = demo
+    out = snakemake(cfg, "-n", "--config", "evaluation={batch_size: 1, threads: 2}")
+    assert "Nothing to be done" in out.stdout + out.stderr
+
+
 def _mtimes(results: Path) -> dict[Path, float]:
     return {p: p.stat().st_mtime for p in results.rglob("per_image/*/*.json")}
 

@@ -80,3 +80,17 @@ def acquire_device(requested: str, lock_dir: str | Path, n_gpus: int | None = No
     count = min(n_gpus, available) if n_gpus else available
     with gpu_lease(lock_dir, count) as index:
         yield f"cuda:{index}"
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[int]:
+    """torch's intra-op threads set to ``threads`` (a job's: what its scheduler gave it,
+    ``snakemake.threads``) for the block, restored after; yields the count."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive int, got {threads!r}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(before)

@@ -21,12 +21,13 @@ is one number per image.
   x / 127.5 - 1 on 8-bit values), spatially averaged.
 
 ``tensor_metrics`` is the single implementation (batched, on tensors in [0, 1], used by the
-optimiser for logging); ``image_metrics`` converts one pair of 8-bit images and calls it.
+optimiser for logging); ``batch_image_metrics`` converts a batch of 8-bit pairs of one shape and
+calls it once; ``image_metrics`` is its batch of one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -69,6 +70,7 @@ def per_image_mean(t: Tensor) -> Tensor:
 
 
 def _u8_to_tensor(img: np.ndarray, what: str) -> Tensor:
+    """One 8-bit H x W x 3 image as a float64 [3, H, W] tensor in [0, 1]."""
     if not isinstance(img, np.ndarray) or img.dtype != np.uint8:
         raise ValueError(
             f"{what} must be a uint8 numpy array, got {type(img).__name__} "
@@ -76,7 +78,28 @@ def _u8_to_tensor(img: np.ndarray, what: str) -> Tensor:
         )
     if img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f"{what} must be an H x W x 3 RGB image, got shape {img.shape}")
-    return torch.from_numpy(img.astype(np.float64) / 255.0).permute(2, 0, 1).unsqueeze(0)
+    return torch.from_numpy(img.astype(np.float64) / 255.0).permute(2, 0, 1)
+
+
+def batch_image_metrics(
+    preds_u8: Sequence[np.ndarray],
+    refs_u8: Sequence[np.ndarray],
+    lpips_nets: Mapping[str, torch.nn.Module] | None = None,
+) -> list[dict[str, float]]:
+    """Metrics of each 8-bit H x W x 3 reconstruction against its reference, all pairs of one
+    shape, computed as one [B, 3, H, W] batch: one dict name -> float per pair, in order (psnr,
+    ssim, mse, mae, lpips_<name> for each given network); see the module docstring."""
+    if len(preds_u8) != len(refs_u8) or not preds_u8:
+        raise ValueError(f"expected equally many predictions and references (at least one), got {len(preds_u8)} and {len(refs_u8)}")
+    for pred_u8, ref_u8 in zip(preds_u8, refs_u8):
+        if pred_u8.shape != ref_u8.shape:
+            raise ValueError(f"image shapes differ: {pred_u8.shape} vs {ref_u8.shape}")
+    if len({p.shape for p in preds_u8}) > 1:
+        raise ValueError(f"a batch holds images of one shape, got {sorted({p.shape for p in preds_u8})}")
+    pred = torch.stack([_u8_to_tensor(p, "pred_u8") for p in preds_u8])
+    ref = torch.stack([_u8_to_tensor(r, "ref_u8") for r in refs_u8])
+    values = {k: v.tolist() for k, v in tensor_metrics(pred, ref, lpips_nets).items()}
+    return [{k: float(v[i]) for k, v in values.items()} for i in range(len(preds_u8))]
 
 
 def image_metrics(
@@ -85,9 +108,6 @@ def image_metrics(
     lpips_nets: Mapping[str, torch.nn.Module] | None = None,
 ) -> dict[str, float]:
     """Metrics of one 8-bit H x W x 3 reconstruction against its reference: dict name -> float
-    (psnr, ssim, mse, mae, lpips_<name> for each given network); see the module docstring."""
-    if pred_u8.shape != ref_u8.shape:
-        raise ValueError(f"image shapes differ: {pred_u8.shape} vs {ref_u8.shape}")
-    pred = _u8_to_tensor(pred_u8, "pred_u8")
-    ref = _u8_to_tensor(ref_u8, "ref_u8")
-    return {k: float(v.item()) for k, v in tensor_metrics(pred, ref, lpips_nets).items()}
+    (psnr, ssim, mse, mae, lpips_<name> for each given network); the batch of one of
+    :func:`batch_image_metrics`."""
+    return batch_image_metrics([pred_u8], [ref_u8], lpips_nets)[0]

@@ -34,6 +34,7 @@ import skimage.data
 import torch
 from torch import nn
 
+from latentopt.compute.devices import torch_threads
 from latentopt.core.fileio import atomic_path, write_json
 from latentopt.core.provenance import versions
 from latentopt.data.demo_data import DEMO_IMAGES
@@ -125,44 +126,43 @@ def train(settings: TrainSettings = TrainSettings(), log=print):
     """Train the network; return ``(network, summary)``. Deterministic on the CPU for the same
     settings, thread count and library versions (deterministic algorithms, seeded crops)."""
     s = settings
-    prev_threads, prev_det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    torch.set_num_threads(s.threads)
-    torch.use_deterministic_algorithms(True)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(s.seed)
-            net = build_network(s.latent_channels, s.widths)
-        rng = np.random.default_rng(s.seed)
-        photos = training_photos()
-        opt = torch.optim.Adam(net.parameters(), lr=s.lr)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=s.lr, total_steps=s.steps, pct_start=0.05)
-        wall0, cpu0 = time.perf_counter(), time.process_time()
-        history, window = [], []
-        for step in range(1, s.steps + 1):
-            x = torch.from_numpy(random_crops(photos, rng, s.batch_size, s.crop_size))
-            z = net.encoder(x)
-            y = net.decoder(z)
-            mse = torch.mean((y - x) ** 2)
-            loss = mse + s.l1_weight * torch.mean(torch.abs(y - x)) + s.latent_l2_weight * torch.mean(z**2)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            with torch.no_grad():  # PSNR of the clamped output, as decode() publishes it
-                window.append(float(torch.mean((y.clamp(0, 1) - x) ** 2)))
-            if step % 100 == 0 or step == s.steps:  # the last window is the "final training PSNR"
-                psnr = float(-10 * np.log10(np.mean(window)))
-                history.append({"step": step, "psnr_db": round(psnr, 3)})
-                log(f"step {step}/{s.steps}: training PSNR {psnr:.2f} dB (mean of the last {len(window)} batches), "
-                    f"{time.perf_counter() - wall0:.1f} s wall, {time.process_time() - cpu0:.1f} s CPU")
-                window = []
-        # held-out crops (another seed) to measure the latent scale on
-        held_out = torch.from_numpy(random_crops(photos, np.random.default_rng(s.seed + 10_000), 256, s.crop_size))
-        latent_scale = normalise_latent(net, held_out)
-        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    finally:
-        torch.set_num_threads(prev_threads)
-        torch.use_deterministic_algorithms(prev_det)
+    prev_det = torch.are_deterministic_algorithms_enabled()
+    with torch_threads(s.threads):
+        torch.use_deterministic_algorithms(True)
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(s.seed)
+                net = build_network(s.latent_channels, s.widths)
+            rng = np.random.default_rng(s.seed)
+            photos = training_photos()
+            opt = torch.optim.Adam(net.parameters(), lr=s.lr)
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=s.lr, total_steps=s.steps, pct_start=0.05)
+            wall0, cpu0 = time.perf_counter(), time.process_time()
+            history, window = [], []
+            for step in range(1, s.steps + 1):
+                x = torch.from_numpy(random_crops(photos, rng, s.batch_size, s.crop_size))
+                z = net.encoder(x)
+                y = net.decoder(z)
+                mse = torch.mean((y - x) ** 2)
+                loss = mse + s.l1_weight * torch.mean(torch.abs(y - x)) + s.latent_l2_weight * torch.mean(z**2)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                with torch.no_grad():  # PSNR of the clamped output, as decode() publishes it
+                    window.append(float(torch.mean((y.clamp(0, 1) - x) ** 2)))
+                if step % 100 == 0 or step == s.steps:  # the last window is the "final training PSNR"
+                    psnr = float(-10 * np.log10(np.mean(window)))
+                    history.append({"step": step, "psnr_db": round(psnr, 3)})
+                    log(f"step {step}/{s.steps}: training PSNR {psnr:.2f} dB (mean of the last {len(window)} batches), "
+                        f"{time.perf_counter() - wall0:.1f} s wall, {time.process_time() - cpu0:.1f} s CPU")
+                    window = []
+            # held-out crops (another seed) to measure the latent scale on
+            held_out = torch.from_numpy(random_crops(photos, np.random.default_rng(s.seed + 10_000), 256, s.crop_size))
+            latent_scale = normalise_latent(net, held_out)
+            wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        finally:
+            torch.use_deterministic_algorithms(prev_det)
     net.eval().requires_grad_(False)
     settings_dict = asdict(s)
     settings_dict["widths"] = list(s.widths)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 
 # Snakemake reads which arguments a param function takes with inspect.signature, once per job and
 # param (snakemake.common.get_function_params), unless the function names them in this attribute
@@ -35,3 +36,15 @@ def untracked(value):
     of the params it records and compares (rules.Rule._is_deriving_function, persistence
     params_changed), so handing it over reruns nothing. Not formatted either (may hold braces)."""
     return known_signature(lambda wildcards, input: value)
+
+
+# The keys of the evaluation block that say how the evaluate_dataset jobs run, not what they
+# compute (batches of the metric networks, torch threads): handed to those jobs untracked and left
+# out of the evaluation block the later jobs track (tracked_evaluation).
+EVALUATION_RUN_KEYS = ("batch_size", "threads")
+
+
+def tracked_evaluation(evaluation: Mapping) -> dict:
+    """The evaluation block as a rerun trigger (summarize_evaluation's ``evaluation`` param, a
+    study's comparison): all but EVALUATION_RUN_KEYS, so that changing those reruns nothing."""
+    return {k: v for k, v in evaluation.items() if k not in EVALUATION_RUN_KEYS}

@@ -15,6 +15,7 @@ import copy
 from pathlib import Path
 
 from latentopt.workflow.plan import selected_losses
+from latentopt.workflow.rule_params import tracked_evaluation
 from latentopt.workflow.sweeps import sweep_groups
 
 STUDY_DIR = "study"
@@ -109,5 +110,5 @@ def study_params(config: dict) -> dict:
         "models": {name: {"arms": selected_losses(sub)} for name, sub in model_configs(config).items()},
         "methods": arm_methods(config),
         "sweeps": study_sweeps(config),
-        "evaluation": copy.deepcopy(config["evaluation"]),
+        "evaluation": copy.deepcopy(tracked_evaluation(config["evaluation"])),
     }
