@@ -3,7 +3,7 @@ every stage DOWNSTREAM of the per-image work, at 500 to 50,000 images, as ratios
 
 Running the pipeline to its report at 5,000+ images costs ~1 s of CPU per image of optimization and
 Inception features (bench/scale.py); the stages after them only read tables and feature arrays. For
-each N of ``--sizes`` (default 500 5000 50000) this writes, once, under ``--work-dir``, the inputs
+each N of ``--sizes`` (default 500 2000 5000 50000) this writes, once, under ``--work-dir``, the inputs
 those stages read, in the formats the pipeline's jobs write them, for the demo's arms (baseline +
 psnr, ssim, lpips; demo/config.yaml over config.yaml, loaded with latentopt.workflow.config.load_config
 as the Snakefile does):
@@ -29,11 +29,16 @@ descriptors of every original, per-group gains) and the report (Markdown, append
 Its CPU is time.process_time() around that call (plus any child process's); parts of a stage
 (FID, KID, the paired tests, the figures, ...) are timed by wrapping the library functions it calls.
 
-A stage whose CPU at the next size, projected from the sizes measured so far (linear, or the
-measured exponent where it is above 1), would exceed ``--budget-s`` is not run at that size: the
-table says so with the projection. For summarize_evaluation that size then runs with
-``evaluation.fid: false`` (a configuration the pipeline supports), so that the stages after it still
-run; its "without FID/KID" row stays comparable across sizes.
+Above ``--fid-max-size`` images (default 2,000) summarize_evaluation runs with ``evaluation.fid:
+false`` (a configuration the pipeline supports) and the stages after it read those outputs: with
+FID/KID it takes an estimated ~80 min of CPU at 5,000 images (a run was stopped at 47 min) and ~9 h at
+50,000 on a 2-core VM (its bootstrap
+recomputes a 2048 x 2048 covariance and its square root per replicate, arm, pair and split). Its
+"without FID/KID" row stays comparable across sizes, and the FID/KID kernels (one FID with 3
+bootstrap replicates, one KID estimate, on every image) are timed at every size. A stage whose CPU
+at the next size, projected from the sizes measured so far (linear, or the measured exponent where
+it is above 1), would exceed ``--budget-s`` is not run at that size (summarize_evaluation with FID:
+that size without); the table says so with the projection.
 
 Printed per stage (and part): CPU s at each N, CPU ms per image, and the growth exponent
 (least-squares slope of log CPU against log N: 1 = linear, 0 = flat), over every size and between
@@ -600,7 +605,7 @@ def run_scale_stages(args) -> dict:
         make_inputs(case, n, args)
         result["inputs_s"][n] = round(time.perf_counter() - t0, 1)
         cfg = cfg or case_config(case)
-        fid = bool(cfg["evaluation"]["fid"]) and (args.fid_max_size is None or n <= args.fid_max_size)
+        fid = bool(cfg["evaluation"]["fid"]) and (not args.fid_max_size or n <= args.fid_max_size)
         if not fid and cfg["evaluation"]["fid"]:
             result["fid_off_sizes"].append(n)
         summarized = True  # summarize_evaluation's outputs are this size's (the stages after it read them)
@@ -642,7 +647,7 @@ def stage_rows(result: dict) -> list[tuple[str, dict[int, float | None], dict[in
         fid_off = {int(n) for n in result.get("fid_off_sizes", [])}
         if stage == "summarize_evaluation":
             total = {n: r["cpu_s"] for n, r in by_n.items() if r.get("fid", True) and "cpu_s" in r}
-            notes = {n: "fid off" if skipped[n] is None else f"skip ({skipped[n]:.0f})" for n in skipped}
+            notes = {n: "fid off" if skipped[n] is None else "skip" for n in skipped}
             notes.update({n: "fid off" for n in fid_off if n not in notes})
             rows.append(("summarize_evaluation (FID on)", total, notes))
             without = {n: r["cpu_s"] - sum(r["parts"].get(p, 0.0) for p in FID_PARTS) for n, r in by_n.items() if "cpu_s" in r}
@@ -654,7 +659,7 @@ def stage_rows(result: dict) -> list[tuple[str, dict[int, float | None], dict[in
                 rows.append((f"    {p}", {n: r["parts"].get(p) for n, r in by_n.items() if "cpu_s" in r}, {}))
             continue
         cpu = {n: r["cpu_s"] for n, r in by_n.items() if "cpu_s" in r}
-        notes = {n: "no input" if p is None else f"skip ({p:.0f})" for n, p in skipped.items()}
+        notes = {n: "no input" if p is None else "skip" for n, p in skipped.items()}
         notes.update({n: "timeout" for n, r in by_n.items() if r.get("timed_out")})
         label = "FID/KID kernels (not a stage; all images)" if stage == KERNELS else stage + (" *" if fid_off & set(cpu) else "")
         rows.append((label, cpu, notes))
@@ -681,20 +686,29 @@ def format_scale_stages(result: dict) -> str:
         lines.append(f"* at {', '.join(str(n) for n in result['fid_off_sizes'])} images: run with evaluation.fid false "
                      "(--fid-max-size, or summarize_evaluation with FID/KID projected over --budget-s); the stages after it "
                      "read outputs without FID/KID")
-    if any(result["skipped"].values()):
-        lines.append(f"skip (P): not run, projected P s of CPU > --budget-s {result['budget_s']:.0f}")
+    for stage, skipped in result["skipped"].items():
+        for n, proj in ((int(k), v) for k, v in skipped.items() if v is not None):
+            by_n = {int(m): r for m, r in result["stages"][stage].items() if "cpu_s" in r and int(m) < n
+                    and (stage != "summarize_evaluation" or r.get("fid", True))}
+            if not by_n:
+                continue
+            n0 = max(by_n)
+            lines.append(f"skip: {stage}{' with FID/KID' if stage == 'summarize_evaluation' else ''} not run at {n} images: "
+                         f"projected {proj:,.0f} s of CPU (> --budget-s {result['budget_s']:.0f}); "
+                         f"{by_n[n0]['cpu_s'] * n / n0:,.0f} s if it grew linearly from {n0}")
     return "\n".join(lines)
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="benchmark.py --scale-stages", description=__doc__.split("\n\n")[0])
-    p.add_argument("--sizes", type=int, nargs="+", default=[500, 5000, 50000], help="numbers of images")
+    p.add_argument("--sizes", type=int, nargs="+", default=[500, 2000, 5000, 50000], help="numbers of images")
     p.add_argument("--stages", nargs="+", default=[*STAGES, KERNELS], choices=[*STAGES, KERNELS],
                    help=f"the stages to run (and {KERNELS}: one FID point + 3 bootstrap replicates and one KID "
                         "estimate on every image, at every size)")
-    p.add_argument("--fid-max-size", type=int, default=None,
-                   help="above this many images summarize_evaluation runs with evaluation.fid false (and the stages "
-                        "after it on its outputs)")
+    p.add_argument("--fid-max-size", type=int, default=2000,
+                   help="above this many images summarize_evaluation runs with evaluation.fid false, the stages after "
+                        "it on its outputs (default 2000: with FID/KID it takes an estimated ~80 min of CPU at 5,000 images and "
+                        "~9 h at 50,000 on a 2-core VM; the FID/KID kernels are timed at every size); 0: no limit")
     p.add_argument("--image-size", type=lambda s: tuple(int(v) for v in s.lower().split("x")), default=(64, 96),
                    help="HEIGHTxWIDTH of the synthetic images, multiples of 8 (default 64x96, the demo's crops)")
     p.add_argument("--images-per-job", type=int, default=100, help="run.images_per_job: the prepared chunks (config.yaml's)")
@@ -704,6 +718,7 @@ def parse_args(argv=None):
     p.add_argument("--timeout", type=float, default=7200.0, help="seconds one stage may run")
     p.add_argument("--work-dir", default=str(REPO / "bench" / "out" / "scale_stages"), help="inputs and outputs (kept)")
     p.add_argument("--out", default=str(REPO / "bench" / "out" / "scale_stages.json"))
+    p.add_argument("--table", metavar="JSON", help="print the table of an earlier run's raw JSON and exit")
     p.add_argument("--worker", choices=[*STAGES, KERNELS], help=argparse.SUPPRESS)  # run one stage in this process
     p.add_argument("--case", help=argparse.SUPPRESS)
     p.add_argument("--worker-out", help=argparse.SUPPRESS)
@@ -715,6 +730,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.worker:
         write_json(run_stage(args.worker, Path(args.case), fid=not args.no_fid), Path(args.worker_out))
+        return 0
+    if args.table:
+        print(format_scale_stages(json.loads(Path(args.table).read_text())))
         return 0
     if any(v % 8 for v in args.image_size):
         raise SystemExit("--image-size: multiples of 8 (the demo's center_crop would change them otherwise)")
