@@ -31,9 +31,9 @@ Its CPU is time.process_time() around that call (plus any child process's); part
 
 Above ``--fid-max-size`` images (default 2,000) summarize_evaluation runs with ``evaluation.fid:
 false`` (a configuration the pipeline supports) and the stages after it read those outputs: with
-FID/KID it takes an estimated ~80 min of CPU at 5,000 images (a run was stopped at 47 min) and ~9 h at
-50,000 on a 2-core VM (its bootstrap
-recomputes a 2048 x 2048 covariance and its square root per replicate, arm, pair and split). Its
+FID/KID it takes an estimated ~80 min of CPU at 5,000 images (a run was stopped at 47 min) and ~9 h
+at 50,000 on a 2-core VM (its bootstrap recomputes a 2048 x 2048 covariance and its square root per
+replicate, arm, pair and split). Its
 "without FID/KID" row stays comparable across sizes, and the FID/KID kernels (one FID with 3
 bootstrap replicates, one KID estimate, on every image) are timed at every size. A stage whose CPU
 at the next size, projected from the sizes measured so far (linear, or the measured exponent where
