@@ -5,7 +5,7 @@ PYTHON ?= python3
 CORES ?= 2
 BIN := $(VENV)/bin
 
-.PHONY: install demo demo-study test lint bench bench-scale clean-demo progress
+.PHONY: install demo demo-study test lint bench bench-scale bench-scale-stages clean-demo progress
 
 install: $(VENV)/.installed
 
@@ -39,6 +39,9 @@ bench: install
 
 bench-scale: install
 	$(BIN)/python bench/benchmark.py --scale
+
+bench-scale-stages: install
+	$(BIN)/python bench/benchmark.py --scale-stages
 
 clean-demo:
 	rm -rf results/demo results/demo_study demo/data

@@ -21,6 +21,7 @@ Sections (see bench/README.md for what each number means):
     python bench/benchmark.py --smoke                 # seconds; used by tests/test_benchmark.py
     python bench/benchmark.py --scale --sizes 500 2000  # every stage's CPU as the images grow (bench/scale.py)
     python bench/benchmark.py --evaluation            # per-image evaluation one at a time vs batched (bench/evaluation.py)
+    python bench/benchmark.py --scale-stages          # the stages after the per-image work, 500-50,000 images (bench/scale_stages.py)
 
 Writes JSON to --out (default bench/out/benchmark.json) and prints tables.
 """
@@ -133,6 +134,10 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if "--scale-stages" in argv:  # its own section and options: bench/scale_stages.py
+        from bench.scale_stages import main as scale_stages_main
+
+        return scale_stages_main([a for a in argv if a != "--scale-stages"])
     if "--scale" in argv:  # its own section and options: bench/scale.py
         from bench.scale import main as scale_main
 

@@ -188,6 +188,7 @@ MAKE_TARGETS = {
     "make test": ["pytest -q"],
     "make lint": ["snakemake --lint", "snakefmt --check"],
     "make bench": ["bench/benchmark.py --quick"],
+    "make bench-scale-stages": ["bench/benchmark.py --scale-stages"],
     "make progress": ["latentopt.workflow.progress --configfile demo/config.yaml"],
     "make progress CONFIG=config.yaml": ["latentopt.workflow.progress --configfile config.yaml"],
 }
