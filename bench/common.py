@@ -94,6 +94,24 @@ def write_json(result: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def run_recorded(schema: str, run, fmt, out: Path, **meta) -> int:
+    """One section that stands alone (--scale, --scale-stages, --evaluation): ``run()``'s result
+    inside the record of where it ran (git commit and whether tracked files changed, CPU model,
+    ``meta``, load before and after, wall time), written to ``out`` as JSON, then ``fmt(result)``
+    and that record printed."""
+    started = time.time()
+    result = {"schema": schema, "git": _git("rev-parse", "HEAD"),
+              "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")), "cpu_model": _cpu_model(),
+              **meta, "loadavg_start": _loadavg(), **run()}
+    result["loadavg_end"] = _loadavg()
+    result["wall_s"] = round(time.time() - started, 1)
+    write_json(result, Path(out))
+    print(fmt(result))
+    print(f"\n(git {result['git']}{' + changes' if result['git_dirty'] else ''}; {result['cpu_model']}; "
+          f"load {result['loadavg_start']} -> {result['loadavg_end']}; wall {result['wall_s']} s; raw: {out})")
+    return 0
+
+
 def partial_path(out) -> Path:
     """Where a run writes what it has measured so far (removed once the full JSON is written)."""
     return Path(out).with_suffix(".partial.json")

@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from .common import LIBRARY, REPO, _cpu_model, _git, _loadavg, log, write_json
+from .common import LIBRARY, REPO, log, run_recorded, write_json
 
 ARM, SPLIT = "bench", "test"
 METRICS_RTOL = 1e-9  # the float64 metrics' tolerance against batch 1, as tests/test_scoring_batches.py
@@ -198,19 +198,9 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    started = time.time()
-    result = {"schema": "latentopt-benchmark-evaluation/1", "git": _git("rev-parse", "HEAD"),
-              "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")), "cpu_model": _cpu_model(),
-              "command": " ".join(["benchmark.py", "--evaluation", *(sys.argv[1:] if argv is None else argv)]),
-              "loadavg_start": _loadavg(), **run_evaluation(args)}
-    result["loadavg_end"] = _loadavg()
-    result["wall_s"] = round(time.time() - started, 1)
-    write_json(result, Path(args.out))
-    print(format_evaluation(result))
-    print(f"\n(git {result['git']}{' + changes' if result['git_dirty'] else ''}; {result['cpu_model']}; "
-          f"load {result['loadavg_start']} -> {result['loadavg_end']}; wall {result['wall_s']} s; raw: {args.out})")
-    return 0
-
+    command = " ".join(["benchmark.py", "--evaluation", *(sys.argv[1:] if argv is None else argv)])
+    return run_recorded("latentopt-benchmark-evaluation/1", lambda: run_evaluation(args), format_evaluation, Path(args.out),
+                        command=command)
 
 if __name__ == "__main__":
     sys.exit(main())

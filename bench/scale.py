@@ -28,12 +28,11 @@ import math
 import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import yaml
 
-from .common import REPO, _cpu_model, _git, _loadavg, log, write_json
+from .common import REPO, log, run_recorded
 
 sys.path.insert(0, str(REPO / "workflow_scripts"))
 from latentopt.devtools.snakemake_cli import job_stats  # noqa: E402
@@ -233,13 +232,4 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    started = time.time()
-    result = {"schema": "latentopt-benchmark-scale/1", "git": _git("rev-parse", "HEAD"), "cpu_model": _cpu_model(),
-              "loadavg_start": _loadavg(), **run_scale(args)}
-    result["loadavg_end"] = _loadavg()
-    result["wall_s"] = round(time.time() - started, 1)
-    write_json(result, Path(args.out))
-    print(format_scale(result))
-    print(f"\n(git {result['git']}; {result['cpu_model']}; load {result['loadavg_start']} -> {result['loadavg_end']}; "
-          f"wall {result['wall_s']} s; raw: {args.out})")
-    return 0
+    return run_recorded("latentopt-benchmark-scale/1", lambda: run_scale(args), format_scale, Path(args.out))

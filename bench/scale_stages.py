@@ -57,7 +57,7 @@ import sys
 import time
 from pathlib import Path
 
-from .common import REPO, _cpu_model, _git, _loadavg, log, write_json
+from .common import REPO, log, run_recorded, write_json
 from .scale import slope
 
 STAGES = ("summarize_evaluation", "test_hypotheses", "analyze_categories", "report")
@@ -736,18 +736,8 @@ def main(argv=None) -> int:
         return 0
     if any(v % 8 for v in args.image_size):
         raise SystemExit("--image-size: multiples of 8 (the demo's center_crop would change them otherwise)")
-    started = time.time()
-    result = {"schema": "latentopt-benchmark-scale-stages/1", "git": _git("rev-parse", "HEAD"),
-              "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")), "cpu_model": _cpu_model(),
-              "cpu_count": os.cpu_count(), "loadavg_start": _loadavg(), **run_scale_stages(args)}
-    result["loadavg_end"] = _loadavg()
-    result["wall_s"] = round(time.time() - started, 1)
-    write_json(result, Path(args.out))
-    print(format_scale_stages(result))
-    print(f"\n(git {result['git']}; {result['cpu_model']}; load {result['loadavg_start']} -> {result['loadavg_end']}; "
-          f"wall {result['wall_s']} s; raw: {args.out})")
-    return 0
-
+    return run_recorded("latentopt-benchmark-scale-stages/1", lambda: run_scale_stages(args), format_scale_stages,
+                        Path(args.out), cpu_count=os.cpu_count())
 
 if __name__ == "__main__":
     sys.exit(main())
